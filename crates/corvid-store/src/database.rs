@@ -1,0 +1,425 @@
+//! One database: a redb file, its writer thread (the transaction merger) and commit
+//! notifications.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use base64::Engine as _;
+use redb::{Durability, ReadableDatabase};
+
+use crate::error::{OpenError, ReadError, StorageError, WriteError};
+use crate::record::Etag;
+use crate::snapshot::{Snapshot, decode_u64};
+use crate::tables::{
+    ATTACHMENTS, BLOB_REFS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG,
+    FORMAT_VERSION, IDENTITIES, META, TOMBSTONES, TOMBSTONES_BY_COLLECTION,
+};
+use crate::write::{Applier, WriteOp, WriteResult};
+
+/// How many pending requests the writer merges into one transaction at most.
+const MAX_MERGED_REQUESTS: usize = 512;
+/// How many operations the writer merges into one transaction at most.
+const MAX_MERGED_OPS: usize = 64 * 1024;
+
+/// What a commit changed, published to subscribers after the commit is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitNotice {
+    /// The database's last etag after the commit.
+    pub last_etag: Etag,
+    /// The collections (display names) whose documents or tombstones changed.
+    pub collections: Vec<String>,
+}
+
+/// Called with the result of a write request once it is durable (or failed).
+pub type WriteCallback = Box<dyn FnOnce(Result<Vec<WriteResult>, WriteError>) + Send>;
+
+type Subscriber = Arc<dyn Fn(&CommitNotice) + Send + Sync>;
+
+struct WriteRequest {
+    ops: Vec<WriteOp>,
+    reply: WriteCallback,
+}
+
+/// An open database. Cheap to share through `Arc`; reads run on the caller's thread, writes
+/// go through the database's writer thread.
+pub struct Database {
+    name: String,
+    path: PathBuf,
+    db_id: Arc<str>,
+    redb: Arc<redb::Database>,
+    last_etag: Arc<AtomicU64>,
+    subscribers: Arc<Mutex<Vec<(u64, Subscriber)>>>,
+    next_subscriber: AtomicU64,
+    sender: Mutex<Option<Sender<WriteRequest>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Database {
+    /// Creates a new database file. Fails if the file exists.
+    pub(crate) fn create(name: &str, path: &Path) -> Result<Database, OpenError> {
+        if path.exists() {
+            return Err(OpenError::AlreadyExists {
+                name: name.to_owned(),
+            });
+        }
+        let redb = redb::Database::create(path).map_err(StorageError::from)?;
+        let db_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(uuid::Uuid::new_v4().as_bytes())
+            .replace(['-', '_'], "x");
+        let txn = redb.begin_write().map_err(StorageError::from)?;
+        {
+            let mut meta = txn.open_table(META).map_err(StorageError::from)?;
+            meta.insert("db_id", db_id.as_bytes())
+                .map_err(StorageError::from)?;
+            meta.insert("name", name.as_bytes())
+                .map_err(StorageError::from)?;
+            meta.insert("last_etag", 0u64.to_le_bytes().as_slice())
+                .map_err(StorageError::from)?;
+            meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())
+                .map_err(StorageError::from)?;
+            create_tables(&txn)?;
+        }
+        txn.commit().map_err(StorageError::from)?;
+        Database::start(name.to_owned(), path, redb, db_id, 0)
+    }
+
+    /// Opens an existing database file and returns it with the name stored in it.
+    pub(crate) fn open(path: &Path) -> Result<Database, OpenError> {
+        let redb = redb::Database::open(path).map_err(StorageError::from)?;
+        let txn = redb.begin_read().map_err(StorageError::from)?;
+        let meta = txn.open_table(META).map_err(StorageError::from)?;
+        let text = |key: &'static str| -> Result<String, StorageError> {
+            let value = meta.get(key)?;
+            let bytes = value
+                .as_ref()
+                .map(|it| it.value().to_vec())
+                .unwrap_or_default();
+            String::from_utf8(bytes).map_err(|_| StorageError::Corrupted {
+                table: "meta",
+                reason: format!("`{key}` is not UTF-8"),
+            })
+        };
+        let name = text("name")?;
+        let db_id = text("db_id")?;
+        let version = match meta.get("format_version").map_err(StorageError::from)? {
+            Some(it) => decode_u64(it.value())?,
+            None => 0,
+        };
+        if version != FORMAT_VERSION || name.is_empty() || db_id.is_empty() {
+            return Err(StorageError::Corrupted {
+                table: "meta",
+                reason: format!(
+                    "unsupported format version {version} (this build reads {FORMAT_VERSION})"
+                ),
+            }
+            .into());
+        }
+        let last_etag = match meta.get("last_etag").map_err(StorageError::from)? {
+            Some(it) => decode_u64(it.value())?,
+            None => 0,
+        };
+        drop(meta);
+        drop(txn);
+        Database::start(name, path, redb, db_id, last_etag)
+    }
+
+    fn start(
+        name: String,
+        path: &Path,
+        redb: redb::Database,
+        db_id: String,
+        last_etag: Etag,
+    ) -> Result<Database, OpenError> {
+        let redb = Arc::new(redb);
+        let db_id: Arc<str> = db_id.into();
+        let last_etag = Arc::new(AtomicU64::new(last_etag));
+        let subscribers: Arc<Mutex<Vec<(u64, Subscriber)>>> = Arc::default();
+        let (sender, receiver) = channel();
+        let writer = Writer {
+            redb: redb.clone(),
+            db_id: db_id.clone(),
+            last_etag: last_etag.clone(),
+            subscribers: subscribers.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name(format!("corvid-writer-{name}"))
+            .spawn(move || writer.run(receiver))
+            .map_err(StorageError::Io)?;
+        Ok(Database {
+            name,
+            path: path.to_owned(),
+            db_id,
+            redb,
+            last_etag,
+            subscribers,
+            next_subscriber: AtomicU64::new(1),
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Returns the database name as created.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Returns the database's id (the part of change vectors after the etag).
+    pub fn id(&self) -> &str {
+        &self.db_id
+    }
+
+    /// Returns the path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Returns the etag of the last durable write.
+    pub fn last_etag(&self) -> Etag {
+        self.last_etag.load(Ordering::Acquire)
+    }
+
+    /// Opens a consistent read-only view.
+    pub fn snapshot(&self) -> Result<Snapshot, ReadError> {
+        let txn = self.redb.begin_read().map_err(StorageError::from)?;
+        Ok(Snapshot::new(txn, self.db_id.clone())?)
+    }
+
+    /// Queues a write request; `reply` is called from the writer thread once the request's
+    /// transaction is durable, or with the reason it failed. Requests queued at the same time
+    /// are merged into one transaction; a request that fails applies none of its operations and
+    /// does not affect the others.
+    pub fn write_async(&self, ops: Vec<WriteOp>, reply: WriteCallback) {
+        let request = WriteRequest { ops, reply };
+        let sent = match &*lock(&self.sender) {
+            Some(sender) => sender.send(request).map_err(|it| it.0),
+            None => Err(request),
+        };
+        if let Err(request) = sent {
+            (request.reply)(Err(WriteError::Closed {
+                name: self.name.clone(),
+            }));
+        }
+    }
+
+    /// Writes and waits until the write is durable.
+    pub fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, WriteError> {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        self.write_async(
+            ops,
+            Box::new(move |result| {
+                let _ = sender.send(result);
+            }),
+        );
+        match receiver.recv() {
+            Ok(it) => it,
+            Err(_) => Err(WriteError::Closed {
+                name: self.name.clone(),
+            }),
+        }
+    }
+
+    /// Calls `callback` after every durable commit until the returned guard is dropped. The
+    /// callback runs on the writer thread: it must be quick and must not write to this database.
+    pub fn subscribe(
+        &self,
+        callback: impl Fn(&CommitNotice) + Send + Sync + 'static,
+    ) -> Subscription {
+        let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        lock(&self.subscribers).push((id, Arc::new(callback)));
+        Subscription {
+            id,
+            subscribers: self.subscribers.clone(),
+        }
+    }
+
+    /// Stops the writer after the requests already queued; later writes fail with `Closed`.
+    pub fn close(&self) {
+        lock(&self.sender).take();
+        if let Some(handle) = lock(&self.writer).take() {
+            // The last reference may be dropped by a subscriber on the writer thread itself.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Keeps a commit subscription alive; dropping it unsubscribes.
+pub struct Subscription {
+    id: u64,
+    subscribers: Arc<Mutex<Vec<(u64, Subscriber)>>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        lock(&self.subscribers).retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// Locks a mutex, going on with the data if another thread panicked while holding it: every
+/// mutex here guards data that stays consistent between statements.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
+    txn.open_table(DOCS)?;
+    txn.open_table(DOCS_BY_ETAG)?;
+    txn.open_table(DOCS_BY_COLLECTION)?;
+    txn.open_table(TOMBSTONES)?;
+    txn.open_table(TOMBSTONES_BY_COLLECTION)?;
+    txn.open_table(COLLECTIONS)?;
+    txn.open_table(ATTACHMENTS)?;
+    txn.open_table(BLOBS)?;
+    txn.open_table(BLOB_REFS)?;
+    txn.open_table(IDENTITIES)?;
+    Ok(())
+}
+
+/// The writer thread: merges queued requests into one durable transaction.
+struct Writer {
+    redb: Arc<redb::Database>,
+    db_id: Arc<str>,
+    last_etag: Arc<AtomicU64>,
+    subscribers: Arc<Mutex<Vec<(u64, Subscriber)>>>,
+}
+
+impl Writer {
+    fn run(self, receiver: Receiver<WriteRequest>) {
+        while let Ok(first) = receiver.recv() {
+            let mut n_ops = first.ops.len();
+            let mut group = vec![first];
+            while group.len() < MAX_MERGED_REQUESTS && n_ops < MAX_MERGED_OPS {
+                let Ok(next) = receiver.try_recv() else {
+                    break;
+                };
+                n_ops += next.ops.len();
+                group.push(next);
+            }
+            self.commit_group(group);
+        }
+    }
+
+    /// Commits a group of requests in one transaction. A request that fails on its own content
+    /// is answered with its error and the group is applied again without it, so no partial
+    /// request is ever committed.
+    fn commit_group(&self, group: Vec<WriteRequest>) {
+        let mut failed: Vec<Option<WriteError>> = group.iter().map(|_| None).collect();
+        let outcome = loop {
+            match self.try_commit(&group, &failed) {
+                Ok(Attempt::Committed(results, notice)) => break Ok((results, notice)),
+                Ok(Attempt::RequestFailed(idx, error)) => failed[idx] = Some(error),
+                Err(error) => break Err(error),
+            }
+        };
+        match outcome {
+            Ok((mut results, notice)) => {
+                // Subscribers hear of a commit before its writers are answered, so a writer that
+                // got its answer knows every subscriber was woken.
+                if let Some(notice) = notice {
+                    self.notify(&notice);
+                }
+                for ((request, error), result) in
+                    group.into_iter().zip(failed).zip(results.iter_mut())
+                {
+                    match error {
+                        Some(error) => (request.reply)(Err(error)),
+                        None => (request.reply)(Ok(std::mem::take(result))),
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "write transaction failed");
+                let message = error.to_string();
+                for (request, failure) in group.into_iter().zip(failed) {
+                    let error = failure.unwrap_or_else(|| {
+                        WriteError::Storage(StorageError::Io(std::io::Error::other(
+                            message.clone(),
+                        )))
+                    });
+                    (request.reply)(Err(error));
+                }
+            }
+        }
+    }
+
+    fn try_commit(
+        &self,
+        group: &[WriteRequest],
+        failed: &[Option<WriteError>],
+    ) -> Result<Attempt, StorageError> {
+        let mut txn = self.redb.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let last_etag = self.last_etag.load(Ordering::Acquire);
+        let mut results = Vec::with_capacity(group.len());
+        let (new_last_etag, collections) = {
+            let mut applier = Applier::open(&txn, &self.db_id, last_etag)?;
+            for (idx, request) in group.iter().enumerate() {
+                if failed[idx].is_some() {
+                    results.push(Vec::new());
+                    continue;
+                }
+                match applier.apply(&request.ops) {
+                    Ok(it) => results.push(it),
+                    Err(WriteError::Storage(error)) => return Err(error),
+                    Err(error) if error.is_request_error() => {
+                        drop(applier);
+                        txn.abort()?;
+                        return Ok(Attempt::RequestFailed(idx, error));
+                    }
+                    Err(error) => {
+                        return Err(StorageError::Io(std::io::Error::other(error.to_string())));
+                    }
+                }
+            }
+            (applier.next_etag, applier.touched_collections)
+        };
+        if new_last_etag == last_etag {
+            // Nothing was written (only failed requests or no-op deletes): skip the fsync.
+            txn.abort()?;
+            return Ok(Attempt::Committed(results, None));
+        }
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert("last_etag", new_last_etag.to_le_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        self.last_etag.store(new_last_etag, Ordering::Release);
+        Ok(Attempt::Committed(
+            results,
+            Some(CommitNotice {
+                last_etag: new_last_etag,
+                collections: collections.into_iter().collect(),
+            }),
+        ))
+    }
+
+    fn notify(&self, notice: &CommitNotice) {
+        let subscribers: Vec<Subscriber> = lock(&self.subscribers)
+            .iter()
+            .map(|(_, it)| it.clone())
+            .collect();
+        for subscriber in subscribers {
+            let call = std::panic::AssertUnwindSafe(|| subscriber(notice));
+            if std::panic::catch_unwind(call).is_err() {
+                tracing::error!(last_etag = notice.last_etag, "commit subscriber panicked");
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Committed(Vec<Vec<WriteResult>>, Option<CommitNotice>),
+    RequestFailed(usize, WriteError),
+}

@@ -1,0 +1,358 @@
+//! Consistent reads: a [`Snapshot`] sees one committed state of a database while writes go on.
+
+use std::sync::Arc;
+
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata};
+
+use crate::error::{ReadError, StorageError};
+use crate::ids::key_of;
+use crate::record::{
+    AttachmentInfo, AttachmentRecord, Document, DocumentRecord, Etag, Tombstone, decode_collection,
+    decode_tombstone,
+};
+use crate::tables::{
+    ATTACHMENTS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG, META, TOMBSTONES,
+    TOMBSTONES_BY_COLLECTION,
+};
+
+/// A read-only view of one committed state of a database.
+pub struct Snapshot {
+    txn: ReadTransaction,
+    db_id: Arc<str>,
+    docs: ReadOnlyTable<&'static str, &'static [u8]>,
+}
+
+/// A collection and how many documents it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionStats {
+    pub name: String,
+    pub count: u64,
+}
+
+impl Snapshot {
+    pub(crate) fn new(txn: ReadTransaction, db_id: Arc<str>) -> Result<Snapshot, StorageError> {
+        let docs = txn.open_table(DOCS)?;
+        Ok(Snapshot { txn, db_id, docs })
+    }
+
+    /// Returns the etag of the last write this snapshot sees.
+    pub fn last_etag(&self) -> Result<Etag, ReadError> {
+        let meta = self.txn.open_table(META)?;
+        let last = meta
+            .get("last_etag")
+            .map_err(StorageError::from)?
+            .map(|it| decode_u64(it.value()))
+            .transpose()?;
+        Ok(last.unwrap_or(0))
+    }
+
+    /// Returns the change vector RavenDB would show for an etag of this database.
+    pub fn change_vector(&self, etag: Etag) -> String {
+        format!("A:{etag}-{}", self.db_id)
+    }
+
+    /// Loads a document by id (case-insensitive).
+    pub fn get(&self, id: &str) -> Result<Option<Document>, ReadError> {
+        let key = key_of(id);
+        let Some(value) = self.docs.get(key.as_str()).map_err(StorageError::from)? else {
+            return Ok(None);
+        };
+        let record = DocumentRecord::decode(value.value())?;
+        Ok(Some(self.to_document(&key, record)?))
+    }
+
+    /// Returns the documents whose id starts with `prefix` (case-insensitive), in id order,
+    /// skipping `start` of them and returning at most `page_size`.
+    pub fn starting_with(
+        &self,
+        prefix: &str,
+        start: usize,
+        page_size: usize,
+    ) -> Result<Vec<Document>, ReadError> {
+        let prefix_key = key_of(prefix);
+        let mut found = Vec::new();
+        let range = self
+            .docs
+            .range(prefix_key.as_str()..)
+            .map_err(StorageError::from)?;
+        for entry in range.skip(start) {
+            let (key, value) = entry.map_err(StorageError::from)?;
+            if !key.value().starts_with(prefix_key.as_str()) || found.len() >= page_size {
+                break;
+            }
+            let record = DocumentRecord::decode(value.value())?;
+            found.push(self.to_document(key.value(), record)?);
+        }
+        Ok(found)
+    }
+
+    /// Iterates the documents of one collection (or of all, with `None`) whose etag is greater
+    /// than `after`, in etag order.
+    pub fn documents_after(
+        &self,
+        collection: Option<&str>,
+        after: Etag,
+    ) -> Result<DocumentIter<'_>, ReadError> {
+        let keys = match collection {
+            Some(collection) => {
+                let table = self.txn.open_table(DOCS_BY_COLLECTION)?;
+                let collection_key = key_of(collection);
+                let range = table
+                    .range(
+                        (collection_key.as_str(), after.saturating_add(1))
+                            ..=(collection_key.as_str(), u64::MAX),
+                    )
+                    .map_err(StorageError::from)?;
+                KeyRange::Collection(range)
+            }
+            None => {
+                let table = self.txn.open_table(DOCS_BY_ETAG)?;
+                let range = table
+                    .range(after.saturating_add(1)..)
+                    .map_err(StorageError::from)?;
+                KeyRange::All(range)
+            }
+        };
+        Ok(DocumentIter {
+            snapshot: self,
+            keys,
+        })
+    }
+
+    /// Iterates the tombstones of one collection (or of all) with etag greater than `after`,
+    /// in etag order.
+    pub fn tombstones_after(
+        &self,
+        collection: Option<&str>,
+        after: Etag,
+    ) -> Result<TombstoneIter, ReadError> {
+        let tombstones = self.txn.open_table(TOMBSTONES)?;
+        let etags = match collection {
+            Some(collection) => {
+                let table = self.txn.open_table(TOMBSTONES_BY_COLLECTION)?;
+                let collection_key = key_of(collection);
+                let range = table
+                    .range(
+                        (collection_key.as_str(), after.saturating_add(1))
+                            ..=(collection_key.as_str(), u64::MAX),
+                    )
+                    .map_err(StorageError::from)?;
+                TombstoneKeys::Collection(range)
+            }
+            None => TombstoneKeys::All(
+                tombstones
+                    .range(after.saturating_add(1)..)
+                    .map_err(StorageError::from)?,
+            ),
+        };
+        Ok(TombstoneIter { tombstones, etags })
+    }
+
+    /// Returns every collection with its document count, by name.
+    pub fn collections(&self) -> Result<Vec<CollectionStats>, ReadError> {
+        let table = self.txn.open_table(COLLECTIONS)?;
+        let mut found = Vec::new();
+        for entry in table.iter().map_err(StorageError::from)? {
+            let (_, value) = entry.map_err(StorageError::from)?;
+            let (name, count) = decode_collection(value.value())?;
+            found.push(CollectionStats { name, count });
+        }
+        Ok(found)
+    }
+
+    /// Returns the number of documents in a collection, or in the database with `None`.
+    pub fn count_documents(&self, collection: Option<&str>) -> Result<u64, ReadError> {
+        let Some(collection) = collection else {
+            return Ok(self.docs.len().map_err(StorageError::from)?);
+        };
+        let table = self.txn.open_table(COLLECTIONS)?;
+        let key = key_of(collection);
+        let Some(value) = table.get(key.as_str()).map_err(StorageError::from)? else {
+            return Ok(0);
+        };
+        Ok(decode_collection(value.value())?.1)
+    }
+
+    /// Returns the number of tombstones in a collection, or in the database with `None`.
+    pub fn count_tombstones(&self, collection: Option<&str>) -> Result<u64, ReadError> {
+        Ok(self.tombstones_after(collection, 0)?.count() as u64)
+    }
+
+    /// Returns an attachment's description and content.
+    pub fn attachment(
+        &self,
+        document_id: &str,
+        name: &str,
+    ) -> Result<Option<(AttachmentInfo, Vec<u8>)>, ReadError> {
+        let table = self.txn.open_table(ATTACHMENTS)?;
+        let doc_key = key_of(document_id);
+        let name_key = key_of(name);
+        let Some(value) = table
+            .get((doc_key.as_str(), name_key.as_str()))
+            .map_err(StorageError::from)?
+        else {
+            return Ok(None);
+        };
+        let record = AttachmentRecord::decode(value.value())?;
+        let blobs = self.txn.open_table(BLOBS)?;
+        let Some(content) = blobs
+            .get(record.hash.as_str())
+            .map_err(StorageError::from)?
+        else {
+            return Err(StorageError::Corrupted {
+                table: "blobs",
+                reason: format!("missing content {} of attachment `{name}`", record.hash),
+            }
+            .into());
+        };
+        let content = content.value().to_vec();
+        Ok(Some((self.attachment_info(record), content)))
+    }
+
+    fn attachment_info(&self, record: AttachmentRecord) -> AttachmentInfo {
+        AttachmentInfo {
+            change_vector: self.change_vector(record.etag),
+            name: record.name,
+            hash: record.hash,
+            content_type: record.content_type,
+            size: record.size,
+            etag: record.etag,
+        }
+    }
+
+    /// Returns the attachments of a document, by name.
+    pub fn attachments_of(&self, document_id: &str) -> Result<Vec<AttachmentInfo>, ReadError> {
+        let table = self.txn.open_table(ATTACHMENTS)?;
+        let doc_key = key_of(document_id);
+        let mut found = Vec::new();
+        for entry in table
+            .range((doc_key.as_str(), "")..)
+            .map_err(StorageError::from)?
+        {
+            let (key, value) = entry.map_err(StorageError::from)?;
+            if key.value().0 != doc_key {
+                break;
+            }
+            found.push(self.attachment_info(AttachmentRecord::decode(value.value())?));
+        }
+        Ok(found)
+    }
+
+    fn to_document(&self, key: &str, record: DocumentRecord) -> Result<Document, ReadError> {
+        let attachments = if record
+            .flags
+            .contains(crate::record::DocumentFlags::HAS_ATTACHMENTS)
+        {
+            self.attachments_of(key)?
+        } else {
+            Vec::new()
+        };
+        Ok(Document {
+            change_vector: self.change_vector(record.etag),
+            id: record.id,
+            collection: record.collection,
+            etag: record.etag,
+            last_modified: record.last_modified,
+            flags: record.flags,
+            metadata: record.metadata,
+            body: record.body,
+            attachments,
+        })
+    }
+}
+
+enum KeyRange {
+    Collection(redb::Range<'static, (&'static str, u64), &'static str>),
+    All(redb::Range<'static, u64, &'static str>),
+}
+
+/// Documents in etag order; see [`Snapshot::documents_after`].
+pub struct DocumentIter<'a> {
+    snapshot: &'a Snapshot,
+    keys: KeyRange,
+}
+
+impl Iterator for DocumentIter<'_> {
+    type Item = Result<Document, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let key = match &mut self.keys {
+            KeyRange::Collection(range) => range.next()?.map(|(_, key)| key.value().to_owned()),
+            KeyRange::All(range) => range.next()?.map(|(_, key)| key.value().to_owned()),
+        };
+        let key = match key {
+            Ok(it) => it,
+            Err(error) => return Some(Err(StorageError::from(error).into())),
+        };
+        let found = match self.snapshot.docs.get(key.as_str()) {
+            Ok(Some(it)) => DocumentRecord::decode(it.value()),
+            Ok(None) => Err(StorageError::Corrupted {
+                table: "docs_by_etag",
+                reason: format!("index points at missing document `{key}`"),
+            }),
+            Err(error) => Err(error.into()),
+        };
+        Some(match found {
+            Ok(record) => self.snapshot.to_document(&key, record),
+            Err(error) => Err(error.into()),
+        })
+    }
+}
+
+enum TombstoneKeys {
+    Collection(redb::Range<'static, (&'static str, u64), ()>),
+    All(redb::Range<'static, u64, &'static [u8]>),
+}
+
+/// Tombstones in etag order; see [`Snapshot::tombstones_after`].
+pub struct TombstoneIter {
+    tombstones: ReadOnlyTable<u64, &'static [u8]>,
+    etags: TombstoneKeys,
+}
+
+impl Iterator for TombstoneIter {
+    type Item = Result<Tombstone, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let decoded = match &mut self.etags {
+            TombstoneKeys::All(range) => match range.next()? {
+                Ok((_, value)) => decode_tombstone(value.value()),
+                Err(error) => Err(error.into()),
+            },
+            TombstoneKeys::Collection(range) => match range.next()? {
+                Ok((key, _)) => match self.tombstones.get(key.value().1) {
+                    Ok(Some(value)) => decode_tombstone(value.value()),
+                    Ok(None) => Err(StorageError::Corrupted {
+                        table: "tombstones_by_collection",
+                        reason: format!("index points at missing tombstone {}", key.value().1),
+                    }),
+                    Err(error) => Err(error.into()),
+                },
+                Err(error) => Err(error.into()),
+            },
+        };
+        Some(decoded.map_err(ReadError::from))
+    }
+}
+
+pub(crate) fn decode_u64(bytes: &[u8]) -> Result<u64, StorageError> {
+    let Ok(array) = <[u8; 8]>::try_from(bytes) else {
+        return Err(StorageError::Corrupted {
+            table: "meta",
+            reason: "expected an 8-byte integer".to_owned(),
+        });
+    };
+    Ok(u64::from_le_bytes(array))
+}
+
+impl From<redb::StorageError> for ReadError {
+    fn from(error: redb::StorageError) -> Self {
+        ReadError::Storage(error.into())
+    }
+}
+
+impl From<redb::TableError> for ReadError {
+    fn from(error: redb::TableError) -> Self {
+        ReadError::Storage(error.into())
+    }
+}

@@ -1,0 +1,130 @@
+//! The data directory: every database of a server, one redb file each.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::database::Database;
+use crate::error::{OpenError, StorageError};
+use crate::ids::key_of;
+
+/// The longest accepted database name.
+pub const MAX_DATABASE_NAME: usize = 128;
+
+/// All databases under one data directory (`<data>/databases/<name>.redb`).
+pub struct Storage {
+    root: PathBuf,
+    databases: RwLock<BTreeMap<String, Arc<Database>>>,
+}
+
+impl Storage {
+    /// Opens (creating if needed) a data directory and every database in it.
+    pub fn open(root: &Path) -> Result<Storage, OpenError> {
+        let databases_dir = root.join("databases");
+        std::fs::create_dir_all(&databases_dir).map_err(StorageError::Io)?;
+        let mut databases = BTreeMap::new();
+        for entry in std::fs::read_dir(&databases_dir).map_err(StorageError::Io)? {
+            let path = entry.map_err(StorageError::Io)?.path();
+            if path.extension().and_then(|it| it.to_str()) != Some("redb") {
+                continue;
+            }
+            let database = Database::open(&path)?;
+            tracing::info!(database = database.name(), path = %path.display(), last_etag = database.last_etag(), "opened database");
+            databases.insert(key_of(database.name()), Arc::new(database));
+        }
+        Ok(Storage {
+            root: root.to_owned(),
+            databases: RwLock::new(databases),
+        })
+    }
+
+    /// Returns the data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates a database.
+    pub fn create_database(&self, name: &str) -> Result<Arc<Database>, OpenError> {
+        validate_database_name(name)?;
+        let key = key_of(name);
+        let mut databases = self
+            .databases
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if databases.contains_key(&key) {
+            return Err(OpenError::AlreadyExists {
+                name: name.to_owned(),
+            });
+        }
+        let path = self.root.join("databases").join(format!("{key}.redb"));
+        let database = Arc::new(Database::create(name, &path)?);
+        databases.insert(key, database.clone());
+        Ok(database)
+    }
+
+    /// Deletes a database and its file. Requests already holding it finish against the
+    /// closed database and get `Closed` errors for new writes.
+    pub fn delete_database(&self, name: &str) -> Result<(), OpenError> {
+        let removed = self
+            .databases
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key_of(name));
+        let Some(database) = removed else {
+            return Err(OpenError::NotFound {
+                name: name.to_owned(),
+            });
+        };
+        database.close();
+        std::fs::remove_file(database.path()).map_err(StorageError::Io)?;
+        Ok(())
+    }
+
+    /// Returns a database by name (case-insensitive).
+    pub fn database(&self, name: &str) -> Option<Arc<Database>> {
+        self.databases
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key_of(name))
+            .cloned()
+    }
+
+    /// Returns every database, by name.
+    pub fn databases(&self) -> Vec<Arc<Database>> {
+        self.databases
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Stops every database's writer after the writes already queued.
+    pub fn close(&self) {
+        for database in self.databases() {
+            database.close();
+        }
+    }
+}
+
+/// Checks a database name: RavenDB allows letters, digits, `_`, `-` and `.`.
+pub fn validate_database_name(name: &str) -> Result<(), OpenError> {
+    let reason = if name.is_empty() {
+        "name is empty"
+    } else if name.len() > MAX_DATABASE_NAME {
+        "name is longer than 128 characters"
+    } else if !name
+        .chars()
+        .all(|it| it.is_alphanumeric() || matches!(it, '_' | '-' | '.'))
+    {
+        "name may contain only letters, digits, `_`, `-` and `.`"
+    } else if name.starts_with('.') || name.ends_with('.') {
+        "name may not start or end with `.`"
+    } else {
+        return Ok(());
+    };
+    Err(OpenError::InvalidName {
+        name: crate::ids::truncate_for_message(name),
+        reason,
+    })
+}

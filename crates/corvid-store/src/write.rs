@@ -1,0 +1,826 @@
+//! Write operations and how one request of them is applied inside a write transaction.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use redb::{ReadableTable, Table, WriteTransaction};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::{StorageError, WriteError};
+use crate::ids::{EMPTY_COLLECTION, HILO_COLLECTION, IdRequest, key_of, truncate_for_message};
+use crate::record::{
+    AttachmentRecord, DocumentFlags, DocumentRecord, Etag, Tombstone, TombstoneKind,
+    decode_collection, encode_collection, encode_tombstone,
+};
+use crate::tables::{
+    ATTACHMENTS, BLOB_REFS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG, IDENTITIES,
+    TOMBSTONES, TOMBSTONES_BY_COLLECTION,
+};
+use crate::time::Timestamp;
+
+/// Metadata keys the server owns: whatever a client sends for them is replaced.
+const SERVER_METADATA: &[&str] = &[
+    "@id",
+    "@change-vector",
+    "@last-modified",
+    "@flags",
+    "@attachments",
+    "@counters",
+    "@timeseries",
+    "@etag",
+];
+
+/// A document put, validated and serialized before it reaches the writer.
+#[derive(Debug, Clone)]
+pub struct PutDocument {
+    id: IdRequest,
+    collection: String,
+    metadata: String,
+    body: String,
+    expected_change_vector: Option<String>,
+}
+
+impl PutDocument {
+    /// Validates a document as sent by a client: the id, `@metadata` (an object when present) and
+    /// `@collection` (a string when present). Server-owned metadata is dropped.
+    pub fn new(
+        id: &str,
+        mut document: Map<String, Value>,
+        expected_change_vector: Option<String>,
+    ) -> Result<PutDocument, WriteError> {
+        let id_request = IdRequest::parse(id)?;
+        let invalid = |reason: String| WriteError::InvalidDocument {
+            id: truncate_for_message(id),
+            reason,
+        };
+        let mut metadata = match document.shift_remove("@metadata") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(it)) => it,
+            Some(_) => return Err(invalid("`@metadata` must be an object".to_owned())),
+        };
+        for key in SERVER_METADATA {
+            metadata.shift_remove(*key);
+        }
+        let collection = match metadata.get("@collection") {
+            None | Some(Value::Null) => EMPTY_COLLECTION.to_owned(),
+            Some(Value::String(it)) if it.trim().is_empty() => {
+                return Err(invalid("`@collection` must not be empty".to_owned()));
+            }
+            Some(Value::String(it)) => it.clone(),
+            Some(_) => {
+                return Err(invalid(
+                    "`@metadata.@collection` must be a string".to_owned(),
+                ));
+            }
+        };
+        if collection.chars().any(char::is_control) {
+            return Err(invalid(
+                "`@collection` contains a control character".to_owned(),
+            ));
+        }
+        let to_text = |value: &Map<String, Value>| match serde_json::to_string(value) {
+            Ok(it) => Ok(it),
+            Err(error) => Err(invalid(error.to_string())),
+        };
+        Ok(PutDocument {
+            id: id_request,
+            collection,
+            metadata: to_text(&metadata)?,
+            body: to_text(&document)?,
+            expected_change_vector,
+        })
+    }
+
+    /// Returns the collection the document goes to.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
+    /// Returns the approximate size of the write, for batching.
+    pub fn size(&self) -> usize {
+        self.body.len() + self.metadata.len()
+    }
+}
+
+/// One operation of a write request. A request applies all of its operations or none.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    Put(PutDocument),
+    Delete {
+        id: String,
+        expected_change_vector: Option<String>,
+    },
+    /// Deletes every document whose id starts with the prefix (case-insensitive).
+    DeletePrefixed {
+        prefix: String,
+    },
+    AttachmentPut {
+        document_id: String,
+        name: String,
+        content_type: String,
+        content: Vec<u8>,
+        expected_change_vector: Option<String>,
+    },
+    AttachmentDelete {
+        document_id: String,
+        name: String,
+        expected_change_vector: Option<String>,
+    },
+    /// Reserves the next HiLo range for a tag (collection prefix).
+    HiloNext {
+        tag: String,
+        last_size: u64,
+        last_range_at: Option<Timestamp>,
+        separator: String,
+    },
+    /// Gives back the unused end of a HiLo range if nobody took a range since.
+    HiloReturn {
+        tag: String,
+        end: u64,
+        last: u64,
+    },
+}
+
+/// What one operation did, in the order of the request's operations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteResult {
+    Put {
+        id: String,
+        collection: String,
+        etag: Etag,
+        change_vector: String,
+        last_modified: Timestamp,
+    },
+    Delete {
+        id: String,
+        deleted: bool,
+        change_vector: Option<String>,
+    },
+    DeletePrefixed {
+        prefix: String,
+        deleted: u64,
+    },
+    AttachmentPut {
+        document_id: String,
+        name: String,
+        hash: String,
+        content_type: String,
+        size: u64,
+        change_vector: String,
+        document_change_vector: String,
+    },
+    AttachmentDelete {
+        document_id: String,
+        name: String,
+        document_change_vector: Option<String>,
+    },
+    HiloNext {
+        prefix: String,
+        low: u64,
+        high: u64,
+        last_size: u64,
+        last_range_at: Timestamp,
+    },
+    HiloReturn,
+}
+
+/// The open tables of one write transaction, and the etag counter of the transaction.
+pub(crate) struct Applier<'txn> {
+    db_id: &'txn str,
+    pub next_etag: Etag,
+    pub touched_collections: BTreeSet<String>,
+    docs: Table<'txn, &'static str, &'static [u8]>,
+    docs_by_etag: Table<'txn, u64, &'static str>,
+    docs_by_collection: Table<'txn, (&'static str, u64), &'static str>,
+    tombstones: Table<'txn, u64, &'static [u8]>,
+    tombstones_by_collection: Table<'txn, (&'static str, u64), ()>,
+    collections: Table<'txn, &'static str, &'static [u8]>,
+    attachments: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    blobs: Table<'txn, &'static str, &'static [u8]>,
+    blob_refs: Table<'txn, &'static str, u64>,
+    identities: Table<'txn, &'static str, u64>,
+}
+
+impl<'txn> Applier<'txn> {
+    pub fn open(
+        txn: &'txn WriteTransaction,
+        db_id: &'txn str,
+        last_etag: Etag,
+    ) -> Result<Applier<'txn>, StorageError> {
+        Ok(Applier {
+            db_id,
+            next_etag: last_etag,
+            touched_collections: BTreeSet::new(),
+            docs: txn.open_table(DOCS)?,
+            docs_by_etag: txn.open_table(DOCS_BY_ETAG)?,
+            docs_by_collection: txn.open_table(DOCS_BY_COLLECTION)?,
+            tombstones: txn.open_table(TOMBSTONES)?,
+            tombstones_by_collection: txn.open_table(TOMBSTONES_BY_COLLECTION)?,
+            collections: txn.open_table(COLLECTIONS)?,
+            attachments: txn.open_table(ATTACHMENTS)?,
+            blobs: txn.open_table(BLOBS)?,
+            blob_refs: txn.open_table(BLOB_REFS)?,
+            identities: txn.open_table(IDENTITIES)?,
+        })
+    }
+
+    /// Applies one request. On error the caller must abort the transaction: some operations
+    /// of the request may already be applied.
+    pub fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, WriteError> {
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let result = match op {
+                WriteOp::Put(put) => self.put(put)?,
+                WriteOp::Delete {
+                    id,
+                    expected_change_vector,
+                } => self.delete(id, expected_change_vector.as_deref())?,
+                WriteOp::DeletePrefixed { prefix } => self.delete_prefixed(prefix)?,
+                WriteOp::AttachmentPut {
+                    document_id,
+                    name,
+                    content_type,
+                    content,
+                    expected_change_vector,
+                } => self.attachment_put(
+                    document_id,
+                    name,
+                    content_type,
+                    content,
+                    expected_change_vector.as_deref(),
+                )?,
+                WriteOp::AttachmentDelete {
+                    document_id,
+                    name,
+                    expected_change_vector,
+                } => {
+                    self.attachment_delete(document_id, name, expected_change_vector.as_deref())?
+                }
+                WriteOp::HiloNext {
+                    tag,
+                    last_size,
+                    last_range_at,
+                    separator,
+                } => self.hilo_next(tag, *last_size, *last_range_at, separator)?,
+                WriteOp::HiloReturn { tag, end, last } => self.hilo_return(tag, *end, *last)?,
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    fn take_etag(&mut self) -> Etag {
+        self.next_etag += 1;
+        self.next_etag
+    }
+
+    fn change_vector(&self, etag: Etag) -> String {
+        format!("A:{etag}-{}", self.db_id)
+    }
+
+    fn read_doc(&self, key: &str) -> Result<Option<DocumentRecord>, StorageError> {
+        match self.docs.get(key)? {
+            Some(it) => Ok(Some(DocumentRecord::decode(it.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn check_change_vector(
+        &self,
+        id: &str,
+        expected: Option<&str>,
+        actual: Option<Etag>,
+    ) -> Result<(), WriteError> {
+        let Some(expected) = expected else {
+            return Ok(());
+        };
+        let actual = actual.map(|it| self.change_vector(it));
+        let matches = match (&actual, expected.is_empty()) {
+            (None, true) => true,
+            (Some(actual), false) => actual == expected,
+            _ => false,
+        };
+        if matches {
+            return Ok(());
+        }
+        Err(WriteError::Concurrency {
+            id: id.to_owned(),
+            expected: expected.to_owned(),
+            actual,
+        })
+    }
+
+    fn put(&mut self, put: &PutDocument) -> Result<WriteResult, WriteError> {
+        let (id, etag) = match &put.id {
+            IdRequest::Exact(id) => (id.clone(), None),
+            IdRequest::ServerGenerated { prefix } => {
+                let etag = self.take_etag();
+                (format!("{prefix}{etag:019}-A"), Some(etag))
+            }
+            IdRequest::Identity { prefix } => {
+                let key = key_of(prefix);
+                let next = self
+                    .identities
+                    .get(key.as_str())?
+                    .map_or(0, |it| it.value())
+                    + 1;
+                self.identities.insert(key.as_str(), next)?;
+                (format!("{prefix}{next}"), None)
+            }
+        };
+        crate::ids::validate_id(&id)?;
+        let record = self.write_document(
+            &id,
+            &put.collection,
+            &put.metadata,
+            &put.body,
+            put.expected_change_vector.as_deref(),
+            etag,
+        )?;
+        Ok(WriteResult::Put {
+            change_vector: self.change_vector(record.etag),
+            id: record.id,
+            collection: record.collection,
+            etag: record.etag,
+            last_modified: record.last_modified,
+        })
+    }
+
+    /// Writes a document at a new etag, replacing any earlier version.
+    fn write_document(
+        &mut self,
+        id: &str,
+        collection: &str,
+        metadata: &str,
+        body: &str,
+        expected_change_vector: Option<&str>,
+        preassigned_etag: Option<Etag>,
+    ) -> Result<DocumentRecord, WriteError> {
+        let key = key_of(id);
+        let existing = self.read_doc(&key)?;
+        self.check_change_vector(
+            id,
+            expected_change_vector,
+            existing.as_ref().map(|it| it.etag),
+        )?;
+        let etag = preassigned_etag.unwrap_or_else(|| self.take_etag());
+        let (stored_id, flags) = match &existing {
+            Some(old) => {
+                if key_of(&old.collection) != key_of(collection) {
+                    return Err(WriteError::InvalidDocument {
+                        id: truncate_for_message(id),
+                        reason: format!(
+                            "changing the collection from `{}` to `{collection}` via an update is not supported; delete the document and create it again",
+                            old.collection
+                        ),
+                    });
+                }
+                self.unindex_document(&key, old)?;
+                (old.id.clone(), old.flags)
+            }
+            None => {
+                self.adjust_collection_count(collection, 1)?;
+                (id.to_owned(), DocumentFlags::default())
+            }
+        };
+        let record = DocumentRecord {
+            etag,
+            last_modified: Timestamp::now(),
+            flags,
+            id: stored_id,
+            collection: existing
+                .map(|it| it.collection)
+                .unwrap_or_else(|| collection.to_owned()),
+            metadata: metadata.to_owned(),
+            body: body.to_owned(),
+        };
+        self.index_document(&key, &record)?;
+        Ok(record)
+    }
+
+    fn index_document(&mut self, key: &str, record: &DocumentRecord) -> Result<(), StorageError> {
+        let collection_key = key_of(&record.collection);
+        self.docs.insert(key, record.encode().as_slice())?;
+        self.docs_by_etag.insert(record.etag, key)?;
+        self.docs_by_collection
+            .insert((collection_key.as_str(), record.etag), key)?;
+        self.touched_collections.insert(record.collection.clone());
+        Ok(())
+    }
+
+    fn unindex_document(&mut self, key: &str, record: &DocumentRecord) -> Result<(), StorageError> {
+        let collection_key = key_of(&record.collection);
+        self.docs_by_etag.remove(record.etag)?;
+        self.docs_by_collection
+            .remove((collection_key.as_str(), record.etag))?;
+        self.docs.remove(key)?;
+        Ok(())
+    }
+
+    fn adjust_collection_count(
+        &mut self,
+        collection: &str,
+        delta: i64,
+    ) -> Result<(), StorageError> {
+        let key = key_of(collection);
+        let (name, count) = match self.collections.get(key.as_str())? {
+            Some(it) => decode_collection(it.value())?,
+            None => (collection.to_owned(), 0),
+        };
+        let count = count.saturating_add_signed(delta);
+        if count == 0 {
+            self.collections.remove(key.as_str())?;
+        } else {
+            self.collections
+                .insert(key.as_str(), encode_collection(&name, count).as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &str, expected: Option<&str>) -> Result<WriteResult, WriteError> {
+        let key = key_of(id);
+        let existing = self.read_doc(&key)?;
+        let actual_etag = existing.as_ref().map(|it| it.etag);
+        if existing.is_some() || expected.is_some_and(|it| !it.is_empty()) {
+            self.check_change_vector(id, expected, actual_etag)?;
+        }
+        let Some(record) = existing else {
+            return Ok(WriteResult::Delete {
+                id: id.to_owned(),
+                deleted: false,
+                change_vector: None,
+            });
+        };
+        let tombstone_etag = self.delete_document(&key, record)?;
+        Ok(WriteResult::Delete {
+            id: id.to_owned(),
+            deleted: true,
+            change_vector: Some(self.change_vector(tombstone_etag)),
+        })
+    }
+
+    /// Removes a document and its attachments and writes its tombstone; returns the tombstone's
+    /// etag.
+    fn delete_document(&mut self, key: &str, record: DocumentRecord) -> Result<Etag, StorageError> {
+        self.unindex_document(key, &record)?;
+        for (name_key, attachment) in self.attachments_of(key)? {
+            self.attachments.remove((key, name_key.as_str()))?;
+            self.release_blob(&attachment.hash)?;
+        }
+        self.adjust_collection_count(&record.collection, -1)?;
+        let etag = self.take_etag();
+        self.write_tombstone(Tombstone {
+            etag,
+            kind: TombstoneKind::Document,
+            id: record.id,
+            change_vector: self.change_vector(etag),
+            collection: record.collection,
+            deleted_at: Timestamp::now(),
+        })?;
+        Ok(etag)
+    }
+
+    fn write_tombstone(&mut self, tombstone: Tombstone) -> Result<(), StorageError> {
+        let collection_key = key_of(&tombstone.collection);
+        self.tombstones
+            .insert(tombstone.etag, encode_tombstone(&tombstone).as_slice())?;
+        self.tombstones_by_collection
+            .insert((collection_key.as_str(), tombstone.etag), ())?;
+        self.touched_collections.insert(tombstone.collection);
+        Ok(())
+    }
+
+    fn delete_prefixed(&mut self, prefix: &str) -> Result<WriteResult, WriteError> {
+        let prefix_key = key_of(prefix);
+        let mut keys = Vec::new();
+        for entry in self.docs.range(prefix_key.as_str()..)? {
+            let (key, _) = entry.map_err(StorageError::from)?;
+            if !key.value().starts_with(prefix_key.as_str()) {
+                break;
+            }
+            keys.push(key.value().to_owned());
+        }
+        let mut deleted = 0;
+        for key in keys {
+            if let Some(record) = self.read_doc(&key)? {
+                self.delete_document(&key, record)?;
+                deleted += 1;
+            }
+        }
+        Ok(WriteResult::DeletePrefixed {
+            prefix: prefix.to_owned(),
+            deleted,
+        })
+    }
+
+    fn attachments_of(
+        &self,
+        doc_key: &str,
+    ) -> Result<Vec<(String, AttachmentRecord)>, StorageError> {
+        let mut found = Vec::new();
+        for entry in self.attachments.range((doc_key, "")..)? {
+            let (key, value) = entry?;
+            let (entry_doc, entry_name) = key.value();
+            if entry_doc != doc_key {
+                break;
+            }
+            found.push((
+                entry_name.to_owned(),
+                AttachmentRecord::decode(value.value())?,
+            ));
+        }
+        Ok(found)
+    }
+
+    fn retain_blob(&mut self, hash: &str, content: &[u8]) -> Result<(), StorageError> {
+        let refs = self.blob_refs.get(hash)?.map_or(0, |it| it.value());
+        if refs == 0 {
+            self.blobs.insert(hash, content)?;
+        }
+        self.blob_refs.insert(hash, refs + 1)?;
+        Ok(())
+    }
+
+    fn release_blob(&mut self, hash: &str) -> Result<(), StorageError> {
+        let refs = self.blob_refs.get(hash)?.map_or(0, |it| it.value());
+        if refs <= 1 {
+            self.blob_refs.remove(hash)?;
+            self.blobs.remove(hash)?;
+        } else {
+            self.blob_refs.insert(hash, refs - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Moves a document to a new etag after one of its attachments changed, and recomputes
+    /// its attachment flag. Returns the document's new change vector.
+    fn touch_document(
+        &mut self,
+        key: &str,
+        mut record: DocumentRecord,
+    ) -> Result<String, StorageError> {
+        self.unindex_document(key, &record)?;
+        record.etag = self.take_etag();
+        record.last_modified = Timestamp::now();
+        record.flags = if self.attachments_of(key)?.is_empty() {
+            DocumentFlags(record.flags.0 & !DocumentFlags::HAS_ATTACHMENTS.0)
+        } else {
+            DocumentFlags(record.flags.0 | DocumentFlags::HAS_ATTACHMENTS.0)
+        };
+        self.index_document(key, &record)?;
+        Ok(self.change_vector(record.etag))
+    }
+
+    fn attachment_put(
+        &mut self,
+        document_id: &str,
+        name: &str,
+        content_type: &str,
+        content: &[u8],
+        expected: Option<&str>,
+    ) -> Result<WriteResult, WriteError> {
+        validate_attachment_name(document_id, name)?;
+        let doc_key = key_of(document_id);
+        let Some(record) = self.read_doc(&doc_key)? else {
+            return Err(WriteError::DocumentMissing {
+                id: truncate_for_message(document_id),
+            });
+        };
+        let name_key = key_of(name);
+        let existing = match self
+            .attachments
+            .get((doc_key.as_str(), name_key.as_str()))?
+        {
+            Some(it) => Some(AttachmentRecord::decode(it.value())?),
+            None => None,
+        };
+        self.check_change_vector(
+            &format!("{document_id}/{name}"),
+            expected,
+            existing.as_ref().map(|it| it.etag),
+        )?;
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(content));
+        self.retain_blob(&hash, content)?;
+        if let Some(old) = &existing {
+            self.release_blob(&old.hash)?;
+        }
+        let etag = self.take_etag();
+        let attachment = AttachmentRecord {
+            etag,
+            size: content.len() as u64,
+            name: name.to_owned(),
+            hash: hash.clone(),
+            content_type: content_type.to_owned(),
+        };
+        self.attachments.insert(
+            (doc_key.as_str(), name_key.as_str()),
+            attachment.encode().as_slice(),
+        )?;
+        let document_id = record.id.clone();
+        let document_change_vector = self.touch_document(&doc_key, record)?;
+        Ok(WriteResult::AttachmentPut {
+            document_id,
+            name: name.to_owned(),
+            hash,
+            content_type: content_type.to_owned(),
+            size: attachment.size,
+            change_vector: self.change_vector(etag),
+            document_change_vector,
+        })
+    }
+
+    fn attachment_delete(
+        &mut self,
+        document_id: &str,
+        name: &str,
+        expected: Option<&str>,
+    ) -> Result<WriteResult, WriteError> {
+        let doc_key = key_of(document_id);
+        let name_key = key_of(name);
+        let record = self.read_doc(&doc_key)?;
+        let existing = match self
+            .attachments
+            .get((doc_key.as_str(), name_key.as_str()))?
+        {
+            Some(it) => Some(AttachmentRecord::decode(it.value())?),
+            None => None,
+        };
+        if existing.is_some() || expected.is_some_and(|it| !it.is_empty()) {
+            self.check_change_vector(
+                &format!("{document_id}/{name}"),
+                expected,
+                existing.as_ref().map(|it| it.etag),
+            )?;
+        }
+        let (Some(record), Some(attachment)) = (record, existing) else {
+            return Ok(WriteResult::AttachmentDelete {
+                document_id: document_id.to_owned(),
+                name: name.to_owned(),
+                document_change_vector: None,
+            });
+        };
+        self.attachments
+            .remove((doc_key.as_str(), name_key.as_str()))?;
+        self.release_blob(&attachment.hash)?;
+        let etag = self.take_etag();
+        self.write_tombstone(Tombstone {
+            etag,
+            kind: TombstoneKind::Attachment {
+                name: attachment.name.clone(),
+            },
+            id: record.id.clone(),
+            collection: record.collection.clone(),
+            change_vector: self.change_vector(etag),
+            deleted_at: Timestamp::now(),
+        })?;
+        let document_id = record.id.clone();
+        let document_change_vector = self.touch_document(&doc_key, record)?;
+        Ok(WriteResult::AttachmentDelete {
+            document_id,
+            name: attachment.name,
+            document_change_vector: Some(document_change_vector),
+        })
+    }
+
+    fn hilo_max(&self, doc_key: &str) -> Result<u64, StorageError> {
+        let Some(record) = self.read_doc(doc_key)? else {
+            return Ok(0);
+        };
+        let body: Value =
+            serde_json::from_str(&record.body).map_err(|error| StorageError::Corrupted {
+                table: "docs",
+                reason: format!("hilo document `{}`: {error}", record.id),
+            })?;
+        Ok(body.get("Max").and_then(Value::as_u64).unwrap_or(0))
+    }
+
+    fn write_hilo_max(&mut self, id: &str, max: u64) -> Result<(), WriteError> {
+        let metadata = format!(r#"{{"@collection":"{HILO_COLLECTION}"}}"#);
+        let body = format!(r#"{{"Max":{max}}}"#);
+        self.write_document(id, HILO_COLLECTION, &metadata, &body, None, None)?;
+        Ok(())
+    }
+
+    fn hilo_next(
+        &mut self,
+        tag: &str,
+        last_size: u64,
+        last_range_at: Option<Timestamp>,
+        separator: &str,
+    ) -> Result<WriteResult, WriteError> {
+        let id = hilo_document_id(tag);
+        let max = self.hilo_max(&key_of(&id))?;
+        let now = Timestamp::now();
+        let capacity = hilo_capacity(last_size, last_range_at, now);
+        self.write_hilo_max(&id, max + capacity)?;
+        Ok(WriteResult::HiloNext {
+            prefix: format!("{tag}{separator}"),
+            low: max + 1,
+            high: max + capacity,
+            last_size: capacity,
+            last_range_at: now,
+        })
+    }
+
+    fn hilo_return(&mut self, tag: &str, end: u64, last: u64) -> Result<WriteResult, WriteError> {
+        let id = hilo_document_id(tag);
+        let max = self.hilo_max(&key_of(&id))?;
+        // Only the holder of the newest range may give its unused end back.
+        if max == end && last < end {
+            self.write_hilo_max(&id, last)?;
+        }
+        Ok(WriteResult::HiloReturn)
+    }
+}
+
+fn hilo_document_id(tag: &str) -> String {
+    format!("Raven/Hilo/{tag}")
+}
+
+/// RavenDB's HiLo sizing: ranges grow while a client asks often and shrink when it asks rarely.
+fn hilo_capacity(last_size: u64, last_range_at: Option<Timestamp>, now: Timestamp) -> u64 {
+    const MIN: u64 = 32;
+    const MAX: u64 = 1024 * 1024;
+    let Some(last_range_at) = last_range_at else {
+        return MIN;
+    };
+    let seconds = (now.0 - last_range_at.0) / 10_000_000;
+    let size = if seconds < 5 {
+        last_size.saturating_mul(2)
+    } else if seconds > 60 {
+        last_size / 2
+    } else {
+        last_size
+    };
+    size.clamp(MIN, MAX)
+}
+
+fn validate_attachment_name(document_id: &str, name: &str) -> Result<(), WriteError> {
+    let reason = if name.trim().is_empty() {
+        "name is empty"
+    } else if name.len() > crate::ids::MAX_ID_BYTES {
+        "name is longer than 512 bytes"
+    } else if name.chars().any(char::is_control) {
+        "name contains a control character"
+    } else {
+        return Ok(());
+    };
+    Err(WriteError::InvalidAttachmentName {
+        id: truncate_for_message(document_id),
+        name: truncate_for_message(name),
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn put_document_strips_server_metadata() {
+        let put = PutDocument::new(
+            "users/1",
+            doc(r#"{"Name":"Ann","@metadata":{"@collection":"Users","@id":"x","@change-vector":"y","Raven-Python-Type":"U"}}"#),
+            None,
+        )
+        .unwrap();
+        assert_eq!(put.collection(), "Users");
+        assert_eq!(
+            put.metadata,
+            r#"{"@collection":"Users","Raven-Python-Type":"U"}"#
+        );
+        assert_eq!(put.body, r#"{"Name":"Ann"}"#);
+    }
+
+    #[test]
+    fn put_document_rejects_bad_metadata() {
+        assert!(PutDocument::new("a", doc(r#"{"@metadata":[]}"#), None).is_err());
+        assert!(PutDocument::new("a", doc(r#"{"@metadata":"x"}"#), None).is_err());
+        assert!(PutDocument::new("a", doc(r#"{"@metadata":{"@collection":5}}"#), None).is_err());
+        assert!(PutDocument::new("a", doc(r#"{"@metadata":{"@collection":""}}"#), None).is_err());
+        assert!(PutDocument::new("", doc("{}"), None).is_err());
+        let put = PutDocument::new("a", doc("{}"), None).unwrap();
+        assert_eq!(put.collection(), EMPTY_COLLECTION);
+    }
+
+    #[test]
+    fn hilo_ranges_grow_when_asked_often_and_shrink_when_rarely() {
+        let now = Timestamp(1_000_000_000_000);
+        assert_eq!(hilo_capacity(0, None, now), 32);
+        assert_eq!(hilo_capacity(32, Some(now), now), 64);
+        assert_eq!(
+            hilo_capacity(64, Some(Timestamp(now.0 - 30 * 10_000_000)), now),
+            64
+        );
+        assert_eq!(
+            hilo_capacity(256, Some(Timestamp(now.0 - 120 * 10_000_000)), now),
+            128
+        );
+        assert_eq!(hilo_capacity(1 << 30, Some(now), now), 1024 * 1024);
+    }
+}

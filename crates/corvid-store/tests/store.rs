@@ -1,0 +1,421 @@
+//! Integration tests of the store's public API.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use corvid_store::{
+    Database, PutDocument, Storage, TombstoneKind, WriteError, WriteOp, WriteResult,
+};
+use serde_json::{Value, json};
+
+fn put(id: &str, doc: Value) -> WriteOp {
+    WriteOp::Put(PutDocument::new(id, doc.as_object().unwrap().clone(), None).unwrap())
+}
+
+fn put_cv(id: &str, doc: Value, cv: &str) -> WriteOp {
+    WriteOp::Put(
+        PutDocument::new(id, doc.as_object().unwrap().clone(), Some(cv.to_owned())).unwrap(),
+    )
+}
+
+fn user(name: &str) -> Value {
+    json!({"Name": name, "@metadata": {"@collection": "Users"}})
+}
+
+fn setup() -> (tempfile::TempDir, Storage, Arc<Database>) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let db = storage.create_database("Shop").unwrap();
+    (dir, storage, db)
+}
+
+fn json_of(db: &Database, id: &str) -> Option<Value> {
+    let snapshot = db.snapshot().unwrap();
+    snapshot
+        .get(id)
+        .unwrap()
+        .map(|it| serde_json::from_str(&it.to_json_string()).unwrap())
+}
+
+#[test]
+fn ids_are_case_insensitive_and_case_preserving() {
+    let (_dir, _storage, db) = setup();
+    db.write(vec![put("Users/ABC", user("Ann"))]).unwrap();
+    let doc = json_of(&db, "users/abc").unwrap();
+    assert_eq!(doc["@metadata"]["@id"], "Users/ABC");
+    assert_eq!(doc["Name"], "Ann");
+    db.write(vec![put("USERS/abc", user("Bob"))]).unwrap();
+    let doc = json_of(&db, "users/ABC").unwrap();
+    assert_eq!(doc["@metadata"]["@id"], "Users/ABC");
+    assert_eq!(doc["Name"], "Bob");
+    assert_eq!(
+        db.snapshot()
+            .unwrap()
+            .count_documents(Some("users"))
+            .unwrap(),
+        1
+    );
+}
+
+#[test]
+fn an_update_moves_the_document_to_a_new_etag() {
+    let (_dir, _storage, db) = setup();
+    db.write(vec![put("users/1", user("a")), put("users/2", user("b"))])
+        .unwrap();
+    db.write(vec![put("users/1", user("a2"))]).unwrap();
+    let snapshot = db.snapshot().unwrap();
+    let docs: Vec<_> = snapshot
+        .documents_after(Some("Users"), 0)
+        .unwrap()
+        .map(|it| it.unwrap())
+        .collect();
+    let ids: Vec<_> = docs.iter().map(|it| it.id.as_str()).collect();
+    assert_eq!(ids, ["users/2", "users/1"]);
+    assert_eq!(docs[1].etag, 3);
+    assert_eq!(docs[1].change_vector, format!("A:3-{}", db.id()));
+    let after_2: Vec<_> = snapshot.documents_after(None, 2).unwrap().collect();
+    assert_eq!(after_2.len(), 1);
+    assert_eq!(db.last_etag(), 3);
+}
+
+#[test]
+fn a_delete_leaves_a_tombstone_and_updates_counts() {
+    let (_dir, _storage, db) = setup();
+    db.write(vec![
+        put("users/1", user("a")),
+        put("orders/1", json!({"@metadata": {"@collection": "Orders"}})),
+    ])
+    .unwrap();
+    let results = db
+        .write(vec![WriteOp::Delete {
+            id: "USERS/1".into(),
+            expected_change_vector: None,
+        }])
+        .unwrap();
+    assert!(matches!(
+        &results[0],
+        WriteResult::Delete { deleted: true, .. }
+    ));
+    let snapshot = db.snapshot().unwrap();
+    assert!(snapshot.get("users/1").unwrap().is_none());
+    let tombstones: Vec<_> = snapshot
+        .tombstones_after(Some("users"), 0)
+        .unwrap()
+        .map(|it| it.unwrap())
+        .collect();
+    assert_eq!(tombstones.len(), 1);
+    assert_eq!(tombstones[0].id, "users/1");
+    assert_eq!(tombstones[0].collection, "Users");
+    assert_eq!(tombstones[0].etag, 3);
+    assert_eq!(tombstones[0].kind, TombstoneKind::Document);
+    let collections = snapshot.collections().unwrap();
+    assert_eq!(collections.len(), 1);
+    assert_eq!(collections[0].name, "Orders");
+    // Deleting what does not exist is not an error and writes nothing.
+    let results = db
+        .write(vec![WriteOp::Delete {
+            id: "users/404".into(),
+            expected_change_vector: None,
+        }])
+        .unwrap();
+    assert!(matches!(
+        &results[0],
+        WriteResult::Delete { deleted: false, .. }
+    ));
+    assert_eq!(db.last_etag(), 3);
+}
+
+#[test]
+fn change_vector_mismatch_is_a_conflict_and_applies_nothing() {
+    let (_dir, _storage, db) = setup();
+    let results = db.write(vec![put("users/1", user("a"))]).unwrap();
+    let WriteResult::Put { change_vector, .. } = &results[0] else {
+        panic!("expected a put result");
+    };
+    let error = db
+        .write(vec![
+            put("users/2", user("b")),
+            put_cv("users/1", user("x"), "A:999-nope"),
+        ])
+        .unwrap_err();
+    assert!(matches!(error, WriteError::Concurrency { .. }), "{error}");
+    assert!(
+        json_of(&db, "users/2").is_none(),
+        "failed request must apply nothing"
+    );
+    // The right change vector succeeds; "" means "must not exist".
+    db.write(vec![put_cv("users/1", user("c"), change_vector)])
+        .unwrap();
+    assert!(db.write(vec![put_cv("users/1", user("d"), "")]).is_err());
+    db.write(vec![put_cv("users/3", user("d"), "")]).unwrap();
+    assert_eq!(json_of(&db, "users/1").unwrap()["Name"], "c");
+}
+
+#[test]
+fn merged_requests_fail_independently() {
+    let (_dir, _storage, db) = setup();
+    db.write(vec![put("users/1", user("a"))]).unwrap();
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let n_requests = 200;
+    std::thread::scope(|scope| {
+        for idx in 0..n_requests {
+            let db = db.clone();
+            let outcomes = outcomes.clone();
+            scope.spawn(move || {
+                let ops = if idx % 10 == 0 {
+                    vec![
+                        put(&format!("items/{idx}"), user("x")),
+                        put_cv("users/1", user("bad"), "A:1-wrong"),
+                    ]
+                } else {
+                    vec![put(&format!("items/{idx}"), user("x"))]
+                };
+                let res = db.write(ops);
+                outcomes.lock().unwrap().push((idx, res.is_ok()));
+            });
+        }
+    });
+    let outcomes = outcomes.lock().unwrap();
+    assert_eq!(outcomes.len(), n_requests);
+    for (idx, ok) in outcomes.iter() {
+        assert_eq!(*ok, idx % 10 != 0, "request {idx}");
+        assert_eq!(
+            json_of(&db, &format!("items/{idx}")).is_some(),
+            idx % 10 != 0
+        );
+    }
+}
+
+#[test]
+fn attachments_are_stored_once_and_removed_with_the_last_reference() {
+    let (_dir, _storage, db) = setup();
+    db.write(vec![put("users/1", user("a")), put("users/2", user("b"))])
+        .unwrap();
+    let attach = |id: &str, name: &str, content: &[u8]| WriteOp::AttachmentPut {
+        document_id: id.into(),
+        name: name.into(),
+        content_type: "text/plain".into(),
+        content: content.to_vec(),
+        expected_change_vector: None,
+    };
+    let results = db
+        .write(vec![
+            attach("users/1", "a.txt", b"same"),
+            attach("users/2", "b.txt", b"same"),
+        ])
+        .unwrap();
+    let (
+        WriteResult::AttachmentPut { hash: h1, size, .. },
+        WriteResult::AttachmentPut { hash: h2, .. },
+    ) = (&results[0], &results[1])
+    else {
+        panic!("expected attachment results");
+    };
+    assert_eq!(h1, h2);
+    assert_eq!(*size, 4);
+    let doc = json_of(&db, "users/1").unwrap();
+    assert_eq!(doc["@metadata"]["@flags"], "HasAttachments");
+    assert_eq!(doc["@metadata"]["@attachments"][0]["Name"], "a.txt");
+    assert_eq!(doc["@metadata"]["@attachments"][0]["Size"], 4);
+
+    db.write(vec![WriteOp::Delete {
+        id: "users/1".into(),
+        expected_change_vector: None,
+    }])
+    .unwrap();
+    let (_, content) = db
+        .snapshot()
+        .unwrap()
+        .attachment("users/2", "B.TXT")
+        .unwrap()
+        .unwrap();
+    assert_eq!(content, b"same");
+    db.write(vec![WriteOp::AttachmentDelete {
+        document_id: "users/2".into(),
+        name: "b.txt".into(),
+        expected_change_vector: None,
+    }])
+    .unwrap();
+    let snapshot = db.snapshot().unwrap();
+    assert!(snapshot.attachment("users/2", "b.txt").unwrap().is_none());
+    let doc = json_of(&db, "users/2").unwrap();
+    assert!(doc["@metadata"].get("@flags").is_none());
+    let kinds: Vec<_> = snapshot
+        .tombstones_after(None, 0)
+        .unwrap()
+        .map(|it| it.unwrap().kind)
+        .collect();
+    assert!(kinds.contains(&TombstoneKind::Attachment {
+        name: "b.txt".into()
+    }));
+    // An attachment for a missing document is refused.
+    let error = db.write(vec![attach("users/404", "x", b"x")]).unwrap_err();
+    assert!(matches!(error, WriteError::DocumentMissing { .. }));
+}
+
+#[test]
+fn server_generated_ids_and_identities() {
+    let (_dir, _storage, db) = setup();
+    let results = db
+        .write(vec![
+            put("people/", user("a")),
+            put("people|", user("b")),
+            put("people|", user("c")),
+        ])
+        .unwrap();
+    let ids: Vec<_> = results
+        .iter()
+        .map(|it| match it {
+            WriteResult::Put { id, .. } => id.clone(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        ["people/0000000000000000001-A", "people/1", "people/2"]
+    );
+}
+
+#[test]
+fn delete_prefixed_removes_every_matching_document() {
+    let (_dir, _storage, db) = setup();
+    db.write(vec![
+        put("users/1/people/1", user("a")),
+        put("Users/1/People/2", user("b")),
+        put("users/10/people/1", user("c")),
+    ])
+    .unwrap();
+    let results = db
+        .write(vec![WriteOp::DeletePrefixed {
+            prefix: "users/1/people/".into(),
+        }])
+        .unwrap();
+    assert_eq!(
+        results[0],
+        WriteResult::DeletePrefixed {
+            prefix: "users/1/people/".into(),
+            deleted: 2
+        }
+    );
+    assert!(json_of(&db, "users/10/people/1").is_some());
+}
+
+#[test]
+fn hilo_ranges_do_not_overlap() {
+    let (_dir, _storage, db) = setup();
+    let next = || {
+        let results = db
+            .write(vec![WriteOp::HiloNext {
+                tag: "users".into(),
+                last_size: 0,
+                last_range_at: None,
+                separator: "/".into(),
+            }])
+            .unwrap();
+        match &results[0] {
+            WriteResult::HiloNext {
+                low, high, prefix, ..
+            } => (*low, *high, prefix.clone()),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(next(), (1, 32, "users/".to_owned()));
+    assert_eq!(next(), (33, 64, "users/".to_owned()));
+    db.write(vec![WriteOp::HiloReturn {
+        tag: "users".into(),
+        end: 64,
+        last: 40,
+    }])
+    .unwrap();
+    assert_eq!(next().0, 41);
+}
+
+#[test]
+fn data_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let storage = Storage::open(dir.path()).unwrap();
+        let db = storage.create_database("Shop").unwrap();
+        db.write(vec![put("users/1", user("a"))]).unwrap();
+        storage.close();
+    }
+    let storage = Storage::open(dir.path()).unwrap();
+    let db = storage.database("shop").unwrap();
+    assert_eq!(db.name(), "Shop");
+    assert_eq!(db.last_etag(), 1);
+    assert_eq!(json_of(&db, "users/1").unwrap()["Name"], "a");
+    db.write(vec![put("users/2", user("b"))]).unwrap();
+    assert_eq!(db.last_etag(), 2);
+}
+
+#[test]
+fn snapshots_are_consistent_while_writes_go_on() {
+    let (_dir, _storage, db) = setup();
+    db.write(vec![put("users/1", user("a"))]).unwrap();
+    let snapshot = db.snapshot().unwrap();
+    db.write(vec![
+        put("users/2", user("b")),
+        WriteOp::Delete {
+            id: "users/1".into(),
+            expected_change_vector: None,
+        },
+    ])
+    .unwrap();
+    assert!(snapshot.get("users/1").unwrap().is_some());
+    assert!(snapshot.get("users/2").unwrap().is_none());
+    assert_eq!(snapshot.documents_after(None, 0).unwrap().count(), 1);
+    assert_eq!(snapshot.last_etag().unwrap(), 1);
+}
+
+#[test]
+fn subscribers_hear_every_commit_after_it_is_durable() {
+    let (_dir, _storage, db) = setup();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = heard.clone();
+    let subscription = db.subscribe(move |notice| sink.lock().unwrap().push(notice.clone()));
+    db.write(vec![
+        put("users/1", user("a")),
+        put("orders/1", json!({"@metadata": {"@collection": "Orders"}})),
+    ])
+    .unwrap();
+    {
+        let heard = heard.lock().unwrap();
+        assert_eq!(heard.len(), 1);
+        assert_eq!(heard[0].last_etag, 2);
+        assert_eq!(heard[0].collections, ["Orders", "Users"]);
+    }
+    drop(subscription);
+    db.write(vec![put("users/2", user("b"))]).unwrap();
+    assert_eq!(heard.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn databases_are_created_listed_and_deleted() {
+    let (dir, storage, _db) = setup();
+    assert!(
+        storage.create_database("shop").is_err(),
+        "names are case-insensitive"
+    );
+    assert!(storage.create_database("bad name").is_err());
+    assert!(storage.create_database("").is_err());
+    storage.create_database("other").unwrap();
+    assert_eq!(storage.databases().len(), 2);
+    storage.delete_database("SHOP").unwrap();
+    assert!(storage.database("shop").is_none());
+    assert!(storage.delete_database("shop").is_err());
+    assert!(!dir.path().join("databases/shop.redb").exists());
+    storage.create_database("Shop").unwrap();
+}
+
+#[test]
+fn changing_a_documents_collection_is_refused() {
+    let (_dir, _storage, db) = setup();
+    db.write(vec![put("users/1", user("a"))]).unwrap();
+    let error = db
+        .write(vec![put(
+            "users/1",
+            json!({"@metadata": {"@collection": "Orders"}}),
+        )])
+        .unwrap_err();
+    assert!(matches!(error, WriteError::InvalidDocument { .. }));
+}
