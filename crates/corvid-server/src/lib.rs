@@ -1,1 +1,33 @@
-//! placeholder
+//! Corvid's HTTP server: RavenDB-compatible routes and JSON shapes over `corvid-store`, so
+//! RavenDB's official clients work against Corvid.
+//!
+//! [`app`] builds the axum `Router` (tests drive it with `tower::ServiceExt::oneshot`);
+//! [`serve`] runs it on a listener until a shutdown future completes, finishing the requests
+//! in flight.
+//!
+//! Errors are [`ApiError`]s rendered as RavenDB's `{Url, Type, Message, Error}` with RavenDB's
+//! status codes. Handlers never block the runtime: store reads run on the blocking pool and
+//! writes go to each database's writer thread.
+
+mod error;
+mod http;
+mod query;
+mod routes;
+mod state;
+
+use std::future::Future;
+
+pub use error::ApiError;
+pub use routes::app;
+pub use state::{AppState, ServerOptions};
+
+/// Serves the app on `listener` until `shutdown` completes; requests in flight finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

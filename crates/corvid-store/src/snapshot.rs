@@ -86,6 +86,27 @@ impl Snapshot {
         Ok(found)
     }
 
+    /// Returns documents newest first (by etag), skipping `start` and returning at most
+    /// `page_size`.
+    pub fn latest_documents(
+        &self,
+        start: usize,
+        page_size: usize,
+    ) -> Result<Vec<Document>, ReadError> {
+        let table = self.txn.open_table(DOCS_BY_ETAG)?;
+        let mut found = Vec::new();
+        for entry in table.iter().map_err(StorageError::from)?.rev().skip(start) {
+            if found.len() >= page_size {
+                break;
+            }
+            let (_, key) = entry.map_err(StorageError::from)?;
+            if let Some(doc) = self.get(key.value())? {
+                found.push(doc);
+            }
+        }
+        Ok(found)
+    }
+
     /// Iterates the documents of one collection (or of all, with `None`) whose etag is greater
     /// than `after`, in etag order.
     pub fn documents_after(

@@ -1,0 +1,88 @@
+//! The HTTP routes, RavenDB's paths and JSON shapes. Handlers parse, call the store, and shape
+//! the answer; no business logic lives here.
+
+mod attachments;
+mod bulk_docs;
+mod docs;
+mod hilo;
+mod queries;
+pub(crate) mod server;
+mod stats;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{Method, StatusCode};
+use axum::middleware;
+use axum::routing::{get, post, put};
+use tracing::Instrument as _;
+
+use crate::error::ApiError;
+use crate::http::render_errors;
+use crate::state::AppState;
+
+/// Builds the application: every route, error rendering and request tracing.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/topology", get(server::topology))
+        .route("/cluster/topology", get(server::cluster_topology))
+        .route("/build/version", get(server::build_version))
+        .route(
+            "/admin/databases",
+            put(server::create_database).delete(server::delete_database),
+        )
+        .route("/databases", get(server::list_databases))
+        .route(
+            "/databases/{db}/docs",
+            get(docs::get_docs)
+                .head(docs::head_doc)
+                .put(docs::put_doc)
+                .delete(docs::delete_doc)
+                .post(docs::post_docs),
+        )
+        .route("/databases/{db}/bulk_docs", post(bulk_docs::bulk_docs))
+        .route(
+            "/databases/{db}/attachments",
+            get(attachments::get_attachment)
+                .head(attachments::head_attachment)
+                .put(attachments::put_attachment)
+                .delete(attachments::delete_attachment),
+        )
+        .route("/databases/{db}/hilo/next", get(hilo::next))
+        .route("/databases/{db}/hilo/return", put(hilo::return_range))
+        .route(
+            "/databases/{db}/collections/stats",
+            get(stats::collection_stats),
+        )
+        .route("/databases/{db}/stats", get(stats::database_stats))
+        .route(
+            "/databases/{db}/queries",
+            post(queries::post_query).get(queries::get_query),
+        )
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
+        .layer(middleware::from_fn(render_errors))
+        .layer(middleware::from_fn(trace_request))
+        // Handlers enforce the configured limit themselves, with a JSON 413.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "Raven.Client.Exceptions.RouteNotFoundException",
+        format!("there is no handler for {method} {}", uri.path()),
+    )
+}
+
+async fn trace_request(request: Request, next: middleware::Next) -> axum::response::Response {
+    let span =
+        tracing::debug_span!("request", method = %request.method(), path = %request.uri().path());
+    async move {
+        let response = next.run(request).await;
+        tracing::debug!(status = response.status().as_u16(), "answered");
+        response
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,69 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use corvid_store::{Database, Storage};
+
+use crate::error::ApiError;
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The largest request body accepted, in bytes; larger ones get a 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_body_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Arc<Storage>,
+    options: ServerOptions,
+    /// Stands in for RavenDB's Raft command index until the cluster exists.
+    command_index: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(storage: Arc<Storage>, options: ServerOptions) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                storage,
+                options,
+                command_index: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub fn storage(&self) -> &Arc<Storage> {
+        &self.inner.storage
+    }
+
+    pub fn options(&self) -> &ServerOptions {
+        &self.inner.options
+    }
+
+    /// Returns a database or RavenDB's 503 `Database-Missing` answer.
+    pub fn database(&self, name: &str) -> Result<Arc<Database>, ApiError> {
+        self.inner
+            .storage
+            .database(name)
+            .ok_or_else(|| ApiError::database_missing(name))
+    }
+
+    /// Returns the next value RavenDB would call a Raft command index.
+    pub fn next_command_index(&self) -> u64 {
+        self.inner.command_index.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
