@@ -25,8 +25,9 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
         .unwrap_or_default();
     let mut response = next.run(request).await;
     let Some(error) = response.extensions_mut().remove::<ErrorBody>() else {
-        return response;
+        return framework_error_as_json(response, &url).await;
     };
+
     let body = serde_json::json!({
         "Url": url,
         "Type": error.type_name,
@@ -34,6 +35,38 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
         "Error": format!("{}: {}", error.type_name, error.message),
     });
     let (mut parts, _) = response.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body.to_string()))
+}
+
+/// Turns the plain-text errors axum's extractors answer with (an undecodable path segment,
+/// say) into RavenDB's JSON shape, so clients can parse every error.
+async fn framework_error_as_json(response: Response, url: &str) -> Response {
+    let status = response.status();
+    let is_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|it| it.to_str().ok())
+        .is_some_and(|it| it.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !is_text {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(it) => String::from_utf8_lossy(&it).into_owned(),
+        Err(_) => status.to_string(),
+    };
+    let type_name = "Raven.Client.Exceptions.BadRequestException";
+    let body = serde_json::json!({
+        "Url": url,
+        "Type": type_name,
+        "Message": text,
+        "Error": format!("{type_name}: {text}"),
+    });
     parts.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
@@ -101,11 +134,18 @@ pub(crate) fn json_kind(value: &Value) -> &'static str {
 pub(crate) struct QueryParams(Vec<(String, String)>);
 
 impl QueryParams {
-    pub fn parse(raw: Option<&str>) -> QueryParams {
-        let pairs = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-            .map(|(key, value)| (key.into_owned(), value.into_owned()))
-            .collect();
-        QueryParams(pairs)
+    /// Decodes `a=1&b=x%2Fy`; a value whose percent-escapes are not UTF-8 is a 400 rather than
+    /// silently replaced (two different ids must never become the same one).
+    pub fn parse(raw: Option<&str>) -> Result<QueryParams, ApiError> {
+        let mut pairs = Vec::new();
+        for pair in raw.unwrap_or_default().split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            pairs.push((decode_component(key)?, decode_component(value)?));
+        }
+        Ok(QueryParams(pairs))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -149,6 +189,36 @@ impl QueryParams {
         self.get(name)
             .is_some_and(|it| it.eq_ignore_ascii_case("true"))
     }
+}
+
+fn decode_component(text: &str) -> Result<String, ApiError> {
+    String::from_utf8(percent_decode(text)).map_err(|_| {
+        ApiError::bad_request(format!(
+            "query string value {text:?} is not valid UTF-8 once decoded"
+        ))
+    })
+}
+
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    while idx < bytes.len() {
+        let hex = |it: u8| (it as char).to_digit(16);
+        match bytes[idx] {
+            b'+' => out.push(b' '),
+            b'%' if idx + 2 < bytes.len() => match (hex(bytes[idx + 1]), hex(bytes[idx + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push((high * 16 + low) as u8);
+                    idx += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+        idx += 1;
+    }
+    out
 }
 
 /// A JSON answer from text built by hand (documents are spliced, not re-serialized).
@@ -195,12 +265,18 @@ pub(crate) async fn write(
     }
 }
 
-/// Returns the change vector a client sent in `If-Match`, without quotes.
-pub(crate) fn if_match(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::IF_MATCH)
-        .and_then(|it| it.to_str().ok())
-        .map(|it| it.trim().trim_matches('"').to_owned())
+/// Returns the change vector a client sent in `If-Match`, without quotes. A header that is
+/// not readable text is a 400: ignoring it would turn a conditional write into a blind one.
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(it) => Ok(Some(it.trim().trim_matches('"').to_owned())),
+        Err(_) => Err(ApiError::bad_request(
+            "the If-Match header must be a change vector in visible ASCII",
+        )),
+    }
 }
 
 /// An HTTP cache validator: changes whenever any of the hashed parts change.

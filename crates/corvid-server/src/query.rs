@@ -156,6 +156,19 @@ impl Parser<'_> {
         let Some(Token::Word(word)) = self.next() else {
             return Err(QueryError("expected a field name".into()));
         };
+        // `id()` (or `id(alias)`) is the document id, which lives in the metadata.
+        if word.eq_ignore_ascii_case("id") && self.tokens.get(self.pos) == Some(&Token::Symbol("("))
+        {
+            self.pos += 1;
+            if matches!(self.tokens.get(self.pos), Some(Token::Word(_))) {
+                self.pos += 1;
+            }
+            if self.next() != Some(Token::Symbol(")")) {
+                return Err(QueryError("expected `)` after `id(`".into()));
+            }
+            return Ok(vec!["@metadata".to_owned(), "@id".to_owned()]);
+        }
+
         let mut parts: Vec<String> = word.split('.').map(str::to_owned).collect();
         if let Some(alias) = alias
             && parts.len() > 1
@@ -370,6 +383,9 @@ mod tests {
         );
         assert_eq!((q.skip, q.take), (Some(1), Some(2)));
         assert_eq!(q.order_by, [(vec!["name".to_owned()], false)]);
+        let q = check("from Users where id() = $p0", json!({"p0": "users/1"}));
+        assert_eq!(q.conditions[0].path, ["@metadata", "@id"]);
+        assert!(q.matches(&json!({"@metadata": {"@id": "Users/1"}})));
         let q = check(
             "from Users as u where u.age != 50 and u.name = 'x' order by u.age desc",
             json!({}),

@@ -56,6 +56,9 @@ impl AppState {
 
     /// Returns a database or RavenDB's 503 `Database-Missing` answer.
     pub fn database(&self, name: &str) -> Result<Arc<Database>, ApiError> {
+        if name.trim().is_empty() {
+            return Err(ApiError::bad_request("the database name is empty"));
+        }
         self.inner
             .storage
             .database(name)

@@ -383,7 +383,13 @@ impl Writer {
                     }
                 }
             }
-            (applier.next_etag, applier.touched_collections)
+            {
+                applier.finish()?;
+                (
+                    applier.next_etag,
+                    std::mem::take(&mut applier.touched_collections),
+                )
+            }
         };
         if new_last_etag == last_etag {
             // Nothing was written (only failed requests or no-op deletes): skip the fsync.

@@ -47,7 +47,9 @@ mod write;
 pub use database::{CommitNotice, Database, Subscription, WriteCallback};
 pub use error::{OpenError, ReadError, StorageError, WriteError};
 pub use ids::{EMPTY_COLLECTION, HILO_COLLECTION, IdRequest, MAX_ID_BYTES, key_of, validate_id};
-pub use record::{AttachmentInfo, Document, DocumentFlags, Etag, Tombstone, TombstoneKind};
+pub use record::{
+    AttachmentInfo, Document, DocumentFlags, Etag, Tombstone, TombstoneKind, push_json_string,
+};
 pub use snapshot::{CollectionStats, DocumentIter, Snapshot, TombstoneIter};
 pub use storage::{MAX_DATABASE_NAME, Storage, validate_database_name};
 pub use time::Timestamp;

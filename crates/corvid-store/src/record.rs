@@ -145,7 +145,8 @@ pub(crate) fn push_json_field(out: &mut String, key: &str, value: &str) {
     push_json_string(out, value);
 }
 
-pub(crate) fn push_json_string(out: &mut String, value: &str) {
+/// Appends `value` as a JSON string literal (quoted and escaped).
+pub fn push_json_string(out: &mut String, value: &str) {
     out.push('"');
     for ch in value.chars() {
         match ch {

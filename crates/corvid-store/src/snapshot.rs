@@ -19,7 +19,8 @@ use crate::tables::{
 pub struct Snapshot {
     txn: ReadTransaction,
     db_id: Arc<str>,
-    docs: ReadOnlyTable<&'static str, &'static [u8]>,
+    docs: ReadOnlyTable<&'static str, u64>,
+    records: ReadOnlyTable<u64, &'static [u8]>,
 }
 
 /// A collection and how many documents it holds.
@@ -32,7 +33,13 @@ pub struct CollectionStats {
 impl Snapshot {
     pub(crate) fn new(txn: ReadTransaction, db_id: Arc<str>) -> Result<Snapshot, StorageError> {
         let docs = txn.open_table(DOCS)?;
-        Ok(Snapshot { txn, db_id, docs })
+        let records = txn.open_table(DOCS_BY_ETAG)?;
+        Ok(Snapshot {
+            txn,
+            db_id,
+            docs,
+            records,
+        })
     }
 
     /// Returns the etag of the last write this snapshot sees.
@@ -54,11 +61,22 @@ impl Snapshot {
     /// Loads a document by id (case-insensitive).
     pub fn get(&self, id: &str) -> Result<Option<Document>, ReadError> {
         let key = key_of(id);
-        let Some(value) = self.docs.get(key.as_str()).map_err(StorageError::from)? else {
+        let Some(etag) = self.docs.get(key.as_str()).map_err(StorageError::from)? else {
             return Ok(None);
         };
-        let record = DocumentRecord::decode(value.value())?;
+        let record = self.record(etag.value())?;
         Ok(Some(self.to_document(&key, record)?))
+    }
+
+    fn record(&self, etag: Etag) -> Result<DocumentRecord, ReadError> {
+        match self.records.get(etag).map_err(StorageError::from)? {
+            Some(it) => Ok(DocumentRecord::decode(it.value())?),
+            None => Err(StorageError::Corrupted {
+                table: "docs",
+                reason: format!("index points at missing etag {etag}"),
+            }
+            .into()),
+        }
     }
 
     /// Returns the documents whose id starts with `prefix` (case-insensitive), in id order,
@@ -76,11 +94,11 @@ impl Snapshot {
             .range(prefix_key.as_str()..)
             .map_err(StorageError::from)?;
         for entry in range.skip(start) {
-            let (key, value) = entry.map_err(StorageError::from)?;
+            let (key, etag) = entry.map_err(StorageError::from)?;
             if !key.value().starts_with(prefix_key.as_str()) || found.len() >= page_size {
                 break;
             }
-            let record = DocumentRecord::decode(value.value())?;
+            let record = self.record(etag.value())?;
             found.push(self.to_document(key.value(), record)?);
         }
         Ok(found)
@@ -93,16 +111,20 @@ impl Snapshot {
         start: usize,
         page_size: usize,
     ) -> Result<Vec<Document>, ReadError> {
-        let table = self.txn.open_table(DOCS_BY_ETAG)?;
         let mut found = Vec::new();
-        for entry in table.iter().map_err(StorageError::from)?.rev().skip(start) {
+        for entry in self
+            .records
+            .iter()
+            .map_err(StorageError::from)?
+            .rev()
+            .skip(start)
+        {
             if found.len() >= page_size {
                 break;
             }
-            let (_, key) = entry.map_err(StorageError::from)?;
-            if let Some(doc) = self.get(key.value())? {
-                found.push(doc);
-            }
+            let (_, value) = entry.map_err(StorageError::from)?;
+            let record = DocumentRecord::decode(value.value())?;
+            found.push(self.to_document(&key_of(&record.id), record)?);
         }
         Ok(found)
     }
@@ -127,8 +149,8 @@ impl Snapshot {
                 KeyRange::Collection(range)
             }
             None => {
-                let table = self.txn.open_table(DOCS_BY_ETAG)?;
-                let range = table
+                let range = self
+                    .records
                     .range(after.saturating_add(1)..)
                     .map_err(StorageError::from)?;
                 KeyRange::All(range)
@@ -283,8 +305,8 @@ impl Snapshot {
 }
 
 enum KeyRange {
-    Collection(redb::Range<'static, (&'static str, u64), &'static str>),
-    All(redb::Range<'static, u64, &'static str>),
+    Collection(redb::Range<'static, (&'static str, u64), ()>),
+    All(redb::Range<'static, u64, &'static [u8]>),
 }
 
 /// Documents in etag order; see [`Snapshot::documents_after`].
@@ -297,26 +319,20 @@ impl Iterator for DocumentIter<'_> {
     type Item = Result<Document, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let key = match &mut self.keys {
-            KeyRange::Collection(range) => range.next()?.map(|(_, key)| key.value().to_owned()),
-            KeyRange::All(range) => range.next()?.map(|(_, key)| key.value().to_owned()),
+        let record = match &mut self.keys {
+            KeyRange::Collection(range) => match range.next()? {
+                Ok((key, _)) => self.snapshot.record(key.value().1),
+                Err(error) => Err(StorageError::from(error).into()),
+            },
+            KeyRange::All(range) => match range.next()? {
+                Ok((_, value)) => DocumentRecord::decode(value.value()).map_err(ReadError::from),
+                Err(error) => Err(StorageError::from(error).into()),
+            },
         };
-        let key = match key {
-            Ok(it) => it,
-            Err(error) => return Some(Err(StorageError::from(error).into())),
-        };
-        let found = match self.snapshot.docs.get(key.as_str()) {
-            Ok(Some(it)) => DocumentRecord::decode(it.value()),
-            Ok(None) => Err(StorageError::Corrupted {
-                table: "docs_by_etag",
-                reason: format!("index points at missing document `{key}`"),
-            }),
-            Err(error) => Err(error.into()),
-        };
-        Some(match found {
-            Ok(record) => self.snapshot.to_document(&key, record),
-            Err(error) => Err(error.into()),
-        })
+        Some(record.and_then(|record| {
+            let key = key_of(&record.id);
+            self.snapshot.to_document(&key, record)
+        }))
     }
 }
 

@@ -4,12 +4,13 @@ use redb::TableDefinition;
 
 /// Database-level values: `db_id`, `name`, `last_etag`, `format_version`.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// Lower-cased document id → [`crate::record::DocumentRecord`].
-pub(crate) const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
-/// Etag → lower-cased document id, for scans of every collection in etag order.
-pub(crate) const DOCS_BY_ETAG: TableDefinition<u64, &str> = TableDefinition::new("docs_by_etag");
-/// (lower-cased collection, etag) → lower-cased document id, for per-collection scans.
-pub(crate) const DOCS_BY_COLLECTION: TableDefinition<(&str, u64), &str> =
+/// Lower-cased document id → the etag of its current version.
+pub(crate) const DOCS: TableDefinition<&str, u64> = TableDefinition::new("docs");
+/// Etag → [`crate::record::DocumentRecord`]: the documents themselves, in etag order, so the
+/// change feed is one sequential scan and new versions are appended at the end.
+pub(crate) const DOCS_BY_ETAG: TableDefinition<u64, &[u8]> = TableDefinition::new("docs_by_etag");
+/// (lower-cased collection, etag) → nothing; the record is in [`DOCS_BY_ETAG`].
+pub(crate) const DOCS_BY_COLLECTION: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("docs_by_collection");
 /// Etag → tombstone record.
 pub(crate) const TOMBSTONES: TableDefinition<u64, &[u8]> = TableDefinition::new("tombstones");

@@ -48,7 +48,13 @@ impl Timestamp {
         let hour: i64 = time_parts.next()?.parse().ok()?;
         let minute: i64 = time_parts.next()?.parse().ok()?;
         let second: i64 = time_parts.next()?.parse().ok()?;
-        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        let in_range = (0..=9999).contains(&year)
+            && (1..=12).contains(&month)
+            && (1..=31).contains(&day)
+            && (0..24).contains(&hour)
+            && (0..60).contains(&minute)
+            && (0..=60).contains(&second);
+        if !in_range || time_parts.next().is_some() {
             return None;
         }
         let mut frac_ticks = 0i64;
@@ -56,6 +62,7 @@ impl Timestamp {
             let digit = digit.to_digit(10)? as i64;
             frac_ticks += digit * 10i64.pow(6 - idx as u32);
         }
+        // With the ranges checked above none of this can overflow.
         let days = days_from_civil(year, month, day);
         let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
         Some(Timestamp(secs * 10_000_000 + frac_ticks))
@@ -101,6 +108,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
+        assert!(Timestamp::parse_iso("9999999999999-01-01T00:00:00.0000000Z").is_none());
+        assert!(Timestamp::parse_iso("2024-01-01T00:00:99999999999999999Z").is_none());
+        assert!(Timestamp::parse_iso("2024-01-01T-5:00:00Z").is_none());
         assert!(Timestamp::parse_iso("yesterday").is_none());
         assert!(Timestamp::parse_iso("2024-13-01T00:00:00Z").is_none());
         assert!(Timestamp::parse_iso("").is_none());

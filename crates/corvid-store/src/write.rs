@@ -54,40 +54,64 @@ impl PutDocument {
             id: truncate_for_message(id),
             reason,
         };
-        let mut metadata = match document.shift_remove("@metadata") {
+        let metadata = match document.shift_remove("@metadata") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(it)) => it,
             Some(_) => return Err(invalid("`@metadata` must be an object".to_owned())),
         };
-        for key in SERVER_METADATA {
-            metadata.shift_remove(*key);
-        }
-        let collection = match metadata.get("@collection") {
-            None | Some(Value::Null) => EMPTY_COLLECTION.to_owned(),
-            Some(Value::String(it)) if it.trim().is_empty() => {
-                return Err(invalid("`@collection` must not be empty".to_owned()));
-            }
-            Some(Value::String(it)) => it.clone(),
-            Some(_) => {
-                return Err(invalid(
-                    "`@metadata.@collection` must be a string".to_owned(),
-                ));
-            }
-        };
-        if collection.chars().any(char::is_control) {
-            return Err(invalid(
-                "`@collection` contains a control character".to_owned(),
-            ));
-        }
-        let to_text = |value: &Map<String, Value>| match serde_json::to_string(value) {
-            Ok(it) => Ok(it),
-            Err(error) => Err(invalid(error.to_string())),
-        };
+        let (collection, metadata) = validate_metadata(metadata).map_err(invalid)?;
+        let body = serde_json::to_string(&document).map_err(|error| invalid(error.to_string()))?;
         Ok(PutDocument {
             id: id_request,
             collection,
-            metadata: to_text(&metadata)?,
-            body: to_text(&document)?,
+            metadata,
+            body,
+            expected_change_vector,
+        })
+    }
+    /// Validates a document given as JSON text, touching only its top-level fields and
+    /// `@metadata`: nested values are copied as they are, not parsed into a tree.
+    pub fn from_json(
+        id: &str,
+        document: &str,
+        expected_change_vector: Option<String>,
+    ) -> Result<PutDocument, WriteError> {
+        let id_request = IdRequest::parse(id)?;
+        let invalid = |reason: String| WriteError::InvalidDocument {
+            id: truncate_for_message(id),
+            reason,
+        };
+        let fields: TopLevelFields<'_> =
+            serde_json::from_str(document).map_err(|error| invalid(error.to_string()))?;
+        let mut body = String::with_capacity(document.len());
+        body.push('{');
+        let mut metadata = Map::new();
+        for (key, value) in fields.0 {
+            if key == "@metadata" {
+                metadata = match serde_json::from_str::<Value>(value.get()) {
+                    Ok(Value::Object(it)) => it,
+                    Ok(Value::Null) => Map::new(),
+                    Ok(_) => return Err(invalid("`@metadata` must be an object".to_owned())),
+                    Err(error) => return Err(invalid(error.to_string())),
+                };
+                continue;
+            }
+            serde_json::from_str::<ValidJson>(value.get())
+                .map_err(|error| invalid(format!("field `{key}`: {error}")))?;
+            if body.len() > 1 {
+                body.push(',');
+            }
+            crate::record::push_json_string(&mut body, &key);
+            body.push(':');
+            body.push_str(value.get());
+        }
+        body.push('}');
+        let (collection, metadata) = validate_metadata(metadata).map_err(invalid)?;
+        Ok(PutDocument {
+            id: id_request,
+            collection,
+            metadata,
+            body,
             expected_change_vector,
         })
     }
@@ -190,9 +214,10 @@ pub(crate) struct Applier<'txn> {
     db_id: &'txn str,
     pub next_etag: Etag,
     pub touched_collections: BTreeSet<String>,
-    docs: Table<'txn, &'static str, &'static [u8]>,
-    docs_by_etag: Table<'txn, u64, &'static str>,
-    docs_by_collection: Table<'txn, (&'static str, u64), &'static str>,
+    pending_counts: std::collections::HashMap<String, (String, i64)>,
+    docs: Table<'txn, &'static str, u64>,
+    docs_by_etag: Table<'txn, u64, &'static [u8]>,
+    docs_by_collection: Table<'txn, (&'static str, u64), ()>,
     tombstones: Table<'txn, u64, &'static [u8]>,
     tombstones_by_collection: Table<'txn, (&'static str, u64), ()>,
     collections: Table<'txn, &'static str, &'static [u8]>,
@@ -212,6 +237,7 @@ impl<'txn> Applier<'txn> {
             db_id,
             next_etag: last_etag,
             touched_collections: BTreeSet::new(),
+            pending_counts: std::collections::HashMap::new(),
             docs: txn.open_table(DOCS)?,
             docs_by_etag: txn.open_table(DOCS_BY_ETAG)?,
             docs_by_collection: txn.open_table(DOCS_BY_COLLECTION)?,
@@ -280,9 +306,15 @@ impl<'txn> Applier<'txn> {
     }
 
     fn read_doc(&self, key: &str) -> Result<Option<DocumentRecord>, StorageError> {
-        match self.docs.get(key)? {
+        let Some(etag) = self.docs.get(key)?.map(|it| it.value()) else {
+            return Ok(None);
+        };
+        match self.docs_by_etag.get(etag)? {
             Some(it) => Ok(Some(DocumentRecord::decode(it.value())?)),
-            None => Ok(None),
+            None => Err(StorageError::Corrupted {
+                table: "docs",
+                reason: format!("`{key}` points at missing etag {etag}"),
+            }),
         }
     }
 
@@ -357,6 +389,7 @@ impl<'txn> Applier<'txn> {
         expected_change_vector: Option<&str>,
         preassigned_etag: Option<Etag>,
     ) -> Result<DocumentRecord, WriteError> {
+        crate::ids::validate_id(id)?;
         let key = key_of(id);
         let existing = self.read_doc(&key)?;
         self.check_change_vector(
@@ -376,11 +409,11 @@ impl<'txn> Applier<'txn> {
                         ),
                     });
                 }
-                self.unindex_document(&key, old)?;
+                self.unindex_document(old)?;
                 (old.id.clone(), old.flags)
             }
             None => {
-                self.adjust_collection_count(collection, 1)?;
+                self.adjust_collection_count(collection, 1);
                 (id.to_owned(), DocumentFlags::default())
             }
         };
@@ -401,39 +434,55 @@ impl<'txn> Applier<'txn> {
 
     fn index_document(&mut self, key: &str, record: &DocumentRecord) -> Result<(), StorageError> {
         let collection_key = key_of(&record.collection);
-        self.docs.insert(key, record.encode().as_slice())?;
-        self.docs_by_etag.insert(record.etag, key)?;
+        self.docs.insert(key, record.etag)?;
+        self.docs_by_etag
+            .insert(record.etag, record.encode().as_slice())?;
         self.docs_by_collection
-            .insert((collection_key.as_str(), record.etag), key)?;
-        self.touched_collections.insert(record.collection.clone());
+            .insert((collection_key.as_str(), record.etag), ())?;
+        if !self.touched_collections.contains(&record.collection) {
+            self.touched_collections.insert(record.collection.clone());
+        }
         Ok(())
     }
 
-    fn unindex_document(&mut self, key: &str, record: &DocumentRecord) -> Result<(), StorageError> {
+    fn unindex_document(&mut self, record: &DocumentRecord) -> Result<(), StorageError> {
         let collection_key = key_of(&record.collection);
         self.docs_by_etag.remove(record.etag)?;
         self.docs_by_collection
             .remove((collection_key.as_str(), record.etag))?;
-        self.docs.remove(key)?;
         Ok(())
     }
 
-    fn adjust_collection_count(
-        &mut self,
-        collection: &str,
-        delta: i64,
-    ) -> Result<(), StorageError> {
+    /// Records a change of a collection's document count; written once per transaction by
+    /// [`Applier::finish`].
+    fn adjust_collection_count(&mut self, collection: &str, delta: i64) {
         let key = key_of(collection);
-        let (name, count) = match self.collections.get(key.as_str())? {
-            Some(it) => decode_collection(it.value())?,
-            None => (collection.to_owned(), 0),
-        };
-        let count = count.saturating_add_signed(delta);
-        if count == 0 {
-            self.collections.remove(key.as_str())?;
-        } else {
-            self.collections
-                .insert(key.as_str(), encode_collection(&name, count).as_slice())?;
+        match self.pending_counts.get_mut(&key) {
+            Some(pending) => pending.1 += delta,
+            None => {
+                self.pending_counts
+                    .insert(key, (collection.to_owned(), delta));
+            }
+        }
+    }
+
+    /// Writes what was deferred to the end of the transaction (collection counts).
+    pub fn finish(&mut self) -> Result<(), StorageError> {
+        for (key, (name, delta)) in std::mem::take(&mut self.pending_counts) {
+            if delta == 0 {
+                continue;
+            }
+            let (name, count) = match self.collections.get(key.as_str())? {
+                Some(it) => decode_collection(it.value())?,
+                None => (name, 0),
+            };
+            let count = count.saturating_add_signed(delta);
+            if count == 0 {
+                self.collections.remove(key.as_str())?;
+            } else {
+                self.collections
+                    .insert(key.as_str(), encode_collection(&name, count).as_slice())?;
+            }
         }
         Ok(())
     }
@@ -463,12 +512,13 @@ impl<'txn> Applier<'txn> {
     /// Removes a document and its attachments and writes its tombstone; returns the tombstone's
     /// etag.
     fn delete_document(&mut self, key: &str, record: DocumentRecord) -> Result<Etag, StorageError> {
-        self.unindex_document(key, &record)?;
+        self.unindex_document(&record)?;
+        self.docs.remove(key)?;
         for (name_key, attachment) in self.attachments_of(key)? {
             self.attachments.remove((key, name_key.as_str()))?;
             self.release_blob(&attachment.hash)?;
         }
-        self.adjust_collection_count(&record.collection, -1)?;
+        self.adjust_collection_count(&record.collection, -1);
         let etag = self.take_etag();
         self.write_tombstone(Tombstone {
             etag,
@@ -560,7 +610,7 @@ impl<'txn> Applier<'txn> {
         key: &str,
         mut record: DocumentRecord,
     ) -> Result<String, StorageError> {
-        self.unindex_document(key, &record)?;
+        self.unindex_document(&record)?;
         record.etag = self.take_etag();
         record.last_modified = Timestamp::now();
         record.flags = if self.attachments_of(key)?.is_empty() {
@@ -745,7 +795,7 @@ fn hilo_capacity(last_size: u64, last_range_at: Option<Timestamp>, now: Timestam
     let Some(last_range_at) = last_range_at else {
         return MIN;
     };
-    let seconds = (now.0 - last_range_at.0) / 10_000_000;
+    let seconds = now.0.saturating_sub(last_range_at.0) / 10_000_000;
     let size = if seconds < 5 {
         last_size.saturating_mul(2)
     } else if seconds > 60 {
@@ -773,6 +823,136 @@ fn validate_attachment_name(document_id: &str, name: &str) -> Result<(), WriteEr
     })
 }
 
+/// Drops server-owned metadata and checks `@collection`; returns the collection and the
+/// metadata as JSON text.
+fn validate_metadata(mut metadata: Map<String, Value>) -> Result<(String, String), String> {
+    for key in SERVER_METADATA {
+        metadata.shift_remove(*key);
+    }
+    let collection = match metadata.get("@collection") {
+        None | Some(Value::Null) => EMPTY_COLLECTION.to_owned(),
+        Some(Value::String(it)) if it.trim().is_empty() => {
+            return Err("`@collection` must not be empty".to_owned());
+        }
+        Some(Value::String(it)) if it.chars().any(char::is_control) => {
+            return Err("`@collection` contains a control character".to_owned());
+        }
+        Some(Value::String(it)) => it.clone(),
+        Some(_) => return Err("`@metadata.@collection` must be a string".to_owned()),
+    };
+    let text = serde_json::to_string(&metadata).map_err(|error| error.to_string())?;
+    Ok((collection, text))
+}
+
+/// The top-level fields of a JSON object in document order, values left as raw JSON text.
+struct TopLevelFields<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for TopLevelFields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+            type Value = TopLevelFields<'de>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) =
+                    map.next_entry::<String, &'de serde_json::value::RawValue>()?
+                {
+                    fields.push(entry);
+                }
+                let mut seen = std::collections::HashSet::with_capacity(fields.len());
+                for (key, _) in &fields {
+                    if !seen.insert(key.as_str()) {
+                        return Err(serde::de::Error::custom(format!("duplicate field `{key}`")));
+                    }
+                }
+                Ok(TopLevelFields(fields))
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// Accepts any JSON value that a tree parser would accept too: numbers in range, strings
+/// without lone surrogates. Used to check raw field values without building a tree.
+struct ValidJson;
+
+impl<'de> serde::Deserialize<'de> for ValidJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValidVisitor;
+        impl<'de> serde::de::Visitor<'de> for ValidVisitor {
+            type Value = ValidJson;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<ValidJson, E> {
+                Ok(ValidJson)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<ValidJson, E> {
+                Ok(ValidJson)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<ValidJson, E> {
+                Ok(ValidJson)
+            }
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<ValidJson, E> {
+                if value.is_finite() {
+                    return Ok(ValidJson);
+                }
+                Err(E::custom("number out of range"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<ValidJson, E> {
+                Ok(ValidJson)
+            }
+            fn visit_unit<E>(self) -> Result<ValidJson, E> {
+                Ok(ValidJson)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ValidJson, A::Error> {
+                while seq.next_element::<ValidJson>()?.is_some() {}
+                Ok(ValidJson)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ValidJson, A::Error> {
+                while map.next_entry::<ValidKey, ValidJson>()?.is_some() {}
+                Ok(ValidJson)
+            }
+        }
+        deserializer.deserialize_any(ValidVisitor)
+    }
+}
+
+/// An object key, decoded so its escapes are checked.
+struct ValidKey;
+
+impl<'de> serde::Deserialize<'de> for ValidKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl serde::de::Visitor<'_> for KeyVisitor {
+            type Value = ValidKey;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("an object key")
+            }
+            fn visit_str<E>(self, _: &str) -> Result<ValidKey, E> {
+                Ok(ValidKey)
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -795,6 +975,45 @@ mod tests {
             r#"{"@collection":"Users","Raven-Python-Type":"U"}"#
         );
         assert_eq!(put.body, r#"{"Name":"Ann"}"#);
+    }
+
+    #[test]
+    fn from_json_keeps_nested_values_and_order() {
+        let text = r#"{"Name":"Ann","@metadata":{"@collection":"Users","@id":"x"},"Address":{"City":"Oslo","Zip":[1,2]},"A\"b":null}"#;
+        let put = PutDocument::from_json("users/1", text, None).unwrap();
+        assert_eq!(put.collection(), "Users");
+        assert_eq!(put.metadata, r#"{"@collection":"Users"}"#);
+        assert_eq!(
+            put.body,
+            r#"{"Name":"Ann","Address":{"City":"Oslo","Zip":[1,2]},"A\"b":null}"#
+        );
+        let big = PutDocument::from_json("n", r#"{"Big":123456789012345678901234567890}"#, None);
+        assert_eq!(
+            big.unwrap().body,
+            r#"{"Big":123456789012345678901234567890}"#
+        );
+        let same = PutDocument::new("users/1", serde_json::from_str(text).unwrap(), None).unwrap();
+        assert_eq!(same.body, put.body);
+        assert_eq!(same.metadata, put.metadata);
+    }
+
+    #[test]
+    fn from_json_rejects_what_new_rejects() {
+        for bad in [
+            "[]",
+            "\"x\"",
+            "{",
+            r#"{"@metadata":[]}"#,
+            r#"{"@metadata":{"@collection":1}}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"n":1e400}"#,
+            r#"{"n":[1,{"m":-1e999}]}"#,
+            r#"{"s":"\ud800"}"#,
+            r#"{"o":{"\udc00":1}}"#,
+        ] {
+            assert!(PutDocument::from_json("a", bad, None).is_err(), "{bad}");
+        }
+        assert!(PutDocument::from_json("", "{}", None).is_err());
     }
 
     #[test]

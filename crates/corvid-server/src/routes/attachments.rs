@@ -20,7 +20,7 @@ pub(crate) async fn get_attachment(
     Path(db): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let name = params.required("name")?.to_owned();
     let database = state.database(&db)?;
@@ -50,7 +50,7 @@ pub(crate) async fn head_attachment(
     Path(db): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let name = params.required("name")?.to_owned();
     let database = state.database(&db)?;
@@ -73,7 +73,7 @@ pub(crate) async fn put_attachment(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let name = params.required("name")?.to_owned();
     let database = state.database(&db)?;
@@ -84,7 +84,10 @@ pub(crate) async fn put_attachment(
         .unwrap_or_default()
         .to_owned();
     let mut content_type = params.get("contentType").unwrap_or_default().to_owned();
-    let content = if request_type.starts_with("multipart/form-data") {
+    let content = if request_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
         let (part_type, content) = single_part(&request_type, bytes).await?;
         if let Some(part_type) = part_type {
             content_type = part_type;
@@ -100,7 +103,7 @@ pub(crate) async fn put_attachment(
             name,
             content_type,
             content: content.to_vec(),
-            expected_change_vector: if_match(&headers),
+            expected_change_vector: if_match(&headers)?,
         }],
     )
     .await?;
@@ -152,7 +155,7 @@ pub(crate) async fn delete_attachment(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let name = params.required("name")?.to_owned();
     let database = state.database(&db)?;
@@ -161,7 +164,7 @@ pub(crate) async fn delete_attachment(
         vec![WriteOp::AttachmentDelete {
             document_id: id,
             name,
-            expected_change_vector: if_match(&headers),
+            expected_change_vector: if_match(&headers)?,
         }],
     )
     .await?;

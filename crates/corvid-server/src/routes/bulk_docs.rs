@@ -8,11 +8,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use corvid_store::{PutDocument, WriteOp, WriteResult, validate_id};
-use serde_json::{Map, Value, json};
+use corvid_store::{PutDocument, WriteOp, WriteResult, push_json_string, validate_id};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::http::{json_kind, json_value, parse_json_object, read_body, write};
+use crate::http::{json_text, read_body, write};
 use crate::state::AppState;
 
 pub(crate) async fn bulk_docs(
@@ -27,18 +29,14 @@ pub(crate) async fn bulk_docs(
         .get(header::CONTENT_TYPE)
         .and_then(|it| it.to_str().ok())
         .unwrap_or_default();
-    let (main, streams) = if content_type.starts_with("multipart/") {
+    let (main, streams) = if content_type.to_ascii_lowercase().starts_with("multipart/") {
         split_multipart(content_type, bytes).await?
     } else {
         (bytes, VecDeque::new())
     };
     let ops = parse_commands(&main, streams)?;
     let results = write(&database, ops).await?;
-    let results: Vec<Value> = results.into_iter().map(result_json).collect();
-    Ok(json_value(
-        StatusCode::CREATED,
-        &json!({"Results": results}),
-    ))
+    Ok(json_text(StatusCode::CREATED, results_json(&results)))
 }
 
 /// An attachment part of a multipart batch.
@@ -87,31 +85,50 @@ async fn split_multipart(
     Ok((main, streams))
 }
 
+/// The batch body; commands stay raw until each is parsed on its own.
+#[derive(Deserialize)]
+struct BatchIn<'a> {
+    #[serde(rename = "Commands", borrow)]
+    commands: Option<Vec<&'a RawValue>>,
+}
+
+/// The fields of a command Corvid reads; documents stay raw JSON text.
+#[derive(Deserialize)]
+struct CommandIn<'a> {
+    #[serde(rename = "Type", default)]
+    kind: Option<String>,
+    #[serde(rename = "Id", default)]
+    id: Option<String>,
+    #[serde(rename = "ChangeVector", default)]
+    change_vector: Option<String>,
+    #[serde(rename = "Document", borrow, default)]
+    document: Option<&'a RawValue>,
+    #[serde(rename = "IdPrefixed", default)]
+    id_prefixed: Option<bool>,
+    #[serde(rename = "Name", default)]
+    name: Option<String>,
+    #[serde(rename = "ContentType", default)]
+    content_type: Option<String>,
+}
+
 /// Parses `{"Commands": [...]}` into store operations. Any invalid command fails the whole
 /// batch before anything is written.
 pub(crate) fn parse_commands(
     body: &[u8],
     mut streams: VecDeque<AttachmentStream>,
 ) -> Result<Vec<WriteOp>, ApiError> {
-    let mut body = parse_json_object(body)?;
-    let commands = match body.remove("Commands") {
-        Some(Value::Array(it)) => it,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`Commands` must be an array, got {}",
-                json_kind(&other)
-            )));
-        }
-        None => return Err(ApiError::bad_request("`Commands` is required")),
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("malformed JSON: the body is not UTF-8"))?;
+    let batch: BatchIn<'_> = serde_json::from_str(text)
+        .map_err(|error| ApiError::bad_request(format!("malformed batch: {error}")))?;
+    let Some(commands) = batch.commands else {
+        return Err(ApiError::bad_request("`Commands` is required"));
     };
     let mut ops = Vec::with_capacity(commands.len());
     for (idx, command) in commands.into_iter().enumerate() {
-        let Value::Object(command) = command else {
-            return Err(ApiError::bad_request(format!(
-                "command {idx} must be an object, got {}",
-                json_kind(&command)
-            )));
-        };
+        let command: CommandIn<'_> = serde_json::from_str(command.get()).map_err(|error| {
+            ApiError::bad_request(format!("command {idx} is malformed: {error}"))
+        })?;
         ops.push(parse_command(idx, command, &mut streams)?);
     }
     if !streams.is_empty() {
@@ -125,12 +142,10 @@ pub(crate) fn parse_commands(
 
 fn parse_command(
     idx: usize,
-    mut command: Map<String, Value>,
+    command: CommandIn<'_>,
     streams: &mut VecDeque<AttachmentStream>,
 ) -> Result<WriteOp, ApiError> {
-    let kind = string_field(idx, &command, "Type")?.unwrap_or_default();
-    let id = string_field(idx, &command, "Id")?;
-    let change_vector = string_field(idx, &command, "ChangeVector")?;
+    let kind = command.kind.unwrap_or_default();
     let id_required = |id: Option<String>| -> Result<String, ApiError> {
         let id = id.unwrap_or_default();
         validate_id(&id)
@@ -139,47 +154,40 @@ fn parse_command(
     };
     match kind.as_str() {
         "PUT" => {
-            let id = id_required(id)?;
-            let document = match command.remove("Document") {
-                Some(Value::Object(it)) => it,
-                Some(other) => {
-                    return Err(ApiError::bad_request(format!(
-                        "command {idx} (PUT `{id}`): `Document` must be an object, got {}",
-                        json_kind(&other)
-                    )));
-                }
-                None => {
-                    return Err(ApiError::bad_request(format!(
-                        "command {idx} (PUT `{id}`): `Document` is required"
-                    )));
-                }
+            let id = id_required(command.id)?;
+            let Some(document) = command.document else {
+                return Err(ApiError::bad_request(format!(
+                    "command {idx} (PUT `{id}`): `Document` is required"
+                )));
             };
-            Ok(WriteOp::Put(PutDocument::new(
-                &id,
-                document,
-                change_vector,
-            )?))
+            if !document.get().trim_start().starts_with('{') {
+                return Err(ApiError::bad_request(format!(
+                    "command {idx} (PUT `{id}`): `Document` must be an object"
+                )));
+            }
+            let put = PutDocument::from_json(&id, document.get(), command.change_vector)?;
+            Ok(WriteOp::Put(put))
         }
         "DELETE" => {
-            let prefixed = matches!(command.get("IdPrefixed"), Some(Value::Bool(true)));
-            let id = id_required(id)?;
-            if prefixed {
+            let id = id_required(command.id)?;
+            if command.id_prefixed == Some(true) {
                 return Ok(WriteOp::DeletePrefixed { prefix: id });
             }
             Ok(WriteOp::Delete {
                 id,
-                expected_change_vector: change_vector,
+                expected_change_vector: command.change_vector,
             })
         }
         "AttachmentPUT" => {
-            let document_id = id_required(id)?;
-            let name = string_field(idx, &command, "Name")?.unwrap_or_default();
+            let document_id = id_required(command.id)?;
+            let name = command.name.unwrap_or_default();
             let Some(stream) = streams.pop_front() else {
                 return Err(ApiError::bad_request(format!(
                     "command {idx} (AttachmentPUT `{document_id}`/`{name}`): no attachment stream; send the batch as multipart/form-data with one part per AttachmentPUT"
                 )));
             };
-            let content_type = string_field(idx, &command, "ContentType")?
+            let content_type = command
+                .content_type
                 .filter(|it| !it.is_empty())
                 .or(stream.content_type)
                 .unwrap_or_default();
@@ -188,13 +196,13 @@ fn parse_command(
                 name,
                 content_type,
                 content: stream.content.to_vec(),
-                expected_change_vector: change_vector,
+                expected_change_vector: command.change_vector,
             })
         }
         "AttachmentDELETE" => Ok(WriteOp::AttachmentDelete {
-            document_id: id_required(id)?,
-            name: string_field(idx, &command, "Name")?.unwrap_or_default(),
-            expected_change_vector: change_vector,
+            document_id: id_required(command.id)?,
+            name: command.name.unwrap_or_default(),
+            expected_change_vector: command.change_vector,
         }),
         "PATCH"
         | "BatchPATCH"
@@ -221,19 +229,38 @@ fn parse_command(
     }
 }
 
-fn string_field(
-    idx: usize,
-    command: &Map<String, Value>,
-    name: &str,
-) -> Result<Option<String>, ApiError> {
-    match command.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(it)) => Ok(Some(it.clone())),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "command {idx}: `{name}` must be a string, got {}",
-            json_kind(other)
-        ))),
+/// Writes the `{"Results": [...]}` answer by hand: a batch of thousands of puts should not
+/// build a JSON tree just to print it.
+fn results_json(results: &[WriteResult]) -> String {
+    let mut out = String::with_capacity(results.len() * 160 + 16);
+    out.push_str("{\"Results\":[");
+    for (idx, result) in results.iter().enumerate() {
+        if idx > 0 {
+            out.push(',');
+        }
+        match result {
+            WriteResult::Put {
+                id,
+                collection,
+                change_vector,
+                last_modified,
+                ..
+            } => {
+                out.push_str("{\"Type\":\"PUT\",\"@id\":");
+                push_json_string(&mut out, id);
+                out.push_str(",\"@collection\":");
+                push_json_string(&mut out, collection);
+                out.push_str(",\"@change-vector\":");
+                push_json_string(&mut out, change_vector);
+                out.push_str(",\"@last-modified\":");
+                push_json_string(&mut out, &last_modified.to_iso());
+                out.push('}');
+            }
+            other => out.push_str(&result_json(other.clone()).to_string()),
+        }
     }
+    out.push_str("]}");
+    out
 }
 
 fn result_json(result: WriteResult) -> Value {

@@ -24,12 +24,13 @@ pub(crate) async fn get_docs(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let ids: Vec<String> = params
         .get_all("id")
         .into_iter()
         .map(str::to_owned)
         .collect();
+    let ids = if ids.is_empty() { None } else { Some(ids) };
     load(state, &db, ids, &params, &headers).await
 }
 
@@ -41,7 +42,7 @@ pub(crate) async fn post_docs(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let bytes = read_body(body, state.options().max_body_bytes).await?;
     let body = parse_json_object(&bytes)?;
     let ids = match body.get("Ids") {
@@ -57,13 +58,13 @@ pub(crate) async fn post_docs(
             .collect::<Result<Vec<_>, _>>()?,
         _ => return Err(ApiError::bad_request("`Ids` must be an array of ids")),
     };
-    load(state, &db, ids, &params, &headers).await
+    load(state, &db, Some(ids), &params, &headers).await
 }
 
 async fn load(
     state: AppState,
     db: &str,
-    ids: Vec<String>,
+    ids: Option<Vec<String>>,
     params: &QueryParams,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -74,17 +75,17 @@ async fn load(
         .number::<usize>("pageSize")?
         .unwrap_or(DEFAULT_PAGE_SIZE);
     let starts_with = params.get("startsWith").map(str::to_owned);
-    let single_id = ids.len() == 1;
-    let by_id = !ids.is_empty();
+    let single_id = ids.as_ref().is_some_and(|it| it.len() == 1);
     let docs: Vec<Option<Document>> = blocking(move || {
         let snapshot = database.snapshot()?;
-        if by_id {
+        if let Some(ids) = ids {
             let mut found = Vec::with_capacity(ids.len());
             for id in &ids {
                 found.push(snapshot.get(id)?);
             }
             return Ok(found);
         }
+
         let docs = match starts_with {
             Some(prefix) => snapshot.starting_with(&prefix, start, page_size)?,
             None => snapshot.latest_documents(start, page_size)?,
@@ -132,7 +133,7 @@ pub(crate) async fn head_doc(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let database = state.database(&db)?;
     let doc = blocking(move || Ok(database.snapshot()?.get(&id)?)).await?;
@@ -156,12 +157,19 @@ pub(crate) async fn put_doc(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let database = state.database(&db)?;
     let bytes = read_body(body, state.options().max_body_bytes).await?;
-    let document = parse_json_object(&bytes)?;
-    let put = PutDocument::new(&id, document, if_match(&headers))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request("malformed JSON: the body is not UTF-8"))?;
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::bad_request(
+            "expected a JSON object as the document body",
+        ));
+    }
+    let put = PutDocument::from_json(&id, text, if_match(&headers)?)?;
+
     let results = write(&database, vec![WriteOp::Put(put)]).await?;
     let Some(WriteResult::Put {
         id, change_vector, ..
@@ -182,14 +190,14 @@ pub(crate) async fn delete_doc(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let database = state.database(&db)?;
     write(
         &database,
         vec![WriteOp::Delete {
             id,
-            expected_change_vector: if_match(&headers),
+            expected_change_vector: if_match(&headers)?,
         }],
     )
     .await?;

@@ -17,7 +17,7 @@ pub(crate) async fn next(
     Path(db): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let tag = params.required("tag")?.to_owned();
     let database = state.database(&db)?;
     let last_size = params.number::<u64>("lastBatchSize")?.unwrap_or(0);
@@ -51,9 +51,10 @@ pub(crate) async fn next(
         return Err(ApiError::internal("hilo returned no result"));
     };
     Ok(json_value(
-        StatusCode::OK,
+        StatusCode::CREATED,
         &json!({
             "Prefix": prefix,
+
             "Low": low,
             "High": high,
             "LastSize": last_size,
@@ -69,7 +70,7 @@ pub(crate) async fn return_range(
     Path(db): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let tag = params.required("tag")?.to_owned();
     let database = state.database(&db)?;
     let (Some(end), Some(last)) = (params.number::<u64>("end")?, params.number::<u64>("last")?)

@@ -67,9 +67,11 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// RavenDB answers an unknown route with 400 `RouteNotFoundException`, not 404: the official
+/// clients read a 404 as "no such document" and would fail silently.
 async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
+        StatusCode::BAD_REQUEST,
         "Raven.Client.Exceptions.RouteNotFoundException",
         format!("there is no handler for {method} {}", uri.path()),
     )

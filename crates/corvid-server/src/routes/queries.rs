@@ -25,7 +25,7 @@ pub(crate) async fn post_query(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let bytes = read_body(body, state.options().max_body_bytes).await?;
     let body = parse_json_object(&bytes)?;
     let text = match body.get("Query") {
@@ -63,7 +63,7 @@ pub(crate) async fn get_query(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let text = params.required("query")?.to_owned();
     let start = params.number("start")?;
     let page_size = params.number("pageSize")?;

@@ -29,7 +29,7 @@ pub(crate) async fn topology(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let url = node_url(&headers);
     let nodes = match params.get("name") {
         Some(name) if !name.is_empty() => {
@@ -93,7 +93,7 @@ pub(crate) async fn create_database(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let bytes = read_body(body, state.options().max_body_bytes).await?;
     let record = if bytes.is_empty() {
         serde_json::Map::new()
@@ -128,7 +128,7 @@ pub(crate) async fn delete_database(
     RawQuery(raw): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let bytes = read_body(body, state.options().max_body_bytes).await?;
     let mut names: Vec<String> = params
         .get_all("name")
