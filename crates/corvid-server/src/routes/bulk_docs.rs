@@ -85,11 +85,11 @@ async fn split_multipart(
     Ok((main, streams))
 }
 
-/// The batch body; commands stay raw until each is parsed on its own.
+/// The batch body, parsed in one pass; documents stay raw JSON text.
 #[derive(Deserialize)]
 struct BatchIn<'a> {
     #[serde(rename = "Commands", borrow)]
-    commands: Option<Vec<&'a RawValue>>,
+    commands: Option<Vec<CommandIn<'a>>>,
 }
 
 /// The fields of a command Corvid reads; documents stay raw JSON text.
@@ -126,11 +126,9 @@ pub(crate) fn parse_commands(
     };
     let mut ops = Vec::with_capacity(commands.len());
     for (idx, command) in commands.into_iter().enumerate() {
-        let command: CommandIn<'_> = serde_json::from_str(command.get()).map_err(|error| {
-            ApiError::bad_request(format!("command {idx} is malformed: {error}"))
-        })?;
         ops.push(parse_command(idx, command, &mut streams)?);
     }
+
     if !streams.is_empty() {
         return Err(ApiError::bad_request(format!(
             "{} attachment streams have no AttachmentPUT command",
