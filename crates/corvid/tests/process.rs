@@ -1,0 +1,162 @@
+//! Tests of the `corvid` process itself: durability across SIGKILL, graceful shutdown, and
+//! command-line safety checks. Each test starts the real binary.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use corvid_client::{Client, ClientOptions, Command as BatchCommand, create_database};
+use serde_json::json;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data_dir: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corvid"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("Corvid listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, url }
+}
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        request_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+        disable_topology_updates: true,
+    }
+}
+
+fn order(idx: usize) -> serde_json::Value {
+    json!({"Number": idx, "Lines": [{"Product": "p1", "Qty": idx % 7}], "@metadata": {"@collection": "Orders"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    create_database(&server.url, "shop", &options())
+        .await
+        .unwrap();
+    let client = Client::new(&[server.url.clone()], "shop", options()).unwrap();
+
+    // Four writers keep writing batches; every acknowledged batch is recorded. The server is
+    // killed with SIGKILL while they are still writing.
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let client = client.clone();
+        let acknowledged = acknowledged.clone();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut batch_idx = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let first = (writer * 1_000_000) + batch_idx * 10;
+                let commands: Vec<_> = (first..first + 10)
+                    .map(|idx| BatchCommand::Put {
+                        id: format!("orders/{idx}"),
+                        document: order(idx),
+                        change_vector: None,
+                    })
+                    .collect();
+                if client.bulk_docs(&commands).await.is_err() {
+                    break;
+                }
+                acknowledged.lock().unwrap().extend(first..first + 10);
+                batch_idx += 1;
+            }
+        }));
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if acknowledged.lock().unwrap().len() >= 2_000 {
+            break;
+        }
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    drop(server);
+
+    let server = start(dir.path());
+    let client = Client::new(&[server.url.clone()], "shop", options()).unwrap();
+    for chunk in acknowledged.chunks(500) {
+        let ids: Vec<String> = chunk.iter().map(|idx| format!("orders/{idx}")).collect();
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let docs = client.get_many(&id_refs).await.unwrap();
+        for (idx, doc) in chunk.iter().zip(docs) {
+            let doc = doc.unwrap_or_else(|| panic!("acknowledged orders/{idx} is missing"));
+            assert_eq!(doc["Number"], json!(idx));
+        }
+    }
+    // The etag counter continues after the last durable write: a new write gets a new etag.
+    let put = client.put("orders/after", &order(0), None).await.unwrap();
+    let etag: u64 = put.change_vector[2..put.change_vector.find('-').unwrap()]
+        .parse()
+        .unwrap();
+    assert!(etag as usize > acknowledged.len(), "etag {etag} was reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_down_cleanly_and_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    create_database(&server.url, "shop", &options())
+        .await
+        .unwrap();
+    let client = Client::new(&[server.url.clone()], "shop", options()).unwrap();
+    client.put("orders/1", &order(1), None).await.unwrap();
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "corvid exited with {status}");
+    drop(server);
+    let server = start(dir.path());
+    let client = Client::new(&[server.url.clone()], "shop", options()).unwrap();
+    assert_eq!(client.get("orders/1").await.unwrap().unwrap()["Number"], 1);
+}
+
+#[test]
+fn refuses_a_public_bind_without_unsecured() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_corvid"))
+        .args(["serve", "--bind", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--unsecured"), "{stderr}");
+}
