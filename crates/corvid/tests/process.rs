@@ -64,7 +64,7 @@ async fn acknowledged_writes_survive_sigkill() {
     create_database(&server.url, "shop", &options())
         .await
         .unwrap();
-    let client = Client::new(&[server.url.clone()], "shop", options()).unwrap();
+    let client = Client::new(std::slice::from_ref(&server.url), "shop", options()).unwrap();
 
     // Four writers keep writing batches; every acknowledged batch is recorded. The server is
     // killed with SIGKILL while they are still writing.
@@ -110,7 +110,7 @@ async fn acknowledged_writes_survive_sigkill() {
     drop(server);
 
     let server = start(dir.path());
-    let client = Client::new(&[server.url.clone()], "shop", options()).unwrap();
+    let client = Client::new(std::slice::from_ref(&server.url), "shop", options()).unwrap();
     for chunk in acknowledged.chunks(500) {
         let ids: Vec<String> = chunk.iter().map(|idx| format!("orders/{idx}")).collect();
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -135,7 +135,7 @@ async fn sigterm_shuts_down_cleanly_and_keeps_data() {
     create_database(&server.url, "shop", &options())
         .await
         .unwrap();
-    let client = Client::new(&[server.url.clone()], "shop", options()).unwrap();
+    let client = Client::new(std::slice::from_ref(&server.url), "shop", options()).unwrap();
     client.put("orders/1", &order(1), None).await.unwrap();
     let pid = server.child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -144,7 +144,7 @@ async fn sigterm_shuts_down_cleanly_and_keeps_data() {
     assert!(status.success(), "corvid exited with {status}");
     drop(server);
     let server = start(dir.path());
-    let client = Client::new(&[server.url.clone()], "shop", options()).unwrap();
+    let client = Client::new(std::slice::from_ref(&server.url), "shop", options()).unwrap();
     assert_eq!(client.get("orders/1").await.unwrap().unwrap()["Number"], 1);
 }
 
