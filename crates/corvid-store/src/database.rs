@@ -15,7 +15,7 @@ use crate::record::Etag;
 use crate::snapshot::{Snapshot, decode_u64};
 use crate::tables::{
     ATTACHMENTS, BLOB_REFS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG,
-    FORMAT_VERSION, IDENTITIES, META, TOMBSTONES, TOMBSTONES_BY_COLLECTION,
+    FORMAT_VERSION, IDENTITIES, META, RECORDS, TOMBSTONES, TOMBSTONES_BY_COLLECTION,
 };
 use crate::write::{Applier, WriteOp, WriteResult};
 
@@ -123,6 +123,10 @@ impl Database {
         };
         drop(meta);
         drop(txn);
+        // Tables added since the file was created are created empty.
+        let txn = redb.begin_write().map_err(StorageError::from)?;
+        create_tables(&txn)?;
+        txn.commit().map_err(StorageError::from)?;
         Database::start(name, path, redb, db_id, last_etag)
     }
 
@@ -284,6 +288,7 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
     txn.open_table(BLOBS)?;
     txn.open_table(BLOB_REFS)?;
     txn.open_table(IDENTITIES)?;
+    txn.open_table(RECORDS)?;
     Ok(())
 }
 
@@ -363,7 +368,7 @@ impl Writer {
         txn.set_durability(Durability::Immediate)?;
         let last_etag = self.last_etag.load(Ordering::Acquire);
         let mut results = Vec::with_capacity(group.len());
-        let (new_last_etag, collections) = {
+        let (new_last_etag, collections, wrote_records) = {
             let mut applier = Applier::open(&txn, &self.db_id, last_etag)?;
             for (idx, request) in group.iter().enumerate() {
                 if failed[idx].is_some() {
@@ -388,27 +393,28 @@ impl Writer {
                 (
                     applier.next_etag,
                     std::mem::take(&mut applier.touched_collections),
+                    applier.wrote_records,
                 )
             }
         };
-        if new_last_etag == last_etag {
+        let wrote_documents = new_last_etag != last_etag;
+        if !wrote_documents && !wrote_records {
             // Nothing was written (only failed requests or no-op deletes): skip the fsync.
             txn.abort()?;
             return Ok(Attempt::Committed(results, None));
         }
-        {
+        if wrote_documents {
             let mut meta = txn.open_table(META)?;
             meta.insert("last_etag", new_last_etag.to_le_bytes().as_slice())?;
         }
         txn.commit()?;
         self.last_etag.store(new_last_etag, Ordering::Release);
-        Ok(Attempt::Committed(
-            results,
-            Some(CommitNotice {
-                last_etag: new_last_etag,
-                collections: collections.into_iter().collect(),
-            }),
-        ))
+        // Only document changes are news to subscribers; records are settings.
+        let notice = wrote_documents.then(|| CommitNotice {
+            last_etag: new_last_etag,
+            collections: collections.into_iter().collect(),
+        });
+        Ok(Attempt::Committed(results, notice))
     }
 
     fn notify(&self, notice: &CommitNotice) {

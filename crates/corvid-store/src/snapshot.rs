@@ -11,8 +11,8 @@ use crate::record::{
     decode_tombstone,
 };
 use crate::tables::{
-    ATTACHMENTS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG, META, TOMBSTONES,
-    TOMBSTONES_BY_COLLECTION,
+    ATTACHMENTS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG, META, RECORDS,
+    TOMBSTONES, TOMBSTONES_BY_COLLECTION,
 };
 
 /// A read-only view of one committed state of a database.
@@ -189,6 +189,27 @@ impl Snapshot {
             ),
         };
         Ok(TombstoneIter { tombstones, etags })
+    }
+
+    /// Returns a database record (see [`crate::WriteOp::PutRecord`]).
+    pub fn record_value(&self, key: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        let table = self.txn.open_table(RECORDS)?;
+        let value = table.get(key).map_err(StorageError::from)?;
+        Ok(value.map(|it| it.value().to_vec()))
+    }
+
+    /// Returns every database record whose key starts with `prefix`, by key.
+    pub fn records_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, ReadError> {
+        let table = self.txn.open_table(RECORDS)?;
+        let mut found = Vec::new();
+        for entry in table.range(prefix..).map_err(StorageError::from)? {
+            let (key, value) = entry.map_err(StorageError::from)?;
+            if !key.value().starts_with(prefix) {
+                break;
+            }
+            found.push((key.value().to_owned(), value.value().to_vec()));
+        }
+        Ok(found)
     }
 
     /// Returns every collection with its document count, by name.

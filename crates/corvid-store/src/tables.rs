@@ -29,5 +29,10 @@ pub(crate) const BLOB_REFS: TableDefinition<&str, u64> = TableDefinition::new("b
 /// Lower-cased identity prefix (`users/`) → last value handed out.
 pub(crate) const IDENTITIES: TableDefinition<&str, u64> = TableDefinition::new("identities");
 
+/// Database-level settings other crates own, as `key → bytes` (ETL configurations, connection
+/// strings, ETL progress). Keys are namespaced by their owner (`etl/…`).
+pub(crate) const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
+
 /// The on-disk format this code writes and reads.
+
 pub(crate) const FORMAT_VERSION: u64 = 1;

@@ -15,7 +15,7 @@ use crate::record::{
 };
 use crate::tables::{
     ATTACHMENTS, BLOB_REFS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG, IDENTITIES,
-    TOMBSTONES, TOMBSTONES_BY_COLLECTION,
+    RECORDS, TOMBSTONES, TOMBSTONES_BY_COLLECTION,
 };
 use crate::time::Timestamp;
 
@@ -164,6 +164,15 @@ pub enum WriteOp {
         end: u64,
         last: u64,
     },
+    /// Writes (`Some`) or removes (`None`) a database record (settings other crates own).
+    PutRecord {
+        key: String,
+        value: Option<Vec<u8>>,
+    },
+    /// Increments a counter kept in the records and returns its new value (ids of tasks…).
+    NextSequence {
+        key: String,
+    },
 }
 
 /// What one operation did, in the order of the request's operations.
@@ -207,6 +216,8 @@ pub enum WriteResult {
         last_range_at: Timestamp,
     },
     HiloReturn,
+    PutRecord,
+    NextSequence(u64),
 }
 
 /// The open tables of one write transaction, and the etag counter of the transaction.
@@ -215,6 +226,8 @@ pub(crate) struct Applier<'txn> {
     pub next_etag: Etag,
     pub touched_collections: BTreeSet<String>,
     pending_counts: std::collections::HashMap<String, (String, i64)>,
+    pub wrote_records: bool,
+    records: Table<'txn, &'static str, &'static [u8]>,
     docs: Table<'txn, &'static str, u64>,
     docs_by_etag: Table<'txn, u64, &'static [u8]>,
     docs_by_collection: Table<'txn, (&'static str, u64), ()>,
@@ -238,6 +251,8 @@ impl<'txn> Applier<'txn> {
             next_etag: last_etag,
             touched_collections: BTreeSet::new(),
             pending_counts: std::collections::HashMap::new(),
+            wrote_records: false,
+            records: txn.open_table(RECORDS)?,
             docs: txn.open_table(DOCS)?,
             docs_by_etag: txn.open_table(DOCS_BY_ETAG)?,
             docs_by_collection: txn.open_table(DOCS_BY_COLLECTION)?,
@@ -290,6 +305,25 @@ impl<'txn> Applier<'txn> {
                     separator,
                 } => self.hilo_next(tag, *last_size, *last_range_at, separator)?,
                 WriteOp::HiloReturn { tag, end, last } => self.hilo_return(tag, *end, *last)?,
+                WriteOp::PutRecord { key, value } => {
+                    match value {
+                        Some(value) => self.records.insert(key.as_str(), value.as_slice())?,
+                        None => self.records.remove(key.as_str())?,
+                    };
+                    self.wrote_records = true;
+                    WriteResult::PutRecord
+                }
+                WriteOp::NextSequence { key } => {
+                    let current = match self.records.get(key.as_str())? {
+                        Some(it) => crate::snapshot::decode_u64(it.value())?,
+                        None => 0,
+                    };
+                    let next = current + 1;
+                    self.records
+                        .insert(key.as_str(), next.to_le_bytes().as_slice())?;
+                    self.wrote_records = true;
+                    WriteResult::NextSequence(next)
+                }
             };
             results.push(result);
         }

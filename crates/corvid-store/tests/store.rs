@@ -419,3 +419,56 @@ fn changing_a_documents_collection_is_refused() {
         .unwrap_err();
     assert!(matches!(error, WriteError::InvalidDocument { .. }));
 }
+
+#[test]
+fn records_are_durable_settings_that_do_not_touch_the_change_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let storage = Storage::open(dir.path()).unwrap();
+        let db = storage.create_database("Shop").unwrap();
+        let heard = Arc::new(Mutex::new(0));
+        let sink = heard.clone();
+        let _subscription = db.subscribe(move |_| *sink.lock().unwrap() += 1);
+        let results = db
+            .write(vec![
+                WriteOp::PutRecord {
+                    key: "etl/config/a".into(),
+                    value: Some(b"{}".to_vec()),
+                },
+                WriteOp::PutRecord {
+                    key: "etl/config/b".into(),
+                    value: Some(b"[]".to_vec()),
+                },
+                WriteOp::PutRecord {
+                    key: "other".into(),
+                    value: Some(b"x".to_vec()),
+                },
+                WriteOp::NextSequence {
+                    key: "etl/task-id".into(),
+                },
+                WriteOp::NextSequence {
+                    key: "etl/task-id".into(),
+                },
+            ])
+            .unwrap();
+        assert_eq!(results[4], WriteResult::NextSequence(2));
+        assert_eq!(db.last_etag(), 0, "records take no etag");
+        assert_eq!(
+            *heard.lock().unwrap(),
+            0,
+            "records are not news to subscribers"
+        );
+        db.write(vec![WriteOp::PutRecord {
+            key: "etl/config/b".into(),
+            value: None,
+        }])
+        .unwrap();
+        storage.close();
+    }
+    let storage = Storage::open(dir.path()).unwrap();
+    let snapshot = storage.database("shop").unwrap().snapshot().unwrap();
+    let found = snapshot.records_with_prefix("etl/config/").unwrap();
+    assert_eq!(found, vec![("etl/config/a".to_owned(), b"{}".to_vec())]);
+    assert_eq!(snapshot.record_value("other").unwrap(), Some(b"x".to_vec()));
+    assert_eq!(snapshot.record_value("missing").unwrap(), None);
+}

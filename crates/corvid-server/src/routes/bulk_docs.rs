@@ -312,6 +312,9 @@ fn result_json(result: WriteResult) -> Value {
             "Name": name,
             "DocumentChangeVector": document_change_vector,
         }),
-        WriteResult::HiloNext { .. } | WriteResult::HiloReturn => Value::Null,
+        WriteResult::HiloNext { .. }
+        | WriteResult::HiloReturn
+        | WriteResult::PutRecord
+        | WriteResult::NextSequence(_) => Value::Null,
     }
 }
