@@ -34,5 +34,4 @@ pub(crate) const IDENTITIES: TableDefinition<&str, u64> = TableDefinition::new("
 pub(crate) const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 
 /// The on-disk format this code writes and reads.
-
 pub(crate) const FORMAT_VERSION: u64 = 1;
