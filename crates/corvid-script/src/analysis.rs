@@ -1,0 +1,328 @@
+//! Static analysis of an ETL script from a real JavaScript parse (oxc), never from regexes.
+//!
+//! Strings, comments, template literals and regex literals are tokens of their own in the parse,
+//! so a `loadToX(` inside any of them is never taken for a call.
+
+use oxc_allocator::Allocator;
+use oxc_ast::ast::{
+    Argument, CallExpression, ComputedMemberExpression, Expression, IdentifierReference, Statement,
+    StaticMemberExpression,
+};
+use oxc_ast_visit::{Visit, walk};
+use oxc_parser::{ParseOptions, Parser};
+use oxc_span::{GetSpan, SourceType};
+
+use crate::engine::check_syntax;
+use crate::error::ScriptError;
+use crate::source_map::line_column_of_byte;
+
+/// What a script does, found by parsing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScriptAnalysis {
+    /// The script has no statements: only whitespace and comments.
+    /// RavenDB ETL then copies the whole document (spec §2.2); the caller implements that.
+    pub is_empty: bool,
+    /// Targets named by `loadTo<Name>(…)` and `loadTo('Name'|"Name"|`Name`, …)`, in order of
+    /// first appearance, de-duplicated case-sensitively.
+    /// A `loadTo(expr, …)` whose name is computed at run time is not listed.
+    pub load_targets: Vec<String>,
+    /// The script calls `loadAttachment`.
+    pub uses_load_attachment: bool,
+    /// The script uses `addAttachment` (on the result of a `loadTo…` call).
+    pub uses_add_attachment: bool,
+    /// `<Coll>` of each top-level `function deleteDocumentsOf<Coll>Behavior(…)`, in source order,
+    /// de-duplicated case-sensitively.
+    pub delete_behaviors: Vec<String>,
+    /// The script declares a top-level `function deleteDocumentsBehavior(…)`.
+    pub has_generic_delete_behavior: bool,
+}
+
+/// Parses `source` as an ETL script body and reports what it does.
+///
+/// The body may `return` at top level, as RavenDB scripts do. The source is checked by both
+/// QuickJS (which also reports early errors such as redeclarations) and oxc.
+///
+/// # Errors
+///
+/// - [`ScriptError::Syntax`] with a 1-based line and column (in characters) when the script
+///   does not parse.
+/// - [`ScriptError::Invalid`] when it uses RavenDB 3.x `replicateTo…`, is longer than
+///   [`MAX_SCRIPT_BYTES`], or nests too deeply to compile within a 1 MiB stack.
+/// - [`ScriptError::Engine`] when the parser cannot run (no thread for it, for example).
+pub fn analyze(source: &str) -> Result<ScriptAnalysis, ScriptError> {
+    parse_script(source).map(|parsed_script| parsed_script.analysis)
+}
+
+/// The analysis plus what the runtime needs to compile the script.
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedScript {
+    pub analysis: ScriptAnalysis,
+    /// Byte ranges of the directive prologue and the top-level function declarations, in
+    /// source order: what the behaviour functions are compiled from.
+    pub declarations: Vec<SourceRange>,
+    /// Every identifier referenced as `loadTo<Name>` (called or not), de-duplicated: the runtime
+    /// defines one global function for each.
+    pub load_to_functions: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SourceRange {
+    pub start: usize,
+    pub end: usize,
+}
+
+const LOAD_TO: &str = "loadTo";
+const REPLICATE_TO: &str = "replicateTo";
+const DELETE_BEHAVIOR_PREFIX: &str = "deleteDocumentsOf";
+const DELETE_BEHAVIOR_SUFFIX: &str = "Behavior";
+pub(crate) const GENERIC_DELETE_BEHAVIOR: &str = "deleteDocumentsBehavior";
+
+/// Scripts larger than this are refused: parsing needs stack in proportion to nesting depth.
+pub const MAX_SCRIPT_BYTES: usize = 1024 * 1024;
+
+pub(crate) fn parse_script(source: &str) -> Result<ParsedScript, ScriptError> {
+    if source.len() > MAX_SCRIPT_BYTES {
+        return Err(ScriptError::Invalid {
+            message: format!(
+                "the script is {} bytes long; the limit is {MAX_SCRIPT_BYTES}",
+                source.len()
+            ),
+        });
+    }
+    // oxc parses recursively with no depth limit, so a deeply nested script could overflow the
+    // caller's stack and abort the process. Parse on a thread whose stack is sized for the
+    // worst nesting the source could hold; untouched stack pages cost no memory, and the
+    // QuickJS check that runs first keeps the nesting (and so the stack touched) small.
+    std::thread::scope(|scope| {
+        let parser_thread = std::thread::Builder::new()
+            .name("corvid-script-parse".to_owned())
+            .stack_size(parser_stack_bytes(source))
+            .spawn_scoped(scope, || parse_on_this_thread(source))
+            .map_err(|error| ScriptError::Engine {
+                message: format!("failed to start the script parser thread: {error}"),
+            })?;
+        parser_thread.join().unwrap_or_else(|_| {
+            Err(ScriptError::Engine {
+                message: "the script parser panicked".to_owned(),
+            })
+        })
+    })
+}
+
+/// A stack size no parse of `source` can exceed. Measured on oxc 0.139 (debug build, the
+/// worst): about 3.8 KiB per level of brackets, 1.4 KiB per `=>`/`=`/`?` level and 0.5 KiB per
+/// unary operator; the factors below leave about 50% on top.
+fn parser_stack_bytes(source: &str) -> usize {
+    const BASE_BYTES: usize = 16 * 1024 * 1024;
+    let per_byte: usize = source
+        .bytes()
+        .map(|it| match it {
+            b'(' | b'[' | b'{' => 6 * 1024,
+            b'=' | b'?' | b':' => 3 * 1024,
+            _ => 1024,
+        })
+        .sum();
+    BASE_BYTES + per_byte
+}
+
+fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
+    // QuickJS first: it refuses nesting deeper than its stack limit instead of overflowing, so
+    // the nesting oxc sees below is bounded too. It also catches early errors (redeclarations,
+    // for example) that oxc leaves to semantic analysis.
+    check_syntax(source)?;
+    let allocator = Allocator::default();
+    let parse_options = ParseOptions {
+        allow_return_outside_function: true,
+        ..ParseOptions::default()
+    };
+    let parser_return = Parser::new(&allocator, source, SourceType::script())
+        .with_options(parse_options)
+        .parse();
+    if let Some(diagnostic) = parser_return.diagnostics.first() {
+        let labels = diagnostic.labels.as_slice();
+        let offset = labels
+            .iter()
+            .find(|it| it.primary())
+            .or_else(|| labels.first())
+            .map_or(0, |it| it.offset() as usize);
+        let (line, column) = line_column_of_byte(source, offset);
+        return Err(ScriptError::Syntax {
+            line,
+            column,
+            message: diagnostic.message.to_string(),
+        });
+    }
+    let program = parser_return.program;
+
+    let mut collector = Collector::default();
+    collector.visit_program(&program);
+    if let Some(name) = collector.replicate_to {
+        return Err(ScriptError::Invalid {
+            message: format!(
+                "`{name}` is RavenDB 3.x syntax and is not supported: use `loadTo{}` instead",
+                &name[REPLICATE_TO.len()..]
+            ),
+        });
+    }
+
+    let mut analysis = ScriptAnalysis {
+        is_empty: program.body.is_empty() && program.directives.is_empty(),
+        load_targets: collector.load_targets,
+        uses_load_attachment: collector.uses_load_attachment,
+        uses_add_attachment: collector.uses_add_attachment,
+        delete_behaviors: Vec::new(),
+        has_generic_delete_behavior: false,
+    };
+    let mut declarations: Vec<SourceRange> = program
+        .directives
+        .iter()
+        .map(|it| SourceRange {
+            start: it.span.start as usize,
+            end: it.span.end as usize,
+        })
+        .collect();
+    for statement in &program.body {
+        let Statement::FunctionDeclaration(function) = statement else {
+            continue;
+        };
+        let Some(binding) = &function.id else {
+            continue;
+        };
+        let name = binding.name.as_str();
+        if name == GENERIC_DELETE_BEHAVIOR {
+            analysis.has_generic_delete_behavior = true;
+        } else if let Some(collection) = delete_behavior_collection(name) {
+            push_unique(&mut analysis.delete_behaviors, collection);
+        }
+        let span = function.span();
+        declarations.push(SourceRange {
+            start: span.start as usize,
+            end: span.end as usize,
+        });
+    }
+    Ok(ParsedScript {
+        analysis,
+        declarations,
+        load_to_functions: collector.load_to_functions,
+    })
+}
+
+/// Returns `<Coll>` when `name` is `deleteDocumentsOf<Coll>Behavior` with a non-empty `<Coll>`.
+pub(crate) fn delete_behavior_collection(name: &str) -> Option<&str> {
+    let collection = name
+        .strip_prefix(DELETE_BEHAVIOR_PREFIX)?
+        .strip_suffix(DELETE_BEHAVIOR_SUFFIX)?;
+    if collection.is_empty() {
+        return None;
+    }
+    Some(collection)
+}
+
+fn push_unique(names: &mut Vec<String>, name: &str) {
+    if !names.iter().any(|it| it == name) {
+        names.push(name.to_owned());
+    }
+}
+
+#[derive(Default)]
+struct Collector {
+    load_targets: Vec<String>,
+    load_to_functions: Vec<String>,
+    uses_load_attachment: bool,
+    uses_add_attachment: bool,
+    replicate_to: Option<String>,
+}
+
+impl<'a> Visit<'a> for Collector {
+    fn visit_call_expression(&mut self, it: &CallExpression<'a>) {
+        if let Expression::Identifier(callee) = &it.callee {
+            let name = callee.name.as_str();
+            if name == LOAD_TO {
+                if let Some(target) = it.arguments.first().and_then(literal_target) {
+                    push_unique(&mut self.load_targets, &target);
+                }
+            } else if let Some(target) = name.strip_prefix(LOAD_TO)
+                && !target.is_empty()
+            {
+                push_unique(&mut self.load_targets, target);
+            }
+        }
+        walk::walk_call_expression(self, it);
+    }
+
+    fn visit_identifier_reference(&mut self, it: &IdentifierReference<'a>) {
+        let name = it.name.as_str();
+        if name == "loadAttachment" {
+            self.uses_load_attachment = true;
+        } else if name.len() > LOAD_TO.len() && name.starts_with(LOAD_TO) {
+            push_unique(&mut self.load_to_functions, name);
+        } else if name.starts_with(REPLICATE_TO) && self.replicate_to.is_none() {
+            self.replicate_to = Some(name.to_owned());
+        }
+    }
+
+    fn visit_static_member_expression(&mut self, it: &StaticMemberExpression<'a>) {
+        if it.property.name.as_str() == "addAttachment" {
+            self.uses_add_attachment = true;
+        }
+        walk::walk_static_member_expression(self, it);
+    }
+
+    fn visit_computed_member_expression(&mut self, it: &ComputedMemberExpression<'a>) {
+        if let Expression::StringLiteral(property) = &it.expression
+            && property.value.as_str() == "addAttachment"
+        {
+            self.uses_add_attachment = true;
+        }
+        walk::walk_computed_member_expression(self, it);
+    }
+}
+
+/// The target of `loadTo(target, …)` when it is a string literal or a template literal without
+/// substitutions.
+fn literal_target(argument: &Argument<'_>) -> Option<String> {
+    match argument {
+        Argument::StringLiteral(literal) => Some(literal.value.as_str().to_owned()),
+        Argument::TemplateLiteral(literal) => literal
+            .single_quasi()
+            .map(|cooked| cooked.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_and_top_level_functions_are_recorded_with_their_byte_ranges() {
+        let source = "'use strict';\nvar a = 1;\nfunction helper() { return 2; }\nloadToX({});";
+        let parsed_script = parse_script(source).unwrap();
+        let ranges: Vec<&str> = parsed_script
+            .declarations
+            .iter()
+            .map(|it| &source[it.start..it.end])
+            .collect();
+        assert_eq!(ranges, ["'use strict';", "function helper() { return 2; }"]);
+    }
+
+    #[test]
+    fn load_to_references_that_are_not_calls_still_get_a_global() {
+        let parsed_script = parse_script("var f = loadToUsers; f({});").unwrap();
+        assert_eq!(parsed_script.load_to_functions, ["loadToUsers"]);
+        assert!(parsed_script.analysis.load_targets.is_empty());
+    }
+
+    #[test]
+    fn behavior_names_need_a_collection() {
+        assert_eq!(
+            delete_behavior_collection("deleteDocumentsOfUsersBehavior"),
+            Some("Users")
+        );
+        assert_eq!(
+            delete_behavior_collection("deleteDocumentsOfBehavior"),
+            None
+        );
+        assert_eq!(delete_behavior_collection("deleteDocumentsBehavior"), None);
+    }
+}

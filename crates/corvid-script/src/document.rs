@@ -1,0 +1,38 @@
+/// The document a script transforms.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentInput<'a> {
+    /// The document id.
+    pub id: &'a str,
+    /// The document's collection.
+    pub collection: &'a str,
+    /// The full document JSON, `@metadata` included: the script's `this`.
+    pub json: &'a str,
+    /// The document's attachments, as `getAttachments()` reports them.
+    pub attachments: &'a [AttachmentMeta],
+}
+
+/// One attachment of the current document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentMeta {
+    pub name: String,
+    pub hash: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// Everything a script can reach outside itself. The runtime does no I/O of its own.
+pub trait ScriptHost {
+    /// Returns the JSON of document `id` (with `@metadata`), or `None` when it does not exist.
+    /// Backs the script's `load(id)`.
+    fn load(&mut self, id: &str) -> Option<String>;
+}
+
+/// A host with no documents: `load` always returns `None`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDocuments;
+
+impl ScriptHost for NoDocuments {
+    fn load(&mut self, _id: &str) -> Option<String> {
+        None
+    }
+}

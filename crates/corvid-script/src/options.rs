@@ -1,0 +1,26 @@
+use std::time::Duration;
+
+/// Limits for one [`ScriptRuntime`](crate::ScriptRuntime).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptOptions {
+    /// Wall-clock time one [`transform`](crate::ScriptRuntime::transform) or
+    /// [`delete_behavior`](crate::ScriptRuntime::delete_behavior) call may take, host calls
+    /// included. Default 100 ms.
+    pub time_budget: Duration,
+    /// Memory the QuickJS runtime may allocate, compiled script and document included.
+    /// Default 64 MiB.
+    pub memory_limit_bytes: usize,
+    /// Native stack the script may use below the calling frame; deep recursion beyond it is a
+    /// script error. The calling thread needs this much stack plus some margin. Default 1 MiB.
+    pub max_stack_bytes: usize,
+}
+
+impl Default for ScriptOptions {
+    fn default() -> Self {
+        ScriptOptions {
+            time_budget: Duration::from_millis(100),
+            memory_limit_bytes: 64 * 1024 * 1024,
+            max_stack_bytes: 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,93 @@
+// Defines the ETL host functions as read-only globals. Evaluated once per QuickJS context; the
+// `native` functions it receives stay private to this closure. Returns `defineLoadTo(name)`,
+// which the runtime calls for each `loadTo<Name>` identifier the script references.
+(function (native) {
+    'use strict';
+    var global = globalThis;
+    var defineProperty = Object.defineProperty;
+    var stringify = JSON.stringify;
+    var loadTo = native.loadTo;
+    var addAttachment = native.addAttachment;
+    var hasAttachment = native.hasAttachment;
+
+    function define(name, value) {
+        defineProperty(global, name, {
+            value: value,
+            writable: false,
+            enumerable: false,
+            configurable: false,
+        });
+    }
+
+    function loadResult(index) {
+        return {
+            addAttachment: function (nameOrReference, reference) {
+                if (arguments.length < 2) {
+                    addAttachment(index, null, nameOrReference);
+                } else {
+                    addAttachment(index, nameOrReference, reference);
+                }
+            },
+        };
+    }
+
+    function getMetadata(doc) {
+        if (doc === null || (typeof doc !== 'object' && typeof doc !== 'function')) {
+            return null;
+        }
+        var metadata = doc['@metadata'];
+        return metadata === undefined ? null : metadata;
+    }
+
+    define('loadTo', function (target, obj) {
+        if (typeof target !== 'string') {
+            throw new TypeError('loadTo: the target name must be a string');
+        }
+        return loadResult(loadTo(target, obj));
+    });
+    define('getMetadata', getMetadata);
+    define('id', function (doc) {
+        var metadata = getMetadata(doc);
+        if (metadata === null || typeof metadata !== 'object') {
+            return null;
+        }
+        var id = metadata['@id'];
+        return id === undefined ? null : id;
+    });
+    define('load', function (id) {
+        if (id === null || id === undefined) {
+            return null;
+        }
+        return native.load(String(id));
+    });
+    define('getAttachments', native.getAttachments);
+    define('hasAttachment', function (name) {
+        return hasAttachment(String(name));
+    });
+    define('loadAttachment', function (name) {
+        name = String(name);
+        return hasAttachment(name) ? '$attachment/' + name : null;
+    });
+    define('output', function () {
+        var line = '';
+        for (var i = 0; i < arguments.length; i++) {
+            var value = arguments[i];
+            var text = value !== null && typeof value === 'object' ? stringify(value) : String(value);
+            line += (i === 0 ? '' : ' ') + text;
+        }
+        native.output(line);
+    });
+    define('varchar', function (value, size) {
+        return { Type: 'AnsiString', Value: value, Size: size === undefined ? 50 : size };
+    });
+    define('nvarchar', function (value, size) {
+        return { Type: 'String', Value: value, Size: size === undefined ? 50 : size };
+    });
+
+    return function defineLoadTo(name) {
+        var target = name.slice('loadTo'.length);
+        define(name, function (obj) {
+            return loadResult(loadTo(target, obj));
+        });
+    };
+})

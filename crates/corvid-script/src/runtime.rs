@@ -1,0 +1,209 @@
+//! The public script runtime: compile once, transform document after document.
+
+use crate::analysis::{GENERIC_DELETE_BEHAVIOR, ScriptAnalysis, parse_script};
+use crate::document::{DocumentInput, ScriptHost};
+use crate::engine::{CallFailure, Engine, FunctionArgs, ScriptPlan};
+use crate::error::{ScriptError, TransformError};
+use crate::host_scope;
+use crate::options::ScriptOptions;
+use crate::output::TransformOutput;
+use crate::source_map::{with_position, wrap_body, wrap_functions};
+
+/// A compiled ETL script, ready to transform documents one after another.
+///
+/// Not `Send`: create one per worker thread.
+pub struct ScriptRuntime {
+    analysis: ScriptAnalysis,
+    plan: ScriptPlan,
+    options: ScriptOptions,
+    /// `None` for an empty script, or when rebuilding after a failure failed (the next call
+    /// tries again).
+    engine: Option<Engine>,
+}
+
+impl std::fmt::Debug for ScriptRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptRuntime")
+            .field("analysis", &self.analysis)
+            .field("options", &self.options)
+            .field("engine_ready", &self.engine.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScriptRuntime {
+    /// Parses, analyses and compiles `source`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`analyze`](crate::analyze); also [`ScriptError::Invalid`] when the script does not
+    /// compile within `options` (too little memory or stack), and [`ScriptError::Engine`] when
+    /// QuickJS cannot be set up at all.
+    pub fn new(source: &str, options: ScriptOptions) -> Result<ScriptRuntime, ScriptError> {
+        let parsed_script = parse_script(source)?;
+        let analysis = parsed_script.analysis;
+        let mut exported_functions: Vec<String> = analysis
+            .delete_behaviors
+            .iter()
+            .map(|collection| format!("deleteDocumentsOf{collection}Behavior"))
+            .collect();
+        if analysis.has_generic_delete_behavior {
+            exported_functions.push(GENERIC_DELETE_BEHAVIOR.to_owned());
+        }
+        let functions_source = (!exported_functions.is_empty()).then(|| {
+            let exported: Vec<&str> = exported_functions.iter().map(String::as_str).collect();
+            wrap_functions(source, &parsed_script.declarations, &exported)
+        });
+        let plan = ScriptPlan {
+            source: source.to_owned(),
+            body_source: wrap_body(source),
+            functions_source,
+            exported_functions,
+            load_to_functions: parsed_script.load_to_functions,
+        };
+        let engine = if analysis.is_empty {
+            None
+        } else {
+            Some(Engine::new(&plan, &options)?)
+        };
+        Ok(ScriptRuntime {
+            analysis,
+            plan,
+            options,
+            engine,
+        })
+    }
+
+    /// Runs the script on one document, with `this` = the parsed `input.json`.
+    ///
+    /// An empty script returns no loads without running anything: the caller copies the whole
+    /// document (spec §2.2).
+    ///
+    /// # Errors
+    ///
+    /// See [`TransformError`]. After any error the runtime is ready for the next document; after
+    /// a timeout or running out of memory it has been rebuilt from scratch.
+    pub fn transform(
+        &mut self,
+        input: &DocumentInput<'_>,
+        host: &mut dyn ScriptHost,
+    ) -> Result<TransformOutput, TransformError> {
+        if self.analysis.is_empty {
+            return Ok(TransformOutput::default());
+        }
+        let source = self.plan.source.as_str();
+        let engine = ensure_engine(&mut self.engine, &self.plan, &self.options)?;
+        let res = host_scope::enter(host, || engine.run_body(source, input));
+        self.finish(res, input.id)
+    }
+
+    /// Asks the script whether a delete of `doc_id` in `collection` should reach the
+    /// destination (spec §2.5).
+    ///
+    /// Calls `deleteDocumentsOf<Coll>Behavior(docId, deleted)` when declared for `collection`
+    /// (names compared case-insensitively), else `deleteDocumentsBehavior(docId, collection,
+    /// deleted)` when declared, with no meaningful `this`. Returns `Ok(None)` when neither
+    /// exists, and `Ok(Some(true))` only when the function returned the boolean `true`.
+    /// Top-level variables of the script are not initialised when a behaviour function runs:
+    /// like RavenDB, only the top-level function declarations are compiled for it.
+    /// Debug output of behaviour functions is discarded.
+    ///
+    /// # Errors
+    ///
+    /// As for [`transform`](Self::transform).
+    pub fn delete_behavior(
+        &mut self,
+        collection: &str,
+        doc_id: &str,
+        deleted: bool,
+        host: &mut dyn ScriptHost,
+    ) -> Result<Option<bool>, TransformError> {
+        let wanted = collection.to_lowercase();
+        let specific_idx = self
+            .analysis
+            .delete_behaviors
+            .iter()
+            .position(|it| it.to_lowercase() == wanted);
+        let (function_idx, args) = match specific_idx {
+            Some(function_idx) => (
+                function_idx,
+                FunctionArgs::DeleteOfCollection { doc_id, deleted },
+            ),
+            None if self.analysis.has_generic_delete_behavior => (
+                self.analysis.delete_behaviors.len(),
+                FunctionArgs::Delete {
+                    doc_id,
+                    collection,
+                    deleted,
+                },
+            ),
+            None => return Ok(None),
+        };
+        let source = self.plan.source.as_str();
+        let engine = ensure_engine(&mut self.engine, &self.plan, &self.options)?;
+        let res = host_scope::enter(host, || engine.call_function(source, function_idx, args));
+        self.finish(res, doc_id).map(Some)
+    }
+
+    /// What the script does, from its parse.
+    pub fn analysis(&self) -> &ScriptAnalysis {
+        &self.analysis
+    }
+
+    /// Maps an engine failure to the public error and rebuilds the engine when the failure may
+    /// have left it in a bad state.
+    fn finish<R>(
+        &mut self,
+        res: Result<R, CallFailure>,
+        doc_id: &str,
+    ) -> Result<R, TransformError> {
+        let failure = match res {
+            Ok(value) => return Ok(value),
+            Err(failure) => failure,
+        };
+        let error = match failure {
+            CallFailure::Script { message, position } => TransformError::Script {
+                message: with_position(message, position),
+            },
+            CallFailure::Timeout => TransformError::Timeout {
+                budget: self.options.time_budget,
+            },
+            CallFailure::OutOfMemory => TransformError::OutOfMemory {
+                limit_bytes: self.options.memory_limit_bytes,
+            },
+            CallFailure::InvalidOutput { message } => TransformError::InvalidOutput { message },
+            CallFailure::InvalidInput { message } => TransformError::InvalidInput {
+                id: doc_id.to_owned(),
+                message,
+            },
+            CallFailure::Engine { message } => TransformError::Engine { message },
+        };
+        if matches!(
+            error,
+            TransformError::Timeout { .. }
+                | TransformError::OutOfMemory { .. }
+                | TransformError::Engine { .. }
+        ) {
+            // Drop the old runtime first so that its memory is free for the new one.
+            self.engine = None;
+            self.engine = Engine::new(&self.plan, &self.options).ok();
+        }
+        Err(error)
+    }
+}
+
+fn ensure_engine<'a>(
+    engine: &'a mut Option<Engine>,
+    plan: &ScriptPlan,
+    options: &ScriptOptions,
+) -> Result<&'a mut Engine, TransformError> {
+    if engine.is_none() {
+        let built = Engine::new(plan, options).map_err(|error| TransformError::Engine {
+            message: error.to_string(),
+        })?;
+        *engine = Some(built);
+    }
+    engine.as_mut().ok_or_else(|| TransformError::Engine {
+        message: "the javascript engine is not available".to_owned(),
+    })
+}
