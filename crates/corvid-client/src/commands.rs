@@ -138,6 +138,14 @@ enum WireCommand<'a> {
     },
 }
 
+impl Command {
+    /// Returns the command as it goes over the wire in a `bulk_docs` batch (attachment
+    /// content travels separately).
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(WireCommand::from_command(self)).unwrap_or(Value::Null)
+    }
+}
+
 impl<'a> WireCommand<'a> {
     fn from_command(command: &'a Command) -> Self {
         match command {

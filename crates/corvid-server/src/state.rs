@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use corvid_etl::EtlManager;
 use corvid_store::{Database, Storage};
 
 use crate::error::ApiError;
@@ -30,16 +31,25 @@ pub struct AppState {
 
 struct Inner {
     storage: Arc<Storage>,
+    etl: Arc<EtlManager>,
     options: ServerOptions,
     /// Stands in for RavenDB's Raft command index until the cluster exists.
     command_index: AtomicU64,
 }
 
 impl AppState {
-    pub fn new(storage: Arc<Storage>, options: ServerOptions) -> AppState {
+    /// Builds the state and starts the ETL processes of every database. Must run inside a
+    /// tokio runtime.
+    pub fn new(storage: Arc<Storage>, etl: Arc<EtlManager>, options: ServerOptions) -> AppState {
+        for database in storage.databases() {
+            if let Err(error) = etl.start_database(database.clone()) {
+                tracing::error!(database = database.name(), %error, "failed to start etl");
+            }
+        }
         AppState {
             inner: Arc::new(Inner {
                 storage,
+                etl,
                 options,
                 command_index: AtomicU64::new(1),
             }),
@@ -48,6 +58,10 @@ impl AppState {
 
     pub fn storage(&self) -> &Arc<Storage> {
         &self.inner.storage
+    }
+
+    pub fn etl(&self) -> &Arc<EtlManager> {
+        &self.inner.etl
     }
 
     pub fn options(&self) -> &ServerOptions {

@@ -47,7 +47,8 @@ fn local_server() -> &'static str {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let url = format!("http://{}", listener.local_addr().unwrap());
                 sender.send(url).unwrap();
-                let state = AppState::new(storage, ServerOptions::default());
+                let etl = corvid_etl::EtlManager::new(corvid_etl::EtlOptions::default());
+                let state = AppState::new(storage, etl, ServerOptions::default());
                 corvid_server::serve(listener, state, std::future::pending())
                     .await
                     .unwrap();

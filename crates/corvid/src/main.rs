@@ -70,12 +70,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = ServerOptions {
         max_body_bytes: args.max_body_mib * 1024 * 1024,
     };
-    let state = AppState::new(storage.clone(), options);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("corvid-http")
         .build()?;
+    let etl = corvid_etl::EtlManager::new(corvid_etl::EtlOptions::default());
+    let etl_for_shutdown = etl.clone();
+    let state_storage = storage.clone();
     runtime.block_on(async move {
+        let state = AppState::new(state_storage, etl, options);
         let listener = tokio::net::TcpListener::bind(args.bind)
             .await
             .with_context(|| format!("failed to listen on {}", args.bind))?;
@@ -86,6 +89,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         corvid_server::serve(listener, state, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
+    etl_for_shutdown.stop_all();
+    drop(runtime);
     storage.close();
     tracing::info!("corvid stopped");
     Ok(())

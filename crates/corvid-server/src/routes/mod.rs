@@ -4,6 +4,7 @@
 mod attachments;
 mod bulk_docs;
 mod docs;
+mod etl;
 mod hilo;
 mod queries;
 pub(crate) mod server;
@@ -13,7 +14,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{Method, StatusCode};
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
@@ -58,6 +59,31 @@ pub fn app(state: AppState) -> Router {
             "/databases/{db}/queries",
             post(queries::post_query).get(queries::get_query),
         )
+        .route(
+            "/databases/{db}/admin/connection-strings",
+            put(etl::put_connection_string)
+                .get(etl::get_connection_strings)
+                .delete(etl::delete_connection_string),
+        )
+        // `any`: RESET is not a standard method.
+        .route("/databases/{db}/admin/etl", any(etl::admin_etl))
+        .route(
+            "/databases/{db}/admin/etl/raven/test",
+            post(etl::test_raven_etl),
+        )
+        .route(
+            "/databases/{db}/admin/tasks/state",
+            post(etl::set_task_state),
+        )
+        .route(
+            "/databases/{db}/admin/tasks",
+            axum::routing::delete(etl::delete_task),
+        )
+        .route("/databases/{db}/task", get(etl::get_task))
+        .route("/databases/{db}/tasks", get(etl::get_tasks))
+        .route("/databases/{db}/etl/stats", get(etl::etl_stats))
+        .route("/databases/{db}/etl/progress", get(etl::etl_progress))
+        .route("/databases/{db}/etl/performance", get(etl::etl_performance))
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(middleware::from_fn(render_errors))

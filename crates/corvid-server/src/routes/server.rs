@@ -111,6 +111,7 @@ pub(crate) async fn create_database(
     };
     let storage = state.storage().clone();
     let created = blocking(move || Ok(storage.create_database(&name)?)).await?;
+    state.etl().start_database(created.clone())?;
     tracing::info!(database = created.name(), "created database");
     Ok(json_value(
         StatusCode::CREATED,
@@ -163,6 +164,9 @@ pub(crate) async fn delete_database(
     }
     for name in &names {
         state.database(name)?;
+    }
+    for name in &names {
+        state.etl().stop_database(name);
     }
     let storage = state.storage().clone();
     blocking(move || {

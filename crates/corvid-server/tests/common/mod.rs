@@ -52,7 +52,8 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).unwrap();
         storage.create_database(DB).unwrap();
-        let router = corvid_server::app(AppState::new(Arc::new(storage), options));
+        let etl = corvid_etl::EtlManager::new(corvid_etl::EtlOptions::default());
+        let router = corvid_server::app(AppState::new(Arc::new(storage), etl, options));
         TestApp { router, _dir: dir }
     }
 

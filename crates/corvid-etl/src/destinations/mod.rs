@@ -1,0 +1,3 @@
+//! Destinations, one folder each with the same shape.
+
+pub mod raven;

@@ -1,0 +1,37 @@
+//! Corvid's ETL: ongoing tasks that push a filtered, transformed part of a database to
+//! another system, continuously, resuming exactly where they stopped.
+//!
+//! - [`config`]: connection strings and ETL configurations in RavenDB's JSON shapes.
+//! - [`validate`]: their validation into runtime types, scripts analysed at save time.
+//! - [`EtlManager`]: keeps them in each database's records and runs one process per enabled
+//!   transformation.
+//! - A process (`process.rs`) loops: extract and transform on its script worker thread
+//!   (`worker.rs`, reading one snapshot), load through the destination, and only then persist
+//!   progress; when caught up it waits for a commit notification; when a load fails it keeps
+//!   its progress and retries the same items after a back-off (5 s doubling to 900 s).
+//!
+//! Invariants: progress never moves past a change that was not delivered (or deliberately
+//! filtered); a script error skips only its document and is reported with the document id;
+//! nothing is skipped because a destination was down. Delivery is at-least-once and every
+//! load is idempotent (puts by id, delete-by-prefix before cross-collection puts).
+//! This crate knows nothing about HTTP routes or status codes.
+
+pub mod config;
+pub mod destinations;
+mod extract;
+mod manager;
+mod process;
+mod test_script;
+pub mod validate;
+mod worker;
+
+pub use config::{
+    ConnectionString, EtlConfiguration, EtlType, RavenConnectionString, SqlConnectionString,
+    SqlEtlTable, Transformation,
+};
+pub use corvid_script::ScriptOptions;
+pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
+pub use process::{BatchPerformance, EtlOptions, ProcessStats, ProcessStatus, progress_key};
+pub use test_script::{ScriptTestResult, test_raven_script};
+pub use validate::ConfigError;
+pub use worker::TransformFailure;

@@ -1,0 +1,308 @@
+//! An ETL process: one per (task, transformation). Extract and transform on its script
+//! worker, load through the destination, persist progress only after the destination
+//! acknowledged, wait for a commit notification when caught up, back off when loading fails.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use corvid_client::{Client, ClientOptions};
+use corvid_script::ScriptOptions;
+use corvid_store::{Database, Etag, Timestamp, WriteOp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+
+use crate::validate::{RavenDestination, ValidatedTransform};
+use crate::worker::{Batch, BatchLimits, ScriptWorker, TransformFailure};
+
+/// Settings of every ETL process of a server.
+#[derive(Debug, Clone)]
+pub struct EtlOptions {
+    pub max_batch_items: usize,
+    pub max_batch_bytes: usize,
+    /// The first wait after a failed load; it doubles up to `max_fallback`.
+    pub initial_fallback: Duration,
+    pub max_fallback: Duration,
+    pub script: ScriptOptions,
+}
+
+impl Default for EtlOptions {
+    fn default() -> Self {
+        EtlOptions {
+            max_batch_items: 8192,
+            max_batch_bytes: 64 * 1024 * 1024,
+            initial_fallback: Duration::from_secs(5),
+            max_fallback: Duration::from_secs(900),
+            script: ScriptOptions::default(),
+        }
+    }
+}
+
+/// What a process reports about itself.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessStats {
+    pub status: ProcessStatus,
+    pub last_processed_etag: Etag,
+    pub n_extracted: u64,
+    pub n_loaded: u64,
+    pub n_filtered: u64,
+    pub n_transformation_errors: u64,
+    pub n_load_errors: u64,
+    pub n_batches: u64,
+    pub last_transformation_errors: VecDeque<(Timestamp, TransformFailure)>,
+    pub last_load_error: Option<(Timestamp, String)>,
+    pub last_batches: VecDeque<BatchPerformance>,
+    /// Documents per second over the last batch.
+    pub processed_per_second: f64,
+}
+
+/// The state of a process, as RavenDB reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ProcessStatus {
+    #[default]
+    Active,
+    /// Loading failed; waiting before the same items are retried.
+    Reconnect,
+    /// The script cannot run; the process waits for its configuration to change.
+    Error(String),
+}
+
+/// Timings of one batch, for `/etl/performance`.
+#[derive(Debug, Clone)]
+pub struct BatchPerformance {
+    pub started: Timestamp,
+    pub n_items: usize,
+    pub n_commands: usize,
+    pub extract_and_transform: Duration,
+    pub load: Duration,
+    pub succeeded: bool,
+}
+
+const KEEP_ERRORS: usize = 25;
+const KEEP_BATCHES: usize = 25;
+
+/// Progress as stored in the database's records.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StoredProgress {
+    #[serde(rename = "LastProcessedEtag")]
+    pub last_processed_etag: Etag,
+}
+
+/// The record key of a transformation's progress (names compare case-insensitively).
+pub fn progress_key(task_name: &str, transform_name: &str) -> String {
+    format!(
+        "etl/progress/{}/{}",
+        task_name.to_lowercase(),
+        transform_name.to_lowercase()
+    )
+}
+
+pub(crate) fn read_progress(database: &Database, key: &str) -> Etag {
+    let stored = database
+        .snapshot()
+        .ok()
+        .and_then(|it| it.record_value(key).ok().flatten());
+    stored
+        .and_then(|it| serde_json::from_slice::<StoredProgress>(&it).ok())
+        .map_or(0, |it| it.last_processed_etag)
+}
+
+/// Everything one process needs.
+pub(crate) struct ProcessContext {
+    pub database: Arc<Database>,
+    pub task_name: String,
+    pub transform: ValidatedTransform,
+    pub destination: RavenDestination,
+    pub options: EtlOptions,
+    pub stats: Arc<Mutex<ProcessStats>>,
+    pub wake: Arc<Notify>,
+    pub stop: watch::Receiver<bool>,
+}
+
+fn lock(stats: &Mutex<ProcessStats>) -> std::sync::MutexGuard<'_, ProcessStats> {
+    stats
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) async fn run(mut ctx: ProcessContext) {
+    let key = progress_key(&ctx.task_name, &ctx.transform.name);
+    let mut last = read_progress(&ctx.database, &key);
+    lock(&ctx.stats).last_processed_etag = last;
+    let limits = BatchLimits {
+        max_items: ctx.options.max_batch_items,
+        max_bytes: ctx.options.max_batch_bytes,
+    };
+    let thread_name = format!("corvid-etl-{}", ctx.transform.name);
+    let worker = match ScriptWorker::spawn(
+        ctx.database.clone(),
+        ctx.transform.clone(),
+        ctx.options.script.clone(),
+        limits,
+        thread_name,
+    ) {
+        Ok(it) => it,
+        Err(error) => {
+            lock(&ctx.stats).status = ProcessStatus::Error(error.to_string());
+            return;
+        }
+    };
+    let client_options = ClientOptions {
+        request_timeout: ctx.destination.load_timeout,
+        ..ClientOptions::default()
+    };
+    let client = match Client::new(
+        &ctx.destination.urls,
+        &ctx.destination.database,
+        client_options,
+    ) {
+        Ok(it) => it,
+        Err(error) => {
+            lock(&ctx.stats).status = ProcessStatus::Error(error.to_string());
+            return;
+        }
+    };
+    let mut fallback = ctx.options.initial_fallback;
+    loop {
+        if *ctx.stop.borrow() {
+            return;
+        }
+        // Register for wake-ups before reading, so a commit between the read and the wait is
+        // not missed.
+        let wake = ctx.wake.clone();
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let batch = match worker.next_batch(last).await {
+            Ok(it) => it,
+            Err(error) => {
+                tracing::error!(task = %ctx.task_name, transform = %ctx.transform.name, %error, "etl process cannot run");
+                lock(&ctx.stats).status = ProcessStatus::Error(error.to_string());
+                let _ = ctx.stop.changed().await;
+                return;
+            }
+        };
+        record_transform(&ctx.stats, &batch);
+        if batch.last_etag <= last {
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = ctx.stop.changed() => {}
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let loaded = if batch.commands.is_empty() {
+            Ok(())
+        } else {
+            client
+                .bulk_docs(&batch.commands)
+                .await
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        };
+        let load_time = started.elapsed();
+        match loaded {
+            Ok(()) => {
+                if let Err(error) = persist_progress(&ctx.database, &key, batch.last_etag).await {
+                    // The destination has the batch; sending it again is safe (loads are
+                    // idempotent), losing track of it is not.
+                    tracing::warn!(task = %ctx.task_name, %error, "failed to save etl progress");
+                    continue;
+                }
+                last = batch.last_etag;
+                fallback = ctx.options.initial_fallback;
+                record_load(&ctx.stats, &batch, load_time, None, last);
+            }
+            Err(error) => {
+                tracing::warn!(task = %ctx.task_name, transform = %ctx.transform.name, %error, wait_ms = fallback.as_millis() as u64, "etl load failed; retrying the same batch after a pause");
+                record_load(&ctx.stats, &batch, load_time, Some(error), last);
+                tokio::select! {
+                    _ = tokio::time::sleep(fallback) => {}
+                    _ = ctx.stop.changed() => {}
+                }
+                fallback = (fallback * 2).min(ctx.options.max_fallback);
+            }
+        }
+    }
+}
+
+async fn persist_progress(database: &Arc<Database>, key: &str, etag: Etag) -> Result<(), String> {
+    let value = serde_json::to_vec(&StoredProgress {
+        last_processed_etag: etag,
+    })
+    .map_err(|it| it.to_string())?;
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    database.write_async(
+        vec![WriteOp::PutRecord {
+            key: key.to_owned(),
+            value: Some(value),
+        }],
+        Box::new(move |result| {
+            let _ = sender.send(result);
+        }),
+    );
+    match receiver.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("the database closed".to_owned()),
+    }
+}
+
+fn record_transform(stats: &Mutex<ProcessStats>, batch: &Batch) {
+    if batch.errors.is_empty() {
+        return;
+    }
+    let mut stats = lock(stats);
+    let now = Timestamp::now();
+    for failure in &batch.errors {
+        tracing::warn!(document = %failure.document_id, error = %failure.message, "etl transformation failed; document skipped");
+        stats.n_transformation_errors += 1;
+        stats
+            .last_transformation_errors
+            .push_back((now, failure.clone()));
+        if stats.last_transformation_errors.len() > KEEP_ERRORS {
+            stats.last_transformation_errors.pop_front();
+        }
+    }
+}
+
+fn record_load(
+    stats: &Mutex<ProcessStats>,
+    batch: &Batch,
+    load_time: Duration,
+    error: Option<String>,
+    last: Etag,
+) {
+    let mut stats = lock(stats);
+    let n_items = batch.n_documents + batch.n_tombstones;
+    stats.last_batches.push_back(BatchPerformance {
+        started: Timestamp::now(),
+        n_items,
+        n_commands: batch.commands.len(),
+        extract_and_transform: batch.extract_and_transform,
+        load: load_time,
+        succeeded: error.is_none(),
+    });
+    if stats.last_batches.len() > KEEP_BATCHES {
+        stats.last_batches.pop_front();
+    }
+    match error {
+        Some(error) => {
+            stats.n_load_errors += 1;
+            stats.last_load_error = Some((Timestamp::now(), error));
+            stats.status = ProcessStatus::Reconnect;
+        }
+        None => {
+            stats.status = ProcessStatus::Active;
+            stats.n_batches += 1;
+            stats.n_extracted += n_items as u64;
+            stats.n_loaded += batch.n_loaded_objects as u64;
+            stats.n_filtered += batch.n_filtered as u64;
+            stats.last_processed_etag = last;
+            let seconds = (batch.extract_and_transform + load_time).as_secs_f64();
+            if seconds > 0.0 {
+                stats.processed_per_second = n_items as f64 / seconds;
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The script worker: a dedicated thread per ETL process that extracts a batch from one
+//! snapshot and transforms it into destination commands. Scripts never run on the async
+//! runtime, and `load()` in a script reads the same snapshot the batch came from.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use corvid_client::Command;
+use corvid_script::{AttachmentMeta, DocumentInput, ScriptHost, ScriptOptions, ScriptRuntime};
+use corvid_store::{Database, Etag, HILO_COLLECTION, Snapshot, TombstoneKind};
+use serde_json::Value;
+
+use crate::destinations::raven::commands::{delete_commands, put_commands};
+use crate::extract::{Item, extract};
+use crate::validate::ValidatedTransform;
+
+/// Limits of one batch.
+#[derive(Debug, Clone)]
+pub struct BatchLimits {
+    pub max_items: usize,
+    pub max_bytes: usize,
+}
+
+/// A transformed batch, ready to load.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub commands: Vec<Command>,
+    /// Progress may move here once the commands are delivered.
+    pub last_etag: Etag,
+    pub n_documents: usize,
+    pub n_tombstones: usize,
+    pub n_loaded_objects: usize,
+    pub n_filtered: usize,
+    pub errors: Vec<TransformFailure>,
+    pub extract_and_transform: Duration,
+}
+
+/// A document whose transformation failed; it is skipped and reported.
+#[derive(Debug, Clone)]
+pub struct TransformFailure {
+    pub document_id: String,
+    pub message: String,
+}
+
+/// Why the worker could not produce a batch at all.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WorkerError {
+    #[error("failed to compile the script: {0}")]
+    Script(String),
+    #[error("failed to read the source database: {0}")]
+    Read(String),
+    #[error("the script worker stopped")]
+    Stopped,
+}
+
+struct Job {
+    after: Etag,
+    reply: tokio::sync::oneshot::Sender<Result<Batch, WorkerError>>,
+}
+
+/// Handle to a worker thread; dropping it stops the thread.
+pub struct ScriptWorker {
+    sender: Sender<Job>,
+}
+
+impl ScriptWorker {
+    pub fn spawn(
+        database: Arc<Database>,
+        transform: ValidatedTransform,
+        script_options: ScriptOptions,
+        limits: BatchLimits,
+        thread_name: String,
+    ) -> std::io::Result<ScriptWorker> {
+        let (sender, receiver) = channel();
+        std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || run(database, transform, script_options, limits, receiver))?;
+        Ok(ScriptWorker { sender })
+    }
+
+    /// Extracts and transforms the next batch after `after`.
+    pub async fn next_batch(&self, after: Etag) -> Result<Batch, WorkerError> {
+        let (reply, receiver) = tokio::sync::oneshot::channel();
+        if self.sender.send(Job { after, reply }).is_err() {
+            return Err(WorkerError::Stopped);
+        }
+        receiver.await.unwrap_or(Err(WorkerError::Stopped))
+    }
+}
+
+fn run(
+    database: Arc<Database>,
+    transform: ValidatedTransform,
+    script_options: ScriptOptions,
+    limits: BatchLimits,
+    receiver: Receiver<Job>,
+) {
+    let mut runtime = if transform.analysis.is_empty {
+        Ok(None)
+    } else {
+        ScriptRuntime::new(&transform.script, script_options)
+            .map(Some)
+            .map_err(|error| WorkerError::Script(error.to_string()))
+    };
+    while let Ok(job) = receiver.recv() {
+        let result = match &mut runtime {
+            Ok(runtime) => build_batch(&database, &transform, runtime.as_mut(), &limits, job.after),
+            Err(error) => Err(error.clone()),
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+fn build_batch(
+    database: &Database,
+    transform: &ValidatedTransform,
+    mut runtime: Option<&mut ScriptRuntime>,
+    limits: &BatchLimits,
+    after: Etag,
+) -> Result<Batch, WorkerError> {
+    let started = Instant::now();
+    let read_error = |error: corvid_store::ReadError| WorkerError::Read(error.to_string());
+    let snapshot = database.snapshot().map_err(read_error)?;
+    let extracted = extract(
+        &snapshot,
+        transform.collections.as_deref(),
+        after,
+        limits.max_items,
+        limits.max_bytes,
+    )
+    .map_err(read_error)?;
+    let mut batch = Batch {
+        last_etag: extracted.last_etag,
+        ..Batch::default()
+    };
+    let mut host = SnapshotHost {
+        snapshot: &snapshot,
+    };
+    for item in extracted.items {
+        match &item {
+            Item::Document(_) => batch.n_documents += 1,
+            Item::Tombstone(_) => batch.n_tombstones += 1,
+        }
+        let outcome = match runtime.as_deref_mut() {
+            None => copy_item(&snapshot, &item),
+            Some(runtime) => transform_item(
+                &snapshot,
+                transform,
+                runtime,
+                &mut host,
+                &item,
+                &mut Vec::new(),
+            ),
+        };
+        match outcome {
+            Ok(ItemOutcome::Commands(commands, n_loaded)) => {
+                batch.n_loaded_objects += n_loaded;
+                if n_loaded == 0 {
+                    batch.n_filtered += 1;
+                }
+                batch.commands.extend(commands);
+            }
+            Ok(ItemOutcome::Filtered) => batch.n_filtered += 1,
+            Err(failure) => batch.errors.push(failure),
+        }
+    }
+    batch.extract_and_transform = started.elapsed();
+    Ok(batch)
+}
+
+pub(crate) enum ItemOutcome {
+    /// Commands to send and how many objects the script loaded.
+    Commands(Vec<Command>, usize),
+    Filtered,
+}
+
+/// An empty script: the document goes as it is, with its attachments; deletes follow.
+pub(crate) fn copy_item(snapshot: &Snapshot, item: &Item) -> Result<ItemOutcome, TransformFailure> {
+    match item {
+        Item::Document(doc) => {
+            let failure = |message: String| TransformFailure {
+                document_id: doc.id.clone(),
+                message,
+            };
+            let document: Value = serde_json::from_str(&doc.to_json_string())
+                .map_err(|it| failure(it.to_string()))?;
+            let mut commands = vec![Command::Put {
+                id: doc.id.clone(),
+                document,
+                change_vector: None,
+            }];
+            for info in &doc.attachments {
+                let found = snapshot
+                    .attachment(&doc.id, &info.name)
+                    .map_err(|it| failure(it.to_string()))?;
+                if let Some((info, content)) = found {
+                    commands.push(Command::AttachmentPut {
+                        id: doc.id.clone(),
+                        name: info.name,
+                        content_type: info.content_type,
+                        bytes: Bytes::from(content),
+                    });
+                }
+            }
+            Ok(ItemOutcome::Commands(commands, 1))
+        }
+        Item::Tombstone(tombstone) => {
+            let command = match &tombstone.kind {
+                TombstoneKind::Document => Command::Delete {
+                    id: tombstone.id.clone(),
+                    change_vector: None,
+                },
+                TombstoneKind::Attachment { name } => Command::AttachmentDelete {
+                    id: tombstone.id.clone(),
+                    name: name.clone(),
+                },
+            };
+            Ok(ItemOutcome::Commands(vec![command], 1))
+        }
+    }
+}
+
+pub(crate) fn transform_item(
+    snapshot: &Snapshot,
+    transform: &ValidatedTransform,
+    runtime: &mut ScriptRuntime,
+    host: &mut SnapshotHost<'_>,
+    item: &Item,
+    debug_output: &mut Vec<String>,
+) -> Result<ItemOutcome, TransformFailure> {
+    match item {
+        Item::Document(doc) => {
+            // HiLo state belongs to the source's id generation; only an empty script copies it.
+            if doc.collection.eq_ignore_ascii_case(HILO_COLLECTION) {
+                return Ok(ItemOutcome::Filtered);
+            }
+            let failure = |message: String| TransformFailure {
+                document_id: doc.id.clone(),
+                message,
+            };
+            let allow_deletes = runtime
+                .delete_behavior(&doc.collection, &doc.id, false, host)
+                .map_err(|it| failure(it.to_string()))?
+                .unwrap_or(true);
+            let mut commands = if allow_deletes {
+                delete_commands(&doc.id, &doc.collection, &transform.analysis, false)
+            } else {
+                Vec::new()
+            };
+            let attachments: Vec<AttachmentMeta> = doc
+                .attachments
+                .iter()
+                .map(|it| AttachmentMeta {
+                    name: it.name.clone(),
+                    hash: it.hash.clone(),
+                    content_type: it.content_type.clone(),
+                    size: it.size,
+                })
+                .collect();
+            let json = doc.to_json_string();
+            let input = DocumentInput {
+                id: &doc.id,
+                collection: &doc.collection,
+                json: &json,
+                attachments: &attachments,
+            };
+            let output = runtime
+                .transform(&input, host)
+                .map_err(|it| failure(it.to_string()))?;
+            debug_output.extend(output.debug_output.iter().cloned());
+            let mut attachment = |name: &str| -> Option<(String, Bytes)> {
+                let (info, content) = snapshot.attachment(&doc.id, name).ok()??;
+                Some((info.content_type, Bytes::from(content)))
+            };
+            let puts = put_commands(&doc.id, &doc.collection, &output.loads, &mut attachment)
+                .map_err(failure)?;
+            commands.extend(puts);
+            Ok(ItemOutcome::Commands(commands, output.loads.len()))
+        }
+        Item::Tombstone(tombstone) => {
+            if !matches!(tombstone.kind, TombstoneKind::Document) {
+                return Ok(ItemOutcome::Filtered);
+            }
+            let failure = |message: String| TransformFailure {
+                document_id: tombstone.id.clone(),
+                message,
+            };
+            let allow = runtime
+                .delete_behavior(&tombstone.collection, &tombstone.id, true, host)
+                .map_err(|it| failure(it.to_string()))?
+                .unwrap_or(true);
+            if !allow {
+                return Ok(ItemOutcome::Filtered);
+            }
+            let commands = delete_commands(
+                &tombstone.id,
+                &tombstone.collection,
+                &transform.analysis,
+                true,
+            );
+            Ok(ItemOutcome::Commands(commands, 1))
+        }
+    }
+}
+
+/// `load(id)` for scripts: reads the batch's snapshot.
+pub(crate) struct SnapshotHost<'a> {
+    pub snapshot: &'a Snapshot,
+}
+
+impl ScriptHost for SnapshotHost<'_> {
+    fn load(&mut self, id: &str) -> Option<String> {
+        match self.snapshot.get(id) {
+            Ok(found) => found.map(|it| it.to_json_string()),
+            Err(error) => {
+                tracing::warn!(%error, id, "load() in an ETL script failed to read");
+                None
+            }
+        }
+    }
+}

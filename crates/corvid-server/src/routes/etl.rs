@@ -1,0 +1,539 @@
+//! ETL routes, RavenDB's paths and shapes: connection strings, ETL tasks (add, update,
+//! reset, toggle, delete), ongoing-task info, and `/etl/stats` and `/etl/progress`.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use corvid_etl::{ConnectionString, EtlConfiguration, EtlError, EtlType, ProcessStatus, TaskInfo};
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::http::{QueryParams, json_value, read_body};
+use crate::routes::server::{NODE_TAG, node_url};
+use crate::state::AppState;
+
+impl From<EtlError> for ApiError {
+    fn from(error: EtlError) -> Self {
+        match &error {
+            EtlError::Config(_)
+            | EtlError::DuplicateTaskName { .. }
+            | EtlError::ConnectionStringInUse { .. } => ApiError::bad_request(error.to_string()),
+            EtlError::TaskNotFound { .. } | EtlError::ConnectionStringNotFound { .. } => {
+                ApiError::not_found("Raven.Client.Exceptions.RavenException", error.to_string())
+            }
+            EtlError::DocumentNotFound { .. } => ApiError::not_found(
+                "Raven.Client.Exceptions.Documents.DocumentDoesNotExistException",
+                error.to_string(),
+            ),
+            EtlError::DocumentNotInCollections { .. } => ApiError::bad_request(error.to_string()),
+            EtlError::Storage(_) => ApiError::internal(error),
+        }
+    }
+}
+
+fn etl_type(name: Option<&str>) -> Result<Option<EtlType>, ApiError> {
+    match name {
+        None | Some("") => Ok(None),
+        Some(it) if it.eq_ignore_ascii_case("Raven") || it.eq_ignore_ascii_case("RavenEtl") => {
+            Ok(Some(EtlType::Raven))
+        }
+        Some(it) if it.eq_ignore_ascii_case("Sql") || it.eq_ignore_ascii_case("SqlEtl") => {
+            Ok(Some(EtlType::Sql))
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "unknown connection string or task type `{other}`"
+        ))),
+    }
+}
+
+/// `PUT /admin/connection-strings` with a `Type`-tagged connection string.
+pub(crate) async fn put_connection_string(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let database = state.database(&db)?;
+    let bytes = read_body(body, state.options().max_body_bytes).await?;
+    let connection: ConnectionString = serde_json::from_slice(&bytes).map_err(|error| {
+        ApiError::bad_request(format!(
+            "invalid connection string (expected `Type` Raven or Sql with its fields): {error}"
+        ))
+    })?;
+    state
+        .etl()
+        .put_connection_string(&database, connection)
+        .await?;
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({"RaftCommandIndex": state.next_command_index()}),
+    ))
+}
+
+/// `GET /admin/connection-strings[?connectionStringName=&type=]`.
+pub(crate) async fn get_connection_strings(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let database = state.database(&db)?;
+    let name = params
+        .get("connectionStringName")
+        .filter(|it| !it.is_empty());
+    let kind = etl_type(params.get("type"))?;
+    let mut raven = Map::new();
+    let mut sql = Map::new();
+    for connection in state.etl().connection_strings(&database)? {
+        if name.is_some_and(|it| !it.eq_ignore_ascii_case(connection.name()))
+            || kind.is_some_and(|it| it != connection.kind())
+        {
+            continue;
+        }
+        let value = serde_json::to_value(&connection).map_err(ApiError::internal)?;
+        match connection {
+            ConnectionString::Raven(it) => raven.insert(it.name, value),
+            ConnectionString::Sql(it) => sql.insert(it.name, value),
+        };
+    }
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({
+            "RavenConnectionStrings": raven,
+            "SqlConnectionStrings": sql,
+            "OlapConnectionStrings": {},
+            "ElasticSearchConnectionStrings": {},
+            "QueueConnectionStrings": {},
+        }),
+    ))
+}
+
+/// `DELETE /admin/connection-strings?connectionString=name&type=Raven`.
+pub(crate) async fn delete_connection_string(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let database = state.database(&db)?;
+    let name = params.required("connectionString")?;
+    let Some(kind) = etl_type(params.get("type"))? else {
+        return Err(ApiError::bad_request(
+            "query string parameter `type` is required",
+        ));
+    };
+    state
+        .etl()
+        .remove_connection_string(&database, name, kind)
+        .await?;
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({"RaftCommandIndex": state.next_command_index()}),
+    ))
+}
+
+/// `PUT /admin/etl` (add), `PUT /admin/etl?id=` (update) and the `RESET` method.
+pub(crate) async fn admin_etl(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
+    method: Method,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let database = state.database(&db)?;
+    if method.as_str() == "RESET" {
+        let task = params.required("configurationName")?;
+        let transform = params.required("transformationName")?;
+        state.etl().reset_etl(&database, task, transform).await?;
+        return Ok(json_value(
+            StatusCode::OK,
+            &json!({"RaftCommandIndex": state.next_command_index()}),
+        ));
+    }
+    if method != Method::PUT {
+        return Err(ApiError::bad_request(format!(
+            "there is no handler for {method} on /admin/etl; use PUT or RESET"
+        )));
+    }
+    let bytes = read_body(body, state.options().max_body_bytes).await?;
+    let config: EtlConfiguration = serde_json::from_slice(&bytes)
+        .map_err(|error| ApiError::bad_request(format!("invalid ETL configuration: {error}")))?;
+    let task_id = match params.number::<u64>("id")? {
+        Some(id) => {
+            let reset: Vec<String> = params
+                .get_all("reset")
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            state
+                .etl()
+                .update_etl(&database, id, config, &reset)
+                .await?
+        }
+        None => state.etl().add_etl(&database, config).await?,
+    };
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({"RaftCommandIndex": state.next_command_index(), "TaskId": task_id}),
+    ))
+}
+
+fn find_task(
+    state: &AppState,
+    database: &corvid_store::Database,
+    params: &QueryParams,
+    id_param: &str,
+) -> Result<EtlConfiguration, ApiError> {
+    let name = params.get("taskName").filter(|it| !it.is_empty());
+    match (params.number::<u64>(id_param)?, name) {
+        (_, Some(name)) => Ok(state.etl().task_by_name(database, name)?),
+        (Some(id), None) => Ok(state.etl().task_config(database, id)?),
+        (None, None) => Err(ApiError::bad_request(format!(
+            "query string parameter `{id_param}` or `taskName` is required"
+        ))),
+    }
+}
+
+/// `POST /admin/tasks/state?key=&type=&disable=[&taskName=]`.
+pub(crate) async fn set_task_state(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let database = state.database(&db)?;
+    let config = find_task(&state, &database, &params, "key")?;
+    let disable = params.flag("disable");
+    let task_id = state
+        .etl()
+        .set_disabled(&database, config.task_id, disable)
+        .await?;
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({"TaskId": task_id, "RaftCommandIndex": state.next_command_index(), "ResponsibleNode": NODE_TAG}),
+    ))
+}
+
+/// `DELETE /admin/tasks?id=&type=`.
+pub(crate) async fn delete_task(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let database = state.database(&db)?;
+    let config = find_task(&state, &database, &params, "id")?;
+    state.etl().delete_task(&database, config.task_id).await?;
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({"TaskId": config.task_id, "RaftCommandIndex": state.next_command_index()}),
+    ))
+}
+
+/// `GET /task?key=&type=` or `?taskName=&type=`: one ongoing task, or 404.
+pub(crate) async fn get_task(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let database = state.database(&db)?;
+    let config = find_task(&state, &database, &params, "key")?;
+    let tasks = state.etl().tasks(&database)?;
+    let Some(task) = tasks.iter().find(|it| it.config.task_id == config.task_id) else {
+        return Err(EtlError::TaskNotFound {
+            task: config.task_id.to_string(),
+        }
+        .into());
+    };
+    let connection_strings = state.etl().connection_strings(&database)?;
+    Ok(json_value(
+        StatusCode::OK,
+        &task_json(task, &connection_strings, &node_url(&headers)),
+    ))
+}
+
+/// `GET /tasks`: every ongoing task of the database.
+pub(crate) async fn get_tasks(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let database = state.database(&db)?;
+    let connection_strings = state.etl().connection_strings(&database)?;
+    let url = node_url(&headers);
+    let tasks: Vec<Value> = state
+        .etl()
+        .tasks(&database)?
+        .iter()
+        .map(|it| task_json(it, &connection_strings, &url))
+        .collect();
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({"OngoingTasksList": tasks, "SubscriptionsCount": 0, "PullReplications": []}),
+    ))
+}
+
+fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str) -> Value {
+    let config = &task.config;
+    let n_disabled = config.transforms.iter().filter(|it| it.disabled).count();
+    let state = if config.disabled || n_disabled == config.transforms.len() {
+        "Disabled"
+    } else if n_disabled > 0 {
+        "PartiallyEnabled"
+    } else {
+        "Enabled"
+    };
+    let errors: Vec<&str> = task
+        .processes
+        .iter()
+        .filter_map(|it| match &it.stats.status {
+            ProcessStatus::Error(message) => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    let connection_status = if state == "Disabled" || !errors.is_empty() {
+        "NotActive"
+    } else if task
+        .processes
+        .iter()
+        .any(|it| it.stats.status == ProcessStatus::Reconnect)
+    {
+        "Reconnect"
+    } else {
+        "Active"
+    };
+    let destination = connection_strings.iter().find_map(|it| match it {
+        ConnectionString::Raven(raven)
+            if raven
+                .name
+                .eq_ignore_ascii_case(&config.connection_string_name) =>
+        {
+            Some(raven)
+        }
+        _ => None,
+    });
+    json!({
+        "TaskId": config.task_id,
+        "TaskName": config.name,
+        "TaskType": config.etl_type.task_type(),
+        "TaskState": state,
+        "TaskConnectionStatus": connection_status,
+        "ResponsibleNode": {"NodeTag": NODE_TAG, "NodeUrl": url, "ResponsibleNode": null},
+        "MentorNode": config.mentor_node,
+        "PinToMentorNode": config.pin_to_mentor_node,
+        "Error": if errors.is_empty() { Value::Null } else { Value::String(errors.join("; ")) },
+        "Configuration": config,
+        "ConnectionStringName": config.connection_string_name,
+        "DestinationDatabase": destination.map(|it| it.database.clone()),
+        "DestinationUrl": destination.and_then(|it| it.topology_discovery_urls.first().cloned()),
+        "TopologyDiscoveryUrls": destination.map(|it| it.topology_discovery_urls.clone()),
+    })
+}
+
+/// `POST /admin/etl/raven/test` with `{DocumentId, IsDelete, Configuration}`: the commands
+/// the transformation would send for that document, nothing sent.
+pub(crate) async fn test_raven_etl(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let database = state.database(&db)?;
+    let bytes = read_body(body, state.options().max_body_bytes).await?;
+    let request: Value = crate::http::parse_json(&bytes)?;
+    let Some(document_id) = request.get("DocumentId").and_then(Value::as_str) else {
+        return Err(ApiError::bad_request("`DocumentId` is required"));
+    };
+    let document_id = document_id.to_owned();
+    let is_delete = request
+        .get("IsDelete")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let config: EtlConfiguration = match request.get("Configuration") {
+        Some(it) => serde_json::from_value(it.clone())
+            .map_err(|error| ApiError::bad_request(format!("invalid `Configuration`: {error}")))?,
+        None => return Err(ApiError::bad_request("`Configuration` is required")),
+    };
+    let result = crate::http::blocking(move || {
+        Ok(corvid_etl::test_raven_script(
+            &database,
+            &config,
+            &document_id,
+            is_delete,
+            corvid_etl::ScriptOptions::default(),
+        )?)
+    })
+    .await?;
+    let now = corvid_store::Timestamp::now().to_iso();
+    let errors: Vec<Value> = result
+        .transformation_errors
+        .iter()
+        .map(|it| json!({"Date": now, "DocumentId": it.document_id, "Error": it.message}))
+        .collect();
+    let commands: Vec<Value> = result.commands.iter().map(|it| it.to_json()).collect();
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({"Commands": commands, "TransformationErrors": errors, "DebugOutput": result.debug_output}),
+    ))
+}
+
+/// `GET /etl/stats[?name=task]`.
+pub(crate) async fn etl_stats(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    let database = state.database(&db)?;
+    let names = params.get_all("name");
+    let mut results = Vec::new();
+    for task in state.etl().tasks(&database)? {
+        if !names.is_empty()
+            && !names
+                .iter()
+                .any(|it| it.eq_ignore_ascii_case(&task.config.name))
+        {
+            continue;
+        }
+        let stats: Vec<Value> = task
+            .processes
+            .iter()
+            .map(|process| {
+                let it = &process.stats;
+                let errors: Vec<Value> = it
+                    .last_transformation_errors
+                    .iter()
+                    .map(|(at, failure)| {
+                        json!({"Date": at.to_iso(), "DocumentId": failure.document_id, "Error": failure.message})
+                    })
+                    .collect();
+                json!({
+                    "TransformationName": process.transform_name,
+                    "Statistics": {
+                        "Status": status_name(&it.status),
+                        "Error": match &it.status { ProcessStatus::Error(message) => Some(message.clone()), _ => None },
+                        "LastProcessedEtag": it.last_processed_etag,
+                        "Extracted": it.n_extracted,
+                        "Transformation": {"Successes": it.n_loaded, "Errors": it.n_transformation_errors},
+                        "Load": {"Batches": it.n_batches, "Errors": it.n_load_errors},
+                        "Filtered": it.n_filtered,
+                        "LastTransformationErrors": errors,
+                        "LastLoadErrorTime": it.last_load_error.as_ref().map(|(at, _)| at.to_iso()),
+                        "LastLoadError": it.last_load_error.as_ref().map(|(_, error)| error.clone()),
+                    },
+                })
+            })
+            .collect();
+        results.push(json!({
+            "TaskName": task.config.name,
+            "EtlType": task.config.etl_type,
+            "Stats": stats,
+        }));
+    }
+    Ok(json_value(StatusCode::OK, &json!({"Results": results})))
+}
+
+fn status_name(status: &ProcessStatus) -> &'static str {
+    match status {
+        ProcessStatus::Active => "Active",
+        ProcessStatus::Reconnect => "Reconnect",
+        ProcessStatus::Error(_) => "Error",
+    }
+}
+
+/// `GET /etl/progress`: documents and tombstones left per transformation.
+pub(crate) async fn etl_progress(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+) -> Result<Response, ApiError> {
+    let database = state.database(&db)?;
+    let etl = state.etl().clone();
+    let results = crate::http::blocking(move || {
+        let mut results = Vec::new();
+        for task in etl.tasks(&database)? {
+            let mut processes = Vec::new();
+            for transform in &task.config.transforms {
+                let collections =
+                    (!transform.apply_to_all_documents).then_some(transform.collections.as_slice());
+                let (docs_left, docs_total, tombstones_left, tombstones_total) =
+                    etl.remaining(&database, &task.config.name, collections, &transform.name)?;
+                let stats = task
+                    .processes
+                    .iter()
+                    .find(|it| it.transform_name.eq_ignore_ascii_case(&transform.name))
+                    .map(|it| it.stats.clone())
+                    .unwrap_or_default();
+                processes.push(json!({
+                    "TransformationName": transform.name,
+                    "TransactionalId": format!("{}/{}", task.config.name, transform.name),
+                    "Completed": docs_left == 0 && tombstones_left == 0,
+                    "Disabled": task.config.disabled || transform.disabled,
+                    "Estimated": false,
+                    "AverageProcessedPerSecond": stats.processed_per_second,
+                    "NumberOfDocumentsToProcess": docs_left,
+                    "TotalNumberOfDocuments": docs_total,
+                    "NumberOfDocumentTombstonesToProcess": tombstones_left,
+                    "TotalNumberOfDocumentTombstones": tombstones_total,
+                    "NumberOfCounterGroupsToProcess": 0,
+                    "TotalNumberOfCounterGroups": 0,
+                }));
+            }
+            results.push(json!({
+                "TaskName": task.config.name,
+                "EtlType": task.config.etl_type,
+                "ProcessesProgress": processes,
+            }));
+        }
+        Ok(results)
+    })
+    .await?;
+    Ok(json_value(StatusCode::OK, &json!({"Results": results})))
+}
+
+/// `GET /etl/performance`: the last 25 batches of each process.
+pub(crate) async fn etl_performance(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+) -> Result<Response, ApiError> {
+    let database = state.database(&db)?;
+    let mut results = Vec::new();
+    for task in state.etl().tasks(&database)? {
+        let stats: Vec<Value> = task
+            .processes
+            .iter()
+            .map(|process| {
+                let batches: Vec<Value> = process
+                    .stats
+                    .last_batches
+                    .iter()
+                    .map(|it| {
+                        let extract_ms = it.extract_and_transform.as_secs_f64() * 1000.0;
+                        let load_ms = it.load.as_secs_f64() * 1000.0;
+                        json!({
+                            "Started": it.started.to_iso(),
+                            "DurationInMs": extract_ms + load_ms,
+                            "NumberOfExtractedItems": it.n_items,
+                            "NumberOfCommands": it.n_commands,
+                            "Successfully": it.succeeded,
+                            "Details": {
+                                "Operations": [
+                                    {"Name": "Extract and transform", "DurationInMs": extract_ms},
+                                    {"Name": "Load", "DurationInMs": load_ms},
+                                ],
+                            },
+                        })
+                    })
+                    .collect();
+                json!({"TransformationName": process.transform_name, "Performance": batches})
+            })
+            .collect();
+        results.push(json!({
+            "TaskName": task.config.name,
+            "EtlType": task.config.etl_type,
+            "Stats": stats,
+        }));
+    }
+    Ok(json_value(StatusCode::OK, &json!({"Results": results})))
+}

@@ -1,0 +1,667 @@
+//! Raven ETL end to end: real servers on loopback ports, tasks defined over HTTP as a user
+//! would, documents written at the source and awaited at the destination.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corvid_client::{Client, ClientOptions, Command, create_database};
+use corvid_etl::{EtlManager, EtlOptions};
+use corvid_server::{AppState, ServerOptions};
+use corvid_store::Storage;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+/// A Corvid server on a loopback port, stopped on drop.
+struct Server {
+    url: String,
+    port: u16,
+    etl: Arc<EtlManager>,
+    task: JoinHandle<()>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.etl.stop_all();
+        self.task.abort();
+    }
+}
+
+fn etl_options() -> EtlOptions {
+    EtlOptions {
+        initial_fallback: Duration::from_millis(200),
+        max_fallback: Duration::from_secs(1),
+        ..EtlOptions::default()
+    }
+}
+
+async fn start_on(port: u16, storage: Arc<Storage>, dir: Option<tempfile::TempDir>) -> Server {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let etl = EtlManager::new(etl_options());
+    let state = AppState::new(storage.clone(), etl.clone(), ServerOptions::default());
+    let task = tokio::spawn(async move {
+        corvid_server::serve(listener, state, std::future::pending())
+            .await
+            .unwrap();
+    });
+    Server {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        etl,
+        task,
+        _dir: dir,
+    }
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(dir.path()).unwrap());
+    start_on(0, storage, Some(dir)).await
+}
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        request_timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(2),
+        disable_topology_updates: true,
+    }
+}
+
+async fn database(server: &Server, name: &str) -> Client {
+    create_database(&server.url, name, &options())
+        .await
+        .unwrap();
+    Client::new(std::slice::from_ref(&server.url), name, options()).unwrap()
+}
+
+async fn send(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = client.request(method, url);
+    if let Some(body) = body {
+        request = request.body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn add_connection_string(server: &Server, db: &str, name: &str, urls: &[&str], target: &str) {
+    let (status, body) = send(
+        "PUT",
+        &format!("{}/databases/{db}/admin/connection-strings", server.url),
+        Some(json!({"Type": "Raven", "Name": name, "Database": target, "TopologyDiscoveryUrls": urls})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn task(name: &str, collections: &[&str], script: &str) -> Value {
+    json!({
+        "EtlType": "Raven", "Name": name, "ConnectionStringName": "dst", "Disabled": false,
+        "Transforms": [{"Name": "script1", "Collections": collections, "ApplyToAllDocuments": false,
+                        "Disabled": false, "Script": script}],
+    })
+}
+
+async fn add_task(server: &Server, db: &str, config: Value) -> u64 {
+    let (status, body) = send(
+        "PUT",
+        &format!("{}/databases/{db}/admin/etl", server.url),
+        Some(config),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["TaskId"].as_u64().unwrap()
+}
+
+fn user(name: &str, age: u32) -> Value {
+    json!({"First": name, "Last": "Smith", "Age": age, "@metadata": {"@collection": "Users"}})
+}
+
+async fn put(client: &Client, id: &str, doc: Value) {
+    client.put(id, &doc, None).await.unwrap();
+}
+
+/// Waits until `check` holds, or fails with `what`.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn collection_count(server: &Server, db: &str, collection: &str) -> u64 {
+    let (_, body) = send(
+        "GET",
+        &format!("{}/databases/{db}/collections/stats", server.url),
+        None,
+    )
+    .await;
+    body["Collections"][collection].as_u64().unwrap_or(0)
+}
+
+async fn docs_starting_with(server: &Server, db: &str, prefix: &str) -> Vec<Value> {
+    let (_, body) = send(
+        "GET",
+        &format!(
+            "{}/databases/{db}/docs?startsWith={}",
+            server.url,
+            prefix.replace('/', "%2F")
+        ),
+        None,
+    )
+    .await;
+    body["Results"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_script_copies_documents_attachments_and_deletes() {
+    let server = start().await;
+    let src = database(&server, "src").await;
+    let dst = database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    put(&src, "users/1", user("Ann", 30)).await;
+    src.bulk_docs(&[Command::AttachmentPut {
+        id: "users/1".into(),
+        name: "photo.png".into(),
+        content_type: "image/png".into(),
+        bytes: bytes::Bytes::from_static(b"\x89PNG..."),
+    }])
+    .await
+    .unwrap();
+    add_task(&server, "src", task("copy", &["Users"], "")).await;
+
+    eventually("users/1 at the destination with its attachment", || async {
+        dst.get_attachment("users/1", "photo.png")
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    let copied = dst.get("users/1").await.unwrap().unwrap();
+    assert_eq!(copied["First"], "Ann");
+    assert_eq!(copied["@metadata"]["@collection"], "Users");
+
+    put(&src, "users/1", user("Ann", 31)).await;
+    eventually("the update", || async {
+        dst.get("users/1").await.unwrap().unwrap()["Age"] == 31
+    })
+    .await;
+    src.delete_attachment("users/1", "photo.png").await.unwrap();
+    eventually("the attachment delete", || async {
+        dst.get_attachment("users/1", "photo.png")
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    src.delete("users/1", None).await.unwrap();
+    eventually("the delete", || async {
+        dst.get("users/1").await.unwrap().is_none()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_collection_targets_get_prefixed_ids_replaced_on_update() {
+    let server = start().await;
+    let src = database(&server, "src").await;
+    let _dst = database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    add_task(
+        &server,
+        "src",
+        task(
+            "people",
+            &["Users"],
+            "loadToPeople({Name: this.First + ' ' + this.Last, Age: this.Age});",
+        ),
+    )
+    .await;
+    put(&src, "users/1", user("Ann", 30)).await;
+    put(&src, "users/2", user("Bob", 40)).await;
+    eventually("two people", || async {
+        collection_count(&server, "dst", "People").await == 2
+    })
+    .await;
+    let people = docs_starting_with(&server, "dst", "users/1/people/").await;
+    assert_eq!(people.len(), 1);
+    assert_eq!(people[0]["Name"], "Ann Smith");
+    assert_eq!(people[0]["@metadata"]["@collection"], "People");
+
+    put(&src, "users/1", user("Ann", 31)).await;
+    eventually("the new version replacing the old", || async {
+        let people = docs_starting_with(&server, "dst", "users/1/people/").await;
+        people.len() == 1 && people[0]["Age"] == 31
+    })
+    .await;
+    src.delete("users/2", None).await.unwrap();
+    eventually("the delete by prefix", || async {
+        docs_starting_with(&server, "dst", "users/2/people/")
+            .await
+            .is_empty()
+    })
+    .await;
+    assert_eq!(collection_count(&server, "dst", "People").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_behaviour_functions_and_script_errors() {
+    let server = start().await;
+    let src = database(&server, "src").await;
+    let dst = database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    let script = "if (this.Age >= 18) { if (this.First == 'Boom') throw new Error('boom'); loadToUsers({Name: this.First}); }\n\
+                  function deleteDocumentsOfUsersBehavior(docId, deleted) { return docId != 'users/keep'; }";
+    add_task(&server, "src", task("adults", &["Users"], script)).await;
+    put(&src, "users/kid", user("Kid", 10)).await;
+    put(&src, "users/boom", user("Boom", 50)).await;
+    put(&src, "users/keep", user("Keep", 50)).await;
+    put(&src, "users/gone", user("Gone", 50)).await;
+    eventually("the adults", || async {
+        dst.get("users/keep").await.unwrap().is_some()
+            && dst.get("users/gone").await.unwrap().is_some()
+    })
+    .await;
+    assert!(
+        dst.get("users/kid").await.unwrap().is_none(),
+        "filtered out"
+    );
+    assert!(
+        dst.get("users/boom").await.unwrap().is_none(),
+        "script error skips the document"
+    );
+    assert_eq!(
+        dst.get("users/keep").await.unwrap().unwrap()["Name"],
+        "Keep"
+    );
+
+    let (_, stats) = send(
+        "GET",
+        &format!("{}/databases/src/etl/stats", server.url),
+        None,
+    )
+    .await;
+    let statistics = &stats["Results"][0]["Stats"][0]["Statistics"];
+    assert_eq!(statistics["Transformation"]["Errors"], 1, "{stats}");
+    assert_eq!(
+        statistics["LastTransformationErrors"][0]["DocumentId"],
+        "users/boom"
+    );
+
+    src.delete("users/keep", None).await.unwrap();
+    src.delete("users/gone", None).await.unwrap();
+    eventually("the propagated delete", || async {
+        dst.get("users/gone").await.unwrap().is_none()
+    })
+    .await;
+    assert!(
+        dst.get("users/keep").await.unwrap().is_some(),
+        "the behaviour function kept it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_destination_is_retried_until_everything_arrives() {
+    // Reserve a port, then free it: the destination is down when the task starts.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let source = start().await;
+    let src = database(&source, "src").await;
+    let destination_url = format!("http://127.0.0.1:{port}");
+    add_connection_string(&source, "src", "dst", &[&destination_url], "dst").await;
+    for idx in 0..50 {
+        put(&src, &format!("users/{idx}"), user("U", idx)).await;
+    }
+    let task_id = add_task(&source, "src", task("copy", &["Users"], "")).await;
+    eventually("the task to report Reconnect", || async {
+        let (_, task) = send(
+            "GET",
+            &format!(
+                "{}/databases/src/task?key={task_id}&type=RavenEtl",
+                source.url
+            ),
+            None,
+        )
+        .await;
+        task["TaskConnectionStatus"] == "Reconnect"
+    })
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(dir.path()).unwrap());
+    let destination = start_on(port, storage, Some(dir)).await;
+    assert_eq!(destination.port, port);
+    let dst = database(&destination, "dst").await;
+    eventually("all 50 documents", || async {
+        collection_count(&destination, "dst", "Users").await == 50
+    })
+    .await;
+    eventually("the task to report Active", || async {
+        let (_, task) = send(
+            "GET",
+            &format!(
+                "{}/databases/src/task?key={task_id}&type=RavenEtl",
+                source.url
+            ),
+            None,
+        )
+        .await;
+        task["TaskConnectionStatus"] == "Active"
+    })
+    .await;
+    assert_eq!(dst.get("users/49").await.unwrap().unwrap()["Age"], 49);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_survives_a_restart_and_reset_sends_everything_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(dir.path()).unwrap());
+    let server = start_on(0, storage.clone(), None).await;
+    let src = database(&server, "src").await;
+    let _dst = database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    add_task(
+        &server,
+        "src",
+        task("people", &["Users"], "loadToPeople({Name: this.First});"),
+    )
+    .await;
+    for idx in 0..20 {
+        put(&src, &format!("users/{idx}"), user("U", idx)).await;
+    }
+    eventually("20 people", || async {
+        collection_count(&server, "dst", "People").await == 20
+    })
+    .await;
+    let (_, progress) = send(
+        "GET",
+        &format!("{}/databases/src/etl/progress", server.url),
+        None,
+    )
+    .await;
+    let process = &progress["Results"][0]["ProcessesProgress"][0];
+    assert_eq!(process["Completed"], true, "{progress}");
+    assert_eq!(process["NumberOfDocumentsToProcess"], 0);
+    assert_eq!(process["TotalNumberOfDocuments"], 20);
+    let port = server.port;
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Restarted on the same data: nothing is sent again (the destination ids would change if
+    // it were, since other-collection ids are generated by the destination).
+    let server = start_on(port, storage.clone(), Some(dir)).await;
+    let before: Vec<Value> = docs_starting_with(&server, "dst", "users/").await;
+    put(&src, "users/20", user("U", 20)).await;
+    eventually("the new person", || async {
+        collection_count(&server, "dst", "People").await == 21
+    })
+    .await;
+    let after = docs_starting_with(&server, "dst", "users/").await;
+    for doc in &before {
+        let id = &doc["@metadata"]["@id"];
+        assert!(
+            after.iter().any(|it| &it["@metadata"]["@id"] == id),
+            "{id} was sent again"
+        );
+    }
+
+    let (status, body) = send(
+        "RESET",
+        &format!(
+            "{}/databases/src/admin/etl?configurationName=people&transformationName=script1",
+            server.url
+        ),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    eventually("everything sent again under new ids", || async {
+        let now = docs_starting_with(&server, "dst", "users/").await;
+        now.len() == 21
+            && !now
+                .iter()
+                .any(|it| it["@metadata"]["@id"] == before[0]["@metadata"]["@id"])
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configurations_are_refused_with_their_reason() {
+    let server = start().await;
+    let _src = database(&server, "src").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    let url = format!("{}/databases/src/admin/etl", server.url);
+    let cases = [
+        (
+            json!({"Name": "t", "ConnectionStringName": "nope", "Transforms": [{"Name": "a", "Collections": ["Users"], "Script": ""}]}),
+            "connection string `nope`",
+        ),
+        (
+            json!({"Name": "t", "ConnectionStringName": "dst", "Transforms": []}),
+            "at least one transformation",
+        ),
+        (
+            json!({"Name": "t", "ConnectionStringName": "dst", "Transforms": [
+            {"Name": "a", "Collections": ["Users"], "Script": ""}, {"Name": "A", "Collections": ["Users"], "Script": ""}]}),
+            "more than one transformation named",
+        ),
+        (
+            json!({"Name": "t", "ConnectionStringName": "dst", "Transforms": [
+            {"Name": "a", "Collections": ["Users"], "ApplyToAllDocuments": true, "Script": ""}]}),
+            "not both",
+        ),
+        (
+            json!({"Name": "t", "ConnectionStringName": "dst", "Transforms": [
+            {"Name": "a", "Collections": [], "Script": ""}]}),
+            "name the collections",
+        ),
+        (
+            json!({"Name": "t", "ConnectionStringName": "dst", "Transforms": [
+            {"Name": "a", "Collections": ["Users"], "Script": "loadToPeople({Name: this.Name};\nvar x = 1;"}]}),
+            "line 1",
+        ),
+        (
+            json!({"Name": "", "ConnectionStringName": "dst", "Transforms": [
+            {"Name": "a", "Collections": ["Users"], "Script": ""}]}),
+            "must not be empty",
+        ),
+        (
+            json!({"Name": "t", "ConnectionStringName": "dst", "Transforms": [{"Name": "a", "Collections": ["Users"],
+            "Script": "function deleteDocumentsOfOrdersBehavior(id) { return false; }"}]}),
+            "not one of the transformation's collections",
+        ),
+    ];
+    for (config, expected) in cases {
+        let (status, body) = send("PUT", &url, Some(config.clone())).await;
+        assert_eq!(status, 400, "{config} → {body}");
+        let message = body["Message"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{config}: {message:?} should mention {expected:?}"
+        );
+    }
+    let (_, tasks) = send("GET", &format!("{}/databases/src/tasks", server.url), None).await;
+    assert_eq!(tasks["OngoingTasksList"].as_array().unwrap().len(), 0);
+    let (status, _) = send("PUT", &url, Some(json!([1, 2]))).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_listed_toggled_updated_and_deleted() {
+    let server = start().await;
+    let src = database(&server, "src").await;
+    let dst = database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    let task_id = add_task(&server, "src", task("copy", &["Users"], "")).await;
+    let info = |id: u64| {
+        let url = format!("{}/databases/src/task?key={id}&type=RavenEtl", server.url);
+        async move { send("GET", &url, None).await }
+    };
+    let (status, body) = info(task_id).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["TaskName"], "copy");
+    assert_eq!(body["TaskType"], "RavenEtl");
+    assert_eq!(body["TaskState"], "Enabled");
+    assert_eq!(body["DestinationDatabase"], "dst");
+
+    let (status, body) = send(
+        "POST",
+        &format!(
+            "{}/databases/src/admin/tasks/state?key={task_id}&type=RavenEtl&disable=true",
+            server.url
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(info(task_id).await.1["TaskState"], "Disabled");
+    put(&src, "users/1", user("Ann", 30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        dst.get("users/1").await.unwrap().is_none(),
+        "a disabled task moves nothing"
+    );
+    send(
+        "POST",
+        &format!(
+            "{}/databases/src/admin/tasks/state?key=0&type=RavenEtl&disable=false&taskName=copy",
+            server.url
+        ),
+        None,
+    )
+    .await;
+    eventually("the enabled task to catch up", || async {
+        dst.get("users/1").await.unwrap().is_some()
+    })
+    .await;
+
+    let (status, body) = send(
+        "PUT",
+        &format!("{}/databases/src/admin/etl?id={task_id}", server.url),
+        Some(task(
+            "copy",
+            &["Users"],
+            "loadToUsers({Name: this.First + '!'});",
+        )),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let new_id = body["TaskId"].as_u64().unwrap();
+    assert_ne!(
+        new_id, task_id,
+        "an update replaces the task, as in RavenDB"
+    );
+    put(&src, "users/2", user("Bob", 30)).await;
+    eventually("the updated script", || async {
+        dst.get("users/2")
+            .await
+            .unwrap()
+            .is_some_and(|it| it["Name"] == "Bob!")
+    })
+    .await;
+
+    let (status, _) = send(
+        "DELETE",
+        &format!(
+            "{}/databases/src/admin/tasks?id={new_id}&type=RavenEtl",
+            server.url
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(info(new_id).await.0, 404);
+    put(&src, "users/3", user("Cy", 30)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        dst.get("users/3").await.unwrap().is_none(),
+        "a deleted task moves nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_endpoint_shows_the_commands_without_sending_them() {
+    let server = start().await;
+    let src = database(&server, "src").await;
+    put(&src, "users/1", user("Ann", 30)).await;
+    let config = json!({
+        "Name": "t", "ConnectionStringName": "", "Transforms": [{"Name": "s", "Collections": ["Users"],
+        "Script": "output('hello', this.First); loadToPeople({Name: this.First}); loadToUsers({Name: this.First});\n\
+                   function deleteDocumentsOfUsersBehavior(id, deleted) { output('delete', id, deleted); return true; }"}],
+    });
+    let url = format!("{}/databases/src/admin/etl/raven/test", server.url);
+    let (status, body) = send(
+        "POST",
+        &url,
+        Some(json!({"DocumentId": "users/1", "IsDelete": false, "Configuration": config})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let commands = body["Commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 3, "{body}");
+    assert_eq!(commands[0]["Type"], "DELETE");
+    assert_eq!(commands[0]["IdPrefixed"], true);
+    assert_eq!(commands[0]["Id"], "users/1/people/");
+    assert_eq!(commands[1]["Type"], "PUT");
+    assert_eq!(commands[1]["Id"], "users/1/people/");
+    assert_eq!(
+        commands[1]["Document"]["@metadata"]["@collection"],
+        "People"
+    );
+    assert_eq!(commands[2]["Id"], "users/1");
+    assert!(
+        body["DebugOutput"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|it| it == "hello Ann"),
+        "{body}"
+    );
+
+    let (status, body) = send(
+        "POST",
+        &url,
+        Some(json!({"DocumentId": "users/1", "IsDelete": true, "Configuration": config})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let types: Vec<&str> = body["Commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["Type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["DELETE", "DELETE"], "{body}");
+    assert!(
+        src.get("users/1").await.unwrap().is_some(),
+        "testing a delete deletes nothing"
+    );
+
+    let (status, _) = send(
+        "POST",
+        &url,
+        Some(json!({"DocumentId": "users/404", "IsDelete": false, "Configuration": config})),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
