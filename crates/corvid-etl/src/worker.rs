@@ -80,13 +80,30 @@ impl ScriptWorker {
         Ok(ScriptWorker { sender })
     }
 
-    /// Extracts and transforms the next batch after `after`.
-    pub async fn next_batch(&self, after: Etag) -> Result<Batch, WorkerError> {
+    /// Starts extracting and transforming the batch after `after` now, on the worker thread;
+    /// the answer is awaited through the returned [`PendingBatch`].
+    pub fn start_batch(&self, after: Etag) -> PendingBatch {
         let (reply, receiver) = tokio::sync::oneshot::channel();
         if self.sender.send(Job { after, reply }).is_err() {
-            return Err(WorkerError::Stopped);
+            return PendingBatch { receiver: None };
         }
-        receiver.await.unwrap_or(Err(WorkerError::Stopped))
+        PendingBatch {
+            receiver: Some(receiver),
+        }
+    }
+}
+
+/// A batch being prepared by the worker.
+pub struct PendingBatch {
+    receiver: Option<tokio::sync::oneshot::Receiver<Result<Batch, WorkerError>>>,
+}
+
+impl PendingBatch {
+    pub async fn wait(self) -> Result<Batch, WorkerError> {
+        match self.receiver {
+            Some(receiver) => receiver.await.unwrap_or(Err(WorkerError::Stopped)),
+            None => Err(WorkerError::Stopped),
+        }
     }
 }
 
@@ -266,9 +283,13 @@ pub(crate) fn transform_item(
                 json: &json,
                 attachments: &attachments,
             };
-            let output = runtime
-                .transform(&input, host)
-                .map_err(|it| failure(it.to_string()))?;
+            let output = match runtime.transform(&input, host) {
+                Ok(it) => it,
+                Err(error) => {
+                    debug_output.extend(runtime.take_debug_output());
+                    return Err(failure(error.to_string()));
+                }
+            };
             debug_output.extend(output.debug_output.iter().cloned());
             let mut attachment = |name: &str| -> Option<(String, Bytes)> {
                 let (info, content) = snapshot.attachment(&doc.id, name).ok()??;

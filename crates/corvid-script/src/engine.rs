@@ -125,6 +125,11 @@ impl Engine {
     }
 
     /// Runs the script body with `this` = the document.
+    /// Returns the debug output a failed call left behind (a successful call returns its own).
+    pub(crate) fn take_debug_output(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.state.borrow_mut().debug_output)
+    }
+
     pub(crate) fn run_body(
         &mut self,
         source: &str,

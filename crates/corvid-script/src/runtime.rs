@@ -97,6 +97,16 @@ impl ScriptRuntime {
         self.finish(res, input.id)
     }
 
+    /// Returns what the script printed with `output()` before the last `transform` failed,
+    /// so a failing document's debug output is still shown (RavenDB keeps it). Empty after a
+    /// timeout or running out of memory, when the runtime was rebuilt.
+    pub fn take_debug_output(&mut self) -> Vec<String> {
+        self.engine
+            .as_mut()
+            .map(Engine::take_debug_output)
+            .unwrap_or_default()
+    }
+
     /// Asks the script whether a delete of `doc_id` in `collection` should reach the
     /// destination (spec §2.5).
     ///
