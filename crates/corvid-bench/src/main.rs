@@ -29,6 +29,24 @@ struct Cli {
 enum Bench {
     /// Bulk inserts through `POST /bulk_docs`.
     Insert(InsertArgs),
+    /// Raven ETL from one Corvid to another: throughput, ratio to raw ingest, latency.
+    Etl(EtlArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct EtlArgs {
+    /// Number of source documents.
+    #[arg(long, default_value_t = 100_000)]
+    docs: usize,
+    /// Let only every other document through the script's filter.
+    #[arg(long)]
+    filter_half: bool,
+    /// Updates for the latency measurement (one every 20 ms).
+    #[arg(long, default_value_t = 200)]
+    latency_updates: usize,
+    /// The `corvid` binary to start (default: next to this executable).
+    #[arg(long)]
+    corvid_bin: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Bench::Insert(args) => runtime.block_on(insert(args)),
+        Bench::Etl(args) => runtime.block_on(etl(args)),
     }
 }
 
@@ -249,5 +268,209 @@ async fn insert(args: InsertArgs) -> anyhow::Result<()> {
         println!("baseline {baseline}: {baseline_rate:>10.0} docs/s");
         println!("ratio corvid/baseline: {:.2}x", corvid_rate / baseline_rate);
     }
+    Ok(())
+}
+
+async fn post_json(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let response = http
+        .request(method, url)
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("{url} answered {status}: {text}");
+    }
+    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
+
+async fn collection_count(
+    http: &reqwest::Client,
+    url: &str,
+    db: &str,
+    collection: &str,
+) -> anyhow::Result<u64> {
+    let stats: serde_json::Value = http
+        .get(format!("{url}/databases/{db}/collections/stats"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(stats["Collections"][collection].as_u64().unwrap_or(0))
+}
+
+async fn bulk_insert(
+    http: &reqwest::Client,
+    url: &str,
+    db: &str,
+    bodies: &[Bytes],
+) -> anyhow::Result<()> {
+    for body in bodies {
+        let response = http
+            .post(format!("{url}/databases/{db}/bulk_docs"))
+            .body(body.clone())
+            .send()
+            .await?;
+        let status = response.status();
+        let answer = response.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "bulk_docs answered {status}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+async fn etl(args: EtlArgs) -> anyhow::Result<()> {
+    let source = spawn_corvid(args.corvid_bin.clone())?;
+    let destination = spawn_corvid(args.corvid_bin.clone())?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let options = ClientOptions::default();
+    create_database(&source.url, "src", &options).await?;
+    create_database(&destination.url, "dst", &options).await?;
+    create_database(&destination.url, "raw", &options).await?;
+
+    let (bodies, avg_doc_bytes) = batches(args.docs, 1000)?;
+    bulk_insert(&http, &source.url, "src", &bodies).await?;
+    let script = if args.filter_half {
+        "if (this.Age % 2 == 0) loadToPeople({Name: this.FirstName + ' ' + this.LastName, Age: this.Age});"
+    } else {
+        "loadToPeople({Name: this.FirstName + ' ' + this.LastName, Age: this.Age});"
+    };
+    let expected = if args.filter_half {
+        (0..args.docs)
+            .filter(|idx| (18 + idx % 60) % 2 == 0)
+            .count() as u64
+    } else {
+        args.docs as u64
+    };
+    println!(
+        "etl: {} source docs of ~{avg_doc_bytes} bytes in Users, script {script:?}, {expected} expected at the destination",
+        args.docs
+    );
+
+    // The same transformed documents, ingested raw into the destination server: the ceiling.
+    let mut raw_bodies = Vec::new();
+    for start in (0..args.docs).step_by(8192) {
+        let mut commands = Vec::new();
+        for idx in start..(start + 8192).min(args.docs) {
+            let age = 18 + idx % 60;
+            if args.filter_half && age % 2 != 0 {
+                continue;
+            }
+            commands.push(serde_json::json!({"Id": format!("users/{idx}/people/"), "Type": "PUT", "ChangeVector": null,
+                "Document": {"Name": format!("First{idx} Last{}", idx % 7919), "Age": age, "@metadata": {"@collection": "People"}}}));
+        }
+        raw_bodies.push(Bytes::from(serde_json::to_vec(
+            &serde_json::json!({"Commands": commands}),
+        )?));
+    }
+    let started = Instant::now();
+    bulk_insert(&http, &destination.url, "raw", &raw_bodies).await?;
+    let raw_rate = expected as f64 / started.elapsed().as_secs_f64();
+
+    post_json(&http, reqwest::Method::PUT, &format!("{}/databases/src/admin/connection-strings", source.url),
+        &serde_json::json!({"Type": "Raven", "Name": "dst", "Database": "dst", "TopologyDiscoveryUrls": [destination.url]})).await?;
+    let started = Instant::now();
+    post_json(
+        &http,
+        reqwest::Method::PUT,
+        &format!("{}/databases/src/admin/etl", source.url),
+        &serde_json::json!({"EtlType": "Raven", "Name": "people", "ConnectionStringName": "dst",
+            "Transforms": [{"Name": "s", "Collections": ["Users"], "Script": script}]}),
+    )
+    .await?;
+    loop {
+        if collection_count(&http, &destination.url, "dst", "People").await? >= expected {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("the destination did not receive every document within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let etl_seconds = started.elapsed().as_secs_f64();
+    let etl_rate = args.docs as f64 / etl_seconds;
+    println!("etl      : {etl_rate:>10.0} source docs/s end to end ({etl_seconds:.2} s)");
+    println!(
+        "raw      : {raw_rate:>10.0} docs/s bulk_docs ingest of the same transformed documents"
+    );
+    println!(
+        "ratio etl/raw (per destination document): {:.2}",
+        (expected as f64 / etl_seconds) / raw_rate
+    );
+    let performance: serde_json::Value = http
+        .get(format!("{}/databases/src/etl/performance", source.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let (mut transform_ms, mut load_ms, mut n_batches) = (0.0, 0.0, 0);
+    if let Some(batches) = performance["Results"][0]["Stats"][0]["Performance"].as_array() {
+        for batch in batches {
+            let operations = &batch["Details"]["Operations"];
+            transform_ms += operations[0]["DurationInMs"].as_f64().unwrap_or(0.0);
+            load_ms += operations[1]["DurationInMs"].as_f64().unwrap_or(0.0);
+            n_batches += 1;
+        }
+    }
+    println!(
+        "last {n_batches} batches: extract+transform {transform_ms:.0} ms, load {load_ms:.0} ms"
+    );
+    for (name, server) in [("source", &source), ("destination", &destination)] {
+        if let Some((rss, hwm)) = memory_mib(server.child.id()) {
+            println!("{name} memory: {rss:.0} MiB resident, {hwm:.0} MiB peak");
+        }
+    }
+
+    // Latency: single updates under a light steady load, each awaited at the destination.
+    let src = Client::new(std::slice::from_ref(&source.url), "src", options.clone())?;
+    let mut latencies = Vec::with_capacity(args.latency_updates);
+    for round in 0..args.latency_updates {
+        let idx = (round * 7919) % args.docs;
+        let id = format!("users/{idx}");
+        let mut doc = document(idx);
+        doc["Age"] = serde_json::json!(1000 + round * 2);
+        let sent = Instant::now();
+        src.put(&id, &doc, None).await?;
+        let prefix = format!(
+            "{}/databases/dst/docs?startsWith=users%2F{idx}%2Fpeople%2F",
+            destination.url
+        );
+        loop {
+            let found: serde_json::Value = http.get(&prefix).send().await?.json().await?;
+            let arrived = found["Results"].as_array().is_some_and(|it| {
+                it.iter()
+                    .any(|doc| doc["Age"] == serde_json::json!(1000 + round * 2))
+            });
+            if arrived {
+                break;
+            }
+            if sent.elapsed() > Duration::from_secs(10) {
+                bail!("update {round} did not arrive within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        latencies.push(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies.sort();
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "latency update→destination over {} updates: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        pick(0.50).as_secs_f64() * 1000.0,
+        pick(0.99).as_secs_f64() * 1000.0,
+        pick(1.0).as_secs_f64() * 1000.0,
+    );
     Ok(())
 }

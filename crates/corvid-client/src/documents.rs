@@ -124,6 +124,19 @@ impl Client {
         self.send_bulk_docs(batch.body, &batch.content_type).await
     }
 
+    /// Sends a batch and checks it was applied, without parsing the per-command results (the
+    /// ETL sends thousands of commands and needs only the acknowledgement).
+    pub async fn bulk_docs_applied(&self, commands: &[Command]) -> Result<(), ClientError> {
+        let batch = encode_batch(commands)?;
+        let request = DatabaseRequest {
+            body: Some(batch.body),
+            content_type: Some(&batch.content_type),
+            ..DatabaseRequest::new(Method::POST, "/bulk_docs".to_owned())
+        };
+        let response = self.executor.execute(&request).await?;
+        expect_found(&response)
+    }
+
     /// Sends an already serialized `{"Commands":[...]}` JSON body to `POST /bulk_docs`, for
     /// callers (benchmarks) that build the body once and send it many times.
     pub async fn bulk_docs_raw(&self, body: Bytes) -> Result<Vec<Value>, ClientError> {

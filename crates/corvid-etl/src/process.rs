@@ -163,17 +163,14 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         }
     };
     let mut fallback = ctx.options.initial_fallback;
+    // Batch N+1 is extracted and transformed on the worker while batch N loads; progress
+    // still moves in order, and only after a load succeeded.
+    let mut pending = worker.start_batch(last);
     loop {
         if *ctx.stop.borrow() {
             return;
         }
-        // Register for wake-ups before reading, so a commit between the read and the wait is
-        // not missed.
-        let wake = ctx.wake.clone();
-        let notified = wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let batch = match worker.next_batch(last).await {
+        let batch = match pending.wait().await {
             Ok(it) => it,
             Err(error) => {
                 tracing::error!(task = %ctx.task_name, transform = %ctx.transform.name, %error, "etl process cannot run");
@@ -184,36 +181,42 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         };
         record_transform(&ctx.stats, &batch);
         if batch.last_etag <= last {
+            // Caught up. A commit since the snapshot left a permit, so this returns at once.
             tokio::select! {
-                _ = &mut notified => {}
+                _ = ctx.wake.notified() => {}
                 _ = ctx.stop.changed() => {}
             }
+            pending = worker.start_batch(last);
             continue;
         }
+        let following = worker.start_batch(batch.last_etag);
         let started = Instant::now();
         let loaded = if batch.commands.is_empty() {
             Ok(())
         } else {
             client
-                .bulk_docs(&batch.commands)
+                .bulk_docs_applied(&batch.commands)
                 .await
-                .map(|_| ())
                 .map_err(|error| error.to_string())
         };
         let load_time = started.elapsed();
+        let loaded = match loaded {
+            Ok(()) => persist_progress(&ctx.database, &key, batch.last_etag)
+                .await
+                .map_err(|error| format!("failed to save progress: {error}")),
+            Err(error) => Err(error),
+        };
         match loaded {
             Ok(()) => {
-                if let Err(error) = persist_progress(&ctx.database, &key, batch.last_etag).await {
-                    // The destination has the batch; sending it again is safe (loads are
-                    // idempotent), losing track of it is not.
-                    tracing::warn!(task = %ctx.task_name, %error, "failed to save etl progress");
-                    continue;
-                }
                 last = batch.last_etag;
                 fallback = ctx.options.initial_fallback;
                 record_load(&ctx.stats, &batch, load_time, None, last);
+                pending = following;
             }
             Err(error) => {
+                // The prepared next batch assumed this one was delivered: drop it and retry
+                // from the last delivered etag. Loads are idempotent, so sending again is safe.
+                drop(following);
                 tracing::warn!(task = %ctx.task_name, transform = %ctx.transform.name, %error, wait_ms = fallback.as_millis() as u64, "etl load failed; retrying the same batch after a pause");
                 record_load(&ctx.stats, &batch, load_time, Some(error), last);
                 tokio::select! {
@@ -221,6 +224,7 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
                     _ = ctx.stop.changed() => {}
                 }
                 fallback = (fallback * 2).min(ctx.options.max_fallback);
+                pending = worker.start_batch(last);
             }
         }
     }

@@ -254,6 +254,35 @@ fn results_json(results: &[WriteResult]) -> String {
                 push_json_string(&mut out, &last_modified.to_iso());
                 out.push('}');
             }
+            WriteResult::Delete {
+                id,
+                deleted,
+                change_vector,
+            } => {
+                out.push_str("{\"Type\":\"DELETE\",\"Id\":");
+                push_json_string(&mut out, id);
+                out.push_str(if *deleted {
+                    ",\"Deleted\":true"
+                } else {
+                    ",\"Deleted\":false"
+                });
+                out.push_str(",\"ChangeVector\":");
+                match change_vector {
+                    Some(it) => push_json_string(&mut out, it),
+                    None => out.push_str("null"),
+                }
+                out.push('}');
+            }
+            WriteResult::DeletePrefixed { prefix, deleted } => {
+                out.push_str("{\"Type\":\"DELETE\",\"Id\":");
+                push_json_string(&mut out, prefix);
+                out.push_str(if *deleted > 0 {
+                    ",\"Deleted\":true"
+                } else {
+                    ",\"Deleted\":false"
+                });
+                out.push_str(&format!(",\"Count\":{deleted}}}"));
+            }
             other => out.push_str(&result_json(other.clone()).to_string()),
         }
     }
