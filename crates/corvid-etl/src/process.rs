@@ -147,8 +147,11 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
             return;
         }
     };
+    // The connection string's URLs are the node list: a Corvid destination is not a cluster
+    // yet, so its topology names only itself and would hide the other URLs from failover.
     let client_options = ClientOptions {
         request_timeout: ctx.destination.load_timeout,
+        disable_topology_updates: true,
         ..ClientOptions::default()
     };
     let client = match Client::new(
