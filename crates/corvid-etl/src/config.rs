@@ -35,7 +35,11 @@ pub struct RavenConnectionString {
     pub name: String,
     #[serde(rename = "Database")]
     pub database: String,
-    #[serde(rename = "TopologyDiscoveryUrls", default)]
+    #[serde(
+        rename = "TopologyDiscoveryUrls",
+        default,
+        deserialize_with = "null_as_default"
+    )]
     pub topology_discovery_urls: Vec<String>,
 }
 
@@ -74,9 +78,13 @@ pub struct EtlConfiguration {
     pub etl_type: EtlType,
     #[serde(rename = "TaskId", default)]
     pub task_id: u64,
-    #[serde(rename = "Name", default)]
+    #[serde(rename = "Name", default, deserialize_with = "null_as_default")]
     pub name: String,
-    #[serde(rename = "ConnectionStringName", default)]
+    #[serde(
+        rename = "ConnectionStringName",
+        default,
+        deserialize_with = "null_as_default"
+    )]
     pub connection_string_name: String,
     #[serde(rename = "MentorNode", default)]
     pub mentor_node: Option<String>,
@@ -86,7 +94,7 @@ pub struct EtlConfiguration {
     pub allow_etl_on_non_encrypted_channel: bool,
     #[serde(rename = "Disabled", default)]
     pub disabled: bool,
-    #[serde(rename = "Transforms", default)]
+    #[serde(rename = "Transforms", default, deserialize_with = "null_as_default")]
     pub transforms: Vec<Transformation>,
     /// Raven ETL: the timeout of one load request, seconds (default 300).
     #[serde(
@@ -124,6 +132,16 @@ pub struct EtlConfiguration {
     pub force_query_recompile: Option<bool>,
 }
 
+/// The official clients send `null` for an unset string or list (`"Script": null` is an
+/// empty script); treat it as the default.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 fn default_etl_type() -> EtlType {
     EtlType::Raven
 }
@@ -131,13 +149,13 @@ fn default_etl_type() -> EtlType {
 /// One script of a task, run by its own ETL process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transformation {
-    #[serde(rename = "Name", default)]
+    #[serde(rename = "Name", default, deserialize_with = "null_as_default")]
     pub name: String,
-    #[serde(rename = "Collections", default)]
+    #[serde(rename = "Collections", default, deserialize_with = "null_as_default")]
     pub collections: Vec<String>,
     #[serde(rename = "ApplyToAllDocuments", default)]
     pub apply_to_all_documents: bool,
-    #[serde(rename = "Script", default)]
+    #[serde(rename = "Script", default, deserialize_with = "null_as_default")]
     pub script: String,
     #[serde(rename = "Disabled", default)]
     pub disabled: bool,
@@ -158,4 +176,22 @@ pub struct SqlEtlTable {
     pub document_id_column: String,
     #[serde(rename = "InsertOnlyMode", default)]
     pub insert_only_mode: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nulls_from_official_clients_mean_defaults() {
+        let config: EtlConfiguration = serde_json::from_str(
+            r#"{"EtlType":"Raven","Name":"t1","TaskId":0,"ConnectionStringName":"cs","MentorNode":null,
+                "Transforms":[{"Name":"script1","Disabled":false,"Collections":["Users"],
+                "ApplyToAllDocuments":false,"Script":null,"DocumentIdPostfix":null}],
+                "Disabled":false,"LoadRequestTimeoutInSec":null}"#,
+        )
+        .unwrap();
+        assert_eq!(config.transforms[0].script, "");
+        assert_eq!(config.load_request_timeout_in_sec, None);
+    }
 }

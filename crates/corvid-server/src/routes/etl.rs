@@ -19,8 +19,9 @@ impl From<EtlError> for ApiError {
             EtlError::Config(_)
             | EtlError::DuplicateTaskName { .. }
             | EtlError::ConnectionStringInUse { .. } => ApiError::bad_request(error.to_string()),
+            // Not 404: the official clients read a 404 as "no result" and carry on silently.
             EtlError::TaskNotFound { .. } | EtlError::ConnectionStringNotFound { .. } => {
-                ApiError::not_found("Raven.Client.Exceptions.RavenException", error.to_string())
+                ApiError::bad_request(error.to_string())
             }
             EtlError::DocumentNotFound { .. } => ApiError::not_found(
                 "Raven.Client.Exceptions.Documents.DocumentDoesNotExistException",
@@ -122,10 +123,15 @@ pub(crate) async fn delete_connection_string(
             "query string parameter `type` is required",
         ));
     };
-    state
+    // Removing what is not there is done, as in RavenDB.
+    match state
         .etl()
         .remove_connection_string(&database, name, kind)
-        .await?;
+        .await
+    {
+        Ok(()) | Err(EtlError::ConnectionStringNotFound { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
     Ok(json_value(
         StatusCode::OK,
         &json!({"RaftCommandIndex": state.next_command_index()}),
@@ -223,11 +229,17 @@ pub(crate) async fn delete_task(
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(raw.as_deref())?;
     let database = state.database(&db)?;
-    let config = find_task(&state, &database, &params, "id")?;
-    state.etl().delete_task(&database, config.task_id).await?;
+    // Deleting a task that is not there is done, as in RavenDB.
+    let task_id = match find_task(&state, &database, &params, "id") {
+        Ok(config) => {
+            state.etl().delete_task(&database, config.task_id).await?;
+            config.task_id
+        }
+        Err(_) => params.number::<u64>("id")?.unwrap_or(0),
+    };
     Ok(json_value(
         StatusCode::OK,
-        &json!({"TaskId": config.task_id, "RaftCommandIndex": state.next_command_index()}),
+        &json!({"TaskId": task_id, "RaftCommandIndex": state.next_command_index()}),
     ))
 }
 
@@ -240,7 +252,16 @@ pub(crate) async fn get_task(
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(raw.as_deref())?;
     let database = state.database(&db)?;
-    let config = find_task(&state, &database, &params, "key")?;
+    // A missing task is a 404, which the official clients turn into `None`.
+    let config = match find_task(&state, &database, &params, "key") {
+        Ok(it) => it,
+        Err(error) => {
+            return Err(ApiError::not_found(
+                "Raven.Client.Exceptions.RavenException",
+                error.message,
+            ));
+        }
+    };
     let tasks = state.etl().tasks(&database)?;
     let Some(task) = tasks.iter().find(|it| it.config.task_id == config.task_id) else {
         return Err(EtlError::TaskNotFound {
