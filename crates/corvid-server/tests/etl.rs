@@ -665,3 +665,43 @@ async fn the_test_endpoint_shows_the_commands_without_sending_them() {
     .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn script_attachments_reach_documents_loaded_to_another_collection() {
+    let server = start().await;
+    let src = database(&server, "src").await;
+    let _dst = database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    put(&src, "users/1", user("Ann", 30)).await;
+    src.put_attachment(
+        "users/1",
+        "photo.png",
+        "image/png",
+        bytes::Bytes::from_static(b"png"),
+    )
+    .await
+    .unwrap();
+    add_task(
+        &server,
+        "src",
+        task("avatars", &["Users"], "loadToPeople({Name: this.First}).addAttachment('avatar.png', loadAttachment('photo.png'));"),
+    )
+    .await;
+    eventually("the person with the avatar", || async {
+        docs_starting_with(&server, "dst", "users/1/people/")
+            .await
+            .first()
+            .is_some_and(|it| it["@metadata"]["@attachments"][0]["Name"] == "avatar.png")
+    })
+    .await;
+    let (_, stats) = send(
+        "GET",
+        &format!("{}/databases/src/etl/stats", server.url),
+        None,
+    )
+    .await;
+    assert_eq!(
+        stats["Results"][0]["Stats"][0]["Statistics"]["Load"]["Errors"], 0,
+        "{stats}"
+    );
+}

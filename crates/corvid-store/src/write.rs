@@ -227,6 +227,10 @@ pub(crate) struct Applier<'txn> {
     pub touched_collections: BTreeSet<String>,
     pending_counts: std::collections::HashMap<String, (String, i64)>,
     pub wrote_records: bool,
+    /// Ids generated in the current request for `prefix/` puts, by lower-cased prefix: later
+    /// commands of the same request may name the document by its prefix (RavenDB does this
+    /// for attachments of ETL documents loaded to another collection).
+    generated_ids: std::collections::HashMap<String, String>,
     records: Table<'txn, &'static str, &'static [u8]>,
     docs: Table<'txn, &'static str, u64>,
     docs_by_etag: Table<'txn, u64, &'static [u8]>,
@@ -252,6 +256,7 @@ impl<'txn> Applier<'txn> {
             touched_collections: BTreeSet::new(),
             pending_counts: std::collections::HashMap::new(),
             wrote_records: false,
+            generated_ids: std::collections::HashMap::new(),
             records: txn.open_table(RECORDS)?,
             docs: txn.open_table(DOCS)?,
             docs_by_etag: txn.open_table(DOCS_BY_ETAG)?,
@@ -269,6 +274,7 @@ impl<'txn> Applier<'txn> {
     /// Applies one request. On error the caller must abort the transaction: some operations
     /// of the request may already be applied.
     pub fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, WriteError> {
+        self.generated_ids.clear();
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             let result = match op {
@@ -382,7 +388,9 @@ impl<'txn> Applier<'txn> {
             IdRequest::Exact(id) => (id.clone(), None),
             IdRequest::ServerGenerated { prefix } => {
                 let etag = self.take_etag();
-                (format!("{prefix}{etag:019}-A"), Some(etag))
+                let id = format!("{prefix}{etag:019}-A");
+                self.generated_ids.insert(key_of(prefix), id.clone());
+                (id, Some(etag))
             }
             IdRequest::Identity { prefix } => {
                 let key = key_of(prefix);
@@ -598,6 +606,17 @@ impl<'txn> Applier<'txn> {
         })
     }
 
+    /// Maps `prefix/` to the id generated for it earlier in the same request.
+    fn resolve_generated(&self, document_id: &str) -> String {
+        if !document_id.ends_with('/') {
+            return document_id.to_owned();
+        }
+        self.generated_ids
+            .get(&key_of(document_id))
+            .cloned()
+            .unwrap_or_else(|| document_id.to_owned())
+    }
+
     fn attachments_of(
         &self,
         doc_key: &str,
@@ -665,6 +684,8 @@ impl<'txn> Applier<'txn> {
         expected: Option<&str>,
     ) -> Result<WriteResult, WriteError> {
         validate_attachment_name(document_id, name)?;
+        let document_id = self.resolve_generated(document_id);
+        let document_id = document_id.as_str();
         let doc_key = key_of(document_id);
         let Some(record) = self.read_doc(&doc_key)? else {
             return Err(WriteError::DocumentMissing {

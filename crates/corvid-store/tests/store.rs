@@ -472,3 +472,45 @@ fn records_are_durable_settings_that_do_not_touch_the_change_feed() {
     assert_eq!(snapshot.record_value("other").unwrap(), Some(b"x".to_vec()));
     assert_eq!(snapshot.record_value("missing").unwrap(), None);
 }
+
+#[test]
+fn an_attachment_can_name_a_document_generated_earlier_in_the_same_request() {
+    let (_dir, _storage, db) = setup();
+    let results = db
+        .write(vec![
+            put("users/1/people/", user("a")),
+            WriteOp::AttachmentPut {
+                document_id: "users/1/people/".into(),
+                name: "photo.png".into(),
+                content_type: "image/png".into(),
+                content: b"png".to_vec(),
+                expected_change_vector: None,
+            },
+        ])
+        .unwrap();
+    let WriteResult::Put { id, .. } = &results[0] else {
+        panic!("expected a put");
+    };
+    let WriteResult::AttachmentPut { document_id, .. } = &results[1] else {
+        panic!("expected an attachment put");
+    };
+    assert_eq!(document_id, id);
+    assert!(
+        db.snapshot()
+            .unwrap()
+            .attachment(id, "photo.png")
+            .unwrap()
+            .is_some()
+    );
+    // Without a put of that prefix in the same request it is still a missing document.
+    let error = db
+        .write(vec![WriteOp::AttachmentPut {
+            document_id: "users/2/people/".into(),
+            name: "x".into(),
+            content_type: String::new(),
+            content: vec![],
+            expected_change_vector: None,
+        }])
+        .unwrap_err();
+    assert!(matches!(error, WriteError::DocumentMissing { .. }));
+}
