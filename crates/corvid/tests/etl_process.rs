@@ -3,54 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use corvid_client::{Client, ClientOptions, Command as BatchCommand, create_database};
+mod common;
+
+use common::{options, start};
+use corvid_client::{Client, Command as BatchCommand, create_database};
 use serde_json::{Value, json};
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data_dir: &Path, bind: &str) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corvid"))
-        .args(["serve", "--bind", bind, "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("Corvid listening on ")
-        .unwrap()
-        .to_owned();
-    Server { child, url }
-}
-
-fn options() -> ClientOptions {
-    ClientOptions {
-        request_timeout: Duration::from_secs(30),
-        connect_timeout: Duration::from_secs(2),
-        disable_topology_updates: true,
-    }
-}
 
 async fn send(method: &str, url: &str, body: Value) -> Value {
     let response = reqwest::Client::new()
@@ -138,11 +97,11 @@ async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> b
 async fn sigkill_of_the_source_loses_and_duplicates_nothing() {
     let source_dir = tempfile::tempdir().unwrap();
     let destination_dir = tempfile::tempdir().unwrap();
-    let destination = start(destination_dir.path(), "127.0.0.1:0");
+    let destination = start(destination_dir.path());
     create_database(&destination.url, "dst", &options())
         .await
         .unwrap();
-    let mut source = start(source_dir.path(), "127.0.0.1:0");
+    let mut source = start(source_dir.path());
     create_database(&source.url, "src", &options())
         .await
         .unwrap();
@@ -163,7 +122,7 @@ async fn sigkill_of_the_source_loses_and_duplicates_nothing() {
         source.child.kill().unwrap(); // SIGKILL
         source.child.wait().unwrap();
         drop(source);
-        source = start(source_dir.path(), "127.0.0.1:0");
+        source = start(source_dir.path());
         let client = Client::new(std::slice::from_ref(&source.url), "src", options()).unwrap();
         let start_idx = round * 3_000;
         insert_users(&client, start_idx..start_idx + 500, 2 + round as u64).await;
@@ -215,12 +174,12 @@ async fn fails_over_to_the_second_destination_url_when_the_first_dies() {
     let first_dir = tempfile::tempdir().unwrap();
     let second_dir = tempfile::tempdir().unwrap();
     let source_dir = tempfile::tempdir().unwrap();
-    let mut first = start(first_dir.path(), "127.0.0.1:0");
-    let second = start(second_dir.path(), "127.0.0.1:0");
+    let mut first = start(first_dir.path());
+    let second = start(second_dir.path());
     for node in [&first, &second] {
         create_database(&node.url, "dst", &options()).await.unwrap();
     }
-    let source = start(source_dir.path(), "127.0.0.1:0");
+    let source = start(source_dir.path());
     create_database(&source.url, "src", &options())
         .await
         .unwrap();
@@ -252,7 +211,7 @@ async fn fails_over_to_the_second_destination_url_when_the_first_dies() {
     }
     // The first node kept what it acknowledged before it died.
     drop(first);
-    let first = start(first_dir.path(), "127.0.0.1:0");
+    let first = start(first_dir.path());
     assert_ne!(first.url, "", "{first_url} restarted");
     assert_eq!(people_count(&first.url).await, 2_000);
 }

@@ -2,56 +2,16 @@
 //! command-line safety checks. Each test starts the real binary.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use corvid_client::{Client, ClientOptions, Command as BatchCommand, create_database};
+mod common;
+
+use common::{options, start};
+use corvid_client::{Client, Command as BatchCommand, create_database};
 use serde_json::json;
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(data_dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corvid"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("Corvid listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, url }
-}
-
-fn options() -> ClientOptions {
-    ClientOptions {
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-        disable_topology_updates: true,
-    }
-}
 
 fn order(idx: usize) -> serde_json::Value {
     json!({"Number": idx, "Lines": [{"Product": "p1", "Qty": idx % 7}], "@metadata": {"@collection": "Orders"}})
