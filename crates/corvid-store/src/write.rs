@@ -120,11 +120,6 @@ impl PutDocument {
     pub fn collection(&self) -> &str {
         &self.collection
     }
-
-    /// Returns the approximate size of the write, for batching.
-    pub fn size(&self) -> usize {
-        self.body.len() + self.metadata.len()
-    }
 }
 
 /// One operation of a write request. A request applies all of its operations or none.
