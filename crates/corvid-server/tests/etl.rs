@@ -2,97 +2,16 @@
 //! would, documents written at the source and awaited at the destination.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use corvid_client::{Client, ClientOptions, Command, create_database};
-use corvid_etl::{EtlManager, EtlOptions};
-use corvid_server::{AppState, ServerOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+use corvid_client::{Client, Command};
 use corvid_store::Storage;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
 
-/// A Corvid server on a loopback port, stopped on drop.
-struct Server {
-    url: String,
-    port: u16,
-    etl: Arc<EtlManager>,
-    task: JoinHandle<()>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.etl.stop_all();
-        self.task.abort();
-    }
-}
-
-fn etl_options() -> EtlOptions {
-    EtlOptions {
-        initial_fallback: Duration::from_millis(200),
-        max_fallback: Duration::from_secs(1),
-        ..EtlOptions::default()
-    }
-}
-
-async fn start_on(port: u16, storage: Arc<Storage>, dir: Option<tempfile::TempDir>) -> Server {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let etl = EtlManager::new(etl_options());
-    let state = AppState::new(storage.clone(), etl.clone(), ServerOptions::default());
-    let task = tokio::spawn(async move {
-        corvid_server::serve(listener, state, std::future::pending())
-            .await
-            .unwrap();
-    });
-    Server {
-        url: format!("http://127.0.0.1:{port}"),
-        port,
-        etl,
-        task,
-        _dir: dir,
-    }
-}
-
-async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(Storage::open(dir.path()).unwrap());
-    start_on(0, storage, Some(dir)).await
-}
-
-fn options() -> ClientOptions {
-    ClientOptions {
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-        disable_topology_updates: true,
-    }
-}
-
-async fn database(server: &Server, name: &str) -> Client {
-    create_database(&server.url, name, &options())
-        .await
-        .unwrap();
-    Client::new(std::slice::from_ref(&server.url), name, options()).unwrap()
-}
-
-async fn send(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = client.request(method, url);
-    if let Some(body) = body {
-        request = request.body(body.to_string());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use common::live::{Server, database, eventually, send, start, start_on};
 
 async fn add_connection_string(server: &Server, db: &str, name: &str, urls: &[&str], target: &str) {
     let (status, body) = send(
@@ -129,22 +48,6 @@ fn user(name: &str, age: u32) -> Value {
 
 async fn put(client: &Client, id: &str, doc: Value) {
     client.put(id, &doc, None).await.unwrap();
-}
-
-/// Waits until `check` holds, or fails with `what`.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 async fn collection_count(server: &Server, db: &str, collection: &str) -> u64 {

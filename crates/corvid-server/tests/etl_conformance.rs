@@ -42,78 +42,15 @@
 //! and `-- --nocapture` to print both raw answers of every case.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
-use corvid_client::{Client, ClientOptions, create_database};
-use corvid_etl::{EtlManager, EtlOptions};
-use corvid_server::{AppState, ServerOptions};
-use corvid_store::Storage;
+use corvid_client::{Client, create_database};
 use serde_json::{Map, Value, json};
-use tokio::task::JoinHandle;
 
-/// A Corvid server on a loopback port, stopped on drop.
-struct Server {
-    url: String,
-    etl: Arc<EtlManager>,
-    task: JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.etl.stop_all();
-        self.task.abort();
-    }
-}
-
-async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(Storage::open(dir.path()).unwrap());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let etl = EtlManager::new(EtlOptions::default());
-    let state = AppState::new(storage, etl.clone(), ServerOptions::default());
-    let task = tokio::spawn(async move {
-        corvid_server::serve(listener, state, std::future::pending())
-            .await
-            .unwrap();
-    });
-    Server {
-        url: format!("http://127.0.0.1:{port}"),
-        etl,
-        task,
-        _dir: dir,
-    }
-}
-
-fn options() -> ClientOptions {
-    ClientOptions {
-        request_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-        disable_topology_updates: true,
-    }
-}
-
-async fn send(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = client.request(method, url);
-    if let Some(body) = body {
-        request = request.body(body.to_string());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
+use common::live::{client_options as options, send, start};
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/raven_etl")

@@ -10,83 +10,17 @@
 //!         cargo test -p corvid-server --test etl_ravendb_destination -- --nocapture
 #![allow(clippy::unwrap_used)]
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use corvid_client::{Client, ClientOptions, create_database, delete_database};
-use corvid_etl::{EtlManager, EtlOptions};
-use corvid_server::{AppState, ServerOptions};
-use corvid_store::Storage;
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use corvid_client::{Client, create_database, delete_database};
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
+
+use common::live::{Server, client_options as options, eventually_within, send, start, wait_for};
 
 const URL_VARIABLE: &str = "CORVID_TEST_RAVENDB_URL";
-
-/// A Corvid server on a loopback port, stopped on drop.
-struct Server {
-    url: String,
-    etl: Arc<EtlManager>,
-    task: JoinHandle<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.etl.stop_all();
-        self.task.abort();
-    }
-}
-
-async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(Storage::open(dir.path()).unwrap());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let etl = EtlManager::new(EtlOptions {
-        initial_fallback: Duration::from_millis(200),
-        max_fallback: Duration::from_secs(1),
-        ..EtlOptions::default()
-    });
-    let state = AppState::new(storage, etl.clone(), ServerOptions::default());
-    let task = tokio::spawn(async move {
-        corvid_server::serve(listener, state, std::future::pending())
-            .await
-            .unwrap();
-    });
-    Server {
-        url: format!("http://127.0.0.1:{port}"),
-        etl,
-        task,
-        _dir: dir,
-    }
-}
-
-fn options() -> ClientOptions {
-    ClientOptions {
-        request_timeout: Duration::from_secs(30),
-        connect_timeout: Duration::from_secs(5),
-        disable_topology_updates: true,
-    }
-}
-
-async fn send(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = client.request(method, url);
-    if let Some(body) = body {
-        request = request.body(body.to_string());
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 fn ravendb_url() -> Option<String> {
     match std::env::var(URL_VARIABLE) {
@@ -126,24 +60,17 @@ where
 }
 
 async fn wait_until_database_answers(url: &str, database: &str) {
-    eventually(&format!("{database} to load on RavenDB"), || async {
-        send("GET", &format!("{url}/databases/{database}/stats"), None)
-            .await
-            .0
-            == 200
-    })
+    eventually_within(
+        &format!("{database} to load on RavenDB"),
+        Duration::from_secs(30),
+        || async {
+            send("GET", &format!("{url}/databases/{database}/stats"), None)
+                .await
+                .0
+                == 200
+        },
+    )
     .await;
-}
-
-/// Waits until `check` holds, or fails with `what`.
-async fn eventually<F, Fut>(what: &str, check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    if !wait_for(check).await {
-        panic!("timed out waiting for {what}");
-    }
 }
 
 /// Like `eventually`, and on a timeout shows the source's ETL statistics (errors included).
@@ -152,7 +79,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    if !wait_for(check).await {
+    if !wait_for(Duration::from_secs(30), check).await {
         let (_, stats) = send(
             "GET",
             &format!("{}/databases/src/etl/stats", server.url),
@@ -161,21 +88,6 @@ where
         .await;
         panic!("timed out waiting for {what}; Corvid's ETL stats: {stats}");
     }
-}
-
-async fn wait_for<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 /// Every document of a RavenDB database (`GET /docs` without ids pages through all of them).

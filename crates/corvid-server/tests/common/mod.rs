@@ -4,6 +4,8 @@
 // Each test binary uses a different subset of the helpers.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 
