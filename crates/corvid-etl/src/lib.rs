@@ -32,6 +32,9 @@ pub use config::{
 pub use corvid_script::ScriptOptions;
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
 pub use process::{BatchPerformance, EtlOptions, ProcessStats, ProcessStatus, progress_key};
-pub use test_script::{ScriptTestResult, test_raven_script};
+pub use test_script::{
+    ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_script, test_sql_connection,
+    test_sql_script,
+};
 pub use validate::ConfigError;
 pub use worker::TransformFailure;

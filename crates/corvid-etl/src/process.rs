@@ -12,8 +12,9 @@ use corvid_store::{Database, Etag, Timestamp, WriteOp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
-use crate::validate::{RavenDestination, ValidatedTransform};
-use crate::worker::{Batch, BatchLimits, ScriptWorker, TransformFailure};
+use crate::destinations::sql::{SqlLoadError, SqlWriter};
+use crate::validate::{Destination, ValidatedTransform};
+use crate::worker::{Batch, BatchLimits, Load, ScriptWorker, Shape, TransformFailure};
 
 /// Settings of every ETL process of a server.
 #[derive(Debug, Clone)]
@@ -112,7 +113,7 @@ pub(crate) struct ProcessContext {
     pub database: Arc<Database>,
     pub task_name: String,
     pub transform: ValidatedTransform,
-    pub destination: RavenDestination,
+    pub destination: Destination,
     pub options: EtlOptions,
     pub stats: Arc<Mutex<ProcessStats>>,
     pub wake: Arc<Notify>,
@@ -134,9 +135,14 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         max_bytes: ctx.options.max_batch_bytes,
     };
     let thread_name = format!("corvid-etl-{}", ctx.transform.name);
+    let shape = match &ctx.destination {
+        Destination::Raven(_) => Shape::Raven,
+        Destination::Sql(sql) => Shape::Sql(sql.tables.clone()),
+    };
     let worker = match ScriptWorker::spawn(
         ctx.database.clone(),
         ctx.transform.clone(),
+        shape,
         ctx.options.script.clone(),
         limits,
         thread_name,
@@ -147,21 +153,10 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
             return;
         }
     };
-    // The connection string's URLs are the node list: a Corvid destination is not a cluster
-    // yet, so its topology names only itself and would hide the other URLs from failover.
-    let client_options = ClientOptions {
-        request_timeout: ctx.destination.load_timeout,
-        disable_topology_updates: true,
-        ..ClientOptions::default()
-    };
-    let client = match Client::new(
-        &ctx.destination.urls,
-        &ctx.destination.database,
-        client_options,
-    ) {
+    let mut loader = match Loader::new(&ctx.destination) {
         Ok(it) => it,
         Err(error) => {
-            lock(&ctx.stats).status = ProcessStatus::Error(error.to_string());
+            lock(&ctx.stats).status = ProcessStatus::Error(error);
             return;
         }
     };
@@ -194,14 +189,7 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         }
         let following = worker.start_batch(batch.last_etag);
         let started = Instant::now();
-        let loaded = if batch.commands.is_empty() {
-            Ok(())
-        } else {
-            client
-                .bulk_docs_applied(&batch.commands)
-                .await
-                .map_err(|error| error.to_string())
-        };
+        let loaded = loader.load(&batch.load).await;
         let load_time = started.elapsed();
         let loaded = match loaded {
             Ok(()) => persist_progress(&ctx.database, &key, batch.last_etag)
@@ -229,6 +217,53 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
                 fallback = (fallback * 2).min(ctx.options.max_fallback);
                 pending = worker.start_batch(last);
             }
+        }
+    }
+}
+
+/// The destination side of a process: a RavenDB-protocol client or a SQL connection.
+enum Loader {
+    Raven(Client),
+    Sql(SqlWriter),
+}
+
+impl Loader {
+    fn new(destination: &Destination) -> Result<Loader, String> {
+        match destination {
+            Destination::Raven(raven) => {
+                // The connection string's URLs are the node list: a Corvid destination is not
+                // a cluster yet, so its topology names only itself and would hide the other
+                // URLs from failover.
+                let options = ClientOptions {
+                    request_timeout: raven.load_timeout,
+                    disable_topology_updates: true,
+                    ..ClientOptions::default()
+                };
+                Client::new(&raven.urls, &raven.database, options)
+                    .map(Loader::Raven)
+                    .map_err(|error| error.to_string())
+            }
+            Destination::Sql(sql) => Ok(Loader::Sql(SqlWriter::new(
+                sql.target.clone(),
+                sql.settings.clone(),
+            ))),
+        }
+    }
+
+    async fn load(&mut self, load: &Load) -> Result<(), String> {
+        if load.is_empty() {
+            return Ok(());
+        }
+        match (self, load) {
+            (Loader::Raven(client), Load::Raven(commands)) => client
+                .bulk_docs_applied(commands)
+                .await
+                .map_err(|error| error.to_string()),
+            (Loader::Sql(writer), Load::Sql(batch)) => writer
+                .write(batch, true)
+                .await
+                .map_err(|error: SqlLoadError| error.to_string()),
+            _ => Err("internal error: a batch for another kind of destination".to_owned()),
         }
     }
 }
@@ -285,7 +320,7 @@ fn record_load(
     stats.last_batches.push_back(BatchPerformance {
         started: Timestamp::now(),
         n_items,
-        n_commands: batch.commands.len(),
+        n_commands: batch.load.len(),
         extract_and_transform: batch.extract_and_transform,
         load: load_time,
         succeeded: error.is_none(),

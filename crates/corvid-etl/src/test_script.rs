@@ -1,16 +1,22 @@
 //! "Test script": what a transformation would send for one document, without sending it
-//! (`POST /admin/etl/raven/test`). Unlike RavenDB 4.1, `IsDelete` really runs the delete path,
-//! behaviour functions included, as later RavenDB versions do.
+//! (`POST /admin/etl/raven/test`, `POST /admin/etl/sql/test`). Unlike RavenDB 4.1, `IsDelete`
+//! really runs the delete path, behaviour functions included, as later RavenDB versions do.
+//! The SQL test shows the statements Corvid runs (bulk ones), and with
+//! `PerformRolledBackTransaction` runs them against the database and rolls back.
 
 use corvid_client::Command;
 use corvid_script::ScriptRuntime;
 use corvid_store::{Database, Timestamp, Tombstone, TombstoneKind};
 
-use crate::config::EtlConfiguration;
+use crate::config::{ConnectionString, EtlConfiguration, EtlType};
+use crate::destinations::sql::rows::BatchBuilder;
+use crate::destinations::sql::{SqlWriter, Statement, plan};
 use crate::extract::Item;
 use crate::manager::EtlError;
-use crate::validate::{ConfigError, validate_transform};
-use crate::worker::{ItemOutcome, SnapshotHost, TransformFailure, copy_item, transform_item};
+use crate::validate::{ConfigError, Destination, validate_etl, validate_transform};
+use crate::worker::{
+    ItemOutcome, SnapshotHost, TransformFailure, copy_item, transform_item, transform_sql_item,
+};
 
 /// What the transformation produced for the document.
 #[derive(Debug, Clone, Default)]
@@ -38,36 +44,7 @@ pub fn test_raven_script(
     let snapshot = database
         .snapshot()
         .map_err(|it| EtlError::Storage(it.to_string()))?;
-    let Some(document) = snapshot
-        .get(document_id)
-        .map_err(|it| EtlError::Storage(it.to_string()))?
-    else {
-        return Err(EtlError::DocumentNotFound {
-            id: document_id.to_owned(),
-        });
-    };
-    if let Some(collections) = &transform.collections
-        && !collections
-            .iter()
-            .any(|it| it.eq_ignore_ascii_case(&document.collection))
-    {
-        return Err(EtlError::DocumentNotInCollections {
-            id: document.id,
-            collection: document.collection,
-        });
-    }
-    let item = if is_delete {
-        Item::Tombstone(Tombstone {
-            etag: document.etag,
-            kind: TombstoneKind::Document,
-            id: document.id.clone(),
-            collection: document.collection.clone(),
-            change_vector: document.change_vector.clone(),
-            deleted_at: Timestamp::now(),
-        })
-    } else {
-        Item::Document(document)
-    };
+    let item = test_item(&snapshot, &transform, document_id, is_delete)?;
     let mut result = ScriptTestResult::default();
     let outcome = if transform.analysis.is_empty {
         copy_item(&snapshot, &item)
@@ -96,4 +73,156 @@ pub fn test_raven_script(
         Err(failure) => result.transformation_errors.push(failure),
     }
     Ok(result)
+}
+
+/// The document under test, or its deletion.
+fn test_item(
+    snapshot: &corvid_store::Snapshot,
+    transform: &crate::validate::ValidatedTransform,
+    document_id: &str,
+    is_delete: bool,
+) -> Result<Item, EtlError> {
+    let Some(document) = snapshot
+        .get(document_id)
+        .map_err(|it| EtlError::Storage(it.to_string()))?
+    else {
+        return Err(EtlError::DocumentNotFound {
+            id: document_id.to_owned(),
+        });
+    };
+    if let Some(collections) = &transform.collections
+        && !collections
+            .iter()
+            .any(|it| it.eq_ignore_ascii_case(&document.collection))
+    {
+        return Err(EtlError::DocumentNotInCollections {
+            id: document.id,
+            collection: document.collection,
+        });
+    }
+    Ok(if is_delete {
+        Item::Tombstone(Tombstone {
+            etag: document.etag,
+            kind: TombstoneKind::Document,
+            id: document.id.clone(),
+            collection: document.collection.clone(),
+            change_vector: document.change_vector.clone(),
+            deleted_at: Timestamp::now(),
+        })
+    } else {
+        Item::Document(document)
+    })
+}
+
+/// What a SQL transformation would run for one document.
+#[derive(Debug, Clone, Default)]
+pub struct SqlTestResult {
+    /// The statements, in the order they run, each naming its table.
+    pub statements: Vec<Statement>,
+    pub transformation_errors: Vec<TransformFailure>,
+    pub debug_output: Vec<String>,
+    /// Why the rolled-back transaction failed, when one was asked for.
+    pub load_errors: Vec<String>,
+}
+
+/// A SQL test request, in RavenDB's terms.
+#[derive(Debug, Clone)]
+pub struct SqlTestRequest {
+    pub document_id: String,
+    pub is_delete: bool,
+    /// Run the statements against the database inside a transaction that is rolled back.
+    pub perform_rolled_back_transaction: bool,
+    /// A connection string given inline; otherwise the configuration names a stored one.
+    pub connection: Option<ConnectionString>,
+    pub configuration: EtlConfiguration,
+}
+
+/// Runs the configuration's only transformation on one document (or on its deletion) and
+/// shows, or runs and rolls back, the statements SQL ETL would run.
+pub async fn test_sql_script(
+    database: std::sync::Arc<Database>,
+    stored_connection_strings: Vec<ConnectionString>,
+    request: SqlTestRequest,
+    script_options: corvid_script::ScriptOptions,
+) -> Result<SqlTestResult, EtlError> {
+    let mut config = request.configuration;
+    config.etl_type = EtlType::Sql;
+    if config.name.trim().is_empty() {
+        config.name = "test".to_owned();
+    }
+    if config.transforms.len() != 1 {
+        return Err(ConfigError::Unsupported {
+            feature: "testing a configuration that does not have exactly one transformation",
+        }
+        .into());
+    }
+    let connection_strings = match request.connection {
+        Some(inline) => {
+            config.connection_string_name = inline.name().to_owned();
+            vec![inline]
+        }
+        None => stored_connection_strings,
+    };
+    let validated = validate_etl(config, &connection_strings)?;
+    let (Destination::Sql(destination), [transform]) =
+        (validated.destination, validated.transforms.as_slice())
+    else {
+        return Err(ConfigError::Unsupported {
+            feature: "testing a configuration that does not have exactly one transformation",
+        }
+        .into());
+    };
+    let transform = transform.clone();
+    let tables = destination.tables.clone();
+    let (document_id, is_delete) = (request.document_id, request.is_delete);
+    let (batch, mut result) = tokio::task::spawn_blocking(move || {
+        let snapshot = database
+            .snapshot()
+            .map_err(|it| EtlError::Storage(it.to_string()))?;
+        let item = test_item(&snapshot, &transform, &document_id, is_delete)?;
+        let mut runtime = ScriptRuntime::new(&transform.script, script_options).map_err(|it| {
+            EtlError::Config(ConfigError::ScriptInvalid {
+                transform: transform.name.clone(),
+                message: it.to_string(),
+            })
+        })?;
+        let mut host = SnapshotHost {
+            snapshot: &snapshot,
+        };
+        let mut rows = BatchBuilder::new(&tables);
+        let mut result = SqlTestResult::default();
+        if let Err(failure) = transform_sql_item(
+            &snapshot,
+            &mut runtime,
+            &mut host,
+            &item,
+            &mut rows,
+            &mut result.debug_output,
+        ) {
+            result.transformation_errors.push(failure);
+        }
+        Ok::<_, EtlError>((rows.finish(), result))
+    })
+    .await
+    .map_err(|error| EtlError::Storage(format!("the script test failed: {error}")))??;
+    result.statements = plan(destination.target.provider, &batch, &destination.settings);
+    if request.perform_rolled_back_transaction && result.transformation_errors.is_empty() {
+        let mut writer = SqlWriter::new(destination.target, destination.settings);
+        if let Err(error) = writer.write(&batch, false).await {
+            result.load_errors.push(error.to_string());
+        }
+    }
+    Ok(result)
+}
+
+/// Connects to a SQL database with a connection string and runs a trivial query.
+pub async fn test_sql_connection(
+    connection: &crate::config::SqlConnectionString,
+) -> Result<(), String> {
+    let target = crate::destinations::sql::connection::parse(
+        &connection.factory_name,
+        &connection.connection_string,
+    )?;
+    let mut writer = SqlWriter::new(target, crate::destinations::sql::SqlSettings::default());
+    writer.test_connection().await.map_err(|it| it.to_string())
 }

@@ -5,7 +5,12 @@ use std::time::Duration;
 
 use corvid_script::{ScriptAnalysis, ScriptError, analyze};
 
-use crate::config::{ConnectionString, EtlConfiguration, EtlType, RavenConnectionString};
+use crate::config::{
+    ConnectionString, EtlConfiguration, EtlType, RavenConnectionString, SqlConnectionString,
+};
+use crate::destinations::sql::SqlSettings;
+use crate::destinations::sql::connection::{self, SqlTarget};
+use crate::destinations::sql::rows::SqlTable;
 
 /// Why a connection string or an ETL configuration was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -46,6 +51,19 @@ pub enum ConfigError {
         transform: String,
         collection: String,
     },
+    #[error("SQL ETL task `{task}`: `SqlTables` must list at least one table")]
+    NoSqlTables { task: String },
+    #[error("SQL ETL task `{task}`: {reason}")]
+    InvalidSqlTable { task: String, reason: String },
+    #[error(
+        "transformation `{transform}`: the script loads to `{table}`, which is not one of the task's `SqlTables`"
+    )]
+    UnknownSqlTable { transform: String, table: String },
+    #[error("transformation `{transform}`: SQL ETL does not support {feature}")]
+    NotSupportedBySql {
+        transform: String,
+        feature: &'static str,
+    },
     #[error("{feature} is not supported yet")]
     Unsupported { feature: &'static str },
 }
@@ -56,6 +74,21 @@ pub struct RavenDestination {
     pub database: String,
     pub urls: Vec<String>,
     pub load_timeout: Duration,
+}
+
+/// Where a SQL ETL task writes, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlDestination {
+    pub target: SqlTarget,
+    pub settings: SqlSettings,
+    pub tables: Vec<SqlTable>,
+}
+
+/// Where an ETL task writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    Raven(RavenDestination),
+    Sql(SqlDestination),
 }
 
 /// A transformation ready to run.
@@ -73,7 +106,7 @@ pub struct ValidatedTransform {
 #[derive(Debug, Clone)]
 pub struct ValidatedEtl {
     pub config: EtlConfiguration,
-    pub destination: RavenDestination,
+    pub destination: Destination,
     pub transforms: Vec<ValidatedTransform>,
 }
 
@@ -112,6 +145,7 @@ pub fn validate_connection_string(connection: &ConnectionString) -> Result<(), C
             if sql.connection_string.trim().is_empty() {
                 return Err(invalid("`ConnectionString` must not be empty".to_owned()));
             }
+            connection::parse(&sql.factory_name, &sql.connection_string).map_err(invalid)?;
             Ok(())
         }
     }
@@ -128,10 +162,7 @@ pub fn validate_etl(
             what: "the ETL task `Name`",
         });
     }
-    if config.etl_type == EtlType::Sql {
-        return Err(ConfigError::Unsupported { feature: "SQL ETL" });
-    }
-    let Some(ConnectionString::Raven(raven)) = connection_strings.iter().find(|it| {
+    let Some(connection) = connection_strings.iter().find(|it| {
         it.kind() == config.etl_type
             && it
                 .name()
@@ -141,6 +172,10 @@ pub fn validate_etl(
             name: config.connection_string_name.clone(),
             expected: config.etl_type,
         });
+    };
+    let destination = match connection {
+        ConnectionString::Raven(raven) => Destination::Raven(destination_of(raven, &config)),
+        ConnectionString::Sql(sql) => Destination::Sql(sql_destination_of(sql, &config)?),
     };
     if config.transforms.is_empty() {
         return Err(ConfigError::NoTransforms {
@@ -163,10 +198,14 @@ pub fn validate_etl(
                 transform: transform.name.clone(),
             });
         }
-        transforms.push(validate_transform(transform)?);
+        let validated = validate_transform(transform)?;
+        if let Destination::Sql(sql) = &destination {
+            check_sql_transform(&validated, &sql.tables)?;
+        }
+        transforms.push(validated);
     }
     Ok(ValidatedEtl {
-        destination: destination_of(raven, &config),
+        destination,
         transforms,
         config,
     })
@@ -182,6 +221,103 @@ fn destination_of(raven: &RavenConnectionString, config: &EtlConfiguration) -> R
             .collect(),
         load_timeout: Duration::from_secs(config.load_request_timeout_in_sec.unwrap_or(300)),
     }
+}
+
+fn sql_destination_of(
+    sql: &SqlConnectionString,
+    config: &EtlConfiguration,
+) -> Result<SqlDestination, ConfigError> {
+    let target =
+        connection::parse(&sql.factory_name, &sql.connection_string).map_err(|reason| {
+            ConfigError::InvalidConnectionString {
+                name: sql.name.clone(),
+                reason,
+            }
+        })?;
+    let task = || config.name.clone();
+    let configured = config.sql_tables.as_deref().unwrap_or_default();
+    if configured.is_empty() {
+        return Err(ConfigError::NoSqlTables { task: task() });
+    }
+    let mut tables: Vec<SqlTable> = Vec::with_capacity(configured.len());
+    for table in configured {
+        let invalid = |reason: String| ConfigError::InvalidSqlTable {
+            task: task(),
+            reason,
+        };
+        if table.table_name.trim().is_empty() {
+            return Err(invalid("a table has an empty `TableName`".to_owned()));
+        }
+        if table.document_id_column.trim().is_empty() {
+            return Err(invalid(format!(
+                "table `{}` has an empty `DocumentIdColumn`",
+                table.table_name
+            )));
+        }
+        if tables
+            .iter()
+            .any(|it| it.table.eq_ignore_ascii_case(&table.table_name))
+        {
+            return Err(invalid(format!(
+                "table `{}` is listed more than once",
+                table.table_name
+            )));
+        }
+        tables.push(SqlTable {
+            table: table.table_name.clone(),
+            document_id_column: table.document_id_column.clone(),
+            insert_only: table.insert_only_mode,
+        });
+    }
+    let settings = SqlSettings {
+        quote_tables: config.quote_tables.unwrap_or(true),
+        parameterize_deletes: config.parameterize_deletes.unwrap_or(true),
+        command_timeout: config.command_timeout.map(Duration::from_secs),
+    };
+    Ok(SqlDestination {
+        target,
+        settings,
+        tables,
+    })
+}
+
+/// What SQL ETL asks of a script beyond what every script must be.
+pub(crate) fn check_sql_transform(
+    transform: &ValidatedTransform,
+    tables: &[SqlTable],
+) -> Result<(), ConfigError> {
+    let not_supported = |feature: &'static str| ConfigError::NotSupportedBySql {
+        transform: transform.name.clone(),
+        feature,
+    };
+    let analysis = &transform.analysis;
+    if analysis.is_empty {
+        return Err(not_supported(
+            "an empty script (name the tables and columns with `loadTo<Table>({...})`)",
+        ));
+    }
+    if !analysis.delete_behaviors.is_empty() || analysis.has_generic_delete_behavior {
+        return Err(not_supported(
+            "delete behaviour functions (deletes always remove the document's rows)",
+        ));
+    }
+    if analysis.uses_add_attachment {
+        return Err(not_supported(
+            "`addAttachment` (put `loadAttachment(name)` into a binary column instead)",
+        ));
+    }
+    for target in &analysis.load_targets {
+        if !tables
+            .iter()
+            .any(|it| it.table.eq_ignore_ascii_case(target))
+        {
+            return Err(ConfigError::UnknownSqlTable {
+                transform: transform.name.clone(),
+                table: target.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn validate_transform(

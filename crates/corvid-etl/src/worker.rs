@@ -13,6 +13,8 @@ use corvid_store::{Database, Etag, HILO_COLLECTION, Snapshot, TombstoneKind};
 use serde_json::Value;
 
 use crate::destinations::raven::commands::{delete_commands, put_commands};
+use crate::destinations::sql::SqlBatch;
+use crate::destinations::sql::rows::{BatchBuilder, SqlTable};
 use crate::extract::{Item, extract};
 use crate::validate::ValidatedTransform;
 
@@ -23,10 +25,49 @@ pub struct BatchLimits {
     pub max_bytes: usize,
 }
 
+/// What a batch sends, in the destination's terms.
+#[derive(Debug)]
+pub enum Load {
+    /// `bulk_docs` commands, one request.
+    Raven(Vec<Command>),
+    /// Deletes and rows, one database transaction.
+    Sql(SqlBatch),
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load::Raven(Vec::new())
+    }
+}
+
+impl Load {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Load::Raven(commands) => commands.is_empty(),
+            Load::Sql(batch) => batch.is_empty(),
+        }
+    }
+
+    /// Commands, or rows, to send.
+    pub fn len(&self) -> usize {
+        match self {
+            Load::Raven(commands) => commands.len(),
+            Load::Sql(batch) => batch.n_rows(),
+        }
+    }
+}
+
+/// Which destination a worker prepares batches for.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    Raven,
+    Sql(Vec<SqlTable>),
+}
+
 /// A transformed batch, ready to load.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub commands: Vec<Command>,
+    pub load: Load,
     /// Progress may move here once the commands are delivered.
     pub last_etag: Etag,
     pub n_documents: usize,
@@ -69,6 +110,7 @@ impl ScriptWorker {
     pub fn spawn(
         database: Arc<Database>,
         transform: ValidatedTransform,
+        shape: Shape,
         script_options: ScriptOptions,
         limits: BatchLimits,
         thread_name: String,
@@ -76,7 +118,7 @@ impl ScriptWorker {
         let (sender, receiver) = channel();
         std::thread::Builder::new()
             .name(thread_name)
-            .spawn(move || run(database, transform, script_options, limits, receiver))?;
+            .spawn(move || run(database, transform, shape, script_options, limits, receiver))?;
         Ok(ScriptWorker { sender })
     }
 
@@ -110,6 +152,7 @@ impl PendingBatch {
 fn run(
     database: Arc<Database>,
     transform: ValidatedTransform,
+    shape: Shape,
     script_options: ScriptOptions,
     limits: BatchLimits,
     receiver: Receiver<Job>,
@@ -123,7 +166,14 @@ fn run(
     };
     while let Ok(job) = receiver.recv() {
         let result = match &mut runtime {
-            Ok(runtime) => build_batch(&database, &transform, runtime.as_mut(), &limits, job.after),
+            Ok(runtime) => build_batch(
+                &database,
+                &transform,
+                &shape,
+                runtime.as_mut(),
+                &limits,
+                job.after,
+            ),
             Err(error) => Err(error.clone()),
         };
         let _ = job.reply.send(result);
@@ -133,6 +183,7 @@ fn run(
 fn build_batch(
     database: &Database,
     transform: &ValidatedTransform,
+    shape: &Shape,
     mut runtime: Option<&mut ScriptRuntime>,
     limits: &BatchLimits,
     after: Etag,
@@ -155,14 +206,27 @@ fn build_batch(
     let mut host = SnapshotHost {
         snapshot: &snapshot,
     };
+    let mut commands = Vec::new();
+    let mut rows = match shape {
+        Shape::Raven => None,
+        Shape::Sql(tables) => Some(BatchBuilder::new(tables)),
+    };
     for item in extracted.items {
         match &item {
             Item::Document(_) => batch.n_documents += 1,
             Item::Tombstone(_) => batch.n_tombstones += 1,
         }
-        let outcome = match runtime.as_deref_mut() {
-            None => copy_item(&snapshot, &item),
-            Some(runtime) => transform_item(
+        let outcome = match (runtime.as_deref_mut(), rows.as_mut()) {
+            (Some(runtime), Some(rows)) => {
+                transform_sql_item(&snapshot, runtime, &mut host, &item, rows, &mut Vec::new())
+            }
+            (None, Some(_)) => {
+                return Err(WorkerError::Script(
+                    "SQL ETL needs a script that loads rows".to_owned(),
+                ));
+            }
+            (None, None) => copy_item(&snapshot, &item),
+            (Some(runtime), None) => transform_item(
                 &snapshot,
                 transform,
                 runtime,
@@ -172,17 +236,21 @@ fn build_batch(
             ),
         };
         match outcome {
-            Ok(ItemOutcome::Commands(commands, n_loaded)) => {
+            Ok(ItemOutcome::Commands(more, n_loaded)) => {
                 batch.n_loaded_objects += n_loaded;
                 if n_loaded == 0 {
                     batch.n_filtered += 1;
                 }
-                batch.commands.extend(commands);
+                commands.extend(more);
             }
             Ok(ItemOutcome::Filtered) => batch.n_filtered += 1,
             Err(failure) => batch.errors.push(failure),
         }
     }
+    batch.load = match rows {
+        Some(rows) => Load::Sql(rows.finish()),
+        None => Load::Raven(commands),
+    };
     batch.extract_and_transform = started.elapsed();
     Ok(batch)
 }
@@ -266,16 +334,7 @@ pub(crate) fn transform_item(
             } else {
                 Vec::new()
             };
-            let attachments: Vec<AttachmentMeta> = doc
-                .attachments
-                .iter()
-                .map(|it| AttachmentMeta {
-                    name: it.name.clone(),
-                    hash: it.hash.clone(),
-                    content_type: it.content_type.clone(),
-                    size: it.size,
-                })
-                .collect();
+            let attachments = attachment_metas(doc);
             let json = doc.to_json_string();
             let input = DocumentInput {
                 id: &doc.id,
@@ -324,6 +383,74 @@ pub(crate) fn transform_item(
             Ok(ItemOutcome::Commands(commands, 1))
         }
     }
+}
+
+/// SQL ETL: a document's rows are replaced by what the script loads (its old rows go even
+/// when it loads nothing); a deleted document's rows go. Behaviour functions do not exist
+/// here (refused when the task is saved). The commands in the outcome are always empty: the
+/// rows go into `rows`, all of a document's or none.
+pub(crate) fn transform_sql_item(
+    snapshot: &Snapshot,
+    runtime: &mut ScriptRuntime,
+    host: &mut SnapshotHost<'_>,
+    item: &Item,
+    rows: &mut BatchBuilder,
+    debug_output: &mut Vec<String>,
+) -> Result<ItemOutcome, TransformFailure> {
+    match item {
+        Item::Document(doc) => {
+            if doc.collection.eq_ignore_ascii_case(HILO_COLLECTION) {
+                return Ok(ItemOutcome::Filtered);
+            }
+            let failure = |message: String| TransformFailure {
+                document_id: doc.id.clone(),
+                message,
+            };
+            let attachments = attachment_metas(doc);
+            let json = doc.to_json_string();
+            let input = DocumentInput {
+                id: &doc.id,
+                collection: &doc.collection,
+                json: &json,
+                attachments: &attachments,
+            };
+            let output = match runtime.transform(&input, host) {
+                Ok(it) => it,
+                Err(error) => {
+                    debug_output.extend(runtime.take_debug_output());
+                    return Err(failure(error.to_string()));
+                }
+            };
+            debug_output.extend(output.debug_output.iter().cloned());
+            let mut attachment = |name: &str| -> Option<Bytes> {
+                let (_, content) = snapshot.attachment(&doc.id, name).ok()??;
+                Some(Bytes::from(content))
+            };
+            rows.replace_document(&doc.id, &output.loads, &mut attachment)
+                .map_err(failure)?;
+            Ok(ItemOutcome::Commands(Vec::new(), output.loads.len()))
+        }
+        Item::Tombstone(tombstone) => {
+            if !matches!(tombstone.kind, TombstoneKind::Document) {
+                // The document itself changed too, and comes in its own right.
+                return Ok(ItemOutcome::Filtered);
+            }
+            rows.delete_document(&tombstone.id);
+            Ok(ItemOutcome::Commands(Vec::new(), 1))
+        }
+    }
+}
+
+fn attachment_metas(doc: &corvid_store::Document) -> Vec<AttachmentMeta> {
+    doc.attachments
+        .iter()
+        .map(|it| AttachmentMeta {
+            name: it.name.clone(),
+            hash: it.hash.clone(),
+            content_type: it.content_type.clone(),
+            size: it.size,
+        })
+        .collect()
 }
 
 /// `load(id)` for scripts: reads the batch's snapshot.

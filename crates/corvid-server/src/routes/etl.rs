@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use corvid_etl::destinations::sql::connection::redact_password;
 use corvid_etl::{ConnectionString, EtlConfiguration, EtlError, EtlType, ProcessStatus, TaskInfo};
 use serde_json::{Map, Value, json};
 
@@ -90,6 +91,11 @@ pub(crate) async fn get_connection_strings(
             || kind.is_some_and(|it| it != connection.kind())
         {
             continue;
+        }
+        let mut connection = connection;
+        if let ConnectionString::Sql(sql) = &mut connection {
+            // A password never leaves the server.
+            sql.connection_string = redact_password(&sql.connection_string);
         }
         let value = serde_json::to_value(&connection).map_err(ApiError::internal)?;
         match connection {
@@ -326,16 +332,45 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
     } else {
         "Active"
     };
-    let destination = connection_strings.iter().find_map(|it| match it {
-        ConnectionString::Raven(raven)
-            if raven
-                .name
-                .eq_ignore_ascii_case(&config.connection_string_name) =>
-        {
-            Some(raven)
-        }
-        _ => None,
+    let connection = connection_strings.iter().find(|it| {
+        it.kind() == config.etl_type
+            && it
+                .name()
+                .eq_ignore_ascii_case(&config.connection_string_name)
     });
+    let destination = match connection {
+        Some(ConnectionString::Raven(raven)) => Some(raven),
+        _ => None,
+    };
+    let sql_target = match connection {
+        Some(ConnectionString::Sql(sql)) => corvid_etl::destinations::sql::connection::parse(
+            &sql.factory_name,
+            &sql.connection_string,
+        )
+        .ok(),
+        _ => None,
+    };
+    if config.etl_type == EtlType::Sql {
+        return json!({
+            "TaskId": config.task_id,
+            "TaskName": config.name,
+            "TaskType": config.etl_type.task_type(),
+            "TaskState": state,
+            "TaskConnectionStatus": connection_status,
+            "ResponsibleNode": {"NodeTag": NODE_TAG, "NodeUrl": url, "ResponsibleNode": null},
+            "MentorNode": config.mentor_node,
+            "PinToMentorNode": config.pin_to_mentor_node,
+            "Error": if errors.is_empty() { Value::Null } else { Value::String(errors.join("; ")) },
+            "Configuration": config,
+            "ConnectionStringName": config.connection_string_name,
+            "ConnectionStringDefined": connection.is_some(),
+            "DestinationServer": sql_target.as_ref().map(|it| match it.provider {
+                corvid_etl::destinations::sql::SqlProvider::Sqlite => "sqlite".to_owned(),
+                _ => format!("{}:{}", it.host, it.port),
+            }),
+            "DestinationDatabase": sql_target.as_ref().map(|it| it.database.clone()),
+        });
+    }
     json!({
         "TaskId": config.task_id,
         "TaskName": config.name,
@@ -398,6 +433,128 @@ pub(crate) async fn test_raven_etl(
         StatusCode::OK,
         &json!({"Commands": commands, "TransformationErrors": errors, "DebugOutput": result.debug_output}),
     ))
+}
+
+/// `POST /admin/etl/sql/test` with `{DocumentId, IsDelete, PerformRolledBackTransaction,
+/// Connection?, Configuration}`: RavenDB's `Summary` of statements per table (the bulk
+/// statements Corvid really runs, parameters listed in order), with `LoadErrors` from the
+/// rolled-back transaction when one was asked for.
+pub(crate) async fn test_sql_etl(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let database = state.database(&db)?;
+    let bytes = read_body(body, state.options().max_body_bytes).await?;
+    let request: Value = crate::http::parse_json(&bytes)?;
+    let Some(document_id) = request.get("DocumentId").and_then(Value::as_str) else {
+        return Err(ApiError::bad_request("`DocumentId` is required"));
+    };
+    let flag = |name: &str| request.get(name).and_then(Value::as_bool).unwrap_or(false);
+    let configuration: EtlConfiguration = match request.get("Configuration") {
+        Some(it) => serde_json::from_value(it.clone())
+            .map_err(|error| ApiError::bad_request(format!("invalid `Configuration`: {error}")))?,
+        None => return Err(ApiError::bad_request("`Configuration` is required")),
+    };
+    let connection = match request.get("Connection") {
+        None | Some(Value::Null) => None,
+        Some(it) => {
+            let mut it = it.clone();
+            if let Some(object) = it.as_object_mut() {
+                object.entry("Type").or_insert_with(|| json!("Sql"));
+            }
+            let connection: ConnectionString = serde_json::from_value(it)
+                .map_err(|error| ApiError::bad_request(format!("invalid `Connection`: {error}")))?;
+            Some(connection)
+        }
+    };
+    let request = corvid_etl::SqlTestRequest {
+        document_id: document_id.to_owned(),
+        is_delete: flag("IsDelete"),
+        perform_rolled_back_transaction: flag("PerformRolledBackTransaction"),
+        connection,
+        configuration,
+    };
+    let stored = state.etl().connection_strings(&database)?;
+    let result = corvid_etl::test_sql_script(
+        database,
+        stored,
+        request,
+        corvid_etl::ScriptOptions::default(),
+    )
+    .await?;
+    let now = corvid_store::Timestamp::now().to_iso();
+    let errors: Vec<Value> = result
+        .transformation_errors
+        .iter()
+        .map(|it| json!({"Date": now, "DocumentId": it.document_id, "Error": it.message}))
+        .collect();
+    let mut summary: Vec<(String, Vec<Value>)> = Vec::new();
+    for statement in &result.statements {
+        let command = json!({
+            "CommandText": statement.text,
+            "Params": statement.params.iter().map(|(key, value)| json!({"Key": key, "Value": value})).collect::<Vec<_>>(),
+        });
+        match summary
+            .iter_mut()
+            .find(|(table, _)| *table == statement.table)
+        {
+            Some((_, commands)) => commands.push(command),
+            None => summary.push((statement.table.clone(), vec![command])),
+        }
+    }
+    let summary: Vec<Value> = summary
+        .into_iter()
+        .map(|(table, commands)| json!({"TableName": table, "Commands": commands}))
+        .collect();
+    let load_errors: Vec<Value> = result
+        .load_errors
+        .iter()
+        .map(|it| json!({"Date": now, "Error": it}))
+        .collect();
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({
+            "Summary": summary,
+            "LoadErrors": load_errors,
+            "SlowSqlWarnings": [],
+            "TransformationErrors": errors,
+            "DebugOutput": result.debug_output,
+        }),
+    ))
+}
+
+/// `POST /admin/etl/sql/test-connection?factoryName=Npgsql` with the connection string as
+/// the body: `{Success: true}` or `{Success: false, Error}`, as RavenDB answers.
+pub(crate) async fn test_sql_connection(
+    State(state): State<AppState>,
+    Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(raw.as_deref())?;
+    state.database(&db)?;
+    let Some(factory_name) = params.get("factoryName") else {
+        return Err(ApiError::bad_request(
+            "query parameter `factoryName` is required",
+        ));
+    };
+    let bytes = read_body(body, state.options().max_body_bytes).await?;
+    let Ok(connection_string) = String::from_utf8(bytes.to_vec()) else {
+        return Err(ApiError::bad_request(
+            "the connection string must be UTF-8 text",
+        ));
+    };
+    let connection = corvid_etl::SqlConnectionString {
+        name: "test".to_owned(),
+        connection_string,
+        factory_name: factory_name.to_owned(),
+    };
+    let answer = match corvid_etl::test_sql_connection(&connection).await {
+        Ok(()) => json!({"Success": true}),
+        Err(error) => json!({"Success": false, "Error": error}),
+    };
+    Ok(json_value(StatusCode::OK, &answer))
 }
 
 /// `GET /etl/stats[?name=task]`.

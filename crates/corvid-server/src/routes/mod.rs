@@ -72,6 +72,14 @@ pub fn app(state: AppState) -> Router {
             post(etl::test_raven_etl),
         )
         .route(
+            "/databases/{db}/admin/etl/sql/test",
+            post(etl::test_sql_etl),
+        )
+        .route(
+            "/databases/{db}/admin/etl/sql/test-connection",
+            post(etl::test_sql_connection),
+        )
+        .route(
             "/databases/{db}/admin/tasks/state",
             post(etl::set_task_state),
         )

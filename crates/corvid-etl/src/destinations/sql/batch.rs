@@ -1,0 +1,183 @@
+//! The rows and deletes of one SQL ETL batch, the settings that shape statements, how
+//! statements are shown, and why a load failed. Shared by every SQL writer.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::destinations::sql::connection::SqlProvider;
+
+/// One value bound to a column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Bool(bool),
+    /// A JSON number that is an integer within i64.
+    Int(i64),
+    /// Any other JSON number, as the JSON text wrote it (`19.99`, `1e+21`): bound as text so a
+    /// `numeric`/`DECIMAL` column receives it without a detour through f64.
+    Number(String),
+    Text(String),
+    /// A string that is an ISO-8601 date-time (RavenDB's format, with or without an offset),
+    /// as written. Writers bind it where a timestamp column expects one (MySQL gets
+    /// `yyyy-MM-dd HH:mm:ss.ffffff`).
+    DateTime(String),
+    /// A nested object or array, as JSON text.
+    Json(String),
+    /// An attachment's content (`loadAttachment`).
+    Binary(Bytes),
+    /// `{Type, Value, Size}` from a script (`varchar()`/`nvarchar()` build these). `type_name`
+    /// is the provider type name as written (`AnsiString`, `Double`, `Array | Double`, …).
+    Typed {
+        type_name: String,
+        value: Box<SqlValue>,
+        size: Option<u32>,
+    },
+}
+
+/// One row a script loaded. The document-id column is not in `columns`: writers put it
+/// first, filled with `document_id`, whatever the script set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlRow {
+    pub document_id: String,
+    /// Column names in the order the script wrote them; never the document-id column.
+    pub columns: Vec<(String, SqlValue)>,
+}
+
+/// What one batch does to one configured table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableBatch {
+    /// The table name as configured (`Orders`, `sales.Orders`).
+    pub table: String,
+    pub document_id_column: String,
+    pub insert_only: bool,
+    /// Source ids whose rows are deleted first (each updated or deleted document of the
+    /// batch; empty when `insert_only`).
+    pub deletes: Vec<String>,
+    pub rows: Vec<SqlRow>,
+}
+
+/// One batch for one SQL destination: every configured table, in `SqlTables` order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SqlBatch {
+    pub tables: Vec<TableBatch>,
+}
+
+impl SqlBatch {
+    pub fn is_empty(&self) -> bool {
+        self.tables
+            .iter()
+            .all(|it| it.deletes.is_empty() && it.rows.is_empty())
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.tables.iter().map(|it| it.rows.len()).sum()
+    }
+}
+
+/// Settings of a SQL ETL task that shape statements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlSettings {
+    /// Quote each dot-separated part of table names (default true).
+    pub quote_tables: bool,
+    /// Bind deleted ids as parameters (default true); otherwise inline them, `'` doubled.
+    pub parameterize_deletes: bool,
+    /// Per-statement timeout; `None` leaves the provider default.
+    pub command_timeout: Option<Duration>,
+}
+
+impl Default for SqlSettings {
+    fn default() -> Self {
+        SqlSettings {
+            quote_tables: true,
+            parameterize_deletes: true,
+            command_timeout: None,
+        }
+    }
+}
+
+/// A statement as `/admin/etl/sql/test` shows it: the text Corvid runs and its parameters,
+/// rendered the way RavenDB renders them (`NULL`, strings quoted with `'` doubled, binary as
+/// `<binary_data>`). A bulk statement lists the parameters of all its rows in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub table: String,
+    pub text: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// Why loading a batch failed. Every kind keeps progress where it was; the batch is retried
+/// after the back-off.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SqlLoadError {
+    /// The database could not be reached, or the connection broke.
+    #[error("cannot connect to {destination}: {message}")]
+    Connection {
+        destination: String,
+        message: String,
+    },
+    /// A statement failed (missing table or column, constraint, type, timeout); the
+    /// transaction was rolled back.
+    #[error("{}", statement_message(table, column.as_deref(), document_id.as_deref(), message))]
+    Statement {
+        table: String,
+        column: Option<String>,
+        document_id: Option<String>,
+        message: String,
+    },
+}
+
+fn statement_message(
+    table: &str,
+    column: Option<&str>,
+    document_id: Option<&str>,
+    message: &str,
+) -> String {
+    let mut text = format!("table `{table}`");
+    if let Some(column) = column {
+        text.push_str(&format!(", column `{column}`"));
+    }
+    if let Some(id) = document_id {
+        text.push_str(&format!(", document `{id}`"));
+    }
+    format!("{text}: {message}")
+}
+
+/// Renders a value as RavenDB's SQL test shows parameters.
+pub fn render_value(value: &SqlValue) -> String {
+    match value {
+        SqlValue::Null => "NULL".to_owned(),
+        SqlValue::Bool(it) => it.to_string(),
+        SqlValue::Int(it) => it.to_string(),
+        SqlValue::Number(it) => it.clone(),
+        SqlValue::Text(it) | SqlValue::DateTime(it) | SqlValue::Json(it) => {
+            format!("'{}'", it.replace('\'', "''"))
+        }
+        SqlValue::Binary(_) => "<binary_data>".to_owned(),
+        SqlValue::Typed { value, .. } => render_value(value),
+    }
+}
+
+/// Quotes a table name for a provider: each dot-separated part when `quote` (RavenDB's
+/// `QuoteTables`), `"` for PostgreSQL and SQLite, `` ` `` for MySQL; a quote inside a part is
+/// doubled.
+pub fn quote_table(provider: SqlProvider, table: &str, quote: bool) -> String {
+    if !quote {
+        return table.to_owned();
+    }
+    table
+        .split('.')
+        .map(|part| quote_identifier(provider, part))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Quotes one identifier (a column, or one part of a table name).
+pub fn quote_identifier(provider: SqlProvider, name: &str) -> String {
+    let quote = match provider {
+        SqlProvider::MySql => '`',
+        SqlProvider::Postgres | SqlProvider::Sqlite => '"',
+    };
+    let doubled = format!("{quote}{quote}");
+    format!("{quote}{}{quote}", name.replace(quote, &doubled))
+}

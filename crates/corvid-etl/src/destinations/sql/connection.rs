@@ -1,0 +1,420 @@
+//! SQL connection strings: an ADO.NET provider name (`FactoryName`) and a `key=value;` string
+//! in the forms those providers accept, parsed into what Corvid's drivers need. The password
+//! is kept out of every `Debug`, `Display` and error message.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The database engines Corvid writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlProvider {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+impl SqlProvider {
+    /// The provider for a `FactoryName`; `Err` says why it cannot be used.
+    pub fn from_factory(factory: &str) -> Result<SqlProvider, String> {
+        match factory.trim() {
+            "Npgsql" => Ok(SqlProvider::Postgres),
+            "MySql.Data.MySqlClient" | "MySqlConnector.MySqlConnectorFactory" => {
+                Ok(SqlProvider::MySql)
+            }
+            "Microsoft.Data.Sqlite" | "System.Data.SQLite" => Ok(SqlProvider::Sqlite),
+            "System.Data.SqlClient" | "Microsoft.Data.SqlClient" => {
+                Err(format!("`FactoryName` `{factory}` (SQL Server) is not supported yet"))
+            }
+            "Oracle.ManagedDataAccess.Client" => {
+                Err(format!("`FactoryName` `{factory}` (Oracle) is not supported yet"))
+            }
+            "" => Err("`FactoryName` must not be empty; use `Npgsql`, `MySql.Data.MySqlClient`, `MySqlConnector.MySqlConnectorFactory` or `Microsoft.Data.Sqlite`".to_owned()),
+            other => Err(format!(
+                "unknown `FactoryName` `{other}`; use `Npgsql`, `MySql.Data.MySqlClient`, `MySqlConnector.MySqlConnectorFactory` or `Microsoft.Data.Sqlite`"
+            )),
+        }
+    }
+}
+
+/// A parsed connection string.
+#[derive(Clone, PartialEq)]
+pub struct SqlTarget {
+    pub provider: SqlProvider,
+    /// Host name or address (PostgreSQL, MySQL).
+    pub host: String,
+    pub port: u16,
+    /// Database name; for SQLite the file path.
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `SslMode`/`Ssl Mode` as written (`Disable`, `Prefer`, `Require`, …); Corvid has no TLS
+    /// to SQL servers yet, so anything that requires TLS is refused.
+    pub ssl_mode: Option<String>,
+    pub connect_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for SqlTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlTarget")
+            .field("provider", &self.provider)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("ssl_mode", &self.ssl_mode)
+            .finish()
+    }
+}
+
+impl fmt::Display for SqlTarget {
+    /// RavenDB's destination display string: `{database}@{server}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.provider {
+            SqlProvider::Sqlite => write!(f, "{}", self.database),
+            _ => write!(f, "{}@{}:{}", self.database, self.host, self.port),
+        }
+    }
+}
+
+impl SqlTarget {
+    /// The SQLite file.
+    pub fn sqlite_path(&self) -> PathBuf {
+        PathBuf::from(&self.database)
+    }
+}
+
+/// Parses a `FactoryName` and connection string. Error messages never quote the string
+/// itself (it may hold a password), only the key at fault.
+pub fn parse(factory: &str, connection_string: &str) -> Result<SqlTarget, String> {
+    let provider = SqlProvider::from_factory(factory)?;
+    let mut target = SqlTarget {
+        provider,
+        host: String::new(),
+        port: match provider {
+            SqlProvider::Postgres => 5432,
+            SqlProvider::MySql => 3306,
+            SqlProvider::Sqlite => 0,
+        },
+        database: String::new(),
+        user: None,
+        password: None,
+        ssl_mode: None,
+        connect_timeout: None,
+    };
+    for (key, value) in pairs(connection_string)? {
+        let normalized: String = key
+            .chars()
+            .filter(|it| !it.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match (provider, normalized.as_str()) {
+            (SqlProvider::Sqlite, "datasource" | "filename" | "data source") => {
+                target.database = value
+            }
+            (SqlProvider::Sqlite, "mode" | "cache" | "foreignkeys" | "password" | "pooling") => {
+                if normalized == "password" {
+                    return Err("`Password` (an encrypted SQLite file) is not supported".to_owned());
+                }
+            }
+            (SqlProvider::Sqlite, _) => {
+                return Err(format!("unknown key `{key}` in a SQLite connection string"));
+            }
+            (_, "host" | "server" | "datasource" | "address" | "addr" | "networkaddress") => {
+                // `Server=host:port` or `host,port` as some drivers write it.
+                let (host, port) = split_host_port(&value)?;
+                target.host = host;
+                if let Some(port) = port {
+                    target.port = port;
+                }
+            }
+            (_, "port") => {
+                target.port = value
+                    .parse()
+                    .map_err(|_| "`Port` must be a number from 1 to 65535".to_owned())?
+            }
+            (_, "database" | "initialcatalog") => target.database = value,
+            (_, "username" | "userid" | "user" | "uid") => target.user = Some(value),
+            (_, "password" | "pwd") => target.password = Some(value),
+            (_, "sslmode") => {
+                let mode = value.to_ascii_lowercase();
+                if !matches!(
+                    mode.as_str(),
+                    "disable" | "disabled" | "none" | "prefer" | "preferred" | "allow"
+                ) {
+                    return Err(format!(
+                        "`SslMode={value}`: TLS connections to SQL servers are not supported yet; use `SslMode=Disable` or `Prefer`"
+                    ));
+                }
+                target.ssl_mode = Some(value)
+            }
+            (_, "timeout" | "connecttimeout" | "connectiontimeout") => {
+                let seconds: u64 = value
+                    .parse()
+                    .map_err(|_| format!("`{key}` must be a number of seconds"))?;
+                target.connect_timeout = Some(Duration::from_secs(seconds));
+            }
+            // Settings of the .NET providers' own pools and behaviour: accepted, not needed.
+            (
+                _,
+                "pooling"
+                | "minpoolsize"
+                | "maxpoolsize"
+                | "commandtimeout"
+                | "defaultcommandtimeout"
+                | "applicationname"
+                | "characterset"
+                | "charset"
+                | "allowuservariables"
+                | "convertzerodatetime"
+                | "allowzerodatetime"
+                | "includeerrordetail"
+                | "trustservercertificate"
+                | "keepalive"
+                | "searchpath"
+                | "encoding"
+                | "connectionlifetime"
+                | "connectionreset"
+                | "persistsecurityinfo",
+            ) => {}
+            _ => return Err(format!("unknown key `{key}` in the connection string")),
+        }
+    }
+    match provider {
+        SqlProvider::Sqlite if target.database.trim().is_empty() => {
+            Err("a SQLite connection string needs `Data Source=<file>`".to_owned())
+        }
+        SqlProvider::Sqlite => Ok(target),
+        _ if target.host.trim().is_empty() => {
+            Err("the connection string needs `Host` (or `Server`)".to_owned())
+        }
+        _ if target.database.trim().is_empty() => {
+            Err("the connection string needs `Database`".to_owned())
+        }
+        _ => Ok(target),
+    }
+}
+
+/// The connection string as `GET` answers show it: the value of `Password`/`Pwd` replaced by
+/// `*****`. A string that does not parse is hidden whole, since where a password hides in it
+/// cannot be known.
+pub fn redact_password(connection_string: &str) -> String {
+    let Ok(pairs) = pairs(connection_string) else {
+        return "*****".to_owned();
+    };
+    pairs
+        .into_iter()
+        .map(|(key, value)| {
+            let normalized = key.replace(' ', "").to_ascii_lowercase();
+            if normalized == "password" || normalized == "pwd" {
+                return format!("{key}=*****");
+            }
+            if value.contains([';', '\'', '"']) || value != value.trim() {
+                return format!("{key}=\"{}\"", value.replace('"', "\"\""));
+            }
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// Splits `key=value;key=value`, honouring values quoted with `"` or `'` (in which `;` is
+/// allowed and a doubled quote stands for one).
+fn pairs(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut result = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut key = String::new();
+        for ch in chars.by_ref() {
+            if ch == '=' {
+                break;
+            }
+            if ch == ';' && key.trim().is_empty() {
+                key.clear();
+                continue;
+            }
+            if ch == ';' {
+                return Err(format!(
+                    "`{}` has no value (expected key=value)",
+                    key.trim()
+                ));
+            }
+            key.push(ch);
+        }
+        let key = key.trim().to_owned();
+        if key.is_empty() {
+            if chars.peek().is_none() {
+                return Ok(result);
+            }
+            return Err("the connection string has a value without a key".to_owned());
+        }
+        while chars.peek().is_some_and(|it| it.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        match chars.peek().copied() {
+            Some(quote @ ('"' | '\'')) => {
+                chars.next();
+                let mut closed = false;
+                while let Some(ch) = chars.next() {
+                    if ch == quote {
+                        if chars.peek() == Some(&quote) {
+                            chars.next();
+                            value.push(quote);
+                            continue;
+                        }
+                        closed = true;
+                        break;
+                    }
+                    value.push(ch);
+                }
+                if !closed {
+                    return Err(format!("the value of `{key}` has no closing quote"));
+                }
+                for ch in chars.by_ref() {
+                    if ch == ';' {
+                        break;
+                    }
+                    if !ch.is_whitespace() {
+                        return Err(format!("unexpected text after the quoted value of `{key}`"));
+                    }
+                }
+            }
+            _ => {
+                for ch in chars.by_ref() {
+                    if ch == ';' {
+                        break;
+                    }
+                    value.push(ch);
+                }
+                value = value.trim().to_owned();
+            }
+        }
+        result.push((key, value));
+        if chars.peek().is_none() {
+            return Ok(result);
+        }
+    }
+}
+
+fn split_host_port(value: &str) -> Result<(String, Option<u16>), String> {
+    let value = value.trim();
+    let value = value.strip_prefix("tcp:").unwrap_or(value);
+    for separator in [',', ':'] {
+        // `host:port`, but not an IPv6 address.
+        if let Some((host, port)) = value.rsplit_once(separator)
+            && !host.contains(':')
+        {
+            let port = port
+                .trim()
+                .parse()
+                .map_err(|_| "the port after the host must be a number".to_owned())?;
+            return Ok((host.trim().to_owned(), Some(port)));
+        }
+    }
+    Ok((value.to_owned(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_npgsql_strings() {
+        let target = parse(
+            "Npgsql",
+            "Host=127.0.0.1;Port=5433;Database=test;Username=postgres;Password='a;b''c'",
+        )
+        .unwrap();
+        assert_eq!(target.provider, SqlProvider::Postgres);
+        assert_eq!(target.host, "127.0.0.1");
+        assert_eq!(target.port, 5433);
+        assert_eq!(target.database, "test");
+        assert_eq!(target.user.as_deref(), Some("postgres"));
+        assert_eq!(target.password.as_deref(), Some("a;b'c"));
+        assert_eq!(target.to_string(), "test@127.0.0.1:5433");
+        assert!(!format!("{target:?}").contains("a;b"));
+    }
+
+    #[test]
+    fn parses_mysql_strings() {
+        let target = parse(
+            "MySql.Data.MySqlClient",
+            "server=localhost,3307; database=shop; uid=root; pwd=secret; SslMode=None;",
+        )
+        .unwrap();
+        assert_eq!(target.provider, SqlProvider::MySql);
+        assert_eq!((target.host.as_str(), target.port), ("localhost", 3307));
+        assert_eq!(target.user.as_deref(), Some("root"));
+        let connector = parse(
+            "MySqlConnector.MySqlConnectorFactory",
+            "Server=127.0.0.1;User ID=root;Database=test",
+        )
+        .unwrap();
+        assert_eq!(
+            (connector.port, connector.user.as_deref()),
+            (3306, Some("root"))
+        );
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_password("Host=h;Password='a;b';Database=d"),
+            "Host=h;Password=*****;Database=d"
+        );
+        assert_eq!(
+            redact_password("Server=h;PWD=x;Uid=u"),
+            "Server=h;PWD=*****;Uid=u"
+        );
+        assert_eq!(redact_password("Password='unterminated"), "*****");
+        assert_eq!(
+            redact_password("Data Source=\"a;b.db\""),
+            "Data Source=\"a;b.db\""
+        );
+    }
+
+    #[test]
+    fn parses_sqlite_strings() {
+        let target = parse("Microsoft.Data.Sqlite", "Data Source=/tmp/x.db").unwrap();
+        assert_eq!(target.sqlite_path(), PathBuf::from("/tmp/x.db"));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_use_without_leaking_the_password() {
+        let cases = [
+            (
+                "System.Data.SqlClient",
+                "Server=x;Database=y",
+                "not supported yet",
+            ),
+            (
+                "Oracle.ManagedDataAccess.Client",
+                "Data Source=x",
+                "not supported yet",
+            ),
+            ("Foo", "Host=x", "unknown `FactoryName`"),
+            (
+                "Npgsql",
+                "Host=x;Password=hunter2;Bogus=1",
+                "unknown key `Bogus`",
+            ),
+            ("Npgsql", "Password=hunter2;Database=d", "needs `Host`"),
+            ("Npgsql", "Host=x;Password=hunter2", "needs `Database`"),
+            (
+                "Npgsql",
+                "Host=x;Port=hunter2;Database=d",
+                "`Port` must be a number",
+            ),
+            ("Npgsql", "Host=x;Database=d;SslMode=Require", "TLS"),
+            ("Npgsql", "Host=x;Password='hunter2", "no closing quote"),
+            ("Microsoft.Data.Sqlite", "Mode=Memory", "Data Source"),
+        ];
+        for (factory, text, expected) in cases {
+            let error = parse(factory, text).unwrap_err();
+            assert!(error.contains(expected), "{factory} {text}: {error}");
+            assert!(!error.contains("hunter2"), "{error}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! SQL ETL: loads rows into PostgreSQL, MySQL/MariaDB or a SQLite file (spec §3).
+//!
+//! The worker turns each source item into [`SqlBatch`] entries (`rows.rs`): the ids whose rows
+//! are replaced, and the rows the script produced, values already mapped to [`SqlValue`].
+//! A writer (`postgres.rs`, `mysql.rs`, `sqlite.rs`) applies one batch in **one database
+//! transaction** with bulk statements, and can also describe the statements it would run
+//! ([`Statement`]), which is what `/admin/etl/sql/test` shows.
+//!
+//! Order inside the transaction: the deletes of every table, in reverse `SqlTables` order
+//! (children before parents), then the inserts, in `SqlTables` order (parents before children).
+//! The final tables equal those of RavenDB's statement-by-statement algorithm.
+
+pub mod batch;
+pub mod connection;
+pub mod mysql;
+pub mod postgres;
+pub mod rows;
+pub mod sqlite;
+pub mod writer;
+
+pub use batch::{
+    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, TableBatch, quote_identifier,
+    quote_table, render_value,
+};
+pub use connection::{SqlProvider, SqlTarget};
+pub use writer::{SqlWriter, plan};

@@ -1,0 +1,380 @@
+//! From script output to a [`SqlBatch`]: which tables a document's rows go to, each loaded
+//! object turned into a row, and every JSON value mapped to a [`SqlValue`] (spec §3.3).
+//!
+//! Columns are ordered by name (RavenDB does the same), so rows of one table that set the
+//! same columns share one bulk statement whatever order the script wrote them in.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use corvid_script::LoadedObject;
+use serde_json::value::RawValue;
+
+use crate::destinations::sql::batch::{SqlBatch, SqlRow, SqlValue, TableBatch};
+
+/// The prefix `loadAttachment(name)` returns for an attachment of the current document.
+const ATTACHMENT_REFERENCE: &str = "$attachment/";
+
+/// A configured destination table (`SqlTables` entry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlTable {
+    pub table: String,
+    pub document_id_column: String,
+    pub insert_only: bool,
+}
+
+/// Collects the deletes and rows of one batch.
+pub struct BatchBuilder {
+    tables: Vec<TableBatch>,
+}
+
+impl BatchBuilder {
+    pub fn new(tables: &[SqlTable]) -> BatchBuilder {
+        BatchBuilder {
+            tables: tables
+                .iter()
+                .map(|it| TableBatch {
+                    table: it.table.clone(),
+                    document_id_column: it.document_id_column.clone(),
+                    insert_only: it.insert_only,
+                    deletes: Vec::new(),
+                    rows: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A deleted document: its rows go from every table that is not insert-only.
+    pub fn delete_document(&mut self, document_id: &str) {
+        for table in &mut self.tables {
+            if !table.insert_only {
+                table.deletes.push(document_id.to_owned());
+            }
+        }
+    }
+
+    /// A new version of a document: its old rows go (as for a delete) and the rows the script
+    /// loaded come in. All or nothing: on an error (a table not in `SqlTables`, an output
+    /// that is not an object) the builder is unchanged.
+    pub fn replace_document(
+        &mut self,
+        document_id: &str,
+        loads: &[LoadedObject],
+        attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
+    ) -> Result<(), String> {
+        let mut rows = Vec::with_capacity(loads.len());
+        for load in loads {
+            let Some(index) = self.table_index(&load.target) else {
+                return Err(format!(
+                    "loadTo{0}: table `{0}` is not one of the task's SqlTables",
+                    load.target
+                ));
+            };
+            let id_column = &self.tables[index].document_id_column;
+            rows.push((index, row(document_id, id_column, &load.json, attachment)?));
+        }
+        self.delete_document(document_id);
+        for (index, row) in rows {
+            self.tables[index].rows.push(row);
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> SqlBatch {
+        SqlBatch {
+            tables: self.tables,
+        }
+    }
+
+    fn table_index(&self, target: &str) -> Option<usize> {
+        self.tables
+            .iter()
+            .position(|it| it.table.eq_ignore_ascii_case(target))
+    }
+}
+
+/// One loaded object as a row. The document-id column is left out (writers put the source
+/// id there, whatever the script set).
+pub fn row(
+    document_id: &str,
+    id_column: &str,
+    json: &str,
+    attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
+) -> Result<SqlRow, String> {
+    let object: BTreeMap<String, Box<RawValue>> = serde_json::from_str(json)
+        .map_err(|error| format!("a row must be a JSON object: {error}"))?;
+    let columns = object
+        .into_iter()
+        .filter(|(name, _)| !name.eq_ignore_ascii_case(id_column) && name != "@metadata")
+        .map(|(name, raw)| {
+            let value = value(raw.get(), attachment)?;
+            Ok((name, value))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(SqlRow {
+        document_id: document_id.to_owned(),
+        columns,
+    })
+}
+
+/// Maps one JSON value (as the script's `JSON.stringify` wrote it).
+pub fn value(
+    raw: &str,
+    attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
+) -> Result<SqlValue, String> {
+    let raw = raw.trim();
+    let parse_error = |error: serde_json::Error| format!("invalid JSON value: {error}");
+    match raw.as_bytes().first() {
+        None | Some(b'n') => Ok(SqlValue::Null),
+        Some(b't') => Ok(SqlValue::Bool(true)),
+        Some(b'f') => Ok(SqlValue::Bool(false)),
+        Some(b'"') => {
+            let text: String = serde_json::from_str(raw).map_err(parse_error)?;
+            if let Some(name) = text.strip_prefix(ATTACHMENT_REFERENCE) {
+                return Ok(attachment(name).map_or(SqlValue::Null, SqlValue::Binary));
+            }
+            if is_iso_date_time(&text) {
+                return Ok(SqlValue::DateTime(text));
+            }
+            Ok(SqlValue::Text(text))
+        }
+        Some(b'[') => Ok(SqlValue::Json(raw.to_owned())),
+        Some(b'{') => typed(raw, attachment),
+        Some(_) => Ok(number(raw)),
+    }
+}
+
+fn number(raw: &str) -> SqlValue {
+    let integral = !raw.contains(['.', 'e', 'E']);
+    match raw.parse::<i64>() {
+        Ok(it) if integral => SqlValue::Int(it),
+        _ => SqlValue::Number(raw.to_owned()),
+    }
+}
+
+/// `{Type, Value[, Size]}` is an explicitly typed value; any other object is JSON text.
+fn typed(raw: &str, attachment: &mut dyn FnMut(&str) -> Option<Bytes>) -> Result<SqlValue, String> {
+    let object: BTreeMap<String, Box<RawValue>> =
+        serde_json::from_str(raw).map_err(|error| format!("invalid JSON value: {error}"))?;
+    let is_typed = object.contains_key("Type")
+        && object.contains_key("Value")
+        && object
+            .keys()
+            .all(|it| matches!(it.as_str(), "Type" | "Value" | "Size"));
+    if !is_typed {
+        return Ok(SqlValue::Json(raw.to_owned()));
+    }
+    let type_name: String = serde_json::from_str(object["Type"].get())
+        .map_err(|_| "`Type` of a typed value must be a string".to_owned())?;
+    let size =
+        match object.get("Size").map(|it| it.get()) {
+            None | Some("null") => None,
+            Some(text) => Some(text.parse::<u32>().map_err(|_| {
+                format!("`Size` of a typed value must be a whole number, not {text}")
+            })?),
+        };
+    let value = value(object["Value"].get(), attachment)?;
+    Ok(SqlValue::Typed {
+        type_name,
+        value: Box::new(value),
+        size,
+    })
+}
+
+/// RavenDB's date-time formats: `yyyy-MM-ddTHH:mm[:ss[.f{1,7}]]` with an optional `Z` or
+/// `±hh:mm` offset.
+pub fn is_iso_date_time(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        bytes
+            .get(range)
+            .is_some_and(|it| it.iter().all(u8::is_ascii_digit))
+    };
+    let at = |index: usize, ch: u8| bytes.get(index) == Some(&ch);
+    if !(digits(0..4) && at(4, b'-') && digits(5..7) && at(7, b'-') && digits(8..10)) {
+        return false;
+    }
+    if !(at(10, b'T') && digits(11..13) && at(13, b':') && digits(14..16)) {
+        return false;
+    }
+    let mut index = 16;
+    if at(index, b':') {
+        if !digits(index + 1..index + 3) {
+            return false;
+        }
+        index += 3;
+        if at(index, b'.') {
+            let fraction = bytes[index + 1..]
+                .iter()
+                .take_while(|it| it.is_ascii_digit())
+                .count();
+            if !(1..=7).contains(&fraction) {
+                return false;
+            }
+            index += 1 + fraction;
+        }
+    }
+    match bytes.get(index) {
+        None => true,
+        Some(b'Z') => index + 1 == bytes.len(),
+        Some(b'+' | b'-') => {
+            index + 6 == bytes.len()
+                && digits(index + 1..index + 3)
+                && at(index + 3, b':')
+                && digits(index + 4..index + 6)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_attachments(_: &str) -> Option<Bytes> {
+        None
+    }
+
+    fn map(raw: &str) -> SqlValue {
+        value(raw, &mut no_attachments).unwrap()
+    }
+
+    #[test]
+    fn maps_json_values() {
+        assert_eq!(map("null"), SqlValue::Null);
+        assert_eq!(map("true"), SqlValue::Bool(true));
+        assert_eq!(map("-42"), SqlValue::Int(-42));
+        assert_eq!(map("19.99"), SqlValue::Number("19.99".into()));
+        assert_eq!(map("1e+21"), SqlValue::Number("1e+21".into()));
+        assert_eq!(
+            map("12345678901234567890"),
+            SqlValue::Number("12345678901234567890".into())
+        );
+        assert_eq!(map(r#""O'Brien\n""#), SqlValue::Text("O'Brien\n".into()));
+        assert_eq!(
+            map(r#""2024-01-02T03:04:05.1234567Z""#),
+            SqlValue::DateTime("2024-01-02T03:04:05.1234567Z".into())
+        );
+        assert_eq!(
+            map(r#"[1,{"a":2}]"#),
+            SqlValue::Json(r#"[1,{"a":2}]"#.into())
+        );
+        assert_eq!(map(r#"{"a":[1]}"#), SqlValue::Json(r#"{"a":[1]}"#.into()));
+        assert_eq!(
+            map(r#"{"Type":"AnsiString","Value":"abc","Size":10}"#),
+            SqlValue::Typed {
+                type_name: "AnsiString".into(),
+                value: Box::new(SqlValue::Text("abc".into())),
+                size: Some(10)
+            }
+        );
+        // An object that merely has a `Type` field is data.
+        assert!(matches!(
+            map(r#"{"Type":"x","Value":1,"Other":2}"#),
+            SqlValue::Json(_)
+        ));
+    }
+
+    #[test]
+    fn recognises_ravendb_date_times_only() {
+        for yes in [
+            "2024-01-02T03:04",
+            "2024-01-02T03:04:05",
+            "2024-01-02T03:04:05.1",
+            "2024-01-02T03:04:05.1234567",
+            "2024-01-02T03:04:05.1234567Z",
+            "2024-01-02T03:04:05+02:00",
+            "2024-01-02T03:04:05.123-05:30",
+        ] {
+            assert!(is_iso_date_time(yes), "{yes}");
+        }
+        for no in [
+            "2024-01-02",
+            "2024-01-02 03:04:05",
+            "2024-01-02T03:04:05.12345678",
+            "2024-01-02T03:04:05Zx",
+            "2024-01-02T03:04:05+0200",
+            "orders/1",
+            "",
+        ] {
+            assert!(!is_iso_date_time(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn attachment_references_become_binary_or_null() {
+        let mut lookup = |name: &str| (name == "photo.png").then(|| Bytes::from_static(b"\x89PNG"));
+        assert_eq!(
+            value(r#""$attachment/photo.png""#, &mut lookup).unwrap(),
+            SqlValue::Binary(Bytes::from_static(b"\x89PNG"))
+        );
+        assert_eq!(
+            value(r#""$attachment/missing""#, &mut lookup).unwrap(),
+            SqlValue::Null
+        );
+    }
+
+    #[test]
+    fn builds_batches_all_or_nothing() {
+        let tables = [
+            SqlTable {
+                table: "Orders".into(),
+                document_id_column: "Id".into(),
+                insert_only: false,
+            },
+            SqlTable {
+                table: "OrderLines".into(),
+                document_id_column: "OrderId".into(),
+                insert_only: false,
+            },
+            SqlTable {
+                table: "Audit".into(),
+                document_id_column: "DocId".into(),
+                insert_only: true,
+            },
+        ];
+        let load = |target: &str, json: &str| LoadedObject {
+            target: target.into(),
+            json: json.into(),
+            attachments: Vec::new(),
+        };
+        let mut builder = BatchBuilder::new(&tables);
+        builder
+            .replace_document(
+                "orders/1",
+                &[
+                    load("OrderLines", r#"{"Qty":2,"OrderId":"ignored"}"#),
+                    load("orders", r#"{"Total":4.5,"Id":"x"}"#),
+                ],
+                &mut no_attachments,
+            )
+            .unwrap();
+        let error = builder
+            .replace_document(
+                "orders/2",
+                &[load("Orders", "{}"), load("Nope", "{}")],
+                &mut no_attachments,
+            )
+            .unwrap_err();
+        assert!(
+            error.contains("`Nope` is not one of the task's SqlTables"),
+            "{error}"
+        );
+        builder.delete_document("orders/3");
+        let batch = builder.finish();
+        assert_eq!(batch.tables[0].deletes, ["orders/1", "orders/3"]);
+        assert_eq!(batch.tables[1].deletes, ["orders/1", "orders/3"]);
+        assert!(batch.tables[2].deletes.is_empty());
+        assert_eq!(
+            batch.tables[0].rows,
+            [SqlRow {
+                document_id: "orders/1".into(),
+                columns: vec![("Total".into(), SqlValue::Number("4.5".into()))]
+            }]
+        );
+        assert_eq!(
+            batch.tables[1].rows[0].columns,
+            [("Qty".into(), SqlValue::Int(2))]
+        );
+    }
+}
