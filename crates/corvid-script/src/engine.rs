@@ -108,7 +108,7 @@ impl Engine {
         let context = Context::full(&runtime).map_err(engine_error)?;
         let state = Rc::new(RefCell::new(CallState::default()));
 
-        let compiled = context.with(|ctx| compile(&ctx, plan, &state));
+        let compiled = context.with(|ctx| compile(&ctx, plan, &state, options.undefined_as_null));
         let (body, exported_functions) = match compiled {
             Ok(it) => it,
             Err(failure) => return Err(compile_error(failure, options)),
@@ -347,13 +347,14 @@ fn compile<'js>(
     ctx: &Ctx<'js>,
     plan: &ScriptPlan,
     state: &Rc<RefCell<CallState>>,
+    undefined_as_null: bool,
 ) -> Result<Compiled, CallFailure> {
     let fail = |error| classify(ctx, &plan.source, error);
     let native = native_functions(ctx, state).map_err(fail)?;
     let prelude: Function = ctx
         .eval_with_options(PRELUDE_SOURCE, eval_options(PRELUDE_FILE_NAME, true))
         .map_err(fail)?;
-    let define_load_to: Function = prelude.call((native,)).map_err(fail)?;
+    let define_load_to: Function = prelude.call((native, undefined_as_null)).map_err(fail)?;
     for name in &plan.load_to_functions {
         define_load_to
             .call::<_, ()>((name.as_str(),))

@@ -13,6 +13,10 @@ pub struct ScriptOptions {
     /// Native stack the script may use below the calling frame; deep recursion beyond it is a
     /// script error. The calling thread needs this much stack plus some margin. Default 1 MiB.
     pub max_stack_bytes: usize,
+    /// Load a loaded object's own `undefined` properties as `null` instead of dropping them
+    /// (what `JSON.stringify` does). SQL ETL sets it: a column the script names but leaves
+    /// undefined is NULL, as in RavenDB. Default false.
+    pub undefined_as_null: bool,
 }
 
 impl Default for ScriptOptions {
@@ -21,6 +25,7 @@ impl Default for ScriptOptions {
             time_budget: Duration::from_millis(100),
             memory_limit_bytes: 64 * 1024 * 1024,
             max_stack_bytes: 1024 * 1024,
+            undefined_as_null: false,
         }
     }
 }

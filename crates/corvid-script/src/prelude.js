@@ -1,7 +1,9 @@
 // Defines the ETL host functions as read-only globals. Evaluated once per QuickJS context; the
 // `native` functions it receives stay private to this closure. Returns `defineLoadTo(name)`,
 // which the runtime calls for each `loadTo<Name>` identifier the script references.
-(function (native) {
+// With `undefinedAsNull` (SQL ETL), a loaded object's own properties that are `undefined` are
+// loaded as `null` — a NULL column, as RavenDB writes them — instead of being dropped.
+(function (native, undefinedAsNull) {
     'use strict';
     var global = globalThis;
     var defineProperty = Object.defineProperty;
@@ -9,6 +11,24 @@
     var loadTo = native.loadTo;
     var addAttachment = native.addAttachment;
     var hasAttachment = native.hasAttachment;
+
+    var hasOwn = Object.prototype.hasOwnProperty;
+    var isArray = Array.isArray;
+
+    function undefinedToNull(obj) {
+        if (!undefinedAsNull || obj === null || typeof obj !== 'object' || isArray(obj)
+            || typeof obj.toJSON === 'function') {
+            return obj;
+        }
+        var copy = {};
+        for (var key in obj) {
+            if (hasOwn.call(obj, key)) {
+                var value = obj[key];
+                copy[key] = value === undefined ? null : value;
+            }
+        }
+        return copy;
+    }
 
     function define(name, value) {
         defineProperty(global, name, {
@@ -43,7 +63,7 @@
         if (typeof target !== 'string') {
             throw new TypeError('loadTo: the target name must be a string');
         }
-        return loadResult(loadTo(target, obj));
+        return loadResult(loadTo(target, undefinedToNull(obj)));
     });
     define('getMetadata', getMetadata);
     define('id', function (doc) {
@@ -87,7 +107,7 @@
     return function defineLoadTo(name) {
         var target = name.slice('loadTo'.length);
         define(name, function (obj) {
-            return loadResult(loadTo(target, obj));
+            return loadResult(loadTo(target, undefinedToNull(obj)));
         });
     };
 })

@@ -41,6 +41,7 @@ fn options() -> ScriptOptions {
         time_budget: Duration::from_millis(100),
         memory_limit_bytes: 16 * 1024 * 1024,
         max_stack_bytes: 256 * 1024,
+        ..ScriptOptions::default()
     }
 }
 

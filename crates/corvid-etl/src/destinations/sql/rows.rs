@@ -105,7 +105,9 @@ pub fn row(
         .map_err(|error| format!("a row must be a JSON object: {error}"))?;
     let columns = object
         .into_iter()
-        .filter(|(name, _)| !name.eq_ignore_ascii_case(id_column) && name != "@metadata")
+        // The id column is matched exactly, as RavenDB does: `id` and `Id` are different
+        // columns where names are case-sensitive.
+        .filter(|(name, _)| name != id_column && name != "@metadata")
         .map(|(name, raw)| {
             let value = value(raw.get(), attachment)?;
             Ok((name, value))
