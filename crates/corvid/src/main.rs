@@ -1,5 +1,7 @@
 //! The `corvid` binary: command line, configuration, tracing, signals.
 
+mod demo;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +27,23 @@ struct Cli {
 enum Command {
     /// Runs the server.
     Serve(ServeArgs),
+    /// Runs the server with a sample shop and two ETL tasks (Raven ETL into a second database,
+    /// SQL ETL into a SQLite file), shows their progress, then keeps serving until Ctrl-C.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Where the demo keeps its databases and the SQLite file; an earlier demo's directory is
+    /// recreated.
+    #[arg(long, default_value = "./corvid-demo")]
+    data_dir: PathBuf,
+    /// The address to listen on; when the default port is taken, a free one is used.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// How many sample orders to generate.
+    #[arg(long, default_value_t = 5000)]
+    orders: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -47,16 +66,36 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // The demo draws progress bars on the terminal: only warnings interrupt them.
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                EnvFilter::new(match cli.command {
+                    Command::Demo(_) => "warn",
+                    Command::Serve(_) => "info",
+                })
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args, None),
+        Command::Demo(args) => {
+            let note = demo::prepare_data_dir(&args.data_dir)?;
+            println!("{note}");
+            let serve_args = ServeArgs {
+                data_dir: args.data_dir.clone(),
+                bind: args.bind,
+                unsecured: false,
+                max_body_mib: 256,
+            };
+            let size = demo::SampleSize::with_orders(args.orders);
+            serve(serve_args, Some((args.data_dir, size)))
+        }
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// Runs the server until SIGINT/SIGTERM; with `demo`, sets up the demo once it listens (a
+/// failed setup stops the server with the error).
+fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::Result<()> {
     if !args.bind.ip().is_loopback() && !args.unsecured {
         bail!(
             "refusing to listen on {} without authentication; Corvid has no authentication yet, so pass --unsecured to expose it anyway",
@@ -79,14 +118,48 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state_storage = storage.clone();
     runtime.block_on(async move {
         let state = AppState::new(state_storage, etl, options);
-        let listener = tokio::net::TcpListener::bind(args.bind)
-            .await
-            .with_context(|| format!("failed to listen on {}", args.bind))?;
+        let listener = match tokio::net::TcpListener::bind(args.bind).await {
+            Ok(it) => it,
+            // The demo must start on a fresh machine even when 8080 is taken.
+            Err(error) if demo.is_some() && error.kind() == std::io::ErrorKind::AddrInUse => {
+                println!("{} is taken; using a free port", args.bind);
+                tokio::net::TcpListener::bind((args.bind.ip(), 0)).await?
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("failed to listen on {}", args.bind));
+            }
+        };
         let address = listener.local_addr()?;
         tracing::info!(%address, data_dir = %args.data_dir.display(), "corvid is listening");
         // Tests and scripts read this line to find the port.
         println!("Corvid listening on http://{address}");
-        corvid_server::serve(listener, state, shutdown_signal()).await?;
+        let (failed_sender, failed) = tokio::sync::oneshot::channel::<anyhow::Error>();
+        if let Some((data_dir, size)) = demo {
+            let url = format!("http://{address}");
+            tokio::spawn(async move {
+                if let Err(error) = demo::run(url, data_dir, size).await {
+                    let _ = failed_sender.send(error);
+                }
+            });
+        }
+        let demo_failed = async move {
+            match failed.await {
+                Ok(error) => Some(error),
+                // No demo, or it succeeded: only a signal stops the server.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let (stop_sender, stop) = tokio::sync::oneshot::channel::<anyhow::Error>();
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                Some(error) = demo_failed => { let _ = stop_sender.send(error); }
+            }
+        };
+        corvid_server::serve(listener, state, shutdown).await?;
+        if let Ok(error) = stop.await {
+            return Err(error.context("the demo setup failed"));
+        }
         anyhow::Ok(())
     })?;
     etl_for_shutdown.stop_all();
