@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::ClientError;
 
@@ -28,6 +29,9 @@ pub enum Command {
         id: String,
         change_vector: Option<String>,
     },
+    /// Creates or replaces a document given as JSON text, sent as it is: no parse into a
+    /// [`Value`] and back. For producers that already hold the JSON (ETL, bulk loaders).
+    PutRaw { id: String, document: RawDocument },
     /// Deletes every document whose id starts with `id_prefix`.
     DeletePrefixed { id_prefix: String },
     /// Stores an attachment on an existing (or same-batch) document.
@@ -39,6 +43,31 @@ pub enum Command {
     },
     /// Deletes an attachment.
     AttachmentDelete { id: String, name: String },
+}
+
+/// A document as validated JSON text (an object).
+#[derive(Debug, Clone)]
+pub struct RawDocument(Box<RawValue>);
+
+impl RawDocument {
+    /// Checks that `json` is a JSON object (a validating scan, no tree is built).
+    pub fn new(json: String) -> Result<RawDocument, serde_json::Error> {
+        let raw = RawValue::from_string(json)?;
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(serde::de::Error::custom("a document must be a JSON object"));
+        }
+        Ok(RawDocument(raw))
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RawDocument {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
 }
 
 /// A serialized batch, ready to send.
@@ -116,6 +145,12 @@ enum WireCommand<'a> {
         change_vector: Option<&'a str>,
         document: &'a Value,
     },
+    #[serde(rename = "PUT", rename_all = "PascalCase")]
+    PutRaw {
+        id: &'a str,
+        change_vector: Option<&'a str>,
+        document: &'a RawValue,
+    },
     #[serde(rename = "DELETE", rename_all = "PascalCase")]
     Delete {
         id: &'a str,
@@ -157,6 +192,11 @@ impl<'a> WireCommand<'a> {
                 id,
                 change_vector: change_vector.as_deref(),
                 document,
+            },
+            Command::PutRaw { id, document } => Self::PutRaw {
+                id,
+                change_vector: None,
+                document: &document.0,
             },
             Command::Delete { id, change_vector } => Self::Delete {
                 id,

@@ -57,7 +57,7 @@ mod topology;
 pub use crate::admin::{create_database, delete_database};
 pub use crate::attachments::{Attachment, AttachmentDetails};
 pub use crate::client::Client;
-pub use crate::commands::Command;
+pub use crate::commands::{Command, RawDocument};
 pub use crate::documents::PutResult;
 pub use crate::error::{ClientError, NodeFailure, NodeFailureCause};
 pub use crate::options::ClientOptions;

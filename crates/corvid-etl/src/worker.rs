@@ -7,10 +7,9 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use corvid_client::Command;
+use corvid_client::{Command, RawDocument};
 use corvid_script::{AttachmentMeta, DocumentInput, ScriptHost, ScriptOptions, ScriptRuntime};
 use corvid_store::{Database, Etag, HILO_COLLECTION, Snapshot, TombstoneKind};
-use serde_json::Value;
 
 use crate::destinations::raven::commands::{delete_commands, put_commands};
 use crate::destinations::sql::SqlBatch;
@@ -269,12 +268,12 @@ pub(crate) fn copy_item(snapshot: &Snapshot, item: &Item) -> Result<ItemOutcome,
                 document_id: doc.id.clone(),
                 message,
             };
-            let document: Value = serde_json::from_str(&doc.to_json_string())
-                .map_err(|it| failure(it.to_string()))?;
-            let mut commands = vec![Command::Put {
+            // The stored JSON goes as it is (the destination ignores server-owned metadata).
+            let document =
+                RawDocument::new(doc.to_json_string()).map_err(|it| failure(it.to_string()))?;
+            let mut commands = vec![Command::PutRaw {
                 id: doc.id.clone(),
                 document,
-                change_vector: None,
             }];
             for info in &doc.attachments {
                 let found = snapshot

@@ -44,6 +44,8 @@ struct DemoArgs {
     /// How many sample orders to generate.
     #[arg(long, default_value_t = 5000)]
     orders: usize,
+    #[command(flatten)]
+    etl: EtlArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +62,58 @@ struct ServeArgs {
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 256)]
     max_body_mib: usize,
+    #[command(flatten)]
+    etl: EtlArgs,
+}
+
+/// Limits of every ETL process (RavenDB's `ETL.*` settings).
+#[derive(clap::Args, Debug, Clone)]
+struct EtlArgs {
+    /// Most documents and tombstones in one ETL batch.
+    #[arg(long, default_value_t = 8192)]
+    etl_batch_items: usize,
+    /// Most bytes of source documents in one ETL batch, in MiB.
+    #[arg(long, default_value_t = 64)]
+    etl_batch_mib: usize,
+    /// The first wait after a failed load, in seconds; it doubles up to --etl-max-fallback-secs.
+    #[arg(long, default_value_t = 5)]
+    etl_fallback_secs: u64,
+    /// The longest wait between retries of a failed load, in seconds.
+    #[arg(long, default_value_t = 900)]
+    etl_max_fallback_secs: u64,
+    /// Time one script call may take per document, in milliseconds; beyond it the document
+    /// is a transformation error.
+    #[arg(long, default_value_t = 100)]
+    script_time_budget_ms: u64,
+    /// Memory one ETL script runtime may allocate, in MiB.
+    #[arg(long, default_value_t = 64)]
+    script_memory_mib: usize,
+}
+
+impl EtlArgs {
+    fn options(&self) -> anyhow::Result<corvid_etl::EtlOptions> {
+        if self.etl_batch_items == 0 || self.etl_batch_mib == 0 {
+            bail!("--etl-batch-items and --etl-batch-mib must be at least 1");
+        }
+        if self.script_time_budget_ms == 0 || self.script_memory_mib < 4 {
+            bail!("--script-time-budget-ms must be at least 1 and --script-memory-mib at least 4");
+        }
+        if self.etl_fallback_secs == 0 || self.etl_max_fallback_secs < self.etl_fallback_secs {
+            bail!("--etl-fallback-secs must be at least 1 and at most --etl-max-fallback-secs");
+        }
+        let defaults = corvid_etl::EtlOptions::default();
+        Ok(corvid_etl::EtlOptions {
+            max_batch_items: self.etl_batch_items,
+            max_batch_bytes: self.etl_batch_mib * 1024 * 1024,
+            initial_fallback: std::time::Duration::from_secs(self.etl_fallback_secs),
+            max_fallback: std::time::Duration::from_secs(self.etl_max_fallback_secs),
+            script: corvid_etl::ScriptOptions {
+                time_budget: std::time::Duration::from_millis(self.script_time_budget_ms),
+                memory_limit_bytes: self.script_memory_mib * 1024 * 1024,
+                ..defaults.script
+            },
+        })
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +140,7 @@ fn main() -> anyhow::Result<()> {
                 bind: args.bind,
                 unsecured: false,
                 max_body_mib: 256,
+                etl: args.etl.clone(),
             };
             let size = demo::SampleSize::with_orders(args.orders);
             serve(serve_args, Some((args.data_dir, size)))
@@ -113,7 +168,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         .enable_all()
         .thread_name("corvid-http")
         .build()?;
-    let etl = corvid_etl::EtlManager::new(corvid_etl::EtlOptions::default());
+    let etl = corvid_etl::EtlManager::new(args.etl.options()?);
     let etl_for_shutdown = etl.clone();
     let state_storage = storage.clone();
     runtime.block_on(async move {

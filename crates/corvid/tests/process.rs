@@ -9,7 +9,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{options, start};
+use common::{options, start, start_with};
 use corvid_client::{Client, Command as BatchCommand, create_database};
 use serde_json::json;
 
@@ -119,4 +119,90 @@ fn refuses_a_public_bind_without_unsecured() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--unsecured"), "{stderr}");
+}
+
+#[test]
+fn refuses_impossible_etl_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value) in [
+        ("--etl-batch-items", "0"),
+        ("--script-time-budget-ms", "0"),
+        ("--etl-max-fallback-secs", "1"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_corvid"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{flag} {value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+    }
+}
+
+/// The script budget set on the command line is the one ETL scripts run under: a script
+/// that takes ~30 ms per document fails every document with a 5 ms budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_script_time_budget_comes_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), &["--script-time-budget-ms", "5"]);
+    for name in ["src", "dst"] {
+        create_database(&server.url, name, &options())
+            .await
+            .unwrap();
+    }
+    let client = Client::new(std::slice::from_ref(&server.url), "src", options()).unwrap();
+    client
+        .put(
+            "users/1",
+            &json!({"Name": "A", "@metadata": {"@collection": "Users"}}),
+            None,
+        )
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let admin = format!("{}/databases/src/admin", server.url);
+    let answer = http
+        .put(format!("{admin}/connection-strings"))
+        .body(json!({"Type": "Raven", "Name": "dst", "Database": "dst", "TopologyDiscoveryUrls": [server.url]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    let script =
+        "var t = Date.now(); while (Date.now() - t < 30) {} loadToPeople({Name: this.Name});";
+    let answer = http
+        .put(format!("{admin}/etl"))
+        .body(
+            json!({"EtlType": "Raven", "Name": "slow", "ConnectionStringName": "dst",
+                     "Transforms": [{"Name": "s", "Collections": ["Users"], "Script": script}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats: serde_json::Value = http
+            .get(format!("{}/databases/src/etl/stats", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let errors = &stats["Results"][0]["Stats"][0]["Statistics"]["LastTransformationErrors"];
+        if let Some(error) = errors[0]["Error"].as_str() {
+            assert!(error.contains("time budget of 5ms"), "{error}");
+            assert_eq!(errors[0]["DocumentId"], "users/1");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no transformation error: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

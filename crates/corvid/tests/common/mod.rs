@@ -23,9 +23,15 @@ impl Drop for Server {
 
 /// Starts `corvid serve` on a free loopback port and waits until it listens.
 pub fn start(data_dir: &Path) -> Server {
+    start_with(data_dir, &[])
+}
+
+/// [`start`] with more command-line options.
+pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_corvid"))
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(extra_args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -2,7 +2,7 @@
 //! Pure functions: what to send is decided here, how to send it in `writer.rs`.
 
 use bytes::Bytes;
-use corvid_client::Command;
+use corvid_client::{Command, RawDocument};
 use corvid_script::{LoadedObject, ScriptAnalysis};
 use serde_json::{Map, Value};
 
@@ -69,12 +69,18 @@ pub fn put_commands(
     let mut commands = Vec::with_capacity(loads.len());
     for load in loads {
         let id = destination_id(source_id, source_collection, &load.target);
-        let document = prepare_document(&load.json, &load.target, source_collection)?;
-        commands.push(Command::Put {
-            id: id.clone(),
-            document,
-            change_vector: None,
-        });
+        let command = match with_collection_spliced(&load.json, &load.target) {
+            Some(document) => Command::PutRaw {
+                id: id.clone(),
+                document,
+            },
+            None => Command::Put {
+                id: id.clone(),
+                document: prepare_document(&load.json, &load.target, source_collection)?,
+                change_vector: None,
+            },
+        };
+        commands.push(command);
         for added in &load.attachments {
             let Some((content_type, content)) = attachment(&added.source_name) else {
                 continue;
@@ -88,6 +94,25 @@ pub fn put_commands(
         }
     }
     Ok(commands)
+}
+
+/// The common case without a parse: an object the script built has no `@metadata`, so the
+/// rules of §2.10 come down to adding `@metadata: {@collection: target}` — spliced into the
+/// JSON text before its closing brace. `None` when the text mentions `@metadata` anywhere
+/// (the full rules then apply) or is not an object.
+fn with_collection_spliced(json: &str, target: &str) -> Option<RawDocument> {
+    let body = json.trim_end().strip_suffix('}')?;
+    if !json.trim_start().starts_with('{') || json.contains("\"@metadata\"") {
+        return None;
+    }
+    let collection = serde_json::to_string(target).ok()?;
+    let separator = if body.trim_end().ends_with('{') {
+        ""
+    } else {
+        ","
+    };
+    let spliced = format!("{body}{separator}\"@metadata\":{{\"@collection\":{collection}}}}}");
+    RawDocument::new(spliced).ok()
 }
 
 /// Applies the metadata rules of §2.10 to an object a script loaded.
@@ -199,10 +224,36 @@ mod tests {
         assert_eq!(document["@metadata"]["@collection"], "People");
         assert_eq!(document["@metadata"]["Custom"], 1);
         assert!(document["@metadata"].get("@attachments").is_none());
-        let Command::Put { id, document, .. } = &commands[1] else {
-            panic!("expected a put")
+        let Command::PutRaw { id, document } = &commands[1] else {
+            panic!("expected a raw put: the object has no @metadata")
         };
         assert_eq!(id, "users/1");
-        assert_eq!(document["@metadata"]["@collection"], "users");
+        let document: Value = serde_json::from_str(document.get()).unwrap();
+        assert_eq!(
+            document,
+            serde_json::json!({"Name": "B", "@metadata": {"@collection": "users"}})
+        );
+    }
+
+    #[test]
+    fn splices_the_collection_into_objects_without_metadata() {
+        let spliced =
+            |json: &str| with_collection_spliced(json, "Peo\"ple").map(|it| it.get().to_owned());
+        assert_eq!(
+            spliced("{}").as_deref(),
+            Some(r#"{"@metadata":{"@collection":"Peo\"ple"}}"#)
+        );
+        assert_eq!(
+            spliced(r#"{"A":{"B":1}}"#).as_deref(),
+            Some(r#"{"A":{"B":1},"@metadata":{"@collection":"Peo\"ple"}}"#)
+        );
+        assert_eq!(spliced(r#"{"@metadata":{}}"#), None);
+        // A mention of `"@metadata"` anywhere falls back to the full rules: never wrong.
+        assert_eq!(spliced(r#"{"A":"@metadata"}"#), None);
+        assert_eq!(
+            spliced(r#"{"A":"\"@metadata\""}"#).as_deref(),
+            Some(r#"{"A":"\"@metadata\"","@metadata":{"@collection":"Peo\"ple"}}"#)
+        );
+        assert_eq!(spliced("[1]"), None);
     }
 }
