@@ -17,11 +17,13 @@ use crate::destinations::sql::rows::{BatchBuilder, SqlTable};
 use crate::extract::{Item, extract};
 use crate::validate::ValidatedTransform;
 
-/// Limits of one batch.
+/// Limits of one batch, and how many threads transform it.
 #[derive(Debug, Clone)]
 pub struct BatchLimits {
     pub max_items: usize,
     pub max_bytes: usize,
+    /// Script runtimes (threads) a large batch is split between.
+    pub transform_threads: usize,
 }
 
 /// What a batch sends, in the destination's terms.
@@ -148,6 +150,41 @@ impl PendingBatch {
     }
 }
 
+/// Below this many items a batch is transformed on the worker thread alone: splitting costs
+/// more than it saves, and single updates keep their latency.
+const PARALLEL_MIN_ITEMS: usize = 256;
+
+/// A part of a batch for a helper thread, transformed with the helper's own runtime against
+/// the batch's snapshot.
+struct ChunkJob {
+    snapshot: Arc<Snapshot>,
+    items: Vec<Item>,
+    reply: Sender<Result<Chunk, WorkerError>>,
+}
+
+/// What a part of a batch produced.
+struct Chunk {
+    commands: Vec<Command>,
+    rows: Option<BatchBuilder>,
+    n_documents: usize,
+    n_tombstones: usize,
+    n_loaded_objects: usize,
+    n_filtered: usize,
+    errors: Vec<TransformFailure>,
+}
+
+fn new_runtime(
+    transform: &ValidatedTransform,
+    options: &ScriptOptions,
+) -> Result<Option<ScriptRuntime>, WorkerError> {
+    if transform.analysis.is_empty {
+        return Ok(None);
+    }
+    ScriptRuntime::new(&transform.script, options.clone())
+        .map(Some)
+        .map_err(|error| WorkerError::Script(error.to_string()))
+}
+
 fn run(
     database: Arc<Database>,
     transform: ValidatedTransform,
@@ -156,13 +193,44 @@ fn run(
     limits: BatchLimits,
     receiver: Receiver<Job>,
 ) {
-    let mut runtime = if transform.analysis.is_empty {
-        Ok(None)
-    } else {
-        ScriptRuntime::new(&transform.script, script_options)
-            .map(Some)
-            .map_err(|error| WorkerError::Script(error.to_string()))
-    };
+    let mut runtime = new_runtime(&transform, &script_options);
+    // Helper threads, each with its own runtime (QuickJS runtimes are single-threaded): a
+    // large batch is split between them and this thread, in order, and merged back.
+    let mut helpers: Vec<Sender<ChunkJob>> = Vec::new();
+    if matches!(runtime, Ok(Some(_))) {
+        for idx in 1..limits.transform_threads.max(1) {
+            let (sender, jobs) = channel::<ChunkJob>();
+            let (transform, shape, options) =
+                (transform.clone(), shape.clone(), script_options.clone());
+            let name = format!(
+                "{}-{idx}",
+                std::thread::current().name().unwrap_or("corvid-etl")
+            );
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                let mut runtime = new_runtime(&transform, &options);
+                while let Ok(job) = jobs.recv() {
+                    let result = match &mut runtime {
+                        Ok(runtime) => Ok(transform_chunk(
+                            &job.snapshot,
+                            &transform,
+                            &shape,
+                            runtime.as_mut(),
+                            job.items,
+                        )),
+                        Err(error) => Err(error.clone()),
+                    };
+                    let _ = job.reply.send(result);
+                }
+            });
+            match spawned {
+                Ok(_) => helpers.push(sender),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot start an ETL transform thread; continuing with fewer");
+                    break;
+                }
+            }
+        }
+    }
     while let Ok(job) = receiver.recv() {
         let result = match &mut runtime {
             Ok(runtime) => build_batch(
@@ -170,6 +238,7 @@ fn run(
                 &transform,
                 &shape,
                 runtime.as_mut(),
+                &helpers,
                 &limits,
                 job.after,
             ),
@@ -183,13 +252,14 @@ fn build_batch(
     database: &Database,
     transform: &ValidatedTransform,
     shape: &Shape,
-    mut runtime: Option<&mut ScriptRuntime>,
+    runtime: Option<&mut ScriptRuntime>,
+    helpers: &[Sender<ChunkJob>],
     limits: &BatchLimits,
     after: Etag,
 ) -> Result<Batch, WorkerError> {
     let started = Instant::now();
     let read_error = |error: corvid_store::ReadError| WorkerError::Read(error.to_string());
-    let snapshot = database.snapshot().map_err(read_error)?;
+    let snapshot = Arc::new(database.snapshot().map_err(read_error)?);
     let extracted = extract(
         &snapshot,
         transform.collections.as_deref(),
@@ -198,35 +268,103 @@ fn build_batch(
         limits.max_bytes,
     )
     .map_err(read_error)?;
+    let mut items = extracted.items;
+    let n_parts = if items.len() >= PARALLEL_MIN_ITEMS {
+        helpers.len() + 1
+    } else {
+        1
+    };
+    // Contiguous parts, in order: part 0 stays here, the others go to the helpers.
+    let part_size = items.len().div_ceil(n_parts);
+    let mut replies = Vec::with_capacity(n_parts - 1);
+    let mut rest = items.split_off(part_size.min(items.len()));
+    for helper in helpers.iter().take(n_parts - 1) {
+        let tail = rest.split_off(part_size.min(rest.len()));
+        let (reply, answer) = channel();
+        let job = ChunkJob {
+            snapshot: snapshot.clone(),
+            items: std::mem::replace(&mut rest, tail),
+            reply,
+        };
+        if helper.send(job).is_err() {
+            return Err(WorkerError::Stopped);
+        }
+        replies.push(answer);
+    }
+    let mut chunks = vec![transform_chunk(&snapshot, transform, shape, runtime, items)];
+    for answer in replies {
+        chunks.push(answer.recv().map_err(|_| WorkerError::Stopped)??);
+    }
     let mut batch = Batch {
         last_etag: extracted.last_etag,
         ..Batch::default()
     };
-    let mut host = SnapshotHost {
-        snapshot: &snapshot,
-    };
     let mut commands = Vec::new();
-    let mut rows = match shape {
-        Shape::Raven => None,
-        Shape::Sql(tables) => Some(BatchBuilder::new(tables)),
+    let mut rows: Option<BatchBuilder> = None;
+    for chunk in chunks {
+        batch.n_documents += chunk.n_documents;
+        batch.n_tombstones += chunk.n_tombstones;
+        batch.n_loaded_objects += chunk.n_loaded_objects;
+        batch.n_filtered += chunk.n_filtered;
+        batch.errors.extend(chunk.errors);
+        commands.extend(chunk.commands);
+        rows = match (rows, chunk.rows) {
+            (Some(mut rows), Some(more)) => {
+                rows.append(more);
+                Some(rows)
+            }
+            (rows, more) => rows.or(more),
+        };
+    }
+    batch.load = match rows {
+        Some(rows) => Load::Sql(rows.finish()),
+        None => Load::Raven(commands),
     };
-    for item in extracted.items {
+    batch.extract_and_transform = started.elapsed();
+    Ok(batch)
+}
+
+/// Transforms items in order with one runtime.
+fn transform_chunk(
+    snapshot: &Snapshot,
+    transform: &ValidatedTransform,
+    shape: &Shape,
+    mut runtime: Option<&mut ScriptRuntime>,
+    items: Vec<Item>,
+) -> Chunk {
+    let mut host = SnapshotHost { snapshot };
+    let mut chunk = Chunk {
+        commands: Vec::new(),
+        rows: match shape {
+            Shape::Raven => None,
+            Shape::Sql(tables) => Some(BatchBuilder::new(tables)),
+        },
+        n_documents: 0,
+        n_tombstones: 0,
+        n_loaded_objects: 0,
+        n_filtered: 0,
+        errors: Vec::new(),
+    };
+    for item in items {
         match &item {
-            Item::Document(_) => batch.n_documents += 1,
-            Item::Tombstone(_) => batch.n_tombstones += 1,
+            Item::Document(_) => chunk.n_documents += 1,
+            Item::Tombstone(_) => chunk.n_tombstones += 1,
         }
-        let outcome = match (runtime.as_deref_mut(), rows.as_mut()) {
+        let outcome = match (runtime.as_deref_mut(), chunk.rows.as_mut()) {
             (Some(runtime), Some(rows)) => {
-                transform_sql_item(&snapshot, runtime, &mut host, &item, rows, &mut Vec::new())
+                transform_sql_item(snapshot, runtime, &mut host, &item, rows, &mut Vec::new())
             }
-            (None, Some(_)) => {
-                return Err(WorkerError::Script(
-                    "SQL ETL needs a script that loads rows".to_owned(),
-                ));
-            }
-            (None, None) => copy_item(&snapshot, &item),
+            // Validation refuses SQL ETL without a script; reported, never skipped silently.
+            (None, Some(_)) => Err(TransformFailure {
+                document_id: match &item {
+                    Item::Document(doc) => doc.id.clone(),
+                    Item::Tombstone(tombstone) => tombstone.id.clone(),
+                },
+                message: "SQL ETL needs a script that loads rows".to_owned(),
+            }),
+            (None, None) => copy_item(snapshot, &item),
             (Some(runtime), None) => transform_item(
-                &snapshot,
+                snapshot,
                 transform,
                 runtime,
                 &mut host,
@@ -236,22 +374,17 @@ fn build_batch(
         };
         match outcome {
             Ok(ItemOutcome::Commands(more, n_loaded)) => {
-                batch.n_loaded_objects += n_loaded;
+                chunk.n_loaded_objects += n_loaded;
                 if n_loaded == 0 {
-                    batch.n_filtered += 1;
+                    chunk.n_filtered += 1;
                 }
-                commands.extend(more);
+                chunk.commands.extend(more);
             }
-            Ok(ItemOutcome::Filtered) => batch.n_filtered += 1,
-            Err(failure) => batch.errors.push(failure),
+            Ok(ItemOutcome::Filtered) => chunk.n_filtered += 1,
+            Err(failure) => chunk.errors.push(failure),
         }
     }
-    batch.load = match rows {
-        Some(rows) => Load::Sql(rows.finish()),
-        None => Load::Raven(commands),
-    };
-    batch.extract_and_transform = started.elapsed();
-    Ok(batch)
+    chunk
 }
 
 pub(crate) enum ItemOutcome {

@@ -608,3 +608,56 @@ async fn script_attachments_reach_documents_loaded_to_another_collection() {
         "{stats}"
     );
 }
+
+/// A batch split between transform threads comes back whole and in order: every document
+/// arrives once, filters and script errors count per document, later versions win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_batches_transformed_in_parallel_arrive_whole() {
+    let source = start().await;
+    let src = database(&source, "src").await;
+    let dst = database(&source, "dst").await;
+    add_connection_string(&source, "src", "dst", &[&source.url], "dst").await;
+    let mut commands = Vec::new();
+    for idx in 0..3000u32 {
+        commands.push(Command::Put {
+            id: format!("users/{idx}"),
+            document: user("U", idx),
+            change_vector: None,
+        });
+    }
+    src.bulk_docs(&commands).await.unwrap();
+    // Ages 0..3000: odd ages are filtered, multiples of 100 throw.
+    let script = "if (this.Age % 100 === 0) throw new Error('boom ' + this.Age);
+                  if (this.Age % 2 === 1) return;
+                  loadToPeople({Age: this.Age});";
+    add_task(&source, "src", task("parallel", &["Users"], script)).await;
+    let expected = (0..3000u32)
+        .filter(|it| it % 2 == 0 && it % 100 != 0)
+        .count() as u64;
+    eventually("every even, non-throwing user", || async {
+        collection_count(&source, "dst", "People").await == expected
+    })
+    .await;
+    // The statistics follow the load's acknowledgement.
+    let stats = || async {
+        let (_, stats) = send(
+            "GET",
+            &format!("{}/databases/src/etl/stats", source.url),
+            None,
+        )
+        .await;
+        stats["Results"][0]["Stats"][0]["Statistics"].clone()
+    };
+    eventually("every user counted as extracted", || async {
+        stats().await["Extracted"] == 3000
+    })
+    .await;
+    assert_eq!(stats().await["Transformation"]["Errors"], 30);
+    // One copy per user, with its own age: nothing mixed up between the threads' parts.
+    for idx in [2u32, 998, 1502, 2998] {
+        let people = docs_starting_with(&source, "dst", &format!("users/{idx}/people/")).await;
+        assert_eq!(people.len(), 1, "users/{idx}");
+        assert_eq!(people[0]["Age"], idx);
+    }
+    let _ = dst;
+}

@@ -75,6 +75,10 @@ struct EtlArgs {
     /// Most bytes of source documents in one ETL batch, in MiB.
     #[arg(long, default_value_t = 64)]
     etl_batch_mib: usize,
+    /// Threads (each with its own script runtime) that transform a large ETL batch together;
+    /// 0 means half the cores (at least 1, at most 4).
+    #[arg(long, default_value_t = 0)]
+    etl_transform_threads: usize,
     /// The first wait after a failed load, in seconds; it doubles up to --etl-max-fallback-secs.
     #[arg(long, default_value_t = 5)]
     etl_fallback_secs: u64,
@@ -105,6 +109,10 @@ impl EtlArgs {
         Ok(corvid_etl::EtlOptions {
             max_batch_items: self.etl_batch_items,
             max_batch_bytes: self.etl_batch_mib * 1024 * 1024,
+            transform_threads: match self.etl_transform_threads {
+                0 => defaults.transform_threads,
+                n => n,
+            },
             initial_fallback: std::time::Duration::from_secs(self.etl_fallback_secs),
             max_fallback: std::time::Duration::from_secs(self.etl_max_fallback_secs),
             script: corvid_etl::ScriptOptions {

@@ -28,11 +28,13 @@ impl Drop for Server {
     }
 }
 
-/// ETL options for tests: a failed load is retried after 200 ms, at most 1 s apart.
+/// ETL options for tests: a failed load is retried after 200 ms, at most 1 s apart; large
+/// batches are split between 3 transform threads whatever the machine's cores.
 pub fn etl_options() -> EtlOptions {
     EtlOptions {
         initial_fallback: Duration::from_millis(200),
         max_fallback: Duration::from_secs(1),
+        transform_threads: 3,
         ..EtlOptions::default()
     }
 }

@@ -80,6 +80,14 @@ impl BatchBuilder {
         Ok(())
     }
 
+    /// Adds the deletes and rows of a builder for the same tables that saw later items.
+    pub fn append(&mut self, later: BatchBuilder) {
+        for (table, more) in self.tables.iter_mut().zip(later.tables) {
+            table.deletes.extend(more.deletes);
+            table.rows.extend(more.rows);
+        }
+    }
+
     pub fn finish(self) -> SqlBatch {
         SqlBatch {
             tables: self.tables,
