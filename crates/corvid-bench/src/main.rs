@@ -5,6 +5,13 @@
 //! directory, inserts N documents of about 300 bytes through `bulk_docs` in batches, prints
 //! docs/s and the server's memory, and, given `--baseline-url` (e.g. a RavenDB 4.1 from
 //! `shared/tools/ravendb-ref`), runs the same load against that server and prints the ratio.
+//!
+//! `corvid-bench etl` measures Raven ETL between two spawned `corvid serve`s; `corvid-bench
+//! sql-etl --engine postgres|mariadb` measures SQL ETL into the machine's PostgreSQL or
+//! MariaDB against the engine's bulk path and RavenDB's row-by-row algorithm (see
+//! [`sql_etl`]).
+
+mod sql_etl;
 
 use std::path::PathBuf;
 use std::process::{Child, Command as Process, Stdio};
@@ -31,6 +38,9 @@ enum Bench {
     Insert(InsertArgs),
     /// Raven ETL from one Corvid to another: throughput, ratio to raw ingest, latency.
     Etl(EtlArgs),
+    /// SQL ETL into PostgreSQL or MariaDB: ratio to the engine's bulk path and to RavenDB's
+    /// row-by-row algorithm.
+    SqlEtl(sql_etl::SqlEtlArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -79,6 +89,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Bench::Insert(args) => runtime.block_on(insert(args)),
         Bench::Etl(args) => runtime.block_on(etl(args)),
+        Bench::SqlEtl(args) => runtime.block_on(sql_etl::sql_etl(args)),
     }
 }
 
