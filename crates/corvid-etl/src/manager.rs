@@ -469,14 +469,12 @@ impl EtlManager {
         for source in sources {
             docs_total += snapshot.count_documents(source).map_err(storage)?;
             docs_left += snapshot
-                .documents_after(source, last)
-                .map_err(storage)?
-                .count() as u64;
+                .count_documents_after(source, last)
+                .map_err(storage)?;
             tombstones_total += snapshot.count_tombstones(source).map_err(storage)?;
             tombstones_left += snapshot
-                .tombstones_after(source, last)
-                .map_err(storage)?
-                .count() as u64;
+                .count_tombstones_after(source, last)
+                .map_err(storage)?;
         }
         Ok((docs_left, docs_total, tombstones_left, tombstones_total))
     }

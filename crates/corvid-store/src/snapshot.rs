@@ -239,7 +239,50 @@ impl Snapshot {
 
     /// Returns the number of tombstones in a collection, or in the database with `None`.
     pub fn count_tombstones(&self, collection: Option<&str>) -> Result<u64, ReadError> {
-        Ok(self.tombstones_after(collection, 0)?.count() as u64)
+        self.count_tombstones_after(collection, 0)
+    }
+
+    /// Counts what [`Snapshot::documents_after`] would return, walking keys only: nothing
+    /// is read or decoded (progress endpoints ask this of large backlogs).
+    pub fn count_documents_after(
+        &self,
+        collection: Option<&str>,
+        after: Etag,
+    ) -> Result<u64, ReadError> {
+        let Some(collection) = collection else {
+            let range = self
+                .records
+                .range(after.saturating_add(1)..)
+                .map_err(StorageError::from)?;
+            return Ok(range.count() as u64);
+        };
+        let table = self.txn.open_table(DOCS_BY_COLLECTION)?;
+        let key = key_of(collection);
+        let range = table
+            .range((key.as_str(), after.saturating_add(1))..=(key.as_str(), u64::MAX))
+            .map_err(StorageError::from)?;
+        Ok(range.count() as u64)
+    }
+
+    /// Counts what [`Snapshot::tombstones_after`] would return, walking keys only.
+    pub fn count_tombstones_after(
+        &self,
+        collection: Option<&str>,
+        after: Etag,
+    ) -> Result<u64, ReadError> {
+        let Some(collection) = collection else {
+            let table = self.txn.open_table(TOMBSTONES)?;
+            let range = table
+                .range(after.saturating_add(1)..)
+                .map_err(StorageError::from)?;
+            return Ok(range.count() as u64);
+        };
+        let table = self.txn.open_table(TOMBSTONES_BY_COLLECTION)?;
+        let key = key_of(collection);
+        let range = table
+            .range((key.as_str(), after.saturating_add(1))..=(key.as_str(), u64::MAX))
+            .map_err(StorageError::from)?;
+        Ok(range.count() as u64)
     }
 
     /// Returns an attachment's description and content.

@@ -76,6 +76,37 @@ fn an_update_moves_the_document_to_a_new_etag() {
     let after_2: Vec<_> = snapshot.documents_after(None, 2).unwrap().collect();
     assert_eq!(after_2.len(), 1);
     assert_eq!(db.last_etag(), 3);
+    // The key-only counts agree with the iterators.
+    for (collection, after) in [
+        (Some("Users"), 0),
+        (Some("users"), 2),
+        (None, 0),
+        (None, 2),
+        (Some("Nope"), 0),
+    ] {
+        assert_eq!(
+            snapshot.count_documents_after(collection, after).unwrap(),
+            snapshot.documents_after(collection, after).unwrap().count() as u64,
+            "{collection:?} after {after}"
+        );
+    }
+    db.write(vec![WriteOp::Delete {
+        id: "users/2".into(),
+        expected_change_vector: None,
+    }])
+    .unwrap();
+    let snapshot = db.snapshot().unwrap();
+    for (collection, after) in [(Some("Users"), 0), (Some("Users"), 4), (None, 0), (None, 3)] {
+        assert_eq!(
+            snapshot.count_tombstones_after(collection, after).unwrap(),
+            snapshot
+                .tombstones_after(collection, after)
+                .unwrap()
+                .count() as u64,
+            "{collection:?} after {after}"
+        );
+    }
+    assert_eq!(snapshot.count_tombstones(Some("Users")).unwrap(), 1);
 }
 
 #[test]
