@@ -35,10 +35,7 @@ pub fn test_raven_script(
     script_options: corvid_script::ScriptOptions,
 ) -> Result<ScriptTestResult, EtlError> {
     let [transform] = config.transforms.as_slice() else {
-        return Err(ConfigError::Unsupported {
-            feature: "testing a configuration that does not have exactly one transformation",
-        }
-        .into());
+        return Err(not_exactly_one_transformation());
     };
     let transform = validate_transform(transform)?;
     let snapshot = database
@@ -151,10 +148,7 @@ pub async fn test_sql_script(
         config.name = "test".to_owned();
     }
     if config.transforms.len() != 1 {
-        return Err(ConfigError::Unsupported {
-            feature: "testing a configuration that does not have exactly one transformation",
-        }
-        .into());
+        return Err(not_exactly_one_transformation());
     }
     let connection_strings = match request.connection {
         Some(inline) => {
@@ -167,10 +161,7 @@ pub async fn test_sql_script(
     let (Destination::Sql(destination), [transform]) =
         (validated.destination, validated.transforms.as_slice())
     else {
-        return Err(ConfigError::Unsupported {
-            feature: "testing a configuration that does not have exactly one transformation",
-        }
-        .into());
+        return Err(not_exactly_one_transformation());
     };
     let transform = transform.clone();
     let tables = destination.tables.clone();
@@ -229,4 +220,11 @@ pub async fn test_sql_connection(
     )?;
     let mut writer = SqlWriter::new(target, crate::destinations::sql::SqlSettings::default());
     writer.test_connection().await.map_err(|it| it.to_string())
+}
+
+fn not_exactly_one_transformation() -> EtlError {
+    ConfigError::Unsupported {
+        feature: "testing a configuration that does not have exactly one transformation",
+    }
+    .into()
 }

@@ -466,22 +466,7 @@ pub(crate) fn transform_item(
             } else {
                 Vec::new()
             };
-            let attachments = attachment_metas(doc);
-            let json = doc.to_json_string();
-            let input = DocumentInput {
-                id: &doc.id,
-                collection: &doc.collection,
-                json: &json,
-                attachments: &attachments,
-            };
-            let output = match runtime.transform(&input, host) {
-                Ok(it) => it,
-                Err(error) => {
-                    debug_output.extend(runtime.take_debug_output());
-                    return Err(failure(error.to_string()));
-                }
-            };
-            debug_output.extend(output.debug_output.iter().cloned());
+            let output = run_script(runtime, host, doc, debug_output).map_err(failure)?;
             let mut attachment = |name: &str| -> Option<(String, Bytes)> {
                 let (info, content) = snapshot.attachment(&doc.id, name).ok()??;
                 Some((info.content_type, Bytes::from(content)))
@@ -538,22 +523,7 @@ pub(crate) fn transform_sql_item(
                 document_id: doc.id.clone(),
                 message,
             };
-            let attachments = attachment_metas(doc);
-            let json = doc.to_json_string();
-            let input = DocumentInput {
-                id: &doc.id,
-                collection: &doc.collection,
-                json: &json,
-                attachments: &attachments,
-            };
-            let output = match runtime.transform(&input, host) {
-                Ok(it) => it,
-                Err(error) => {
-                    debug_output.extend(runtime.take_debug_output());
-                    return Err(failure(error.to_string()));
-                }
-            };
-            debug_output.extend(output.debug_output.iter().cloned());
+            let output = run_script(runtime, host, doc, debug_output).map_err(failure)?;
             let mut attachment = |name: &str| -> Option<Bytes> {
                 let (_, content) = snapshot.attachment(&doc.id, name).ok()??;
                 Some(Bytes::from(content))
@@ -569,6 +539,34 @@ pub(crate) fn transform_sql_item(
             }
             rows.delete_document(&tombstone.id);
             Ok(ItemOutcome::Commands(Vec::new(), 1))
+        }
+    }
+}
+
+/// Runs the script on a document. Its debug output goes to `debug_output`, also when the
+/// script fails.
+fn run_script(
+    runtime: &mut ScriptRuntime,
+    host: &mut SnapshotHost<'_>,
+    doc: &corvid_store::Document,
+    debug_output: &mut Vec<String>,
+) -> Result<corvid_script::TransformOutput, String> {
+    let attachments = attachment_metas(doc);
+    let json = doc.to_json_string();
+    let input = DocumentInput {
+        id: &doc.id,
+        collection: &doc.collection,
+        json: &json,
+        attachments: &attachments,
+    };
+    match runtime.transform(&input, host) {
+        Ok(output) => {
+            debug_output.extend(output.debug_output.iter().cloned());
+            Ok(output)
+        }
+        Err(error) => {
+            debug_output.extend(runtime.take_debug_output());
+            Err(error.to_string())
         }
     }
 }

@@ -338,40 +338,7 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
                 .name()
                 .eq_ignore_ascii_case(&config.connection_string_name)
     });
-    let destination = match connection {
-        Some(ConnectionString::Raven(raven)) => Some(raven),
-        _ => None,
-    };
-    let sql_target = match connection {
-        Some(ConnectionString::Sql(sql)) => corvid_etl::destinations::sql::connection::parse(
-            &sql.factory_name,
-            &sql.connection_string,
-        )
-        .ok(),
-        _ => None,
-    };
-    if config.etl_type == EtlType::Sql {
-        return json!({
-            "TaskId": config.task_id,
-            "TaskName": config.name,
-            "TaskType": config.etl_type.task_type(),
-            "TaskState": state,
-            "TaskConnectionStatus": connection_status,
-            "ResponsibleNode": {"NodeTag": NODE_TAG, "NodeUrl": url, "ResponsibleNode": null},
-            "MentorNode": config.mentor_node,
-            "PinToMentorNode": config.pin_to_mentor_node,
-            "Error": if errors.is_empty() { Value::Null } else { Value::String(errors.join("; ")) },
-            "Configuration": config,
-            "ConnectionStringName": config.connection_string_name,
-            "ConnectionStringDefined": connection.is_some(),
-            "DestinationServer": sql_target.as_ref().map(|it| match it.provider {
-                corvid_etl::destinations::sql::SqlProvider::Sqlite => "sqlite".to_owned(),
-                _ => format!("{}:{}", it.host, it.port),
-            }),
-            "DestinationDatabase": sql_target.as_ref().map(|it| it.database.clone()),
-        });
-    }
-    json!({
+    let mut task = json!({
         "TaskId": config.task_id,
         "TaskName": config.name,
         "TaskType": config.etl_type.task_type(),
@@ -383,10 +350,44 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
         "Error": if errors.is_empty() { Value::Null } else { Value::String(errors.join("; ")) },
         "Configuration": config,
         "ConnectionStringName": config.connection_string_name,
-        "DestinationDatabase": destination.map(|it| it.database.clone()),
-        "DestinationUrl": destination.and_then(|it| it.topology_discovery_urls.first().cloned()),
-        "TopologyDiscoveryUrls": destination.map(|it| it.topology_discovery_urls.clone()),
-    })
+    });
+    // The destination fields of OngoingTaskRavenEtl and OngoingTaskSqlEtl.
+    let destination = match connection {
+        Some(ConnectionString::Raven(raven)) => json!({
+            "DestinationDatabase": raven.database,
+            "DestinationUrl": raven.topology_discovery_urls.first(),
+            "TopologyDiscoveryUrls": raven.topology_discovery_urls,
+        }),
+        Some(ConnectionString::Sql(sql)) => {
+            let target = corvid_etl::destinations::sql::connection::parse(
+                &sql.factory_name,
+                &sql.connection_string,
+            )
+            .ok();
+            json!({
+                "ConnectionStringDefined": true,
+                "DestinationServer": target.as_ref().map(|it| match it.provider {
+                    corvid_etl::destinations::sql::SqlProvider::Sqlite => "sqlite".to_owned(),
+                    _ => format!("{}:{}", it.host, it.port),
+                }),
+                "DestinationDatabase": target.map(|it| it.database),
+            })
+        }
+        None if config.etl_type == EtlType::Sql => json!({
+            "ConnectionStringDefined": false,
+            "DestinationServer": null,
+            "DestinationDatabase": null,
+        }),
+        None => json!({
+            "DestinationDatabase": null,
+            "DestinationUrl": null,
+            "TopologyDiscoveryUrls": null,
+        }),
+    };
+    if let (Some(task), Value::Object(fields)) = (task.as_object_mut(), destination) {
+        task.extend(fields);
+    }
+    task
 }
 
 /// `POST /admin/etl/raven/test` with `{DocumentId, IsDelete, Configuration}`: the commands

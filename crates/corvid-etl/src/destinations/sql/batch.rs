@@ -44,6 +44,35 @@ pub struct SqlRow {
     pub columns: Vec<(String, SqlValue)>,
 }
 
+impl SqlRow {
+    /// The row's parameters as `/admin/etl/sql/test` shows them: the document-id column
+    /// first, then the row's columns, values rendered with [`render_value`].
+    pub fn rendered_params<'a>(
+        &'a self,
+        id_column: &'a str,
+    ) -> impl Iterator<Item = (String, String)> + 'a {
+        let id = render_value(&SqlValue::Text(self.document_id.clone()));
+        std::iter::once((id_column.to_owned(), id)).chain(
+            self.columns
+                .iter()
+                .map(|(name, value)| (name.clone(), render_value(value))),
+        )
+    }
+}
+
+/// Bound delete ids as `/admin/etl/sql/test` shows them: keyed by 1-based position.
+pub fn rendered_positional_ids(ids: &[String]) -> Vec<(String, String)> {
+    ids.iter()
+        .enumerate()
+        .map(|(index, id)| {
+            (
+                (index + 1).to_string(),
+                render_value(&SqlValue::Text(id.clone())),
+            )
+        })
+        .collect()
+}
+
 /// What one batch does to one configured table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableBatch {

@@ -36,7 +36,7 @@ use mysql_async::{Conn, OptsBuilder, Params, Value};
 
 use crate::destinations::sql::batch::{
     SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, TableBatch, quote_identifier,
-    quote_table, render_value,
+    quote_table, rendered_positional_ids,
 };
 use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
 
@@ -735,24 +735,10 @@ pub fn plan(batch: &SqlBatch, settings: &SqlSettings) -> Vec<Statement> {
         .map(|step| {
             let params = match &step.kind {
                 Kind::Delete { bound: false, .. } => Vec::new(),
-                Kind::Delete { ids, bound: true } => ids
-                    .iter()
-                    .enumerate()
-                    .map(|(index, id)| {
-                        let id = render_value(&SqlValue::Text(id.clone()));
-                        ((index + 1).to_string(), id)
-                    })
-                    .collect(),
+                Kind::Delete { ids, bound: true } => rendered_positional_ids(ids),
                 Kind::Insert { rows } => rows
                     .iter()
-                    .flat_map(|row| {
-                        let id = render_value(&SqlValue::Text(row.document_id.clone()));
-                        std::iter::once((step.table.document_id_column.clone(), id)).chain(
-                            row.columns
-                                .iter()
-                                .map(|(name, value)| (name.clone(), render_value(value))),
-                        )
-                    })
+                    .flat_map(|row| row.rendered_params(&step.table.document_id_column))
                     .collect(),
             };
             Statement {

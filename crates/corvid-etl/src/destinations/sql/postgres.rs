@@ -20,8 +20,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::destinations::sql::batch::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, quote_identifier,
-    quote_table, render_value,
+    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, quote_identifier, quote_table,
 };
 use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
 
@@ -206,13 +205,7 @@ pub fn plan(batch: &SqlBatch, settings: &SqlSettings) -> Vec<Statement> {
                 let id_column = columns.first().copied().unwrap_or_default();
                 let params = rows
                     .iter()
-                    .flat_map(|row| {
-                        std::iter::once((id_column.to_owned(), literal(&row.document_id))).chain(
-                            row.columns
-                                .iter()
-                                .map(|(name, value)| (name.clone(), render_value(value))),
-                        )
-                    })
+                    .flat_map(|row| row.rendered_params(id_column))
                     .collect();
                 Statement {
                     table: table.to_owned(),

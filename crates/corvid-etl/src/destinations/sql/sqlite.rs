@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::destinations::sql::batch::{
     SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, TableBatch, quote_identifier,
-    quote_table, render_value,
+    quote_table, rendered_positional_ids,
 };
 use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
 
@@ -554,24 +554,10 @@ pub fn plan(batch: &SqlBatch, settings: &SqlSettings) -> Vec<Statement> {
         .map(|step| {
             let params = match step.kind {
                 Kind::Delete { bound: false, .. } => Vec::new(),
-                Kind::Delete { ids, bound: true } => ids
-                    .iter()
-                    .enumerate()
-                    .map(|(index, id)| {
-                        let id = render_value(&SqlValue::Text(id.clone()));
-                        ((index + 1).to_string(), id)
-                    })
+                Kind::Delete { ids, bound: true } => rendered_positional_ids(ids),
+                Kind::Insert { row } => row
+                    .rendered_params(&step.table.document_id_column)
                     .collect(),
-                Kind::Insert { row } => {
-                    let id = render_value(&SqlValue::Text(row.document_id.clone()));
-                    std::iter::once((step.table.document_id_column.clone(), id))
-                        .chain(
-                            row.columns
-                                .iter()
-                                .map(|(name, value)| (name.clone(), render_value(value))),
-                        )
-                        .collect()
-                }
             };
             Statement {
                 table: step.table.table.clone(),
