@@ -147,14 +147,11 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         Destination::Raven(_) => Shape::Raven,
         Destination::Sql(sql) => Shape::Sql(sql.tables.clone()),
     };
-    let mut script_options = ctx.options.script.clone();
-    // SQL ETL: a column the script names but leaves undefined is NULL, as in RavenDB.
-    script_options.undefined_as_null = matches!(shape, Shape::Sql(_));
     let worker = match ScriptWorker::spawn(
         ctx.database.clone(),
         ctx.transform.clone(),
         shape,
-        script_options,
+        ctx.options.script.clone(),
         limits,
         thread_name,
     ) {

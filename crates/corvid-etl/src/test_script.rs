@@ -166,10 +166,6 @@ pub async fn test_sql_script(
     let transform = transform.clone();
     let tables = destination.tables.clone();
     let (document_id, is_delete) = (request.document_id, request.is_delete);
-    let script_options = corvid_script::ScriptOptions {
-        undefined_as_null: true,
-        ..script_options
-    };
     let (batch, mut result) = tokio::task::spawn_blocking(move || {
         let snapshot = database
             .snapshot()

@@ -5,12 +5,13 @@
 
 use oxc_allocator::Allocator;
 use oxc_ast::ast::{
-    Argument, CallExpression, ComputedMemberExpression, Expression, IdentifierReference, Statement,
-    StaticMemberExpression,
+    Argument, AssignmentExpression, CallExpression, ComputedMemberExpression, Expression,
+    ForInStatement, ForOfStatement, IdentifierReference, NewExpression, Statement,
+    StaticMemberExpression, TaggedTemplateExpression, UpdateExpression,
 };
 use oxc_ast_visit::{Visit, walk};
 use oxc_parser::{ParseOptions, Parser};
-use oxc_span::{GetSpan, SourceType};
+use oxc_span::{GetSpan, SourceType, Span};
 
 use crate::engine::check_syntax;
 use crate::error::ScriptError;
@@ -63,6 +64,9 @@ pub(crate) struct ParsedScript {
     /// Every identifier referenced as `loadTo<Name>` (called or not), de-duplicated: the runtime
     /// defines one global function for each.
     pub load_to_functions: Vec<String>,
+    /// Where to insert `?` (before a `.`) or `?.` (before a `[`) to turn member accesses into
+    /// optional chaining: RavenDB's null propagation (spec §9). Byte offsets, ascending.
+    pub optional_chaining: Vec<(usize, &'static str)>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +160,15 @@ fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
 
     let mut collector = Collector::default();
     collector.visit_program(&program);
+    let mut chaining = NullPropagation {
+        source,
+        excluded: Vec::new(),
+        insertions: Vec::new(),
+    };
+    chaining.visit_program(&program);
+    let mut optional_chaining = chaining.insertions;
+    optional_chaining.sort_unstable_by_key(|(offset, _)| *offset);
+    optional_chaining.dedup_by_key(|(offset, _)| *offset);
     if let Some(name) = collector.replicate_to {
         return Err(ScriptError::Invalid {
             message: format!(
@@ -204,6 +217,7 @@ fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
         analysis,
         declarations,
         load_to_functions: collector.load_to_functions,
+        optional_chaining,
     })
 }
 
@@ -273,6 +287,93 @@ impl<'a> Visit<'a> for Collector {
             && property.value.as_str() == "addAttachment"
         {
             self.uses_add_attachment = true;
+        }
+        walk::walk_computed_member_expression(self, it);
+    }
+}
+
+/// Finds the member accesses that may become optional chaining. Skipped, because optional
+/// chaining is not allowed there: assignment and update targets (`a.b = 1`, `a.b++`,
+/// destructuring, `for (a.b in …)`), `new` callees and template tags, `super.x`; and any
+/// access whose `.` or `[` is not found next to its object (a comment in between).
+struct NullPropagation<'s> {
+    source: &'s str,
+    excluded: Vec<Span>,
+    insertions: Vec<(usize, &'static str)>,
+}
+
+impl NullPropagation<'_> {
+    fn is_excluded(&self, span: Span) -> bool {
+        self.excluded
+            .iter()
+            .any(|it| it.start <= span.start && span.end <= it.end)
+    }
+
+    /// The byte offset of the `.` before a property that starts at `property_start`.
+    fn dot_before(&self, property_start: usize) -> Option<usize> {
+        let before = self.source.get(..property_start)?;
+        let trimmed = before.trim_end();
+        trimmed.ends_with('.').then(|| trimmed.len() - 1)
+    }
+
+    /// The byte offset of the `[` after an object that ends at `object_end`.
+    fn bracket_after(&self, object_end: usize) -> Option<usize> {
+        let after = self.source.get(object_end..)?;
+        let skipped = after.len() - after.trim_start().len();
+        after
+            .trim_start()
+            .starts_with('[')
+            .then_some(object_end + skipped)
+    }
+}
+
+impl<'a> Visit<'a> for NullPropagation<'_> {
+    fn visit_assignment_expression(&mut self, it: &AssignmentExpression<'a>) {
+        self.excluded.push(it.left.span());
+        walk::walk_assignment_expression(self, it);
+    }
+
+    fn visit_update_expression(&mut self, it: &UpdateExpression<'a>) {
+        self.excluded.push(it.argument.span());
+        walk::walk_update_expression(self, it);
+    }
+
+    fn visit_new_expression(&mut self, it: &NewExpression<'a>) {
+        self.excluded.push(it.callee.span());
+        walk::walk_new_expression(self, it);
+    }
+
+    fn visit_tagged_template_expression(&mut self, it: &TaggedTemplateExpression<'a>) {
+        self.excluded.push(it.tag.span());
+        walk::walk_tagged_template_expression(self, it);
+    }
+
+    fn visit_for_in_statement(&mut self, it: &ForInStatement<'a>) {
+        self.excluded.push(it.left.span());
+        walk::walk_for_in_statement(self, it);
+    }
+
+    fn visit_for_of_statement(&mut self, it: &ForOfStatement<'a>) {
+        self.excluded.push(it.left.span());
+        walk::walk_for_of_statement(self, it);
+    }
+
+    fn visit_static_member_expression(&mut self, it: &StaticMemberExpression<'a>) {
+        let usable = !it.optional
+            && !matches!(it.object, Expression::Super(_))
+            && !self.is_excluded(it.span);
+        if usable && let Some(dot) = self.dot_before(it.property.span.start as usize) {
+            self.insertions.push((dot, "?"));
+        }
+        walk::walk_static_member_expression(self, it);
+    }
+
+    fn visit_computed_member_expression(&mut self, it: &ComputedMemberExpression<'a>) {
+        let usable = !it.optional
+            && !matches!(it.object, Expression::Super(_))
+            && !self.is_excluded(it.span);
+        if usable && let Some(bracket) = self.bracket_after(it.object.span().end as usize) {
+            self.insertions.push((bracket, "?."));
         }
         walk::walk_computed_member_expression(self, it);
     }

@@ -17,14 +17,14 @@ use crate::host_scope;
 use crate::options::ScriptOptions;
 use crate::output::{AddedAttachment, LoadedObject, TransformOutput};
 use crate::source_map::{
-    SCRIPT_FILE_NAME, first_script_position, map_wrapped_position, with_position, wrap_body,
+    SCRIPT_FILE_NAME, ScriptSource, first_script_position, with_position, wrap_body,
 };
 
 /// What an engine is built from; kept so that a fresh engine can be built after a failure.
 #[derive(Debug, Clone)]
 pub(crate) struct ScriptPlan {
-    /// The script as the user wrote it, for mapping error positions.
-    pub source: String,
+    /// The script as compiled and as the user wrote it, for mapping error positions.
+    pub source: ScriptSource,
     /// The script body wrapped in a function expression.
     pub body_source: String,
     /// A function expression declaring only the top-level functions and returning those named
@@ -132,7 +132,7 @@ impl Engine {
 
     pub(crate) fn run_body(
         &mut self,
-        source: &str,
+        source: &ScriptSource,
         input: &DocumentInput<'_>,
     ) -> Result<TransformOutput, CallFailure> {
         self.begin_call(input.attachments);
@@ -167,7 +167,7 @@ impl Engine {
     /// returns whether it returned the boolean `true`.
     pub(crate) fn call_function(
         &mut self,
-        source: &str,
+        source: &ScriptSource,
         function_idx: usize,
         args: FunctionArgs<'_>,
     ) -> Result<bool, CallFailure> {
@@ -288,7 +288,12 @@ pub(crate) fn check_syntax(source: &str) -> Result<(), ScriptError> {
     context.with(|ctx| {
         ctx.eval_with_options::<Function, _>(wrapped, eval_options(SCRIPT_FILE_NAME, false))
             .map(drop)
-            .map_err(|error| compile_error(classify(&ctx, source, error), &options))
+            .map_err(|error| {
+                compile_error(
+                    classify(&ctx, &ScriptSource::unchanged(source), error),
+                    &options,
+                )
+            })
     })
 }
 
@@ -662,7 +667,7 @@ fn engine_failure(error: rquickjs::Error) -> CallFailure {
 }
 
 /// Turns a failed rquickjs call into a [`CallFailure`], taking the pending exception if any.
-fn classify(ctx: &Ctx<'_>, source: &str, error: rquickjs::Error) -> CallFailure {
+fn classify(ctx: &Ctx<'_>, source: &ScriptSource, error: rquickjs::Error) -> CallFailure {
     match error {
         rquickjs::Error::Exception => {
             let thrown = ctx.catch();
@@ -701,7 +706,7 @@ fn error_message(thrown: &Value<'_>) -> Option<String> {
 /// errors, the value itself otherwise.
 fn describe_thrown<'js>(
     ctx: &Ctx<'js>,
-    source: &str,
+    source: &ScriptSource,
     thrown: &Value<'js>,
 ) -> (String, Option<(u32, u32)>) {
     if thrown.is_error() {
@@ -712,7 +717,7 @@ fn describe_thrown<'js>(
             .and_then(|it| it.get::<_, Option<String>>("stack").ok().flatten())
             .unwrap_or_default();
         let position = first_script_position(&stack)
-            .map(|(line, byte_column)| map_wrapped_position(source, line, byte_column));
+            .map(|(line, byte_column)| source.position(line, byte_column));
         let description = if message.is_empty() {
             name
         } else {

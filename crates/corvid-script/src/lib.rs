@@ -63,11 +63,20 @@
 //!   [`TransformError::InvalidOutput`], even if the script catches the `TypeError` thrown at
 //!   the call.
 //! - Values follow `JSON.stringify`: `NaN` and `±Infinity` become `null`; `Date`s become ISO
-//!   8601 strings (`toJSON`) with millisecond precision; `undefined` and function properties are
-//!   dropped.
+//!   8601 strings (`toJSON`) with millisecond precision; function properties are dropped, and
+//!   so is `undefined` below the top level. The loaded object's own `undefined` properties are
+//!   `null` ([`ScriptOptions::undefined_as_null`], as RavenDB writes them).
 //! - Numbers are IEEE doubles: integers beyond 2^53 in the input lose precision.
 //! - `@metadata` is passed through as the script left it; the ETL process applies the metadata
 //!   rules of spec §2.10.
+//!
+//! # Null propagation
+//!
+//! As in RavenDB (Jint), member access on null or undefined yields nothing instead of throwing:
+//! every `a.b` and `a[b]` found in the parse is compiled as `a?.b` / `a?.[b]`, except where
+//! optional chaining is not allowed (assignment and update targets, `new` callees, template
+//! tags, `super`). Calling a missing method still throws; an undeclared identifier still
+//! throws. Error positions are mapped back to the script as written.
 //!
 //! # Errors and limits
 //!

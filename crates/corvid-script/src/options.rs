@@ -14,8 +14,8 @@ pub struct ScriptOptions {
     /// script error. The calling thread needs this much stack plus some margin. Default 1 MiB.
     pub max_stack_bytes: usize,
     /// Load a loaded object's own `undefined` properties as `null` instead of dropping them
-    /// (what `JSON.stringify` does). SQL ETL sets it: a column the script names but leaves
-    /// undefined is NULL, as in RavenDB. Default false.
+    /// (what `JSON.stringify` does), as RavenDB writes them: `{A: this.Missing}` loads
+    /// `{"A": null}`, and in SQL ETL a column the script names is NULL. Default true.
     pub undefined_as_null: bool,
 }
 
@@ -25,7 +25,7 @@ impl Default for ScriptOptions {
             time_budget: Duration::from_millis(100),
             memory_limit_bytes: 64 * 1024 * 1024,
             max_stack_bytes: 1024 * 1024,
-            undefined_as_null: false,
+            undefined_as_null: true,
         }
     }
 }

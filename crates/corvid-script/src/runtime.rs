@@ -7,7 +7,7 @@ use crate::error::{ScriptError, TransformError};
 use crate::host_scope;
 use crate::options::ScriptOptions;
 use crate::output::TransformOutput;
-use crate::source_map::{with_position, wrap_body, wrap_functions};
+use crate::source_map::{ScriptSource, with_position, wrap_body, wrap_functions};
 
 /// A compiled ETL script, ready to transform documents one after another.
 ///
@@ -40,8 +40,20 @@ impl ScriptRuntime {
     /// compile within `options` (too little memory or stack), and [`ScriptError::Engine`] when
     /// QuickJS cannot be set up at all.
     pub fn new(source: &str, options: ScriptOptions) -> Result<ScriptRuntime, ScriptError> {
-        let parsed_script = parse_script(source)?;
-        let analysis = parsed_script.analysis;
+        let mut parsed_script = parse_script(source)?;
+        let analysis = parsed_script.analysis.clone();
+        // RavenDB's null propagation: member access on null or undefined yields nothing
+        // instead of throwing. Compiled as optional chaining; positions still map to what the
+        // user wrote. Should QuickJS refuse the rewrite, the script runs as written.
+        let mut script_source = ScriptSource::unchanged(source);
+        if !parsed_script.optional_chaining.is_empty() {
+            let rewritten = ScriptSource::with_insertions(source, &parsed_script.optional_chaining);
+            if let Ok(reparsed) = parse_script(&rewritten.compiled) {
+                parsed_script = reparsed;
+                script_source = rewritten;
+            }
+        }
+        let compiled = script_source.compiled.as_str();
         let mut exported_functions: Vec<String> = analysis
             .delete_behaviors
             .iter()
@@ -52,14 +64,14 @@ impl ScriptRuntime {
         }
         let functions_source = (!exported_functions.is_empty()).then(|| {
             let exported: Vec<&str> = exported_functions.iter().map(String::as_str).collect();
-            wrap_functions(source, &parsed_script.declarations, &exported)
+            wrap_functions(compiled, &parsed_script.declarations, &exported)
         });
         let plan = ScriptPlan {
-            source: source.to_owned(),
-            body_source: wrap_body(source),
+            body_source: wrap_body(compiled),
             functions_source,
             exported_functions,
             load_to_functions: parsed_script.load_to_functions,
+            source: script_source,
         };
         let engine = if analysis.is_empty {
             None
@@ -91,7 +103,7 @@ impl ScriptRuntime {
         if self.analysis.is_empty {
             return Ok(TransformOutput::default());
         }
-        let source = self.plan.source.as_str();
+        let source = &self.plan.source;
         let engine = ensure_engine(&mut self.engine, &self.plan, &self.options)?;
         let res = host_scope::enter(host, || engine.run_body(source, input));
         self.finish(res, input.id)
@@ -149,7 +161,7 @@ impl ScriptRuntime {
             ),
             None => return Ok(None),
         };
-        let source = self.plan.source.as_str();
+        let source = &self.plan.source;
         let engine = ensure_engine(&mut self.engine, &self.plan, &self.options)?;
         let res = host_scope::enter(host, || engine.call_function(source, function_idx, args));
         self.finish(res, doc_id).map(Some)

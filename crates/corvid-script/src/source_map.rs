@@ -71,9 +71,70 @@ pub(crate) fn line_column_of_byte(source: &str, offset: usize) -> (u32, u32) {
     (saturating_u32(line), saturating_u32(column))
 }
 
+/// The script as compiled (with RavenDB's null propagation rewritten into optional chaining)
+/// and what maps its positions back to the script as the user wrote it.
+#[derive(Debug, Clone)]
+pub(crate) struct ScriptSource {
+    /// What the user wrote.
+    pub original: String,
+    /// What QuickJS compiles.
+    pub compiled: String,
+    /// `(byte offset in compiled, bytes inserted there)`, ascending.
+    pub insertions: Vec<(usize, usize)>,
+}
+
+impl ScriptSource {
+    /// A script compiled as written.
+    pub(crate) fn unchanged(source: &str) -> ScriptSource {
+        ScriptSource {
+            original: source.to_owned(),
+            compiled: source.to_owned(),
+            insertions: Vec::new(),
+        }
+    }
+
+    /// `source` with `text` inserted at each of `insertions` (byte offsets, ascending).
+    pub(crate) fn with_insertions(source: &str, insertions: &[(usize, &str)]) -> ScriptSource {
+        let mut compiled = String::with_capacity(source.len() + insertions.len() * 2);
+        let mut mapped = Vec::with_capacity(insertions.len());
+        let mut position = 0;
+        for (offset, text) in insertions {
+            compiled.push_str(&source[position..*offset]);
+            mapped.push((compiled.len(), text.len()));
+            compiled.push_str(text);
+            position = *offset;
+        }
+        compiled.push_str(&source[position..]);
+        ScriptSource {
+            original: source.to_owned(),
+            compiled,
+            insertions: mapped,
+        }
+    }
+
+    /// Maps a QuickJS position in the wrapped compiled script (1-based line, 1-based byte
+    /// column) to the 1-based line and character column in the original script.
+    pub(crate) fn position(&self, line: u32, byte_column: u32) -> (u32, u32) {
+        let offset = wrapped_byte_offset(&self.compiled, line, byte_column);
+        let inserted_before: usize = self
+            .insertions
+            .iter()
+            .take_while(|(at, _)| *at < offset)
+            .map(|(at, len)| (*len).min(offset - at))
+            .sum();
+        line_column_of_byte(&self.original, offset - inserted_before)
+    }
+}
+
 /// Maps a QuickJS position in a wrapped script (1-based line, 1-based byte column) to the
 /// 1-based line and character column in `source`.
+#[cfg(test)]
 pub(crate) fn map_wrapped_position(source: &str, line: u32, byte_column: u32) -> (u32, u32) {
+    line_column_of_byte(source, wrapped_byte_offset(source, line, byte_column))
+}
+
+/// The byte offset in `source` of a QuickJS position in the wrapped `source`.
+fn wrapped_byte_offset(source: &str, line: u32, byte_column: u32) -> usize {
     let line_count = source.matches('\n').count() + 1;
     let line_idx = (line.max(1) as usize - 1).min(line_count - 1);
     let line_start = if line_idx == 0 {
@@ -88,7 +149,7 @@ pub(crate) fn map_wrapped_position(source: &str, line: u32, byte_column: u32) ->
     if line_idx == 0 {
         byte_column = byte_column.saturating_sub(WRAPPER_PREFIX.len());
     }
-    line_column_of_byte(source, line_start + byte_column)
+    (line_start + byte_column).min(source.len())
 }
 
 /// Finds the first `etl-script:<line>:<column>` in a QuickJS stack trace.
@@ -153,6 +214,20 @@ mod tests {
         let wrapped = wrap_functions(source, &functions, &["f"]);
         let body = wrap_body(source);
         assert_eq!(wrapped.find("function f"), body.find("function f"));
+    }
+
+    #[test]
+    fn positions_after_insertions_map_to_what_the_user_wrote() {
+        let source = "var a = this.x.y;\nthrow b.c;";
+        let rewritten = ScriptSource::with_insertions(source, &[(12, "?"), (14, "?"), (25, "?")]);
+        assert_eq!(rewritten.compiled, "var a = this?.x?.y;\nthrow b?.c;");
+        let prefix = u32::try_from(WRAPPER_PREFIX.len()).unwrap();
+        // `y` is at compiled byte 17 on line 1, original column 16.
+        assert_eq!(rewritten.position(1, prefix + 18), (1, 16));
+        // `throw` starts line 2 in both.
+        assert_eq!(rewritten.position(2, 1), (2, 1));
+        // `c` is at compiled column 10 of line 2, original column 9.
+        assert_eq!(rewritten.position(2, 10), (2, 9));
     }
 
     #[test]

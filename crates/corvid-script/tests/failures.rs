@@ -84,11 +84,13 @@ fn calling_an_undefined_function_is_a_script_error() {
 }
 
 #[test]
-fn member_access_on_undefined_throws_without_null_propagation() {
-    assert_eq!(
-        script_error("null-member"),
-        "TypeError: cannot read property 'Name' of undefined (line 5, column 29)"
-    );
+fn member_access_on_undefined_is_not_an_error_with_null_propagation() {
+    let mut runtime = ScriptRuntime::new(MODES_SCRIPT, options()).unwrap();
+    let document = doc("null-member");
+    let output = runtime
+        .transform(&input(&document, &[]), &mut NoDocuments)
+        .unwrap();
+    assert_eq!(output.loads[0].json, r#"{"Mode":"null-member"}"#);
 }
 
 #[test]
