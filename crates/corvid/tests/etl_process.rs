@@ -186,10 +186,21 @@ async fn fails_over_to_the_second_destination_url_when_the_first_dies() {
     let client = Client::new(std::slice::from_ref(&source.url), "src", options()).unwrap();
     define_etl(&source.url, &[&first.url, &second.url]).await;
     insert_users(&client, 0..2_000, 1).await;
+    // Wait for the acknowledgement too, not only the documents: a batch the first node
+    // committed but could not answer before it died is (rightly) sent again to the second.
     wait_for(
-        "the first node to receive the first documents",
+        "the first node to receive and acknowledge the first documents",
         Duration::from_secs(60),
-        async || people_count(&first.url).await == 2_000,
+        async || {
+            let progress = send(
+                "GET",
+                &format!("{}/databases/src/etl/progress", source.url),
+                Value::Null,
+            )
+            .await;
+            people_count(&first.url).await == 2_000
+                && progress["Results"][0]["ProcessesProgress"][0]["Completed"] == true
+        },
     )
     .await;
     let first_url = first.url.clone();
