@@ -147,11 +147,16 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         Destination::Raven(_) => Shape::Raven,
         Destination::Sql(sql) => Shape::Sql(sql.tables.clone()),
     };
+    // SQL ETL takes a loaded object's members as values (no JSON text and parse back).
+    let script_options = corvid_script::ScriptOptions {
+        load_as_values: matches!(shape, Shape::Sql(_)),
+        ..ctx.options.script.clone()
+    };
     let worker = match ScriptWorker::spawn(
         ctx.database.clone(),
         ctx.transform.clone(),
         shape,
-        ctx.options.script.clone(),
+        script_options,
         limits,
         thread_name,
     ) {

@@ -166,6 +166,11 @@ pub async fn test_sql_script(
     let transform = transform.clone();
     let tables = destination.tables.clone();
     let (document_id, is_delete) = (request.document_id, request.is_delete);
+    // As the SQL ETL process runs it.
+    let script_options = corvid_script::ScriptOptions {
+        load_as_values: true,
+        ..script_options
+    };
     let (batch, mut result) = tokio::task::spawn_blocking(move || {
         let snapshot = database
             .snapshot()

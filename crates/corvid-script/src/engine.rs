@@ -15,7 +15,7 @@ use crate::document::{AttachmentMeta, DocumentInput};
 use crate::error::ScriptError;
 use crate::host_scope;
 use crate::options::ScriptOptions;
-use crate::output::{AddedAttachment, LoadedObject, TransformOutput};
+use crate::output::{AddedAttachment, LoadedObject, LoadedValue, TransformOutput};
 use crate::source_map::{
     SCRIPT_FILE_NAME, ScriptSource, first_script_position, with_position, wrap_body,
 };
@@ -73,6 +73,8 @@ pub(crate) struct Engine {
 /// Per-call data shared with the native host functions.
 #[derive(Debug, Default)]
 struct CallState {
+    /// [`ScriptOptions::load_as_values`], fixed for the engine's life.
+    load_as_values: bool,
     attachments: Vec<AttachmentMeta>,
     loads: Vec<LoadedObject>,
     debug_output: Vec<String>,
@@ -106,9 +108,14 @@ impl Engine {
         let interrupt_clock = Rc::clone(&clock);
         runtime.set_interrupt_handler(Some(Box::new(move || interrupt_clock.is_past_deadline())));
         let context = Context::full(&runtime).map_err(engine_error)?;
-        let state = Rc::new(RefCell::new(CallState::default()));
+        let state = Rc::new(RefCell::new(CallState {
+            load_as_values: options.load_as_values,
+            ..CallState::default()
+        }));
 
-        let compiled = context.with(|ctx| compile(&ctx, plan, &state, options.undefined_as_null));
+        // With values loaded, undefined members become null on the Rust side; no copy in JS.
+        let undefined_as_null = options.undefined_as_null && !options.load_as_values;
+        let compiled = context.with(|ctx| compile(&ctx, plan, &state, undefined_as_null));
         let (body, exported_functions) = match compiled {
             Ok(it) => it,
             Err(failure) => return Err(compile_error(failure, options)),
@@ -468,6 +475,42 @@ fn native_load_to<'js>(
     obj: Value<'js>,
 ) -> rquickjs::Result<u32> {
     let type_name = js_type_name(&obj);
+    let load_as_values = borrow_mut(ctx, state)?.load_as_values;
+    if load_as_values
+        && let Some(object) = obj.as_object()
+        && !obj.is_array()
+        && !obj.is_function()
+        && !object
+            .get::<_, Value>("toJSON")
+            .is_ok_and(|it| it.is_function())
+    {
+        let values = match loaded_values(ctx, object) {
+            Ok(values) => values,
+            Err(rquickjs::Error::Exception) => {
+                let thrown = ctx.catch();
+                if is_type_error(&thrown) {
+                    let reason = error_message(&thrown).unwrap_or_default();
+                    return Err(invalid_output(
+                        ctx,
+                        state,
+                        format!(
+                            "loadTo{target}: the object cannot be serialized to JSON: {reason}"
+                        ),
+                    ));
+                }
+                return Err(ctx.throw(thrown));
+            }
+            Err(error) => return Err(error),
+        };
+        let mut state = borrow_mut(ctx, state)?;
+        state.loads.push(LoadedObject {
+            target,
+            json: String::new(),
+            values: Some(values),
+            attachments: Vec::new(),
+        });
+        return Ok(u32::try_from(state.loads.len() - 1).unwrap_or(u32::MAX));
+    }
     // JSON.stringify runs user code (toJSON, getters), so no borrow of the state is held here.
     let json = match ctx.json_stringify(obj) {
         Ok(Some(json)) => json.to_string()?,
@@ -503,9 +546,57 @@ fn native_load_to<'js>(
     state.loads.push(LoadedObject {
         target,
         json,
+        values: None,
         attachments: Vec::new(),
     });
     Ok(u32::try_from(state.loads.len() - 1).unwrap_or(u32::MAX))
+}
+
+/// The own enumerable members of a loaded object as values. Functions and symbols are left
+/// out (as `JSON.stringify` leaves them out); nested objects and arrays become JSON text.
+fn loaded_values<'js>(
+    ctx: &Ctx<'js>,
+    object: &rquickjs::Object<'js>,
+) -> rquickjs::Result<Vec<(String, LoadedValue)>> {
+    let mut values = Vec::new();
+    for entry in object.props::<String, Value>() {
+        let (name, value) = entry?;
+        let loaded = if value.is_undefined() || value.is_null() {
+            LoadedValue::Null
+        } else if let Some(it) = value.as_bool() {
+            LoadedValue::Bool(it)
+        } else if let Some(it) = value.as_int() {
+            LoadedValue::Int(i64::from(it))
+        } else if let Some(it) = value.as_float() {
+            loaded_number(it)
+        } else if let Some(it) = value.as_string() {
+            LoadedValue::String(it.to_string()?)
+        } else if value.is_function() || value.is_symbol() {
+            continue;
+        } else {
+            match ctx.json_stringify(value)? {
+                Some(json) => LoadedValue::Json(json.to_string()?),
+                None => continue,
+            }
+        };
+        values.push((name, loaded));
+    }
+    Ok(values)
+}
+
+/// A JavaScript number as `JSON.stringify` would mean it: whole numbers within ±2^53 as
+/// integers, `NaN` and infinities as null.
+fn loaded_number(value: f64) -> LoadedValue {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if !value.is_finite() {
+        return LoadedValue::Null;
+    }
+    if value.fract() == 0.0 && value.abs() <= EXACT {
+        // Exact: a whole number within ±2^53.
+        #[allow(clippy::cast_possible_truncation)]
+        return LoadedValue::Int(value as i64);
+    }
+    LoadedValue::Number(value.to_string())
 }
 
 fn native_add_attachment<'js>(

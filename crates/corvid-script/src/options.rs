@@ -17,6 +17,12 @@ pub struct ScriptOptions {
     /// (what `JSON.stringify` does), as RavenDB writes them: `{A: this.Missing}` loads
     /// `{"A": null}`, and in SQL ETL a column the script names is NULL. Default true.
     pub undefined_as_null: bool,
+    /// Hand over a loaded object's members as values ([`LoadedObject::values`]) instead of its
+    /// JSON text: SQL ETL turns them into column values, and skipping `JSON.stringify` and a
+    /// parse back is cheaper. Top-level `undefined` is then always null. Default false.
+    ///
+    /// [`LoadedObject::values`]: crate::LoadedObject::values
+    pub load_as_values: bool,
 }
 
 impl Default for ScriptOptions {
@@ -26,6 +32,7 @@ impl Default for ScriptOptions {
             memory_limit_bytes: 64 * 1024 * 1024,
             max_stack_bytes: 1024 * 1024,
             undefined_as_null: true,
+            load_as_values: false,
         }
     }
 }

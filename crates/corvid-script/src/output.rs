@@ -14,9 +14,29 @@ pub struct LoadedObject {
     /// Collection or table name exactly as the script wrote it.
     pub target: String,
     /// `JSON.stringify` of the object, taken when `loadTo…` was called; always a JSON object.
+    /// Empty when the runtime loads values instead ([`LoadedObject::values`]).
     pub json: String,
+    /// With [`ScriptOptions::load_as_values`](crate::ScriptOptions::load_as_values): the
+    /// object's own enumerable members, read straight from the JavaScript values in property
+    /// order, without a round trip through JSON text.
+    pub values: Option<Vec<(String, LoadedValue)>>,
     /// Attachments added with `addAttachment`, in call order.
     pub attachments: Vec<AddedAttachment>,
+}
+
+/// A member of a loaded object, as [`LoadedObject::values`] holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadedValue {
+    /// `null`, and `undefined` (RavenDB writes it as null).
+    Null,
+    Bool(bool),
+    /// A number that is a whole number within ±2^53.
+    Int(i64),
+    /// Any other finite number, in its shortest round-trip decimal form (no exponent).
+    Number(String),
+    String(String),
+    /// Anything else (an object, an array, a `Date`, `NaN`) as `JSON.stringify` writes it.
+    Json(String),
 }
 
 /// An attachment the script added to a loaded object.

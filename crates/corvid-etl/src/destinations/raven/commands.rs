@@ -212,9 +212,10 @@ mod tests {
             LoadedObject {
                 target: "People".into(),
                 json: r#"{"Name":"A","@metadata":{"@collection":"Users","@attachments":[],"Custom":1}}"#.into(),
+                values: None,
                 attachments: vec![],
             },
-            LoadedObject { target: "users".into(), json: r#"{"Name":"B"}"#.into(), attachments: vec![] },
+            LoadedObject { target: "users".into(), json: r#"{"Name":"B"}"#.into(), values: None, attachments: vec![] },
         ];
         let commands = put_commands("users/1", "Users", &loads, &mut |_| None).unwrap();
         let Command::Put { id, document, .. } = &commands[0] else {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use corvid_script::LoadedObject;
+use corvid_script::{LoadedObject, LoadedValue};
 use serde_json::value::RawValue;
 
 use crate::destinations::sql::batch::{SqlBatch, SqlRow, SqlValue, TableBatch};
@@ -71,7 +71,11 @@ impl BatchBuilder {
                 ));
             };
             let id_column = &self.tables[index].document_id_column;
-            rows.push((index, row(document_id, id_column, &load.json, attachment)?));
+            let row = match &load.values {
+                Some(values) => row_of_values(document_id, id_column, values, attachment)?,
+                None => row(document_id, id_column, &load.json, attachment)?,
+            };
+            rows.push((index, row));
         }
         self.delete_document(document_id);
         for (index, row) in rows {
@@ -127,6 +131,36 @@ pub fn row(
     })
 }
 
+/// One loaded object, handed over as values, as a row: the same columns, in the same (name)
+/// order, with the same values as [`row`] gives for its JSON text.
+pub fn row_of_values(
+    document_id: &str,
+    id_column: &str,
+    values: &[(String, LoadedValue)],
+    attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
+) -> Result<SqlRow, String> {
+    let mut columns = Vec::with_capacity(values.len());
+    for (name, value) in values {
+        if name == id_column || name == "@metadata" {
+            continue;
+        }
+        let value = match value {
+            LoadedValue::Null => SqlValue::Null,
+            LoadedValue::Bool(it) => SqlValue::Bool(*it),
+            LoadedValue::Int(it) => SqlValue::Int(*it),
+            LoadedValue::Number(it) => SqlValue::Number(it.clone()),
+            LoadedValue::String(text) => string_value(text.clone(), attachment),
+            LoadedValue::Json(json) => self::value(json, attachment)?,
+        };
+        columns.push((name.clone(), value));
+    }
+    columns.sort_by(|(a, _), (b, _)| a.cmp(b));
+    Ok(SqlRow {
+        document_id: document_id.to_owned(),
+        columns,
+    })
+}
+
 /// Maps one JSON value (as the script's `JSON.stringify` wrote it).
 pub fn value(
     raw: &str,
@@ -140,18 +174,23 @@ pub fn value(
         Some(b'f') => Ok(SqlValue::Bool(false)),
         Some(b'"') => {
             let text: String = serde_json::from_str(raw).map_err(parse_error)?;
-            if let Some(name) = text.strip_prefix(ATTACHMENT_REFERENCE) {
-                return Ok(attachment(name).map_or(SqlValue::Null, SqlValue::Binary));
-            }
-            if is_iso_date_time(&text) {
-                return Ok(SqlValue::DateTime(text));
-            }
-            Ok(SqlValue::Text(text))
+            Ok(string_value(text, attachment))
         }
         Some(b'[') => Ok(SqlValue::Json(raw.to_owned())),
         Some(b'{') => typed(raw, attachment),
         Some(_) => Ok(number(raw)),
     }
+}
+
+/// A string: an attachment reference, a RavenDB date-time, or text.
+fn string_value(text: String, attachment: &mut dyn FnMut(&str) -> Option<Bytes>) -> SqlValue {
+    if let Some(name) = text.strip_prefix(ATTACHMENT_REFERENCE) {
+        return attachment(name).map_or(SqlValue::Null, SqlValue::Binary);
+    }
+    if is_iso_date_time(&text) {
+        return SqlValue::DateTime(text);
+    }
+    SqlValue::Text(text)
 }
 
 fn number(raw: &str) -> SqlValue {
@@ -346,6 +385,7 @@ mod tests {
         let load = |target: &str, json: &str| LoadedObject {
             target: target.into(),
             json: json.into(),
+            values: None,
             attachments: Vec::new(),
         };
         let mut builder = BatchBuilder::new(&tables);
