@@ -241,11 +241,11 @@ async fn define_tasks(url: &str, sqlite: &Path) -> anyhow::Result<()> {
 /// how many documents the processes went through.
 async fn watch_progress(url: &str) -> anyhow::Result<u64> {
     let bars = MultiProgress::new();
-    let style = ProgressStyle::with_template(
-        "{prefix:>20} [{bar:30}] {pos:>6}/{len:6} docs  {per_sec:>12}  {msg}",
-    )?
-    .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("{prefix:>20} [{bar:30}] {pos:>6}/{len:6} docs  {msg}")?
+            .progress_chars("=> ");
     let mut shown: Vec<(String, ProgressBar)> = Vec::new();
+    let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let progress: Value = reqwest::get(format!("{url}/databases/{SOURCE}/etl/progress"))
@@ -276,20 +276,26 @@ async fn watch_progress(url: &str) -> anyhow::Result<u64> {
                     }
                 };
                 bar.set_length(total);
-                bar.set_position(total - left.min(total));
+                let position = total - left.min(total);
+                bar.set_position(position);
                 if done && !bar.is_finished() {
                     bar.finish_with_message("caught up");
+                } else if !done {
+                    let rate = position as f64 / started.elapsed().as_secs_f64().max(0.001);
+                    bar.set_message(format!("{rate:>9.0} docs/s"));
                 }
             }
         }
         if all_done && !shown.is_empty() {
-            for (name, bar) in &shown {
-                // Plain lines too: the bars are not drawn when stderr is not a terminal.
-                println!(
-                    "  {name}: {}/{} documents",
-                    bar.position(),
-                    bar.length().unwrap_or(0)
-                );
+            // Without a terminal the bars are not drawn: say the same in plain lines.
+            if bars.is_hidden() {
+                for (name, bar) in &shown {
+                    println!(
+                        "  {name}: {}/{} documents",
+                        bar.position(),
+                        bar.length().unwrap_or(0)
+                    );
+                }
             }
             return Ok(processed);
         }
