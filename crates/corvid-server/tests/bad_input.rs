@@ -1207,3 +1207,67 @@ async fn hilo_next_refuses_tags_that_make_invalid_ids() {
     }
     assert_eq!(app.db_state().await, before);
 }
+
+#[tokio::test]
+async fn bad_sql_etl_test_requests_are_refused_with_their_reason() {
+    let app = app_with_ann().await;
+    let before = app.db_state().await;
+    let uri = "/databases/db/admin/etl/sql/test";
+    let config = |connection: &str| {
+        json!({"EtlType": "Sql", "Name": "t", "ConnectionStringName": connection,
+               "SqlTables": [{"TableName": "T", "DocumentIdColumn": "Id"}],
+               "Transforms": [{"Name": "s", "Collections": ["Users"], "Script": "loadToT({A: 1})"}]})
+    };
+    let cases = [
+        ("{".to_owned(), StatusCode::BAD_REQUEST, "malformed JSON"),
+        (
+            json!({"DocumentId": "users/1"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "`Configuration` is required",
+        ),
+        (
+            json!({"DocumentId": "users/1", "Configuration": config("nope")}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "connection string `nope` of type Sql does not exist",
+        ),
+        (
+            json!({"DocumentId": "users/1", "Configuration": config("c"),
+                   "Connection": {"Name": "c", "FactoryName": "System.Data.SqlClient",
+                                  "ConnectionString": "Server=x;Database=y;Password=zz9secret"}})
+            .to_string(),
+            StatusCode::BAD_REQUEST,
+            "not supported yet",
+        ),
+        (
+            json!({"DocumentId": "users/404", "Configuration": config("c"),
+                   "Connection": {"Name": "c", "FactoryName": "Npgsql",
+                                  "ConnectionString": "Host=h;Database=d;Password=zz9secret"}})
+            .to_string(),
+            StatusCode::NOT_FOUND,
+            "`users/404` does not exist",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let reply = app.send("POST", uri, body.clone(), &[]).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.text());
+        let answer = reply.json();
+        let text = answer["Message"].as_str().unwrap_or_default();
+        assert!(text.contains(message), "{body}: {text}");
+        assert!(!reply.text().contains("zz9secret"), "{}", reply.text());
+    }
+    let reply = app
+        .send(
+            "POST",
+            "/databases/db/admin/etl/sql/test-connection",
+            "Host=h",
+            &[],
+        )
+        .await;
+    assert_error(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "/databases/db/admin/etl/sql/test-connection",
+        BAD_REQUEST,
+    );
+    assert_eq!(app.db_state().await, before);
+}
