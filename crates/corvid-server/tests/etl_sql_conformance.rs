@@ -69,24 +69,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use base64::Engine as _;
 use corvid_client::{Client, create_database};
 use serde_json::{Map, Value, json};
 
+use common::conformance::store_documents;
 use common::live::{client_options as options, send, start};
-
-fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sql_etl")
-}
-
-fn load_fixture(name: &str) -> Value {
-    let path = fixtures_dir().join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
 
 /// Creates the fixture's documents on a fresh Corvid and sends its test request.
 async fn corvid_answer(fixture: &Value) -> (u16, Value) {
@@ -101,24 +88,7 @@ async fn corvid_answer(fixture: &Value) -> (u16, Value) {
     )
     .await;
     assert_eq!(status, 200, "connection string: {body}");
-    for doc in fixture["documents"].as_array().unwrap() {
-        let id = doc["id"].as_str().unwrap();
-        client.put(id, &doc["document"], None).await.unwrap();
-        for attachment in doc["attachments"].as_array().unwrap() {
-            let content = base64::engine::general_purpose::STANDARD
-                .decode(attachment["base64"].as_str().unwrap())
-                .unwrap();
-            client
-                .put_attachment(
-                    id,
-                    attachment["name"].as_str().unwrap(),
-                    attachment["content_type"].as_str().unwrap(),
-                    bytes::Bytes::from(content),
-                )
-                .await
-                .unwrap();
-        }
-    }
+    store_documents(&client, fixture).await;
     send(
         "POST",
         &format!("{}/databases/{db}/admin/etl/sql/test", server.url),
@@ -449,7 +419,7 @@ fn pretty(value: &Value) -> String {
 }
 
 async fn check(name: &str) {
-    let fixture = load_fixture(name);
+    let fixture = common::conformance::load_fixture("sql_etl", name);
     assert_eq!(fixture["name"], name);
     let recorded = normalise(
         fixture["ravendb_status"].as_u64().unwrap_or(200) as u16,
@@ -543,7 +513,7 @@ fixtures!(
 /// Every recorded fixture has a test above, and every test its fixture.
 #[test]
 fn every_fixture_is_tested() {
-    let mut on_disk: Vec<String> = std::fs::read_dir(fixtures_dir())
+    let mut on_disk: Vec<String> = std::fs::read_dir(common::conformance::fixtures_dir("sql_etl"))
         .unwrap()
         .map(|it| it.unwrap().file_name().to_string_lossy().into_owned())
         .filter_map(|it| it.strip_suffix(".json").map(str::to_owned))
