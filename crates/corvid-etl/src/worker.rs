@@ -528,9 +528,10 @@ pub(crate) fn transform_sql_item(
                 let (_, content) = snapshot.attachment(&doc.id, name).ok()??;
                 Some(Bytes::from(content))
             };
-            rows.replace_document(&doc.id, &output.loads, &mut attachment)
+            let n_loaded = output.loads.len();
+            rows.replace_document(&doc.id, output.loads, &mut attachment)
                 .map_err(failure)?;
-            Ok(ItemOutcome::Commands(Vec::new(), output.loads.len()))
+            Ok(ItemOutcome::Commands(Vec::new(), n_loaded))
         }
         Item::Tombstone(tombstone) => {
             if !matches!(tombstone.kind, TombstoneKind::Document) {

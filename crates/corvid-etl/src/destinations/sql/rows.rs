@@ -59,7 +59,7 @@ impl BatchBuilder {
     pub fn replace_document(
         &mut self,
         document_id: &str,
-        loads: &[LoadedObject],
+        loads: Vec<LoadedObject>,
         attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
     ) -> Result<(), String> {
         let mut rows = Vec::with_capacity(loads.len());
@@ -71,7 +71,7 @@ impl BatchBuilder {
                 ));
             };
             let id_column = &self.tables[index].document_id_column;
-            let row = match &load.values {
+            let row = match load.values {
                 Some(values) => row_of_values(document_id, id_column, values, attachment)?,
                 None => row(document_id, id_column, &load.json, attachment)?,
             };
@@ -136,7 +136,7 @@ pub fn row(
 pub fn row_of_values(
     document_id: &str,
     id_column: &str,
-    values: &[(String, LoadedValue)],
+    values: Vec<(String, LoadedValue)>,
     attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
 ) -> Result<SqlRow, String> {
     let mut columns = Vec::with_capacity(values.len());
@@ -146,13 +146,13 @@ pub fn row_of_values(
         }
         let value = match value {
             LoadedValue::Null => SqlValue::Null,
-            LoadedValue::Bool(it) => SqlValue::Bool(*it),
-            LoadedValue::Int(it) => SqlValue::Int(*it),
-            LoadedValue::Number(it) => SqlValue::Number(it.clone()),
-            LoadedValue::String(text) => string_value(text.clone(), attachment),
-            LoadedValue::Json(json) => self::value(json, attachment)?,
+            LoadedValue::Bool(it) => SqlValue::Bool(it),
+            LoadedValue::Int(it) => SqlValue::Int(it),
+            LoadedValue::Number(it) => SqlValue::Number(it),
+            LoadedValue::String(text) => string_value(text, attachment),
+            LoadedValue::Json(json) => self::value(&json, attachment)?,
         };
-        columns.push((name.clone(), value));
+        columns.push((name, value));
     }
     columns.sort_by(|(a, _), (b, _)| a.cmp(b));
     Ok(SqlRow {
@@ -392,7 +392,7 @@ mod tests {
         builder
             .replace_document(
                 "orders/1",
-                &[
+                vec![
                     load("OrderLines", r#"{"Qty":2,"OrderId":"ignored"}"#),
                     load("orders", r#"{"Total":4.5,"Id":"x"}"#),
                 ],
@@ -402,7 +402,7 @@ mod tests {
         let error = builder
             .replace_document(
                 "orders/2",
-                &[load("Orders", "{}"), load("Nope", "{}")],
+                vec![load("Orders", "{}"), load("Nope", "{}")],
                 &mut no_attachments,
             )
             .unwrap_err();
