@@ -14,6 +14,8 @@ use crate::time::Timestamp;
 pub type Etag = u64;
 
 const RECORD_VERSION: u8 = 1;
+/// Document records are at version 2 (version 1 had no creation etag; it reads as 0).
+const DOCUMENT_RECORD_VERSION: u8 = 2;
 
 /// Flags RavenDB shows in `@metadata.@flags`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -56,6 +58,10 @@ pub struct Document {
     /// The collection name as first written.
     pub collection: String,
     pub etag: Etag,
+    /// The etag of the first version of this document since it was last created: no earlier
+    /// version of the current document exists. It is 0 when not known (a document stored by
+    /// an older Corvid). ETL uses it to know a document is new since its last batch.
+    pub created_etag: Etag,
     pub change_vector: String,
     pub last_modified: Timestamp,
     pub flags: DocumentFlags,
@@ -177,6 +183,8 @@ fn inner_of_object(object: &str) -> &str {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DocumentRecord {
     pub etag: Etag,
+    /// See [`Document::created_etag`].
+    pub created_etag: Etag,
     pub last_modified: Timestamp,
     pub flags: DocumentFlags,
     pub id: String,
@@ -190,8 +198,9 @@ impl DocumentRecord {
         let mut out = Vec::with_capacity(
             40 + self.id.len() + self.collection.len() + self.metadata.len() + self.body.len(),
         );
-        out.push(RECORD_VERSION);
+        out.push(DOCUMENT_RECORD_VERSION);
         out.extend_from_slice(&self.etag.to_le_bytes());
+        out.extend_from_slice(&self.created_etag.to_le_bytes());
         out.extend_from_slice(&self.last_modified.0.to_le_bytes());
         out.extend_from_slice(&self.flags.0.to_le_bytes());
         put_str(&mut out, &self.id);
@@ -202,9 +211,11 @@ impl DocumentRecord {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<DocumentRecord, StorageError> {
-        let mut reader = Reader::new(bytes, "docs")?;
+        let (mut reader, version) =
+            Reader::with_versions(bytes, "docs", 1..=DOCUMENT_RECORD_VERSION)?;
         Ok(DocumentRecord {
             etag: reader.u64()?,
+            created_etag: if version >= 2 { reader.u64()? } else { 0 },
             last_modified: Timestamp(reader.u64()? as i64),
             flags: DocumentFlags(reader.u32()?),
             id: reader.string()?,
@@ -319,16 +330,25 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8], table: &'static str) -> Result<Reader<'a>, StorageError> {
+        Reader::with_versions(bytes, table, RECORD_VERSION..=RECORD_VERSION).map(|(it, _)| it)
+    }
+
+    /// A reader past the version byte, which must be in `versions`; returns the version too.
+    fn with_versions(
+        bytes: &'a [u8],
+        table: &'static str,
+        versions: std::ops::RangeInclusive<u8>,
+    ) -> Result<(Reader<'a>, u8), StorageError> {
         let mut reader = Reader {
             bytes,
             pos: 0,
             table,
         };
         let version = reader.u8()?;
-        if version != RECORD_VERSION {
+        if !versions.contains(&version) {
             return Err(reader.corrupted(format!("unknown record version {version}")));
         }
-        Ok(reader)
+        Ok((reader, version))
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], StorageError> {
@@ -392,6 +412,7 @@ mod tests {
     fn document_record_round_trips() {
         let record = DocumentRecord {
             etag: 42,
+            created_etag: 40,
             last_modified: Timestamp(123),
             flags: DocumentFlags::HAS_ATTACHMENTS,
             id: "Users/1".into(),
@@ -401,6 +422,30 @@ mod tests {
         };
         assert_eq!(DocumentRecord::decode(&record.encode()).unwrap(), record);
         assert!(DocumentRecord::decode(&record.encode()[..10]).is_err());
+    }
+
+    #[test]
+    fn version_1_document_records_read_with_an_unknown_creation() {
+        let record = DocumentRecord {
+            etag: 42,
+            created_etag: 40,
+            last_modified: Timestamp(123),
+            flags: DocumentFlags::default(),
+            id: "Users/1".into(),
+            collection: "Users".into(),
+            metadata: "{}".into(),
+            body: "{}".into(),
+        };
+        let mut v1 = record.encode();
+        v1.drain(9..17);
+        v1[0] = 1;
+        let decoded = DocumentRecord::decode(&v1).unwrap();
+        assert_eq!(decoded.created_etag, 0);
+        assert_eq!(decoded.etag, 42);
+        assert_eq!(decoded.id, "Users/1");
+        let mut v3 = record.encode();
+        v3[0] = 3;
+        assert!(DocumentRecord::decode(&v3).is_err());
     }
 
     #[test]
@@ -427,6 +472,7 @@ mod tests {
             id: "users/1".into(),
             collection: "Users".into(),
             etag: 1,
+            created_etag: 1,
             change_vector: "A:1-abc".into(),
             last_modified: Timestamp(0),
             flags: DocumentFlags::default(),

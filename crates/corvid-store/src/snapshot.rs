@@ -359,6 +359,7 @@ impl Snapshot {
             id: record.id,
             collection: record.collection,
             etag: record.etag,
+            created_etag: record.created_etag,
             last_modified: record.last_modified,
             flags: record.flags,
             metadata: record.metadata,

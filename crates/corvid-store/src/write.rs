@@ -456,6 +456,7 @@ impl<'txn> Applier<'txn> {
         };
         let record = DocumentRecord {
             etag,
+            created_etag: existing.as_ref().map_or(etag, |it| it.created_etag),
             last_modified: Timestamp::now(),
             flags,
             id: stored_id,

@@ -545,3 +545,45 @@ fn an_attachment_can_name_a_document_generated_earlier_in_the_same_request() {
         .unwrap_err();
     assert!(matches!(error, WriteError::DocumentMissing { .. }));
 }
+
+#[test]
+fn a_document_remembers_the_etag_it_was_created_at() {
+    let (_dir, _storage, db) = setup();
+    db.write(vec![put("users/1", user("a")), put("users/2", user("b"))])
+        .unwrap();
+    db.write(vec![put("Users/1", user("a2"))]).unwrap();
+    db.write(vec![WriteOp::AttachmentPut {
+        document_id: "users/1".into(),
+        name: "a.txt".into(),
+        content_type: "text/plain".into(),
+        content: b"x".to_vec(),
+        expected_change_vector: None,
+    }])
+    .unwrap();
+    let doc = db.snapshot().unwrap().get("users/1").unwrap().unwrap();
+    assert_eq!(doc.created_etag, 1, "updates keep it");
+    assert!(doc.etag > 3);
+    let doc = db.snapshot().unwrap().get("users/2").unwrap().unwrap();
+    assert_eq!((doc.created_etag, doc.etag), (2, 2));
+
+    db.write(vec![WriteOp::Delete {
+        id: "users/2".into(),
+        expected_change_vector: None,
+    }])
+    .unwrap();
+    db.write(vec![put("users/2", user("b again"))]).unwrap();
+    let snapshot = db.snapshot().unwrap();
+    let doc = snapshot.get("users/2").unwrap().unwrap();
+    assert_eq!(doc.created_etag, doc.etag, "created again after a delete");
+    // The tombstone of the earlier document stays, below the new creation.
+    let tombstones: Vec<_> = snapshot
+        .tombstones_after(Some("Users"), 0)
+        .unwrap()
+        .map(|it| it.unwrap())
+        .collect();
+    assert!(
+        tombstones
+            .iter()
+            .any(|it| it.id == "users/2" && it.etag < doc.created_etag)
+    );
+}
