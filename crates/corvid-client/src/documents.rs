@@ -137,6 +137,26 @@ impl Client {
         expect_found(&response)
     }
 
+    /// The number of documents in each collection (`GET /collections/stats`), keyed by the
+    /// collection name as the server spells it.
+    pub async fn collection_counts(&self) -> Result<HashMap<String, u64>, ClientError> {
+        #[derive(Deserialize)]
+        struct WireStats {
+            #[serde(rename = "Collections")]
+            collections: HashMap<String, u64>,
+        }
+        let response = self
+            .executor
+            .execute(&DatabaseRequest::new(
+                Method::GET,
+                "/collections/stats".to_owned(),
+            ))
+            .await?;
+        expect_found(&response)?;
+        let stats: WireStats = response.json()?;
+        Ok(stats.collections)
+    }
+
     /// Sends an already serialized `{"Commands":[...]}` JSON body to `POST /bulk_docs`, for
     /// callers (benchmarks) that build the body once and send it many times.
     pub async fn bulk_docs_raw(&self, body: Bytes) -> Result<Vec<Value>, ClientError> {

@@ -2,7 +2,7 @@
 //! worker, load through the destination, persist progress only after the destination
 //! acknowledged, wait for a commit notification when caught up, back off when loading fails.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,12 @@ use corvid_store::{Database, Etag, Timestamp, WriteOp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
+use crate::destinations::raven::commands::collection_id_prefix;
 use crate::destinations::sql::{SqlLoadError, SqlWriter};
 use crate::validate::{Destination, ValidatedTransform};
-use crate::worker::{Batch, BatchLimits, Load, ScriptWorker, Shape, TransformFailure};
+use crate::worker::{
+    Batch, BatchLimits, Load, PrefixDelete, ScriptWorker, Shape, TransformFailure,
+};
 
 /// Settings of every ETL process of a server.
 #[derive(Debug, Clone)]
@@ -94,6 +97,31 @@ const KEEP_BATCHES: usize = 25;
 pub struct StoredProgress {
     #[serde(rename = "LastProcessedEtag")]
     pub last_processed_etag: Etag,
+    #[serde(rename = "Owned", default, skip_serializing_if = "Option::is_none")]
+    pub owned: Option<Ownership>,
+}
+
+/// The destination tables (SQL) or collection id prefixes (Raven) a process saw empty and
+/// has been the only writer of since, for the ids it loads.
+///
+/// RavenDB deletes a document's old rows (or, for loads to another collection, its old
+/// documents by id prefix) before every load, also for a document it never loaded before:
+/// on a first load into empty tables that is one useless delete per document and table.
+/// Corvid knows which documents are new since the last batch (their creation etag is above
+/// the batch's start, [`corvid_store::Document::created_etag`]); where the process owns the
+/// target, no rows of such a document can exist, so their deletes are left out. A target is
+/// owned once the process saw it empty before a load; the claim is kept with the progress
+/// and dropped with it (task deleted, transformation reset), and when the destination
+/// changes. It assumes nothing else writes rows under the task's document ids — the same
+/// assumption RavenDB's deletes make about rows the task should keep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// The destination the claim holds for (no secret: database, host and port or URLs).
+    #[serde(rename = "Destination")]
+    pub destination: String,
+    /// Lower-cased table names, or lower-cased collection id prefixes.
+    #[serde(rename = "Targets")]
+    pub targets: std::collections::BTreeSet<String>,
 }
 
 /// The record key of a transformation's progress (names compare case-insensitively).
@@ -106,13 +134,17 @@ pub fn progress_key(task_name: &str, transform_name: &str) -> String {
 }
 
 pub(crate) fn read_progress(database: &Database, key: &str) -> Etag {
+    read_stored_progress(database, key).last_processed_etag
+}
+
+fn read_stored_progress(database: &Database, key: &str) -> StoredProgress {
     let stored = database
         .snapshot()
         .ok()
         .and_then(|it| it.record_value(key).ok().flatten());
     stored
         .and_then(|it| serde_json::from_slice::<StoredProgress>(&it).ok())
-        .map_or(0, |it| it.last_processed_etag)
+        .unwrap_or_default()
 }
 
 /// Everything one process needs.
@@ -135,7 +167,16 @@ fn lock(stats: &Mutex<ProcessStats>) -> std::sync::MutexGuard<'_, ProcessStats> 
 
 pub(crate) async fn run(mut ctx: ProcessContext) {
     let key = progress_key(&ctx.task_name, &ctx.transform.name);
-    let mut last = read_progress(&ctx.database, &key);
+    let stored = read_stored_progress(&ctx.database, &key);
+    let mut last = stored.last_processed_etag;
+    let destination = destination_identity(&ctx.destination);
+    let mut owned = stored
+        .owned
+        .filter(|it| it.destination == destination)
+        .unwrap_or(Ownership {
+            destination,
+            targets: Default::default(),
+        });
     lock(&ctx.stats).last_processed_etag = last;
     let limits = BatchLimits {
         max_items: ctx.options.max_batch_items,
@@ -181,7 +222,7 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         if *ctx.stop.borrow() {
             return;
         }
-        let batch = match pending.wait().await {
+        let mut batch = match pending.wait().await {
             Ok(it) => it,
             Err(error) => {
                 tracing::error!(task = %ctx.task_name, transform = %ctx.transform.name, %error, "etl process cannot run");
@@ -202,12 +243,15 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         }
         let following = worker.start_batch(batch.last_etag);
         let started = Instant::now();
-        let loaded = loader.load(&batch.load).await;
+        let loaded = loader.load(&mut batch.load, &owned.targets).await;
         let load_time = started.elapsed();
         let loaded = match loaded {
-            Ok(()) => persist_progress(&ctx.database, &key, batch.last_etag)
-                .await
-                .map_err(|error| format!("failed to save progress: {error}")),
+            Ok(newly_owned) => {
+                owned.targets.extend(newly_owned);
+                persist_progress(&ctx.database, &key, batch.last_etag, &owned)
+                    .await
+                    .map_err(|error| format!("failed to save progress: {error}"))
+            }
             Err(error) => Err(error),
         };
         match loaded {
@@ -263,27 +307,133 @@ impl Loader {
         }
     }
 
-    async fn load(&mut self, load: &Load) -> Result<(), String> {
+    /// Sends a batch, leaving out the deletes that cannot delete anything: those of new
+    /// documents in `owned` targets, and all of them in targets seen empty just now. Returns
+    /// the targets seen empty, which the process owns once the batch is delivered.
+    async fn load(
+        &mut self,
+        load: &mut Load,
+        owned: &BTreeSet<String>,
+    ) -> Result<Vec<String>, String> {
         if load.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         match (self, load) {
-            (Loader::Raven(client), Load::Raven(commands)) => client
-                .bulk_docs_applied(commands)
-                .await
-                .map_err(|error| error.to_string()),
-            (Loader::Sql(writer), Load::Sql(batch)) => writer
-                .write(batch, true)
-                .await
-                .map_err(|error: SqlLoadError| error.to_string()),
+            (Loader::Raven(client), Load::Raven(load)) => {
+                let empty = empty_collections(client, &load.prefix_deletes, owned).await?;
+                let skipped: Vec<usize> = load
+                    .prefix_deletes
+                    .iter()
+                    .filter(|it| {
+                        empty.contains(&it.collection_prefix)
+                            || (it.new_document && owned.contains(&it.collection_prefix))
+                    })
+                    .map(|it| it.index)
+                    .collect();
+                if !skipped.is_empty() {
+                    let mut skipped = skipped.into_iter().peekable();
+                    let mut idx = 0;
+                    load.commands.retain(|_| {
+                        let keep = skipped.next_if_eq(&idx).is_none();
+                        idx += 1;
+                        keep
+                    });
+                    load.prefix_deletes.clear();
+                }
+                client
+                    .bulk_docs_applied(&load.commands)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                Ok(empty.into_iter().collect())
+            }
+            (Loader::Sql(writer), Load::Sql(batch)) => {
+                let mut empty = Vec::new();
+                for table in &batch.tables {
+                    let key = table.table.to_lowercase();
+                    let deletes = !table.deletes.is_empty() || !table.new_documents.is_empty();
+                    if table.insert_only || !deletes || owned.contains(&key) {
+                        continue;
+                    }
+                    // A failed probe leaves the deletes in: the write reports the problem.
+                    if let Ok(false) = writer.table_has_rows(&table.table).await {
+                        empty.push(key);
+                    }
+                }
+                for table in &mut batch.tables {
+                    if empty.contains(&table.table.to_lowercase()) {
+                        table.deletes.clear();
+                    }
+                }
+                batch.resolve_new_documents(|table| {
+                    let key = table.table.to_lowercase();
+                    owned.contains(&key) || empty.contains(&key)
+                });
+                writer
+                    .write(batch, true)
+                    .await
+                    .map_err(|error: SqlLoadError| error.to_string())?;
+                Ok(empty)
+            }
             _ => Err("internal error: a batch for another kind of destination".to_owned()),
         }
     }
 }
 
-async fn persist_progress(database: &Arc<Database>, key: &str, etag: Etag) -> Result<(), String> {
+/// The collection id prefixes, among those of `prefix_deletes` not yet owned, that no
+/// document of the destination can start with: no collection with that id prefix holds a
+/// document. A destination that cannot answer owns nothing new.
+async fn empty_collections(
+    client: &Client,
+    prefix_deletes: &[PrefixDelete],
+    owned: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, String> {
+    let wanted: BTreeSet<&str> = prefix_deletes
+        .iter()
+        .map(|it| it.collection_prefix.as_str())
+        .filter(|it| !owned.contains(*it))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let Ok(counts) = client.collection_counts().await else {
+        return Ok(BTreeSet::new());
+    };
+    Ok(wanted
+        .into_iter()
+        .filter(|prefix| {
+            !counts.iter().any(|(collection, count)| {
+                *count > 0 && collection_id_prefix(collection).eq_ignore_ascii_case(prefix)
+            })
+        })
+        .map(str::to_owned)
+        .collect())
+}
+
+/// What a process's [`Ownership`] is tied to: the destination database, no secret.
+fn destination_identity(destination: &Destination) -> String {
+    match destination {
+        Destination::Raven(raven) => {
+            let mut urls: Vec<String> = raven
+                .urls
+                .iter()
+                .map(|it| it.trim_end_matches('/').to_lowercase())
+                .collect();
+            urls.sort();
+            format!("raven:{}@{}", raven.database.to_lowercase(), urls.join(","))
+        }
+        Destination::Sql(sql) => format!("sql:{:?}:{}", sql.target.provider, sql.target),
+    }
+}
+
+async fn persist_progress(
+    database: &Arc<Database>,
+    key: &str,
+    etag: Etag,
+    owned: &Ownership,
+) -> Result<(), String> {
     let value = serde_json::to_vec(&StoredProgress {
         last_processed_etag: etag,
+        owned: (!owned.targets.is_empty()).then(|| owned.clone()),
     })
     .map_err(|it| it.to_string())?;
     let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -30,21 +30,21 @@ pub struct BatchLimits {
 #[derive(Debug)]
 pub enum Load {
     /// `bulk_docs` commands, one request.
-    Raven(Vec<Command>),
+    Raven(RavenLoad),
     /// Deletes and rows, one database transaction.
     Sql(SqlBatch),
 }
 
 impl Default for Load {
     fn default() -> Self {
-        Load::Raven(Vec::new())
+        Load::Raven(RavenLoad::default())
     }
 }
 
 impl Load {
     pub fn is_empty(&self) -> bool {
         match self {
-            Load::Raven(commands) => commands.is_empty(),
+            Load::Raven(load) => load.commands.is_empty(),
             Load::Sql(batch) => batch.is_empty(),
         }
     }
@@ -52,10 +52,31 @@ impl Load {
     /// Commands, or rows, to send.
     pub fn len(&self) -> usize {
         match self {
-            Load::Raven(commands) => commands.len(),
+            Load::Raven(load) => load.commands.len(),
             Load::Sql(batch) => batch.n_rows(),
         }
     }
+}
+
+/// The `bulk_docs` commands of a Raven ETL batch.
+#[derive(Debug, Default)]
+pub struct RavenLoad {
+    pub commands: Vec<Command>,
+    /// Every delete-by-prefix among `commands`, in order: the process leaves out those that
+    /// cannot delete anything (see `process.rs`).
+    pub prefix_deletes: Vec<PrefixDelete>,
+}
+
+/// A delete-by-prefix command of a Raven ETL batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixDelete {
+    /// Its position in [`RavenLoad::commands`].
+    pub index: usize,
+    /// The target collection's id prefix, lower-cased (`people` of `users/1/people/`).
+    pub collection_prefix: String,
+    /// The source document was created after the batch's start etag: no earlier version of
+    /// it was loaded, so the prefix holds nothing this process wrote.
+    pub new_document: bool,
 }
 
 /// Which destination a worker prepares batches for.
@@ -158,13 +179,15 @@ const PARALLEL_MIN_ITEMS: usize = 256;
 /// the batch's snapshot.
 struct ChunkJob {
     snapshot: Arc<Snapshot>,
+    /// The batch's start etag.
+    after: Etag,
     items: Vec<Item>,
     reply: Sender<Result<Chunk, WorkerError>>,
 }
 
 /// What a part of a batch produced.
 struct Chunk {
-    commands: Vec<Command>,
+    commands: RavenLoad,
     rows: Option<BatchBuilder>,
     n_documents: usize,
     n_tombstones: usize,
@@ -215,6 +238,7 @@ fn run(
                             &transform,
                             &shape,
                             runtime.as_mut(),
+                            job.after,
                             job.items,
                         )),
                         Err(error) => Err(error.clone()),
@@ -283,6 +307,7 @@ fn build_batch(
         let (reply, answer) = channel();
         let job = ChunkJob {
             snapshot: snapshot.clone(),
+            after,
             items: std::mem::replace(&mut rest, tail),
             reply,
         };
@@ -291,7 +316,9 @@ fn build_batch(
         }
         replies.push(answer);
     }
-    let mut chunks = vec![transform_chunk(&snapshot, transform, shape, runtime, items)];
+    let mut chunks = vec![transform_chunk(
+        &snapshot, transform, shape, runtime, after, items,
+    )];
     for answer in replies {
         chunks.push(answer.recv().map_err(|_| WorkerError::Stopped)??);
     }
@@ -299,7 +326,7 @@ fn build_batch(
         last_etag: extracted.last_etag,
         ..Batch::default()
     };
-    let mut commands = Vec::new();
+    let mut commands = RavenLoad::default();
     let mut rows: Option<BatchBuilder> = None;
     for chunk in chunks {
         batch.n_documents += chunk.n_documents;
@@ -307,7 +334,7 @@ fn build_batch(
         batch.n_loaded_objects += chunk.n_loaded_objects;
         batch.n_filtered += chunk.n_filtered;
         batch.errors.extend(chunk.errors);
-        commands.extend(chunk.commands);
+        commands.append(chunk.commands);
         rows = match (rows, chunk.rows) {
             (Some(mut rows), Some(more)) => {
                 rows.append(more);
@@ -324,17 +351,58 @@ fn build_batch(
     Ok(batch)
 }
 
-/// Transforms items in order with one runtime.
+impl RavenLoad {
+    /// Adds the commands of `item`, noting its deletes-by-prefix.
+    fn extend(&mut self, item_id: &str, new_document: bool, commands: Vec<Command>) {
+        for command in commands {
+            if let Command::DeletePrefixed { id_prefix } = &command {
+                let collection_prefix = id_prefix
+                    .strip_prefix(item_id)
+                    .and_then(|it| it.strip_prefix('/'))
+                    .and_then(|it| it.strip_suffix('/'));
+                if let Some(collection_prefix) = collection_prefix {
+                    self.prefix_deletes.push(PrefixDelete {
+                        index: self.commands.len(),
+                        collection_prefix: collection_prefix.to_lowercase(),
+                        new_document,
+                    });
+                }
+            }
+            self.commands.push(command);
+        }
+    }
+
+    /// Adds the commands of a later part of the batch.
+    fn append(&mut self, later: RavenLoad) {
+        let offset = self.commands.len();
+        self.prefix_deletes
+            .extend(later.prefix_deletes.into_iter().map(|it| PrefixDelete {
+                index: it.index + offset,
+                ..it
+            }));
+        self.commands.extend(later.commands);
+    }
+}
+
+/// Returns true when `item` is a document created after `after`: no version of it before
+/// the batch was ever loaded (a document created again after a delete counts as new; the
+/// delete's tombstone, below it, is in the same batch or an earlier one).
+fn created_in_batch(item: &Item, after: Etag) -> bool {
+    matches!(item, Item::Document(doc) if doc.created_etag > after)
+}
+
+/// Transforms items in order with one runtime; `after` is the batch's start etag.
 fn transform_chunk(
     snapshot: &Snapshot,
     transform: &ValidatedTransform,
     shape: &Shape,
     mut runtime: Option<&mut ScriptRuntime>,
+    after: Etag,
     items: Vec<Item>,
 ) -> Chunk {
     let mut host = SnapshotHost { snapshot };
     let mut chunk = Chunk {
-        commands: Vec::new(),
+        commands: RavenLoad::default(),
         rows: match shape {
             Shape::Raven => None,
             Shape::Sql(tables) => Some(BatchBuilder::new(tables)),
@@ -351,9 +419,15 @@ fn transform_chunk(
             Item::Tombstone(_) => chunk.n_tombstones += 1,
         }
         let outcome = match (runtime.as_deref_mut(), chunk.rows.as_mut()) {
-            (Some(runtime), Some(rows)) => {
-                transform_sql_item(snapshot, runtime, &mut host, &item, rows, &mut Vec::new())
-            }
+            (Some(runtime), Some(rows)) => transform_sql_item(
+                snapshot,
+                runtime,
+                &mut host,
+                &item,
+                created_in_batch(&item, after),
+                rows,
+                &mut Vec::new(),
+            ),
             // Validation refuses SQL ETL without a script; reported, never skipped silently.
             (None, Some(_)) => Err(TransformFailure {
                 document_id: match &item {
@@ -378,7 +452,13 @@ fn transform_chunk(
                 if n_loaded == 0 {
                     chunk.n_filtered += 1;
                 }
-                chunk.commands.extend(more);
+                let id = match &item {
+                    Item::Document(doc) => doc.id.as_str(),
+                    Item::Tombstone(tombstone) => tombstone.id.as_str(),
+                };
+                chunk
+                    .commands
+                    .extend(id, created_in_batch(&item, after), more);
             }
             Ok(ItemOutcome::Filtered) => chunk.n_filtered += 1,
             Err(failure) => chunk.errors.push(failure),
@@ -505,12 +585,14 @@ pub(crate) fn transform_item(
 /// SQL ETL: a document's rows are replaced by what the script loads (its old rows go even
 /// when it loads nothing); a deleted document's rows go. Behaviour functions do not exist
 /// here (refused when the task is saved). The commands in the outcome are always empty: the
-/// rows go into `rows`, all of a document's or none.
+/// rows go into `rows`, all of a document's or none. `created_in_batch`: see
+/// [`BatchBuilder::replace_document`].
 pub(crate) fn transform_sql_item(
     snapshot: &Snapshot,
     runtime: &mut ScriptRuntime,
     host: &mut SnapshotHost<'_>,
     item: &Item,
+    created_in_batch: bool,
     rows: &mut BatchBuilder,
     debug_output: &mut Vec<String>,
 ) -> Result<ItemOutcome, TransformFailure> {
@@ -529,7 +611,7 @@ pub(crate) fn transform_sql_item(
                 Some(Bytes::from(content))
             };
             let n_loaded = output.loads.len();
-            rows.replace_document(&doc.id, output.loads, &mut attachment)
+            rows.replace_document(&doc.id, created_in_batch, output.loads, &mut attachment)
                 .map_err(failure)?;
             Ok(ItemOutcome::Commands(Vec::new(), n_loaded))
         }

@@ -131,6 +131,7 @@ fn table(name: &str, id_column: &str, deletes: &[&str], rows: Vec<SqlRow>) -> Ta
         document_id_column: id_column.to_owned(),
         insert_only: false,
         deletes: deletes.iter().map(|it| (*it).to_owned()).collect(),
+        new_documents: Vec::new(),
         rows,
     }
 }
@@ -366,7 +367,11 @@ async fn mysql_unquoted_lower_case_tables_and_inline_deletes() {
             .await,
         vec![some(&[tricky, "2"]), some(&["orders/2", "2"])]
     );
-    writer.test_connection().await.unwrap();
+    writer
+        .query_returns_rows("SELECT 1")
+        .await
+        .map(drop)
+        .unwrap();
 }
 
 #[tokio::test]
@@ -722,7 +727,7 @@ async fn mysql_unreachable_server_is_a_connection_error() {
     for result in [
         writer.write(&batch, true).await,
         writer.write(&batch, false).await,
-        writer.test_connection().await,
+        writer.query_returns_rows("SELECT 1").await.map(drop),
     ] {
         let error = result.unwrap_err();
         let shown = format!("{error} {error:?}");
@@ -753,7 +758,11 @@ async fn mysql_wrong_password_is_a_connection_error_without_the_password() {
     )
     .unwrap();
     let mut writer = MySqlWriter::new(target, SqlSettings::default());
-    let error = writer.test_connection().await.unwrap_err();
+    let error = writer
+        .query_returns_rows("SELECT 1")
+        .await
+        .map(drop)
+        .unwrap_err();
     let shown = format!("{error} {error:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(
@@ -867,6 +876,7 @@ fn mysql_plan_shows_the_statements() {
     let big = SqlBatch {
         tables: vec![TableBatch {
             deletes: (0..2500).map(|it| format!("orders/{it}")).collect(),
+            new_documents: Vec::new(),
             rows: (0..2500)
                 .map(|it| SqlRow {
                     document_id: format!("orders/{it}"),

@@ -91,6 +91,7 @@ fn table(name: &str, id_column: &str, deletes: &[&str], rows: Vec<SqlRow>) -> Ta
         document_id_column: id_column.to_owned(),
         insert_only: false,
         deletes: deletes.iter().map(|it| (*it).to_owned()).collect(),
+        new_documents: Vec::new(),
         rows,
     }
 }
@@ -748,7 +749,11 @@ async fn a_broken_connection_is_replaced() {
         )],
     };
     let mut writer = PgWriter::new(target(), SqlSettings::default());
-    writer.test_connection().await.unwrap();
+    writer
+        .query_returns_rows("SELECT 1")
+        .await
+        .map(drop)
+        .unwrap();
     writer.write(&batch("t/1"), true).await.unwrap();
     let pid: i32 = client
         .query_one(&format!(r#"SELECT "Pid" FROM "{s}"."T""#), &[])
@@ -768,7 +773,11 @@ async fn a_broken_connection_is_replaced() {
         );
         writer.write(&batch("t/2"), true).await.unwrap();
     }
-    writer.test_connection().await.unwrap();
+    writer
+        .query_returns_rows("SELECT 1")
+        .await
+        .map(drop)
+        .unwrap();
     let pids = dump(
         &client,
         &format!(r#"SELECT "Id", "Pid"::text FROM "{s}"."T""#),
@@ -792,7 +801,11 @@ async fn an_unreachable_server_is_a_connection_error_without_the_password() {
     };
     for error in [
         writer.write(&batch, true).await.unwrap_err(),
-        writer.test_connection().await.unwrap_err(),
+        writer
+            .query_returns_rows("SELECT 1")
+            .await
+            .map(drop)
+            .unwrap_err(),
     ] {
         let SqlLoadError::Connection {
             destination,

@@ -40,6 +40,7 @@ fn table(name: &str, id_column: &str, deletes: &[&str], rows: Vec<SqlRow>) -> Ta
         document_id_column: id_column.to_owned(),
         insert_only: false,
         deletes: deletes.iter().map(|it| (*it).to_owned()).collect(),
+        new_documents: Vec::new(),
         rows,
     }
 }
@@ -400,7 +401,11 @@ async fn sqlite_reports_statement_errors_and_keeps_working() {
         )],
     };
     writer.write(&good, true).await.unwrap();
-    writer.test_connection().await.unwrap();
+    writer
+        .query_returns_rows("SELECT 1")
+        .await
+        .map(drop)
+        .unwrap();
     assert_eq!(ids(&path, "SELECT Id FROM Orders"), ["orders/1"]);
 }
 
@@ -429,7 +434,7 @@ async fn sqlite_unopenable_file_is_a_connection_error() {
         }
     }
     assert!(matches!(
-        writer.test_connection().await,
+        writer.query_returns_rows("SELECT 1").await.map(drop),
         Err(SqlLoadError::Connection { .. })
     ));
 }
@@ -439,7 +444,11 @@ async fn sqlite_creates_a_missing_file() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("new.db");
     let mut writer = SqliteWriter::new(target(&path), SqlSettings::default());
-    writer.test_connection().await.unwrap();
+    writer
+        .query_returns_rows("SELECT 1")
+        .await
+        .map(drop)
+        .unwrap();
     assert!(path.exists());
     assert_eq!(
         query(&path, "PRAGMA journal_mode"),

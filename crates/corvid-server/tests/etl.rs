@@ -661,3 +661,126 @@ async fn large_batches_transformed_in_parallel_arrive_whole() {
     }
     let _ = dst;
 }
+
+/// The commands of every successful batch so far, from `/etl/performance`.
+async fn commands_sent(server: &Server, db: &str) -> u64 {
+    let (_, body) = send(
+        "GET",
+        &format!("{}/databases/{db}/etl/performance", server.url),
+        None,
+    )
+    .await;
+    let batches = body["Results"][0]["Stats"][0]["Performance"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    batches
+        .iter()
+        .filter(|it| it["Successfully"] == true)
+        .map(|it| it["NumberOfCommands"].as_u64().unwrap())
+        .sum()
+}
+
+async fn set_task_disabled(server: &Server, db: &str, task_id: u64, disabled: bool) {
+    let (status, body) = send(
+        "POST",
+        &format!(
+            "{}/databases/{db}/admin/tasks/state?key={task_id}&type=RavenEtl&disable={disabled}",
+            server.url
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_documents_skip_the_delete_by_prefix_where_the_destination_holds_nothing() {
+    let server = start().await;
+    let src = database(&server, "src").await;
+    let _dst = database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    let task_id = add_task(
+        &server,
+        "src",
+        task(
+            "people",
+            &["Users"],
+            "loadToPeople({Name: this.First, Age: this.Age});",
+        ),
+    )
+    .await;
+    for idx in 0..10 {
+        put(&src, &format!("users/{idx}"), user(&format!("U{idx}"), idx)).await;
+    }
+    eventually("ten people", || async {
+        collection_count(&server, "dst", "People").await == 10
+    })
+    .await;
+    assert_eq!(
+        commands_sent(&server, "src").await,
+        10,
+        "one PUT per new user, no delete-by-prefix: People was empty"
+    );
+
+    // An update needs its delete; its person is replaced, not added.
+    put(&src, "users/1", user("changed", 99)).await;
+    eventually("the update", || async {
+        let people = docs_starting_with(&server, "dst", "users/1/people/").await;
+        people.len() == 1 && people[0]["Name"] == "changed"
+    })
+    .await;
+    assert_eq!(commands_sent(&server, "src").await, 12);
+
+    // Deleted and created again while the task is off: one batch holds the tombstone and the
+    // new document, and the old person still goes.
+    set_task_disabled(&server, "src", task_id, true).await;
+    src.delete("users/2", None).await.unwrap();
+    put(&src, "users/2", user("again", 2)).await;
+    set_task_disabled(&server, "src", task_id, false).await;
+    eventually("the new person of users/2", || async {
+        let people = docs_starting_with(&server, "dst", "users/2/people/").await;
+        people.len() == 1 && people[0]["Name"] == "again"
+    })
+    .await;
+    assert_eq!(collection_count(&server, "dst", "People").await, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_a_destination_already_holds_are_replaced_not_duplicated() {
+    let server = start().await;
+    let src = database(&server, "src").await;
+    let dst = database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    // Left by an earlier task that was deleted: the new task cannot know these are its own.
+    dst.bulk_docs(&[Command::Put {
+        id: "users/1/people/0000000000000000001-A".to_owned(),
+        document: json!({"Name": "stale", "@metadata": {"@collection": "People"}}),
+        change_vector: None,
+    }])
+    .await
+    .unwrap();
+    for idx in 0..3 {
+        put(&src, &format!("users/{idx}"), user(&format!("U{idx}"), idx)).await;
+    }
+    add_task(
+        &server,
+        "src",
+        task("people", &["Users"], "loadToPeople({Name: this.First});"),
+    )
+    .await;
+    eventually("the stale person replaced", || async {
+        let people = docs_starting_with(&server, "dst", "users/1/people/").await;
+        people.len() == 1 && people[0]["Name"] == "U1"
+    })
+    .await;
+    eventually("three people", || async {
+        collection_count(&server, "dst", "People").await == 3
+    })
+    .await;
+    assert_eq!(
+        commands_sent(&server, "src").await,
+        6,
+        "a delete before each PUT"
+    );
+}

@@ -202,10 +202,7 @@ impl Destination {
     }
 
     async fn count(&self, table: &str) -> usize {
-        let rows = self
-            .query(&format!("SELECT COUNT(*) FROM {}", self.quoted(table)))
-            .await;
-        rows[0][0].as_deref().unwrap().parse().unwrap()
+        self.count_of(&self.quoted(table)).await
     }
 
     async fn drop_schema(&self) {
@@ -908,4 +905,175 @@ async fn disabled_sql_tasks_write_nothing_until_enabled() {
         destination.count("Orders").await == 3
     })
     .await;
+}
+
+async fn set_sql_task_disabled(server: &Server, task_id: u64, disabled: bool) {
+    let (status, body) = send(
+        "POST",
+        &format!(
+            "{}/databases/src/admin/tasks/state?key={task_id}&type=SqlEtl&disable={disabled}",
+            server.url
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// PostgreSQL only: a statement-level trigger logs every DELETE statement run on the order
+/// tables, also those that delete nothing. Returns how many ran so far.
+async fn delete_statements(destination: &Destination) -> Option<usize> {
+    let Engine::Postgres { schema, .. } = &destination.engine else {
+        return None;
+    };
+    Some(destination.count_of(&format!("{schema}.delete_log")).await)
+}
+
+impl Destination {
+    async fn count_of(&self, quoted_table: &str) -> usize {
+        let rows = self
+            .query(&format!("SELECT COUNT(*) FROM {quoted_table}"))
+            .await;
+        rows[0][0].as_deref().unwrap().parse().unwrap()
+    }
+
+    async fn log_delete_statements(&self) {
+        let Engine::Postgres { schema, .. } = &self.engine else {
+            return;
+        };
+        self.exec(&format!("CREATE TABLE {schema}.delete_log (tbl text)"))
+            .await;
+        self.exec(&format!(
+            "CREATE FUNCTION {schema}.log_delete() RETURNS trigger LANGUAGE plpgsql AS
+             $$ BEGIN INSERT INTO {schema}.delete_log VALUES (TG_TABLE_NAME); RETURN NULL; END $$"
+        ))
+        .await;
+        for table in ["Orders", "OrderLines"] {
+            self.exec(&format!(
+                "CREATE TRIGGER log_delete AFTER DELETE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {schema}.log_delete()",
+                self.quoted(table)
+            ))
+            .await;
+        }
+    }
+}
+
+/// Orders created after the task's last batch need no delete while the process owns the
+/// tables (it saw them empty); updates, deletes and re-created documents still get theirs,
+/// and a reset, which gives up the ownership, sends everything again without duplicates.
+async fn deletes_are_left_out_only_where_nothing_can_be_deleted(destination: &Destination) {
+    create_order_tables(destination).await;
+    destination.log_delete_statements().await;
+    let server = start().await;
+    let src = database(&server, "src").await;
+    put_connection_string(&server, destination.connection_string("sql")).await;
+    put_orders(&src, 1..=10).await;
+    let task_id = add_task(&server, orders_task(destination)).await;
+    rows_become(&server, destination, "OrderLines", 30).await;
+    put_orders(&src, 11..=12).await;
+    rows_become(&server, destination, "OrderLines", 36).await;
+    assert_eq!(delete_statements(destination).await.unwrap_or(0), 0);
+
+    src.put("orders/1-A", &order("changed", &[("kiwi", 7, 2.0)]), None)
+        .await
+        .unwrap();
+    rows_become(&server, destination, "OrderLines", 34).await;
+    assert_ne!(
+        delete_statements(destination).await,
+        Some(0),
+        "an update deletes"
+    );
+
+    // Deleted and created again in one batch: the tombstone's delete still runs.
+    set_sql_task_disabled(&server, task_id, true).await;
+    src.delete("orders/2-A", None).await.unwrap();
+    src.put("orders/2-A", &order("again", &[("fig", 1, 1.0)]), None)
+        .await
+        .unwrap();
+    set_sql_task_disabled(&server, task_id, false).await;
+    rows_become(&server, destination, "OrderLines", 32).await;
+    rows_become(&server, destination, "Audit", 14).await;
+
+    // A reset sends all 12 orders again (the insert-only audit grows by 12, in the same
+    // transactions); the other tables hold each order's rows once.
+    let (status, body) = send(
+        "RESET",
+        &format!(
+            "{}/databases/src/admin/etl?configurationName=orders-to-sql&transformationName=orders",
+            server.url
+        ),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    rows_become(&server, destination, "Audit", 26).await;
+    assert_eq!(destination.count("Orders").await, 12);
+    assert_eq!(destination.count("OrderLines").await, 32);
+    drop(server);
+    destination.drop_schema().await;
+}
+
+/// Rows the tables already hold for a document (left by an earlier system or task) go before
+/// its first load, as with RavenDB: the process does not own tables it did not see empty.
+async fn rows_already_in_the_tables_are_replaced(destination: &Destination) {
+    create_order_tables(destination).await;
+    let (orders, lines) = (
+        destination.quoted("Orders"),
+        destination.quoted("OrderLines"),
+    );
+    let (id, order_id) = (column(destination, "Id"), column(destination, "OrderId"));
+    destination
+        .exec(&format!(
+            "INSERT INTO {orders} ({id}) VALUES ('orders/1-A')"
+        ))
+        .await;
+    destination
+        .exec(&format!(
+            "INSERT INTO {lines} ({order_id}) VALUES ('orders/1-A'), ('orders/1-A')"
+        ))
+        .await;
+    let server = start().await;
+    let src = database(&server, "src").await;
+    put_connection_string(&server, destination.connection_string("sql")).await;
+    put_orders(&src, 1..=3).await;
+    add_task(&server, orders_task(destination)).await;
+    rows_become(&server, destination, "Audit", 3).await;
+    assert_eq!(destination.count("Orders").await, 3);
+    assert_eq!(destination.count("OrderLines").await, 9);
+    drop(server);
+    destination.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_deletes_are_left_out_only_where_nothing_can_be_deleted() {
+    let destination = Destination::sqlite();
+    deletes_are_left_out_only_where_nothing_can_be_deleted(&destination).await;
+    let destination = Destination::sqlite();
+    rows_already_in_the_tables_are_replaced(&destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_deletes_are_left_out_only_where_nothing_can_be_deleted() {
+    let test = "postgres_deletes_are_left_out_only_where_nothing_can_be_deleted";
+    let Some(destination) = Destination::postgres(test).await else {
+        return;
+    };
+    deletes_are_left_out_only_where_nothing_can_be_deleted(&destination).await;
+    let Some(destination) = Destination::postgres(test).await else {
+        return;
+    };
+    rows_already_in_the_tables_are_replaced(&destination).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_deletes_are_left_out_only_where_nothing_can_be_deleted() {
+    let test = "mariadb_deletes_are_left_out_only_where_nothing_can_be_deleted";
+    let Some(destination) = Destination::mariadb(test).await else {
+        return;
+    };
+    deletes_are_left_out_only_where_nothing_can_be_deleted(&destination).await;
+    let Some(destination) = Destination::mariadb(test).await else {
+        return;
+    };
+    rows_already_in_the_tables_are_replaced(&destination).await;
 }

@@ -83,6 +83,12 @@ pub struct TableBatch {
     /// Source ids whose rows are deleted first (each updated or deleted document of the
     /// batch; empty when `insert_only`).
     pub deletes: Vec<String>,
+    /// Documents created since the batch's start etag (empty when `insert_only`): no earlier
+    /// version of them was ever loaded, so their rows can only exist if something else wrote
+    /// them. Their deletes are left out where the process owns the table (it saw the table
+    /// empty and has been its only writer since; see `process.rs`), and otherwise join
+    /// `deletes` before the writers see the batch ([`SqlBatch::resolve_new_documents`]).
+    pub new_documents: Vec<String>,
     pub rows: Vec<SqlRow>,
 }
 
@@ -96,7 +102,18 @@ impl SqlBatch {
     pub fn is_empty(&self) -> bool {
         self.tables
             .iter()
-            .all(|it| it.deletes.is_empty() && it.rows.is_empty())
+            .all(|it| it.deletes.is_empty() && it.new_documents.is_empty() && it.rows.is_empty())
+    }
+
+    /// Decides the deletes of new documents: dropped for each table where `skip(table)`
+    /// (the process owns it), moved into `deletes` for the others. Writers read `deletes` only.
+    pub fn resolve_new_documents(&mut self, mut skip: impl FnMut(&TableBatch) -> bool) {
+        for table in &mut self.tables {
+            let new_documents = std::mem::take(&mut table.new_documents);
+            if !skip(table) {
+                table.deletes.extend(new_documents);
+            }
+        }
     }
 
     pub fn n_rows(&self) -> usize {

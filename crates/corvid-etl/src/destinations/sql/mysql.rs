@@ -90,6 +90,10 @@ impl MySqlWriter {
         }
     }
 
+    pub fn settings(&self) -> &SqlSettings {
+        &self.settings
+    }
+
     /// Applies a batch in one transaction, committed when `commit`, rolled back otherwise.
     pub async fn write(&mut self, batch: &SqlBatch, commit: bool) -> Result<(), SqlLoadError> {
         // Taken out while in use: if this future is dropped mid-batch, so is the connection
@@ -109,17 +113,19 @@ impl MySqlWriter {
         Err(failure.error)
     }
 
-    /// Connects (or reuses the connection) and runs `SELECT 1`.
-    pub async fn test_connection(&mut self) -> Result<(), SqlLoadError> {
+    /// Connects (or reuses the connection), runs a query outside any transaction and returns
+    /// whether it returned a row. A failure drops the connection.
+    pub async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
         let mut session = match self.session.take() {
             Some(it) => it,
             None => self.connect().await?,
         };
         let limit = self.connect_limit();
-        match tokio::time::timeout(limit, session.conn.query_drop("SELECT 1")).await {
-            Ok(Ok(())) => {
+        let query = session.conn.query_first::<Value, _>(sql);
+        match tokio::time::timeout(limit, query).await {
+            Ok(Ok(row)) => {
                 self.session = Some(session);
-                Ok(())
+                Ok(row.is_some())
             }
             Ok(Err(error)) => Err(self.connection_error(describe(&error))),
             Err(_) => Err(self.connection_error(no_answer(limit))),

@@ -56,6 +56,10 @@ impl PgWriter {
         }
     }
 
+    pub fn settings(&self) -> &SqlSettings {
+        &self.settings
+    }
+
     /// Applies a batch in one transaction: committed when `commit`, rolled back otherwise.
     /// On any failure the transaction is rolled back; after a connection-level failure the
     /// connection is dropped so the next call opens a new one.
@@ -88,13 +92,16 @@ impl PgWriter {
         }
     }
 
-    /// Connects (or reuses the connection) and runs `SELECT 1`.
-    pub async fn test_connection(&mut self) -> Result<(), SqlLoadError> {
+    /// Connects (or reuses the connection), runs a query outside any transaction and returns
+    /// whether it returned a row. A failure drops the connection.
+    pub async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
         let client = self.take_client().await?;
-        match client.simple_query("SELECT 1").await {
-            Ok(_) => {
+        match client.simple_query(sql).await {
+            Ok(messages) => {
                 self.client = Some(client);
-                Ok(())
+                Ok(messages
+                    .iter()
+                    .any(|it| matches!(it, tokio_postgres::SimpleQueryMessage::Row(_))))
             }
             Err(error) => Err(self.connection_error(error_text(&error))),
         }

@@ -38,6 +38,7 @@ impl BatchBuilder {
                     document_id_column: it.document_id_column.clone(),
                     insert_only: it.insert_only,
                     deletes: Vec::new(),
+                    new_documents: Vec::new(),
                     rows: Vec::new(),
                 })
                 .collect(),
@@ -55,10 +56,13 @@ impl BatchBuilder {
 
     /// A new version of a document: its old rows go (as for a delete) and the rows the script
     /// loaded come in. All or nothing: on an error (a table not in `SqlTables`, an output
-    /// that is not an object) the builder is unchanged.
+    /// that is not an object) the builder is unchanged. `created_in_batch`: no earlier
+    /// version of the document was ever loaded, so its deletes are only needed where rows
+    /// for it may have come from elsewhere ([`TableBatch::new_documents`]).
     pub fn replace_document(
         &mut self,
         document_id: &str,
+        created_in_batch: bool,
         loads: Vec<LoadedObject>,
         attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
     ) -> Result<(), String> {
@@ -77,7 +81,15 @@ impl BatchBuilder {
             };
             rows.push((index, row));
         }
-        self.delete_document(document_id);
+        if created_in_batch {
+            for table in &mut self.tables {
+                if !table.insert_only {
+                    table.new_documents.push(document_id.to_owned());
+                }
+            }
+        } else {
+            self.delete_document(document_id);
+        }
         for (index, row) in rows {
             self.tables[index].rows.push(row);
         }
@@ -88,6 +100,7 @@ impl BatchBuilder {
     pub fn append(&mut self, later: BatchBuilder) {
         for (table, more) in self.tables.iter_mut().zip(later.tables) {
             table.deletes.extend(more.deletes);
+            table.new_documents.extend(more.new_documents);
             table.rows.extend(more.rows);
         }
     }
@@ -392,6 +405,7 @@ mod tests {
         builder
             .replace_document(
                 "orders/1",
+                false,
                 vec![
                     load("OrderLines", r#"{"Qty":2,"OrderId":"ignored"}"#),
                     load("orders", r#"{"Total":4.5,"Id":"x"}"#),
@@ -402,6 +416,7 @@ mod tests {
         let error = builder
             .replace_document(
                 "orders/2",
+                true,
                 vec![load("Orders", "{}"), load("Nope", "{}")],
                 &mut no_attachments,
             )
@@ -411,12 +426,37 @@ mod tests {
             "{error}"
         );
         builder.delete_document("orders/3");
+        builder
+            .replace_document(
+                "orders/4",
+                true,
+                vec![load("Orders", "{}")],
+                &mut no_attachments,
+            )
+            .unwrap();
         let batch = builder.finish();
         assert_eq!(batch.tables[0].deletes, ["orders/1", "orders/3"]);
         assert_eq!(batch.tables[1].deletes, ["orders/1", "orders/3"]);
+        assert_eq!(batch.tables[0].new_documents, ["orders/4"]);
+        assert_eq!(batch.tables[1].new_documents, ["orders/4"]);
         assert!(batch.tables[2].deletes.is_empty());
+        assert!(batch.tables[2].new_documents.is_empty(), "insert-only");
+        assert_eq!(batch.tables[0].rows.len(), 2);
+        let mut owned_orders = batch.clone();
+        owned_orders.resolve_new_documents(|table| table.table == "Orders");
+        assert_eq!(owned_orders.tables[0].deletes, ["orders/1", "orders/3"]);
         assert_eq!(
-            batch.tables[0].rows,
+            owned_orders.tables[1].deletes,
+            ["orders/1", "orders/3", "orders/4"]
+        );
+        assert!(
+            owned_orders
+                .tables
+                .iter()
+                .all(|it| it.new_documents.is_empty())
+        );
+        assert_eq!(
+            batch.tables[0].rows[..1],
             [SqlRow {
                 document_id: "orders/1".into(),
                 columns: vec![("Total".into(), SqlValue::Number("4.5".into()))]

@@ -76,6 +76,10 @@ impl SqliteWriter {
         }
     }
 
+    pub fn settings(&self) -> &SqlSettings {
+        &self.settings
+    }
+
     /// Applies a batch in one transaction, committed when `commit`, rolled back otherwise.
     pub async fn write(&mut self, batch: &SqlBatch, commit: bool) -> Result<(), SqlLoadError> {
         // The blocking task needs its own copy ('static); cheap next to the disk writes.
@@ -89,19 +93,24 @@ impl SqliteWriter {
         self.supervise(task).await
     }
 
-    /// Opens the file (or reuses the connection) and runs `SELECT 1`.
-    pub async fn test_connection(&mut self) -> Result<(), SqlLoadError> {
+    /// Opens (or reuses the connection), runs a query outside any transaction and returns
+    /// whether it returned a row. A failure drops the connection.
+    pub async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
         let shared = Arc::clone(&self.shared);
         let target = self.target.clone();
         let settings = self.settings.clone();
+        let sql = sql.to_owned();
         let task = tokio::task::spawn_blocking(move || {
             let mut guard = lock_connection(&shared);
             let connection = match guard.as_mut() {
                 Some(it) => it,
                 None => guard.insert(open(&shared, &target, &settings)?),
             };
-            match connection.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)) {
-                Ok(_) => Ok(()),
+            let found = connection
+                .prepare(&sql)
+                .and_then(|mut statement| statement.query([])?.next().map(|it| it.is_some()));
+            match found {
+                Ok(found) => Ok(found),
                 Err(error) => {
                     forget(&shared, &mut guard);
                     Err(connection_error(&target, &error))
@@ -112,10 +121,10 @@ impl SqliteWriter {
     }
 
     /// Waits for the blocking task, interrupting statements that outlive the command timeout.
-    async fn supervise(
+    async fn supervise<T>(
         &self,
-        mut task: JoinHandle<Result<(), SqlLoadError>>,
-    ) -> Result<(), SqlLoadError> {
+        mut task: JoinHandle<Result<T, SqlLoadError>>,
+    ) -> Result<T, SqlLoadError> {
         let joined = if statement_limit(&self.settings).is_some() {
             let mut ticks = tokio::time::interval(WATCH_TICK);
             loop {

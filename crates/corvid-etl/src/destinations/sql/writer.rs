@@ -1,6 +1,8 @@
 //! The writer of a SQL ETL process: dispatches to the provider's writer.
 
-use crate::destinations::sql::batch::{SqlBatch, SqlLoadError, SqlSettings, Statement};
+use crate::destinations::sql::batch::{
+    SqlBatch, SqlLoadError, SqlSettings, Statement, quote_table,
+};
 use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
 use crate::destinations::sql::{mysql, postgres, sqlite};
 
@@ -36,10 +38,28 @@ impl SqlWriter {
 
     /// Connects (or reuses the connection) and runs a trivial query.
     pub async fn test_connection(&mut self) -> Result<(), SqlLoadError> {
+        self.query_returns_rows("SELECT 1").await.map(drop)
+    }
+
+    /// Returns whether `table` holds any row (outside any transaction).
+    pub async fn table_has_rows(&mut self, table: &str) -> Result<bool, SqlLoadError> {
+        let (provider, quote) = match self {
+            SqlWriter::Postgres(it) => (SqlProvider::Postgres, it.settings().quote_tables),
+            SqlWriter::MySql(it) => (SqlProvider::MySql, it.settings().quote_tables),
+            SqlWriter::Sqlite(it) => (SqlProvider::Sqlite, it.settings().quote_tables),
+        };
+        let sql = format!(
+            "SELECT 1 FROM {} LIMIT 1",
+            quote_table(provider, table, quote)
+        );
+        self.query_returns_rows(&sql).await
+    }
+
+    async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
         match self {
-            SqlWriter::Postgres(it) => it.test_connection().await,
-            SqlWriter::MySql(it) => it.test_connection().await,
-            SqlWriter::Sqlite(it) => it.test_connection().await,
+            SqlWriter::Postgres(it) => it.query_returns_rows(sql).await,
+            SqlWriter::MySql(it) => it.query_returns_rows(sql).await,
+            SqlWriter::Sqlite(it) => it.query_returns_rows(sql).await,
         }
     }
 }
