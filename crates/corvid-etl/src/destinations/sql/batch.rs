@@ -1,6 +1,7 @@
 //! The rows and deletes of one SQL ETL batch, the settings that shape statements, how
 //! statements are shown, and why a load failed. Shared by every SQL writer.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -90,6 +91,52 @@ pub struct TableBatch {
     /// `deletes` before the writers see the batch ([`SqlBatch::resolve_new_documents`]).
     pub new_documents: Vec<String>,
     pub rows: Vec<SqlRow>,
+}
+
+impl SqlRow {
+    /// Returns true when both rows have the same column names in the same order.
+    pub fn same_columns(&self, other: &SqlRow) -> bool {
+        self.columns.len() == other.columns.len()
+            && self
+                .columns
+                .iter()
+                .zip(&other.columns)
+                .all(|((a, _), (b, _))| a == b)
+    }
+}
+
+impl TableBatch {
+    /// The rows grouped by exact column list, groups and rows in first-appearance order (one
+    /// `COPY` or multi-row `INSERT` per group). Rows usually share their shape, so each row is
+    /// first compared with the previous one; only a change of shape looks the groups up.
+    pub fn row_groups(&self) -> Vec<(Vec<&str>, Vec<&SqlRow>)> {
+        let mut groups: Vec<(Vec<&str>, Vec<&SqlRow>)> = Vec::new();
+        let mut index: HashMap<Vec<&str>, usize> = HashMap::new();
+        let mut current: Option<usize> = None;
+        for row in &self.rows {
+            if let Some(at) = current {
+                let group = &mut groups[at].1;
+                if group[group.len() - 1].same_columns(row) {
+                    group.push(row);
+                    continue;
+                }
+            }
+            let columns: Vec<&str> = row.columns.iter().map(|(name, _)| name.as_str()).collect();
+            let at = match index.get(&columns) {
+                Some(&at) => {
+                    groups[at].1.push(row);
+                    at
+                }
+                None => {
+                    index.insert(columns.clone(), groups.len());
+                    groups.push((columns, vec![row]));
+                    groups.len() - 1
+                }
+            };
+            current = Some(at);
+        }
+        groups
+    }
 }
 
 /// One batch for one SQL destination: every configured table, in `SqlTables` order.
@@ -226,4 +273,53 @@ pub fn quote_identifier(provider: SqlProvider, name: &str) -> String {
     };
     let doubled = format!("{quote}{quote}");
     format!("{quote}{}{quote}", name.replace(quote, &doubled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_group_by_column_list_in_first_appearance_order() {
+        let row = |id: &str, columns: &[&str]| SqlRow {
+            document_id: id.to_owned(),
+            columns: columns
+                .iter()
+                .map(|it| ((*it).to_owned(), SqlValue::Null))
+                .collect(),
+        };
+        let table = TableBatch {
+            table: "T".into(),
+            document_id_column: "Id".into(),
+            insert_only: false,
+            deletes: Vec::new(),
+            new_documents: Vec::new(),
+            rows: vec![
+                row("1", &["A", "B"]),
+                row("2", &["A", "B"]),
+                row("3", &["B", "A"]),
+                row("4", &["A", "B"]),
+                row("5", &["A"]),
+                row("6", &["B", "A"]),
+            ],
+        };
+        let groups: Vec<(Vec<&str>, Vec<&str>)> = table
+            .row_groups()
+            .into_iter()
+            .map(|(columns, rows)| {
+                (
+                    columns,
+                    rows.iter().map(|it| it.document_id.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                (vec!["A", "B"], vec!["1", "2", "4"]),
+                (vec!["B", "A"], vec!["3", "6"]),
+                (vec!["A"], vec!["5"]),
+            ]
+        );
+    }
 }

@@ -27,7 +27,6 @@
 //! when it notices the closed connection). `START TRANSACTION`/`COMMIT` are bounded the same
 //! way; zero means no timeout, as in ADO.NET.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -670,7 +669,7 @@ fn steps<'a>(batch: &'a SqlBatch, settings: &SqlSettings, statement_bytes: usize
         }
     }
     for table in &batch.tables {
-        for (columns, rows) in groups(table) {
+        for (columns, rows) in table.row_groups() {
             let width = columns.len() + 1;
             let max_rows = (MAX_PLACEHOLDERS / width).clamp(1, MAX_ROWS);
             let mut chunk: Vec<&SqlRow> = Vec::new();
@@ -692,23 +691,6 @@ fn steps<'a>(batch: &'a SqlBatch, settings: &SqlSettings, statement_bytes: usize
         }
     }
     steps
-}
-
-/// A table's rows grouped by exact column list, groups and rows in first-appearance order.
-fn groups(table: &TableBatch) -> Vec<(Vec<&str>, Vec<&SqlRow>)> {
-    let mut groups: Vec<(Vec<&str>, Vec<&SqlRow>)> = Vec::new();
-    let mut index: HashMap<Vec<&str>, usize> = HashMap::new();
-    for row in &table.rows {
-        let columns: Vec<&str> = row.columns.iter().map(|(name, _)| name.as_str()).collect();
-        match index.get(&columns) {
-            Some(at) => groups[*at].1.push(row),
-            None => {
-                index.insert(columns.clone(), groups.len());
-                groups.push((columns, vec![row]));
-            }
-        }
-    }
-    groups
 }
 
 fn insert_step<'a>(

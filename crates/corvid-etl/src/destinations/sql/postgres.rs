@@ -8,7 +8,6 @@
 //! endpoint are exactly those that run.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -287,19 +286,7 @@ fn operations<'a>(batch: &'a SqlBatch, settings: &SqlSettings) -> Vec<Operation<
             continue;
         }
         let name = quote_table(provider, &table.table, settings.quote_tables);
-        let mut groups: Vec<(Vec<&str>, Vec<&SqlRow>)> = Vec::new();
-        let mut index: HashMap<Vec<&str>, usize> = HashMap::new();
-        for row in &table.rows {
-            let key: Vec<&str> = row.columns.iter().map(|(name, _)| name.as_str()).collect();
-            match index.get(&key) {
-                Some(&at) => groups[at].1.push(row),
-                None => {
-                    index.insert(key.clone(), groups.len());
-                    groups.push((key, vec![row]));
-                }
-            }
-        }
-        for (names, rows) in groups {
+        for (names, rows) in table.row_groups() {
             let mut columns = Vec::with_capacity(names.len() + 1);
             columns.push(table.document_id_column.as_str());
             columns.extend(names);

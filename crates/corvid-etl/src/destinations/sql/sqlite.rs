@@ -519,7 +519,7 @@ fn steps<'a>(batch: &'a SqlBatch, settings: &SqlSettings) -> Vec<Step<'a>> {
         let mut previous: Option<(&SqlRow, String)> = None;
         for row in &table.rows {
             let text = match &previous {
-                Some((last, text)) if same_columns(last, row) => text.clone(),
+                Some((last, text)) if last.same_columns(row) => text.clone(),
                 _ => insert_text(table, row, settings),
             };
             previous = Some((row, text.clone()));
@@ -531,15 +531,6 @@ fn steps<'a>(batch: &'a SqlBatch, settings: &SqlSettings) -> Vec<Step<'a>> {
         }
     }
     steps
-}
-
-fn same_columns(left: &SqlRow, right: &SqlRow) -> bool {
-    left.columns.len() == right.columns.len()
-        && left
-            .columns
-            .iter()
-            .zip(&right.columns)
-            .all(|((a, _), (b, _))| a == b)
 }
 
 fn insert_text(table: &TableBatch, row: &SqlRow, settings: &SqlSettings) -> String {
