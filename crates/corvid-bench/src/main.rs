@@ -11,6 +11,10 @@
 //! MariaDB against the engine's bulk path and RavenDB's row-by-row algorithm (see
 //! [`sql_etl`]).
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod script;
 mod sql_etl;
 
 use std::path::PathBuf;
@@ -41,6 +45,9 @@ enum Bench {
     /// SQL ETL into PostgreSQL or MariaDB: ratio to the engine's bulk path and to RavenDB's
     /// row-by-row algorithm.
     SqlEtl(sql_etl::SqlEtlArgs),
+    /// The script runtime alone: microseconds per document for the scripts of `etl` and
+    /// `sql-etl`.
+    Script(script::ScriptArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -90,6 +97,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Insert(args) => runtime.block_on(insert(args)),
         Bench::Etl(args) => runtime.block_on(etl(args)),
         Bench::SqlEtl(args) => runtime.block_on(sql_etl::sql_etl(args)),
+        Bench::Script(args) => script::script(args),
     }
 }
 
@@ -147,6 +155,10 @@ fn memory_mib(pid: u32) -> Option<(f64, f64)> {
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
+
+/// The Raven ETL benchmark's transformation.
+const PEOPLE_SCRIPT: &str =
+    "loadToPeople({Name: this.FirstName + ' ' + this.LastName, Age: this.Age});";
 
 /// A document of about 300 bytes of JSON.
 fn document(idx: usize) -> serde_json::Value {
@@ -353,9 +365,9 @@ async fn etl(args: EtlArgs) -> anyhow::Result<()> {
     let (bodies, avg_doc_bytes) = batches(args.docs, 1000)?;
     bulk_insert(&http, &source.url, "src", &bodies).await?;
     let script = if args.filter_half {
-        "if (this.Age % 2 == 0) loadToPeople({Name: this.FirstName + ' ' + this.LastName, Age: this.Age});"
+        format!("if (this.Age % 2 == 0) {PEOPLE_SCRIPT}")
     } else {
-        "loadToPeople({Name: this.FirstName + ' ' + this.LastName, Age: this.Age});"
+        PEOPLE_SCRIPT.to_owned()
     };
     let expected = if args.filter_half {
         (0..args.docs)

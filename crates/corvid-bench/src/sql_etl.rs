@@ -148,7 +148,7 @@ impl Line {
 }
 
 /// One order; everything derived from its index.
-struct Order {
+pub(crate) struct Order {
     id: String,
     company: String,
     /// Seconds since 2020-01-01T00:00:00, and milliseconds.
@@ -162,7 +162,7 @@ struct Order {
 }
 
 impl Order {
-    fn new(idx: usize, n_lines: usize) -> Order {
+    pub(crate) fn new(idx: usize, n_lines: usize) -> Order {
         let (city, country) = CITIES[idx % CITIES.len()];
         let i = idx as i64;
         Order {
@@ -204,7 +204,7 @@ impl Order {
         format!("{date} {time}.{:03}000", self.millis)
     }
 
-    fn document(&self) -> Value {
+    pub(crate) fn document(&self) -> Value {
         let idx = self.idx;
         let (required_date, required_time) = civil(FIRST_DAY + 28, self.seconds);
         json!({
@@ -274,7 +274,7 @@ fn decimal_text(cents: i64) -> String {
 }
 
 /// The transformation script.
-fn script(schema: &str) -> String {
+pub(crate) fn script(schema: &str) -> String {
     format!(
         "var total = 0;
 for (var i = 0; i < this.Lines.length; i++) {{

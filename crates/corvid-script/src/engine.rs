@@ -101,7 +101,8 @@ const SYNTAX_CHECK_MEMORY_BYTES: usize = 256 * 1024 * 1024;
 impl Engine {
     /// Builds a runtime with the limits of `options` and compiles `plan` in it.
     pub(crate) fn new(plan: &ScriptPlan, options: &ScriptOptions) -> Result<Engine, ScriptError> {
-        let runtime = Runtime::new().map_err(engine_error)?;
+        let runtime =
+            Runtime::new_with_alloc(rquickjs::allocator::RustAllocator).map_err(engine_error)?;
         runtime.set_memory_limit(options.memory_limit_bytes);
         runtime.set_max_stack_size(options.max_stack_bytes);
         let clock = Rc::new(Clock::default());
@@ -287,7 +288,8 @@ pub(crate) fn check_syntax(source: &str) -> Result<(), ScriptError> {
         max_stack_bytes: SYNTAX_CHECK_STACK_BYTES,
         ..ScriptOptions::default()
     };
-    let runtime = Runtime::new().map_err(engine_error)?;
+    let runtime =
+        Runtime::new_with_alloc(rquickjs::allocator::RustAllocator).map_err(engine_error)?;
     runtime.set_memory_limit(options.memory_limit_bytes);
     runtime.set_max_stack_size(options.max_stack_bytes);
     let context = Context::full(&runtime).map_err(engine_error)?;

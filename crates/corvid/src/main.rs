@@ -1,5 +1,12 @@
 //! The `corvid` binary: command line, configuration, tracing, signals.
 
+/// QuickJS allocates and frees small blocks for every document a script reads and writes
+/// (its runtimes use Rust's global allocator), and SQL ETL builds rows on the script thread
+/// that the load frees on another: glibc's malloc made SQL ETL 30% slower than mimalloc
+/// (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod demo;
 
 use std::net::SocketAddr;

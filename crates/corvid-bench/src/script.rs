@@ -1,0 +1,110 @@
+//! `corvid-bench script`: the cost of the script runtime alone, per document, for the scripts
+//! and documents of the `etl` and `sql-etl` benchmarks (no store, no network, one thread).
+//! The end-to-end benchmarks are bound by this figure on a 2-core machine; this one is quick
+//! and repeatable enough to compare two builds.
+
+use std::time::{Duration, Instant};
+
+use corvid_script::{DocumentInput, NoDocuments, ScriptOptions, ScriptRuntime};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ScriptArgs {
+    /// Documents per run.
+    #[arg(long, default_value_t = 20_000)]
+    docs: usize,
+    /// Runs of each workload; the best and the median are shown.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+}
+
+struct Workload {
+    name: &'static str,
+    script: String,
+    options: ScriptOptions,
+    /// (id, JSON with `@metadata`) of each document.
+    documents: Vec<(String, String)>,
+    /// Objects each document loads.
+    loads_per_document: usize,
+}
+
+fn with_id(mut document: serde_json::Value, id: &str) -> String {
+    document["@metadata"]["@id"] = serde_json::Value::from(id);
+    document["@metadata"]["@change-vector"] = serde_json::Value::from("A:1-bench");
+    document.to_string()
+}
+
+fn workloads(n_docs: usize) -> Vec<Workload> {
+    let users = (0..n_docs)
+        .map(|idx| {
+            let id = format!("users/{idx}");
+            let json = with_id(crate::document(idx), &id);
+            (id, json)
+        })
+        .collect();
+    let orders = (0..n_docs)
+        .map(|idx| {
+            let id = format!("orders/{idx}-A");
+            let json = with_id(crate::sql_etl::Order::new(idx, 3).document(), &id);
+            (id, json)
+        })
+        .collect();
+    vec![
+        Workload {
+            name: "etl (Raven: loadToPeople, 1 object)",
+            script: crate::PEOPLE_SCRIPT.to_owned(),
+            options: ScriptOptions::default(),
+            documents: users,
+            loads_per_document: 1,
+        },
+        Workload {
+            name: "sql-etl (4 rows, values)",
+            script: crate::sql_etl::script("bench"),
+            options: ScriptOptions {
+                load_as_values: true,
+                ..ScriptOptions::default()
+            },
+            documents: orders,
+            loads_per_document: 4,
+        },
+    ]
+}
+
+pub(crate) fn script(args: ScriptArgs) -> anyhow::Result<()> {
+    println!(
+        "script runtime alone: {} documents per run, {} runs, one thread",
+        args.docs, args.runs
+    );
+    println!("{:<40} {:>12} {:>12}", "workload", "best µs/doc", "median");
+    for workload in workloads(args.docs) {
+        let mut runtime = ScriptRuntime::new(&workload.script, workload.options.clone())?;
+        let mut times: Vec<Duration> = Vec::with_capacity(args.runs);
+        for _ in 0..args.runs.max(1) {
+            let started = Instant::now();
+            for (id, json) in &workload.documents {
+                let input = DocumentInput {
+                    id,
+                    collection: "Bench",
+                    json,
+                    attachments: &[],
+                };
+                let output = runtime.transform(&input, &mut NoDocuments)?;
+                anyhow::ensure!(
+                    output.loads.len() == workload.loads_per_document,
+                    "{}: {id} loaded {} objects",
+                    workload.name,
+                    output.loads.len()
+                );
+            }
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let per_doc = |it: Duration| it.as_secs_f64() * 1e6 / workload.documents.len() as f64;
+        println!(
+            "{:<40} {:>12.2} {:>12.2}",
+            workload.name,
+            per_doc(times[0]),
+            per_doc(times[times.len() / 2])
+        );
+    }
+    Ok(())
+}
