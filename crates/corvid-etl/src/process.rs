@@ -97,8 +97,18 @@ const KEEP_BATCHES: usize = 25;
 pub struct StoredProgress {
     #[serde(rename = "LastProcessedEtag")]
     pub last_processed_etag: Etag,
+    /// Every batch ever sent ended at or below this etag (it may exceed the progress when a
+    /// batch was sent and not acknowledged): documents created after it were never sent.
+    /// Written before a load that leaves out deletes of new documents, so that after a crash
+    /// the batch's documents are not taken for new again.
+    #[serde(rename = "SentUpToEtag", default, skip_serializing_if = "is_zero")]
+    pub sent_up_to_etag: Etag,
     #[serde(rename = "Owned", default, skip_serializing_if = "Option::is_none")]
     pub owned: Option<Ownership>,
+}
+
+fn is_zero(etag: &Etag) -> bool {
+    *etag == 0
 }
 
 /// The destination tables (SQL) or collection id prefixes (Raven) a process saw empty and
@@ -169,6 +179,9 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
     let key = progress_key(&ctx.task_name, &ctx.transform.name);
     let stored = read_stored_progress(&ctx.database, &key);
     let mut last = stored.last_processed_etag;
+    // In memory: the end of every batch whose load started; on disk where it matters.
+    let mut sent_up_to = stored.sent_up_to_etag;
+    let mut stored_sent_up_to = stored.sent_up_to_etag;
     let destination = destination_identity(&ctx.destination);
     let mut owned = stored
         .owned
@@ -217,7 +230,7 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
     let mut fallback = ctx.options.initial_fallback;
     // Batch N+1 is extracted and transformed on the worker while batch N loads; progress
     // still moves in order, and only after a load succeeded.
-    let mut pending = worker.start_batch(last);
+    let mut pending = worker.start_batch(last, sent_up_to);
     loop {
         if *ctx.stop.borrow() {
             return;
@@ -238,17 +251,51 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
                 _ = ctx.wake.notified() => {}
                 _ = ctx.stop.changed() => {}
             }
-            pending = worker.start_batch(last);
+            pending = worker.start_batch(last, sent_up_to);
             continue;
         }
-        let following = worker.start_batch(batch.last_etag);
+        let following = worker.start_batch(batch.last_etag, sent_up_to);
         let started = Instant::now();
-        let loaded = loader.load(&mut batch.load, &owned.targets).await;
+        // Deletes of new documents are left out only in owned targets. Before such a load,
+        // and before a retry of a batch that may have arrived, the etag sent up to is saved:
+        // after a crash, documents that may have been sent must not count as new again.
+        let sending_up_to = sent_up_to.max(batch.last_etag);
+        let recorded = if !owned.targets.is_empty()
+            && (batch.load.has_new_documents() || sent_up_to > last)
+            && stored_sent_up_to < sending_up_to
+        {
+            let saved = persist(
+                &ctx.database,
+                &key,
+                StoredProgress {
+                    last_processed_etag: last,
+                    sent_up_to_etag: sending_up_to,
+                    owned: Some(owned.clone()),
+                },
+            )
+            .await;
+            if saved.is_ok() {
+                stored_sent_up_to = sending_up_to;
+            }
+            saved
+        } else {
+            Ok(())
+        };
+        sent_up_to = sending_up_to;
+        let loaded = match recorded {
+            Ok(()) => loader.load(&mut batch.load, &owned.targets).await,
+            Err(error) => Err(format!("failed to save progress: {error}")),
+        };
         let load_time = started.elapsed();
         let loaded = match loaded {
             Ok(newly_owned) => {
                 owned.targets.extend(newly_owned);
-                persist_progress(&ctx.database, &key, batch.last_etag, &owned)
+                let progress = StoredProgress {
+                    last_processed_etag: batch.last_etag,
+                    sent_up_to_etag: stored_sent_up_to,
+                    owned: (!owned.targets.is_empty()).then(|| owned.clone()),
+                };
+                persist(&ctx.database, &key, progress)
                     .await
                     .map_err(|error| format!("failed to save progress: {error}"))
             }
@@ -272,7 +319,7 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
                     _ = ctx.stop.changed() => {}
                 }
                 fallback = (fallback * 2).min(ctx.options.max_fallback);
-                pending = worker.start_batch(last);
+                pending = worker.start_batch(last, sent_up_to);
             }
         }
     }
@@ -425,17 +472,12 @@ fn destination_identity(destination: &Destination) -> String {
     }
 }
 
-async fn persist_progress(
+async fn persist(
     database: &Arc<Database>,
     key: &str,
-    etag: Etag,
-    owned: &Ownership,
+    progress: StoredProgress,
 ) -> Result<(), String> {
-    let value = serde_json::to_vec(&StoredProgress {
-        last_processed_etag: etag,
-        owned: (!owned.targets.is_empty()).then(|| owned.clone()),
-    })
-    .map_err(|it| it.to_string())?;
+    let value = serde_json::to_vec(&progress).map_err(|it| it.to_string())?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
     database.write_async(
         vec![WriteOp::PutRecord {

@@ -42,6 +42,14 @@ impl Default for Load {
 }
 
 impl Load {
+    /// Returns true when the batch has documents no version of which was ever sent.
+    pub fn has_new_documents(&self) -> bool {
+        match self {
+            Load::Raven(load) => load.prefix_deletes.iter().any(|it| it.new_document),
+            Load::Sql(batch) => batch.tables.iter().any(|it| !it.new_documents.is_empty()),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         match self {
             Load::Raven(load) => load.commands.is_empty(),
@@ -74,8 +82,8 @@ pub struct PrefixDelete {
     pub index: usize,
     /// The target collection's id prefix, lower-cased (`people` of `users/1/people/`).
     pub collection_prefix: String,
-    /// The source document was created after the batch's start etag: no earlier version of
-    /// it was loaded, so the prefix holds nothing this process wrote.
+    /// No version of the source document was ever sent (see [`ScriptWorker::start_batch`]),
+    /// so the prefix holds nothing this process wrote.
     pub new_document: bool,
 }
 
@@ -118,8 +126,16 @@ pub enum WorkerError {
     Stopped,
 }
 
-struct Job {
+/// Where a batch starts: after `after`; documents created after `never_loaded_after` were
+/// never sent.
+#[derive(Debug, Clone, Copy)]
+struct BatchStart {
     after: Etag,
+    never_loaded_after: Etag,
+}
+
+struct Job {
+    start: BatchStart,
     reply: tokio::sync::oneshot::Sender<Result<Batch, WorkerError>>,
 }
 
@@ -145,10 +161,18 @@ impl ScriptWorker {
     }
 
     /// Starts extracting and transforming the batch after `after` now, on the worker thread;
-    /// the answer is awaited through the returned [`PendingBatch`].
-    pub fn start_batch(&self, after: Etag) -> PendingBatch {
+    /// the answer is awaited through the returned [`PendingBatch`]. No version of a document
+    /// created after `never_loaded_after` (at least `after`) was ever sent to the destination.
+    pub fn start_batch(&self, after: Etag, never_loaded_after: Etag) -> PendingBatch {
         let (reply, receiver) = tokio::sync::oneshot::channel();
-        if self.sender.send(Job { after, reply }).is_err() {
+        let job = Job {
+            start: BatchStart {
+                after,
+                never_loaded_after: never_loaded_after.max(after),
+            },
+            reply,
+        };
+        if self.sender.send(job).is_err() {
             return PendingBatch { receiver: None };
         }
         PendingBatch {
@@ -179,8 +203,7 @@ const PARALLEL_MIN_ITEMS: usize = 256;
 /// the batch's snapshot.
 struct ChunkJob {
     snapshot: Arc<Snapshot>,
-    /// The batch's start etag.
-    after: Etag,
+    never_loaded_after: Etag,
     items: Vec<Item>,
     reply: Sender<Result<Chunk, WorkerError>>,
 }
@@ -238,7 +261,7 @@ fn run(
                             &transform,
                             &shape,
                             runtime.as_mut(),
-                            job.after,
+                            job.never_loaded_after,
                             job.items,
                         )),
                         Err(error) => Err(error.clone()),
@@ -264,7 +287,7 @@ fn run(
                 runtime.as_mut(),
                 &helpers,
                 &limits,
-                job.after,
+                job.start,
             ),
             Err(error) => Err(error.clone()),
         };
@@ -279,8 +302,12 @@ fn build_batch(
     runtime: Option<&mut ScriptRuntime>,
     helpers: &[Sender<ChunkJob>],
     limits: &BatchLimits,
-    after: Etag,
+    start: BatchStart,
 ) -> Result<Batch, WorkerError> {
+    let BatchStart {
+        after,
+        never_loaded_after,
+    } = start;
     let started = Instant::now();
     let read_error = |error: corvid_store::ReadError| WorkerError::Read(error.to_string());
     let snapshot = Arc::new(database.snapshot().map_err(read_error)?);
@@ -307,7 +334,7 @@ fn build_batch(
         let (reply, answer) = channel();
         let job = ChunkJob {
             snapshot: snapshot.clone(),
-            after,
+            never_loaded_after,
             items: std::mem::replace(&mut rest, tail),
             reply,
         };
@@ -317,7 +344,12 @@ fn build_batch(
         replies.push(answer);
     }
     let mut chunks = vec![transform_chunk(
-        &snapshot, transform, shape, runtime, after, items,
+        &snapshot,
+        transform,
+        shape,
+        runtime,
+        never_loaded_after,
+        items,
     )];
     for answer in replies {
         chunks.push(answer.recv().map_err(|_| WorkerError::Stopped)??);
@@ -384,20 +416,21 @@ impl RavenLoad {
     }
 }
 
-/// Returns true when `item` is a document created after `after`: no version of it before
-/// the batch was ever loaded (a document created again after a delete counts as new; the
-/// delete's tombstone, below it, is in the same batch or an earlier one).
-fn created_in_batch(item: &Item, after: Etag) -> bool {
-    matches!(item, Item::Document(doc) if doc.created_etag > after)
+/// Returns true when `item` is a document created after `never_loaded_after`: no version of
+/// it was ever sent (a document created again after a delete counts as new; the delete's
+/// tombstone, below it, is in the same batch or an earlier one).
+fn created_in_batch(item: &Item, never_loaded_after: Etag) -> bool {
+    matches!(item, Item::Document(doc) if doc.created_etag > never_loaded_after)
 }
 
-/// Transforms items in order with one runtime; `after` is the batch's start etag.
+/// Transforms items in order with one runtime. `never_loaded_after`: see
+/// [`ScriptWorker::start_batch`].
 fn transform_chunk(
     snapshot: &Snapshot,
     transform: &ValidatedTransform,
     shape: &Shape,
     mut runtime: Option<&mut ScriptRuntime>,
-    after: Etag,
+    never_loaded_after: Etag,
     items: Vec<Item>,
 ) -> Chunk {
     let mut host = SnapshotHost { snapshot };
@@ -424,7 +457,7 @@ fn transform_chunk(
                 runtime,
                 &mut host,
                 &item,
-                created_in_batch(&item, after),
+                created_in_batch(&item, never_loaded_after),
                 rows,
                 &mut Vec::new(),
             ),
@@ -458,7 +491,7 @@ fn transform_chunk(
                 };
                 chunk
                     .commands
-                    .extend(id, created_in_batch(&item, after), more);
+                    .extend(id, created_in_batch(&item, never_loaded_after), more);
             }
             Ok(ItemOutcome::Filtered) => chunk.n_filtered += 1,
             Err(failure) => chunk.errors.push(failure),

@@ -784,3 +784,141 @@ async fn documents_a_destination_already_holds_are_replaced_not_duplicated() {
         "a delete before each PUT"
     );
 }
+
+/// A TCP proxy to `target` that, while `swallow` is set, passes requests on and closes the
+/// connection instead of passing the answer back: the destination applies a batch the source
+/// never hears about.
+struct SwallowingProxy {
+    url: String,
+    swallow: Arc<std::sync::atomic::AtomicBool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl SwallowingProxy {
+    async fn start(target: &str) -> SwallowingProxy {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let swallow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (target, flag) = (target.to_owned(), swallow.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let (target, flag) = (target.clone(), flag.clone());
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = inbound.into_split();
+                    let (mut server_read, mut server_write) = outbound.into_split();
+                    let requests = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    });
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match server_read.read(&mut buffer).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                            break;
+                        }
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    requests.abort();
+                });
+            }
+        });
+        SwallowingProxy {
+            url,
+            swallow,
+            accept,
+        }
+    }
+
+    fn swallow(&self, on: bool) {
+        self.swallow.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for SwallowingProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn people_of(server: &Server, user: &str) -> usize {
+    docs_starting_with(server, "dst", &format!("{user}/people/"))
+        .await
+        .len()
+}
+
+/// A batch the destination applied but never acknowledged is sent again with its deletes,
+/// by the same process and after a restart: the new documents in it are not new any more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_applied_but_not_acknowledged_is_not_duplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(dir.path()).unwrap());
+    let server = start_on(0, storage.clone(), None).await;
+    let src = database(&server, "src").await;
+    let _dst = database(&server, "dst").await;
+    let proxy = SwallowingProxy::start(server.url.trim_start_matches("http://")).await;
+    add_connection_string(&server, "src", "dst", &[&proxy.url], "dst").await;
+    add_task(
+        &server,
+        "src",
+        task("people", &["Users"], "loadToPeople({Name: this.First});"),
+    )
+    .await;
+    for idx in 0..3 {
+        put(&src, &format!("users/{idx}"), user("U", idx)).await;
+    }
+    eventually("three people: People is owned", || async {
+        collection_count(&server, "dst", "People").await == 3
+    })
+    .await;
+
+    proxy.swallow(true);
+    for idx in 10..13 {
+        put(&src, &format!("users/{idx}"), user("new", idx)).await;
+    }
+    eventually("the unacknowledged batch applied", || async {
+        collection_count(&server, "dst", "People").await >= 6
+    })
+    .await;
+    // Retries every 200 ms to 1 s, each applied and unanswered.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for idx in 10..13 {
+        assert_eq!(
+            people_of(&server, &format!("users/{idx}")).await,
+            1,
+            "users/{idx}"
+        );
+    }
+
+    // A restart while the batch is unacknowledged: the retry still deletes first.
+    let port = server.port;
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let server = start_on(port, storage.clone(), Some(dir)).await;
+    proxy.swallow(false);
+    eventually("the retry acknowledged", || async {
+        let (_, progress) = send(
+            "GET",
+            &format!("{}/databases/src/etl/progress", server.url),
+            None,
+        )
+        .await;
+        progress["Results"][0]["ProcessesProgress"][0]["Completed"] == true
+    })
+    .await;
+    for idx in (0..3).chain(10..13) {
+        assert_eq!(
+            people_of(&server, &format!("users/{idx}")).await,
+            1,
+            "users/{idx}"
+        );
+    }
+    assert_eq!(collection_count(&server, "dst", "People").await, 6);
+}
