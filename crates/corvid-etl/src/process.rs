@@ -117,9 +117,10 @@ fn is_zero(etag: &Etag) -> bool {
 /// RavenDB deletes a document's old rows (or, for loads to another collection, its old
 /// documents by id prefix) before every load, also for a document it never loaded before:
 /// on a first load into empty tables that is one useless delete per document and table.
-/// Corvid knows which documents are new since the last batch (their creation etag is above
-/// the batch's start, [`corvid_store::Document::created_etag`]); where the process owns the
-/// target, no rows of such a document can exist, so their deletes are left out. A target is
+/// Corvid knows which documents no version of which was ever sent (their creation etag,
+/// [`corvid_store::Document::created_etag`], is above [`StoredProgress::sent_up_to_etag`] and
+/// the progress); where the process owns the target, no rows of such a document can exist,
+/// so their deletes are left out. A target is
 /// owned once the process saw it empty before a load; the claim is kept with the progress
 /// and dropped with it (task deleted, transformation reset), and when the destination
 /// changes. It assumes nothing else writes rows under the task's document ids — the same
@@ -131,7 +132,7 @@ pub struct Ownership {
     pub destination: String,
     /// Lower-cased table names, or lower-cased collection id prefixes.
     #[serde(rename = "Targets")]
-    pub targets: std::collections::BTreeSet<String>,
+    pub targets: BTreeSet<String>,
 }
 
 /// The record key of a transformation's progress (names compare case-insensitively).
