@@ -11,7 +11,9 @@ use corvid_client::{Client, Command};
 use corvid_store::Storage;
 use serde_json::{Value, json};
 
-use common::live::{Server, database, eventually, send, start, start_on};
+use common::live::{
+    Server, database, eventually, reset_etl, send, set_task_disabled, start, start_on,
+};
 
 async fn add_connection_string(server: &Server, db: &str, name: &str, urls: &[&str], target: &str) {
     let (status, body) = send(
@@ -328,16 +330,7 @@ async fn progress_survives_a_restart_and_reset_sends_everything_again() {
         );
     }
 
-    let (status, body) = send(
-        "RESET",
-        &format!(
-            "{}/databases/src/admin/etl?configurationName=people&transformationName=script1",
-            server.url
-        ),
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    reset_etl(&server, "src", "people", "script1").await;
     eventually("everything sent again under new ids", || async {
         let now = docs_starting_with(&server, "dst", "users/").await;
         now.len() == 21
@@ -695,19 +688,6 @@ async fn commands_become(server: &Server, n: u64) {
     );
 }
 
-async fn set_task_disabled(server: &Server, db: &str, task_id: u64, disabled: bool) {
-    let (status, body) = send(
-        "POST",
-        &format!(
-            "{}/databases/{db}/admin/tasks/state?key={task_id}&type=RavenEtl&disable={disabled}",
-            server.url
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_documents_skip_the_delete_by_prefix_where_the_destination_holds_nothing() {
     let server = start().await;
@@ -746,10 +726,10 @@ async fn new_documents_skip_the_delete_by_prefix_where_the_destination_holds_not
 
     // Deleted and created again while the task is off: one batch holds the tombstone and the
     // new document, and the old person still goes.
-    set_task_disabled(&server, "src", task_id, true).await;
+    set_task_disabled(&server, "src", task_id, "RavenEtl", true).await;
     src.delete("users/2", None).await.unwrap();
     put(&src, "users/2", user("again", 2)).await;
-    set_task_disabled(&server, "src", task_id, false).await;
+    set_task_disabled(&server, "src", task_id, "RavenEtl", false).await;
     eventually("the new person of users/2", || async {
         let people = docs_starting_with(&server, "dst", "users/2/people/").await;
         people.len() == 1 && people[0]["Name"] == "again"

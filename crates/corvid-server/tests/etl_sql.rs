@@ -18,7 +18,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use common::live::{Server, database, eventually, eventually_within, send, start};
+use common::live::{
+    Server, database, eventually, eventually_within, reset_etl, send, set_task_disabled, start,
+};
 
 /// A destination database of one engine, owned by one test.
 enum Engine {
@@ -891,33 +893,11 @@ async fn disabled_sql_tasks_write_nothing_until_enabled() {
     put_orders(&src, 1..=3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(destination.count("Orders").await, 0);
-    let (status, body) = send(
-        "POST",
-        &format!(
-            "{}/databases/src/admin/tasks/state?key={task_id}&type=SqlEtl&disable=false",
-            server.url
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    set_task_disabled(&server, "src", task_id, "SqlEtl", false).await;
     eventually_within("the orders", Duration::from_secs(30), || async {
         destination.count("Orders").await == 3
     })
     .await;
-}
-
-async fn set_sql_task_disabled(server: &Server, task_id: u64, disabled: bool) {
-    let (status, body) = send(
-        "POST",
-        &format!(
-            "{}/databases/src/admin/tasks/state?key={task_id}&type=SqlEtl&disable={disabled}",
-            server.url
-        ),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
 }
 
 /// PostgreSQL only: a statement-level trigger logs every DELETE statement run on the order
@@ -985,27 +965,18 @@ async fn deletes_are_left_out_only_where_nothing_can_be_deleted(destination: &De
     );
 
     // Deleted and created again in one batch: the tombstone's delete still runs.
-    set_sql_task_disabled(&server, task_id, true).await;
+    set_task_disabled(&server, "src", task_id, "SqlEtl", true).await;
     src.delete("orders/2-A", None).await.unwrap();
     src.put("orders/2-A", &order("again", &[("fig", 1, 1.0)]), None)
         .await
         .unwrap();
-    set_sql_task_disabled(&server, task_id, false).await;
+    set_task_disabled(&server, "src", task_id, "SqlEtl", false).await;
     rows_become(&server, destination, "OrderLines", 32).await;
     rows_become(&server, destination, "Audit", 14).await;
 
     // A reset sends all 12 orders again (the insert-only audit grows by 12, in the same
     // transactions); the other tables hold each order's rows once.
-    let (status, body) = send(
-        "RESET",
-        &format!(
-            "{}/databases/src/admin/etl?configurationName=orders-to-sql&transformationName=orders",
-            server.url
-        ),
-        Some(json!({})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    reset_etl(&server, "src", "orders-to-sql", "orders").await;
     rows_become(&server, destination, "Audit", 26).await;
     assert_eq!(destination.count("Orders").await, 12);
     assert_eq!(destination.count("OrderLines").await, 32);

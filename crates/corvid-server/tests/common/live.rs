@@ -136,3 +136,37 @@ where
 {
     eventually_within(what, Duration::from_secs(20), check).await;
 }
+
+/// Enables or disables an ETL task (`type` is `RavenEtl` or `SqlEtl`), as the clients do.
+pub async fn set_task_disabled(
+    server: &Server,
+    db: &str,
+    task_id: u64,
+    kind: &str,
+    disabled: bool,
+) {
+    let (status, body) = send(
+        "POST",
+        &format!(
+            "{}/databases/{db}/admin/tasks/state?key={task_id}&type={kind}&disable={disabled}",
+            server.url
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Resets a transformation's progress (`RESET /admin/etl`): everything is sent again.
+pub async fn reset_etl(server: &Server, db: &str, task: &str, transform: &str) {
+    let (status, body) = send(
+        "RESET",
+        &format!(
+            "{}/databases/{db}/admin/etl?configurationName={task}&transformationName={transform}",
+            server.url
+        ),
+        Some(serde_json::json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
