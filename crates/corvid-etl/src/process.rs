@@ -191,6 +191,8 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
             destination,
             targets: Default::default(),
         });
+    // Targets seen holding data: not looked at again while the process runs.
+    let mut not_empty = BTreeSet::new();
     lock(&ctx.stats).last_processed_etag = last;
     let limits = BatchLimits {
         max_items: ctx.options.max_batch_items,
@@ -284,7 +286,11 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         };
         sent_up_to = sending_up_to;
         let loaded = match recorded {
-            Ok(()) => loader.load(&mut batch.load, &owned.targets).await,
+            Ok(()) => {
+                loader
+                    .load(&mut batch.load, &owned.targets, &mut not_empty)
+                    .await
+            }
             Err(error) => Err(format!("failed to save progress: {error}")),
         };
         let load_time = started.elapsed();
@@ -357,18 +363,20 @@ impl Loader {
 
     /// Sends a batch, leaving out the deletes that cannot delete anything: those of new
     /// documents in `owned` targets, and all of them in targets seen empty just now. Returns
-    /// the targets seen empty, which the process owns once the batch is delivered.
+    /// the targets seen empty, which the process owns once the batch is delivered. Targets
+    /// found holding data go into `not_empty` and are not looked at again.
     async fn load(
         &mut self,
         load: &mut Load,
         owned: &BTreeSet<String>,
+        not_empty: &mut BTreeSet<String>,
     ) -> Result<Vec<String>, String> {
         if load.is_empty() {
             return Ok(Vec::new());
         }
         match (self, load) {
             (Loader::Raven(client), Load::Raven(load)) => {
-                let empty = empty_collections(client, &load.prefix_deletes, owned).await?;
+                let empty = empty_collections(client, &load.prefix_deletes, owned, not_empty).await;
                 let skipped: Vec<usize> = load
                     .prefix_deletes
                     .iter()
@@ -399,12 +407,20 @@ impl Loader {
                 for table in &batch.tables {
                     let key = table.table.to_lowercase();
                     let deletes = !table.deletes.is_empty() || !table.new_documents.is_empty();
-                    if table.insert_only || !deletes || owned.contains(&key) {
+                    if table.insert_only
+                        || !deletes
+                        || owned.contains(&key)
+                        || not_empty.contains(&key)
+                    {
                         continue;
                     }
                     // A failed probe leaves the deletes in: the write reports the problem.
-                    if let Ok(false) = writer.table_has_rows(&table.table).await {
-                        empty.push(key);
+                    match writer.table_has_rows(&table.table).await {
+                        Ok(false) => empty.push(key),
+                        Ok(true) => {
+                            not_empty.insert(key);
+                        }
+                        Err(_) => {}
                     }
                 }
                 for table in &mut batch.tables {
@@ -427,34 +443,34 @@ impl Loader {
     }
 }
 
-/// The collection id prefixes, among those of `prefix_deletes` not yet owned, that no
-/// document of the destination can start with: no collection with that id prefix holds a
-/// document. A destination that cannot answer owns nothing new.
+/// The collection id prefixes, among those of `prefix_deletes` not yet owned or seen holding
+/// data, that no document of the destination can start with: no collection with that id
+/// prefix holds a document. The others go into `not_empty`. A destination that cannot
+/// answer owns nothing new.
 async fn empty_collections(
     client: &Client,
     prefix_deletes: &[PrefixDelete],
     owned: &BTreeSet<String>,
-) -> Result<BTreeSet<String>, String> {
+    not_empty: &mut BTreeSet<String>,
+) -> BTreeSet<String> {
     let wanted: BTreeSet<&str> = prefix_deletes
         .iter()
         .map(|it| it.collection_prefix.as_str())
-        .filter(|it| !owned.contains(*it))
+        .filter(|it| !owned.contains(*it) && !not_empty.contains(*it))
         .collect();
     if wanted.is_empty() {
-        return Ok(BTreeSet::new());
+        return BTreeSet::new();
     }
     let Ok(counts) = client.collection_counts().await else {
-        return Ok(BTreeSet::new());
+        return BTreeSet::new();
     };
-    Ok(wanted
-        .into_iter()
-        .filter(|prefix| {
-            !counts.iter().any(|(collection, count)| {
-                *count > 0 && collection_id_prefix(collection).eq_ignore_ascii_case(prefix)
-            })
+    let (holding, empty): (Vec<&str>, Vec<&str>) = wanted.into_iter().partition(|prefix| {
+        counts.iter().any(|(collection, count)| {
+            *count > 0 && collection_id_prefix(collection).eq_ignore_ascii_case(prefix)
         })
-        .map(str::to_owned)
-        .collect())
+    });
+    not_empty.extend(holding.into_iter().map(str::to_owned));
+    empty.into_iter().map(str::to_owned).collect()
 }
 
 /// What a process's [`Ownership`] is tied to: the destination database, no secret.
