@@ -419,7 +419,7 @@ impl RavenLoad {
 /// Returns true when `item` is a document created after `never_loaded_after`: no version of
 /// it was ever sent (a document created again after a delete counts as new; the delete's
 /// tombstone, below it, is in the same batch or an earlier one).
-fn created_in_batch(item: &Item, never_loaded_after: Etag) -> bool {
+fn never_sent(item: &Item, never_loaded_after: Etag) -> bool {
     matches!(item, Item::Document(doc) if doc.created_etag > never_loaded_after)
 }
 
@@ -457,7 +457,7 @@ fn transform_chunk(
                 runtime,
                 &mut host,
                 &item,
-                created_in_batch(&item, never_loaded_after),
+                never_sent(&item, never_loaded_after),
                 rows,
                 &mut Vec::new(),
             ),
@@ -491,7 +491,7 @@ fn transform_chunk(
                 };
                 chunk
                     .commands
-                    .extend(id, created_in_batch(&item, never_loaded_after), more);
+                    .extend(id, never_sent(&item, never_loaded_after), more);
             }
             Ok(ItemOutcome::Filtered) => chunk.n_filtered += 1,
             Err(failure) => chunk.errors.push(failure),
@@ -618,14 +618,14 @@ pub(crate) fn transform_item(
 /// SQL ETL: a document's rows are replaced by what the script loads (its old rows go even
 /// when it loads nothing); a deleted document's rows go. Behaviour functions do not exist
 /// here (refused when the task is saved). The commands in the outcome are always empty: the
-/// rows go into `rows`, all of a document's or none. `created_in_batch`: see
+/// rows go into `rows`, all of a document's or none. `never_sent`: see
 /// [`BatchBuilder::replace_document`].
 pub(crate) fn transform_sql_item(
     snapshot: &Snapshot,
     runtime: &mut ScriptRuntime,
     host: &mut SnapshotHost<'_>,
     item: &Item,
-    created_in_batch: bool,
+    never_sent: bool,
     rows: &mut BatchBuilder,
     debug_output: &mut Vec<String>,
 ) -> Result<ItemOutcome, TransformFailure> {
@@ -644,7 +644,7 @@ pub(crate) fn transform_sql_item(
                 Some(Bytes::from(content))
             };
             let n_loaded = output.loads.len();
-            rows.replace_document(&doc.id, created_in_batch, output.loads, &mut attachment)
+            rows.replace_document(&doc.id, never_sent, output.loads, &mut attachment)
                 .map_err(failure)?;
             Ok(ItemOutcome::Commands(Vec::new(), n_loaded))
         }

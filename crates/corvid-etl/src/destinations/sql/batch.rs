@@ -84,11 +84,11 @@ pub struct TableBatch {
     /// Source ids whose rows are deleted first (each updated or deleted document of the
     /// batch; empty when `insert_only`).
     pub deletes: Vec<String>,
-    /// Documents created since the batch's start etag (empty when `insert_only`): no earlier
-    /// version of them was ever loaded, so their rows can only exist if something else wrote
-    /// them. Their deletes are left out where the process owns the table (it saw the table
-    /// empty and has been its only writer since; see `process.rs`), and otherwise join
-    /// `deletes` before the writers see the batch ([`SqlBatch::resolve_new_documents`]).
+    /// Documents no version of which was ever sent (empty when `insert_only`): their rows
+    /// can only exist if something else wrote them. Their deletes are left out where the
+    /// process owns the table (it saw the table empty and has been its only writer since; see
+    /// `process.rs`), and otherwise join `deletes` before the writers see the batch
+    /// ([`SqlBatch::resolve_new_documents`]).
     pub new_documents: Vec<String>,
     pub rows: Vec<SqlRow>,
 }

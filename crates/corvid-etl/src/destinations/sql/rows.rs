@@ -56,13 +56,13 @@ impl BatchBuilder {
 
     /// A new version of a document: its old rows go (as for a delete) and the rows the script
     /// loaded come in. All or nothing: on an error (a table not in `SqlTables`, an output
-    /// that is not an object) the builder is unchanged. `created_in_batch`: no earlier
+    /// that is not an object) the builder is unchanged. `never_sent`: no earlier
     /// version of the document was ever loaded, so its deletes are only needed where rows
     /// for it may have come from elsewhere ([`TableBatch::new_documents`]).
     pub fn replace_document(
         &mut self,
         document_id: &str,
-        created_in_batch: bool,
+        never_sent: bool,
         loads: Vec<LoadedObject>,
         attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
     ) -> Result<(), String> {
@@ -81,7 +81,7 @@ impl BatchBuilder {
             };
             rows.push((index, row));
         }
-        if created_in_batch {
+        if never_sent {
             for table in &mut self.tables {
                 if !table.insert_only {
                     table.new_documents.push(document_id.to_owned());
