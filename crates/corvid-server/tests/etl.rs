@@ -277,27 +277,34 @@ async fn an_unreachable_destination_is_retried_until_everything_arrives() {
     assert_eq!(dst.get("users/49").await.unwrap().unwrap()["Age"], 49);
 }
 
+/// Databases `src` and `dst`, a task `people` (`loadToPeople({Name: this.First})`) sending
+/// through `url`, and users/0 … users/{n-1} arrived as people. Returns the source client.
+async fn people_from_users(server: &Server, url: &str, n: u32) -> Client {
+    let src = database(server, "src").await;
+    let _dst = database(server, "dst").await;
+    add_connection_string(server, "src", "dst", &[url], "dst").await;
+    add_task(
+        server,
+        "src",
+        task("people", &["Users"], "loadToPeople({Name: this.First});"),
+    )
+    .await;
+    for idx in 0..n {
+        put(&src, &format!("users/{idx}"), user("U", idx)).await;
+    }
+    eventually("the first people", || async {
+        collection_count(server, "dst", "People").await == u64::from(n)
+    })
+    .await;
+    src
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_survives_a_restart_and_reset_sends_everything_again() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(Storage::open(dir.path()).unwrap());
     let server = start_on(0, storage.clone(), None).await;
-    let src = database(&server, "src").await;
-    let _dst = database(&server, "dst").await;
-    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
-    add_task(
-        &server,
-        "src",
-        task("people", &["Users"], "loadToPeople({Name: this.First});"),
-    )
-    .await;
-    for idx in 0..20 {
-        put(&src, &format!("users/{idx}"), user("U", idx)).await;
-    }
-    eventually("20 people", || async {
-        collection_count(&server, "dst", "People").await == 20
-    })
-    .await;
+    let src = people_from_users(&server, &server.url, 20).await;
     let (_, progress) = send(
         "GET",
         &format!("{}/databases/src/etl/progress", server.url),
@@ -850,23 +857,9 @@ async fn a_batch_applied_but_not_acknowledged_is_not_duplicated() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(Storage::open(dir.path()).unwrap());
     let server = start_on(0, storage.clone(), None).await;
-    let src = database(&server, "src").await;
-    let _dst = database(&server, "dst").await;
     let proxy = SwallowingProxy::start(server.url.trim_start_matches("http://")).await;
-    add_connection_string(&server, "src", "dst", &[&proxy.url], "dst").await;
-    add_task(
-        &server,
-        "src",
-        task("people", &["Users"], "loadToPeople({Name: this.First});"),
-    )
-    .await;
-    for idx in 0..3 {
-        put(&src, &format!("users/{idx}"), user("U", idx)).await;
-    }
-    eventually("three people: People is owned", || async {
-        collection_count(&server, "dst", "People").await == 3
-    })
-    .await;
+    // Three people arrived: People is owned.
+    let src = people_from_users(&server, &proxy.url, 3).await;
 
     proxy.swallow(true);
     for idx in 10..13 {
