@@ -5,9 +5,10 @@
 
 use oxc_allocator::Allocator;
 use oxc_ast::ast::{
-    Argument, AssignmentExpression, CallExpression, ComputedMemberExpression, Expression,
-    ForInStatement, ForOfStatement, IdentifierReference, NewExpression, Statement,
-    StaticMemberExpression, TaggedTemplateExpression, UpdateExpression,
+    Argument, ArrowFunctionExpression, AssignmentExpression, CallExpression,
+    ComputedMemberExpression, Expression, ExpressionStatement, ForInStatement, ForOfStatement,
+    IdentifierReference, NewExpression, Statement, StaticMemberExpression, StringLiteral,
+    TaggedTemplateExpression, TemplateElement, UpdateExpression,
 };
 use oxc_ast_visit::{Visit, walk};
 use oxc_parser::{ParseOptions, Parser};
@@ -15,6 +16,7 @@ use oxc_span::{GetSpan, SourceType, Span};
 
 use crate::engine::check_syntax;
 use crate::error::ScriptError;
+use crate::projection::{Projection, document_projection};
 use crate::source_map::line_column_of_byte;
 
 /// What a script does, found by parsing it.
@@ -67,6 +69,11 @@ pub(crate) struct ParsedScript {
     /// Where to insert `?` (before a `.`) or `?.` (before a `[`) to turn member accesses into
     /// optional chaining: RavenDB's null propagation (spec §9). Byte offsets, ascending.
     pub optional_chaining: Vec<(usize, &'static str)>,
+    /// What of `this` the script can reach: the runtime parses only that of each document.
+    pub document_projection: Projection,
+    /// The script may look at what a `loadTo…` call returns: some call is not a statement of
+    /// its own, or a `loadTo…` function is referred to other than by calling it.
+    pub load_results_used: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +225,12 @@ fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
         declarations,
         load_to_functions: collector.load_to_functions,
         optional_chaining,
+        document_projection: document_projection(&program),
+        load_results_used: {
+            let mut uses = LoadResultUses::default();
+            uses.visit_program(&program);
+            uses.found
+        },
     })
 }
 
@@ -289,6 +302,77 @@ impl<'a> Visit<'a> for Collector {
             self.uses_add_attachment = true;
         }
         walk::walk_computed_member_expression(self, it);
+    }
+}
+
+/// Finds whether the value of a `loadTo…` call can be observed. Calls that are statements of
+/// their own drop it; any other mention of a `loadTo…` function (a call inside an expression,
+/// the function passed around, read as a property) counts as a use.
+#[derive(Default)]
+struct LoadResultUses {
+    found: bool,
+}
+
+fn is_load_to_name(name: &str) -> bool {
+    name.starts_with(LOAD_TO)
+}
+
+impl<'a> Visit<'a> for LoadResultUses {
+    fn visit_expression_statement(&mut self, it: &ExpressionStatement<'a>) {
+        if let Expression::CallExpression(call) = &it.expression
+            && let Expression::Identifier(callee) = &call.callee
+            && is_load_to_name(callee.name.as_str())
+        {
+            for argument in &call.arguments {
+                self.visit_argument(argument);
+            }
+            return;
+        }
+        walk::walk_expression_statement(self, it);
+    }
+
+    fn visit_arrow_function_expression(&mut self, it: &ArrowFunctionExpression<'a>) {
+        if !it.expression {
+            walk::walk_arrow_function_expression(self, it);
+            return;
+        }
+        // `x => loadToX(x)`: the body is one expression statement whose value is returned.
+        self.visit_formal_parameters(&it.params);
+        for statement in &it.body.statements {
+            match statement {
+                Statement::ExpressionStatement(returned) => {
+                    walk::walk_expression_statement(self, returned);
+                }
+                other => self.visit_statement(other),
+            }
+        }
+    }
+
+    fn visit_identifier_reference(&mut self, it: &IdentifierReference<'a>) {
+        // Code compiled from a string can do anything with the result.
+        let name = it.name.as_str();
+        if is_load_to_name(name) || name == "eval" || name == "Function" {
+            self.found = true;
+        }
+    }
+
+    fn visit_static_member_expression(&mut self, it: &StaticMemberExpression<'a>) {
+        if is_load_to_name(it.property.name.as_str()) {
+            self.found = true;
+        }
+        walk::walk_static_member_expression(self, it);
+    }
+
+    fn visit_string_literal(&mut self, it: &StringLiteral<'a>) {
+        if it.value.as_str().contains(LOAD_TO) {
+            self.found = true;
+        }
+    }
+
+    fn visit_template_element(&mut self, it: &TemplateElement<'a>) {
+        if it.value.raw.as_str().contains(LOAD_TO) {
+            self.found = true;
+        }
     }
 }
 
@@ -412,6 +496,34 @@ mod tests {
         let parsed_script = parse_script("var f = loadToUsers; f({});").unwrap();
         assert_eq!(parsed_script.load_to_functions, ["loadToUsers"]);
         assert!(parsed_script.analysis.load_targets.is_empty());
+    }
+
+    #[test]
+    fn load_results_are_used_unless_every_call_is_a_statement() {
+        for (script, used) in [
+            (
+                "loadToX({a: 1}); if (this.A) loadTo('Y', {}); else { loadToZ({}); }",
+                false,
+            ),
+            ("for (var l of this.Lines) loadToL({p: l.P});", false),
+            ("loadToX({n: loadToY({})});", true),
+            (
+                "var r = loadToX({}); r.addAttachment(loadAttachment('a'));",
+                true,
+            ),
+            ("loadToX({}).addAttachment('a', loadAttachment('a'));", true),
+            ("var f = loadToX; f({});", true),
+            ("this.Lines.forEach(l => loadToL(l));", true),
+            ("globalThis.loadToX({});", true),
+            ("globalThis['loadTo']('X', {});", true),
+            ("(loadToX({}));", true),
+            ("eval('var r = loadToX({})');", true),
+            ("var g = this.A ? 'x' : `${'y'}loadTo`; loadToX({});", true),
+            ("loadToX({s: 'Load to X'});", false),
+        ] {
+            let parsed_script = parse_script(script).unwrap();
+            assert_eq!(parsed_script.load_results_used, used, "{script}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::error::ScriptError;
 use crate::host_scope;
 use crate::options::ScriptOptions;
 use crate::output::{AddedAttachment, LoadedObject, LoadedValue, TransformOutput};
+use crate::projection::{Projection, project_object};
 use crate::source_map::{
     SCRIPT_FILE_NAME, ScriptSource, first_script_position, with_position, wrap_body,
 };
@@ -34,6 +35,10 @@ pub(crate) struct ScriptPlan {
     pub exported_functions: Vec<String>,
     /// `loadTo<Name>` globals to define.
     pub load_to_functions: Vec<String>,
+    /// What of each document the script can reach (see [`crate::projection`]).
+    pub document_projection: Projection,
+    /// The script may look at what a `loadTo…` call returns.
+    pub load_results_used: bool,
 }
 
 /// Why a call failed, before it is turned into a public error.
@@ -68,6 +73,9 @@ pub(crate) struct Engine {
     state: Rc<RefCell<CallState>>,
     clock: Rc<Clock>,
     time_budget: Duration,
+    document_projection: Projection,
+    /// The document cut down to `document_projection`; reused from call to call.
+    projected_json: String,
 }
 
 /// Per-call data shared with the native host functions.
@@ -129,6 +137,8 @@ impl Engine {
             state,
             clock,
             time_budget: options.time_budget,
+            document_projection: plan.document_projection.clone(),
+            projected_json: String::new(),
         })
     }
 
@@ -145,7 +155,15 @@ impl Engine {
     ) -> Result<TransformOutput, CallFailure> {
         self.begin_call(input.attachments);
         let body = self.body.clone();
-        let json = input.json;
+        let json = match &self.document_projection {
+            Projection::Fields(fields)
+                if project_object(input.json, fields, &mut self.projected_json).is_some() =>
+            {
+                self.projected_json.as_str()
+            }
+            // Not an object, or broken: the full parse below reports it.
+            _ => input.json,
+        };
         let res = self.context.with(|ctx| {
             let doc = match ctx.json_parse(json) {
                 Ok(it) => it,
@@ -368,7 +386,9 @@ fn compile<'js>(
     let prelude: Function = ctx
         .eval_with_options(PRELUDE_SOURCE, eval_options(PRELUDE_FILE_NAME, true))
         .map_err(fail)?;
-    let define_load_to: Function = prelude.call((native, undefined_as_null)).map_err(fail)?;
+    let define_load_to: Function = prelude
+        .call((native, undefined_as_null, !plan.load_results_used))
+        .map_err(fail)?;
     for name in &plan.load_to_functions {
         define_load_to
             .call::<_, ()>((name.as_str(),))

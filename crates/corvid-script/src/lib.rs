@@ -29,7 +29,9 @@
 //!
 //! The script is the body of a function called once per document with `this` = the document
 //! parsed from [`DocumentInput::json`], `@metadata` included. The object is fresh for every
-//! document, so changing it changes nothing outside. `var`s of the body are local to one call;
+//! document, so changing it changes nothing outside. Only the properties the script can reach
+//! are parsed, when its parse shows that it reads `this` property by property (see
+//! `projection.rs`); no script can observe the difference. `var`s of the body are local to one call;
 //! `return` at top level ends the call. Top-level `function` declarations are visible to the
 //! body; behaviour functions are called by [`ScriptRuntime::delete_behavior`] from a separate
 //! compilation of the top-level function declarations only (as RavenDB compiles them), so they
@@ -109,6 +111,7 @@ mod error;
 mod host_scope;
 mod options;
 mod output;
+mod projection;
 mod runtime;
 mod source_map;
 

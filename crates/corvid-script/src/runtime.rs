@@ -71,6 +71,8 @@ impl ScriptRuntime {
             functions_source,
             exported_functions,
             load_to_functions: parsed_script.load_to_functions,
+            document_projection: parsed_script.document_projection,
+            load_results_used: parsed_script.load_results_used,
             source: script_source,
         };
         let engine = if analysis.is_empty {

@@ -327,3 +327,18 @@ fn the_sandbox_has_no_host_modules() {
         r#"X {"Require":"undefined","Std":"undefined","Os":"undefined","Process":"undefined","Fetch":"undefined","Import":"undefined"}"#,
     );
 }
+
+#[test]
+fn what_load_to_returns_is_a_fresh_object_when_the_script_keeps_it() {
+    check(
+        "var r = loadToX({n: 1}); r.seen = (r.seen || 0) + 1; output(r.seen); \
+         var s = loadToX({n: 2}); output(s.seen === undefined, typeof s.addAttachment);",
+        USER,
+        r#"
+X {"n":1}
+X {"n":2}
+output 1
+output true function
+"#,
+    );
+}
