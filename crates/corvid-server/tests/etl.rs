@@ -904,3 +904,34 @@ async fn a_batch_applied_but_not_acknowledged_is_not_duplicated() {
     }
     assert_eq!(collection_count(&server, "dst", "People").await, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_progress_and_performance_show_only_the_tasks_named() {
+    let server = start().await;
+    people_from_users(&server, &server.url, 3).await;
+    add_task(
+        &server,
+        "src",
+        task("names", &["Users"], "loadToNames({Name: this.First});"),
+    )
+    .await;
+    for endpoint in ["stats", "progress", "performance"] {
+        let url = format!("{}/databases/src/etl/{endpoint}", server.url);
+        let (_, all) = send("GET", &url, None).await;
+        let (_, named) = send("GET", &format!("{url}?name=NAMES"), None).await;
+        let (_, both) = send("GET", &format!("{url}?name=names&name=people"), None).await;
+        let names = |answer: &Value| -> Vec<String> {
+            let mut names: Vec<String> = answer["Results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|it| it["TaskName"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(&all), ["names", "people"], "{endpoint}: {all}");
+        assert_eq!(names(&named), ["names"], "{endpoint}: {named}");
+        assert_eq!(names(&both), ["names", "people"], "{endpoint}: {both}");
+    }
+}

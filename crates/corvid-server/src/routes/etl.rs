@@ -558,24 +558,35 @@ pub(crate) async fn test_sql_connection(
     Ok(json_value(StatusCode::OK, &answer))
 }
 
+/// The database's tasks; only those listed by `?name=` (any number of them, compared
+/// case-insensitively) when there is one, as RavenDB's ETL stats, progress and performance do.
+fn named_tasks(
+    state: &AppState,
+    database: &corvid_store::Database,
+    raw_query: Option<&str>,
+) -> Result<Vec<TaskInfo>, ApiError> {
+    let params = QueryParams::parse(raw_query)?;
+    let names = params.get_all("name");
+    let mut tasks = state.etl().tasks(database)?;
+    if !names.is_empty() {
+        tasks.retain(|task| {
+            names
+                .iter()
+                .any(|it| it.eq_ignore_ascii_case(&task.config.name))
+        });
+    }
+    Ok(tasks)
+}
+
 /// `GET /etl/stats[?name=task]`.
 pub(crate) async fn etl_stats(
     State(state): State<AppState>,
     Path(db): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let database = state.database(&db)?;
-    let names = params.get_all("name");
     let mut results = Vec::new();
-    for task in state.etl().tasks(&database)? {
-        if !names.is_empty()
-            && !names
-                .iter()
-                .any(|it| it.eq_ignore_ascii_case(&task.config.name))
-        {
-            continue;
-        }
+    for task in named_tasks(&state, &database, raw.as_deref())? {
         let stats: Vec<Value> = task
             .processes
             .iter()
@@ -622,16 +633,18 @@ fn status_name(status: &ProcessStatus) -> &'static str {
     }
 }
 
-/// `GET /etl/progress`: documents and tombstones left per transformation.
+/// `GET /etl/progress[?name=task]`: documents and tombstones left per transformation.
 pub(crate) async fn etl_progress(
     State(state): State<AppState>,
     Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let database = state.database(&db)?;
+    let tasks = named_tasks(&state, &database, raw.as_deref())?;
     let etl = state.etl().clone();
     let results = crate::http::blocking(move || {
         let mut results = Vec::new();
-        for task in etl.tasks(&database)? {
+        for task in tasks {
             let mut processes = Vec::new();
             for transform in &task.config.transforms {
                 let collections =
@@ -671,14 +684,15 @@ pub(crate) async fn etl_progress(
     Ok(json_value(StatusCode::OK, &json!({"Results": results})))
 }
 
-/// `GET /etl/performance`: the last 25 batches of each process.
+/// `GET /etl/performance[?name=task]`: the last 25 batches of each process.
 pub(crate) async fn etl_performance(
     State(state): State<AppState>,
     Path(db): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let database = state.database(&db)?;
     let mut results = Vec::new();
-    for task in state.etl().tasks(&database)? {
+    for task in named_tasks(&state, &database, raw.as_deref())? {
         let stats: Vec<Value> = task
             .processes
             .iter()
