@@ -15,6 +15,9 @@ pub(crate) struct ScriptArgs {
     /// Runs of each workload; the best and the median are shown.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Only the workloads whose name starts with this (`etl`, `sql-etl`), to profile one.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 struct Workload {
@@ -75,7 +78,12 @@ pub(crate) fn script(args: ScriptArgs) -> anyhow::Result<()> {
         args.docs, args.runs
     );
     println!("{:<40} {:>12} {:>12}", "workload", "best µs/doc", "median");
-    for workload in workloads(args.docs) {
+    let selected = workloads(args.docs).into_iter().filter(|it| {
+        args.only
+            .as_deref()
+            .is_none_or(|prefix| it.name.starts_with(prefix))
+    });
+    for workload in selected {
         let mut runtime = ScriptRuntime::new(&workload.script, workload.options.clone())?;
         let mut times: Vec<Duration> = Vec::with_capacity(args.runs);
         for _ in 0..args.runs.max(1) {

@@ -1093,6 +1093,32 @@ impl Sql {
 // ---------------------------------------------------------------------------------------------
 // The run
 
+/// CPU-seconds the machine has spent busy since boot (all processes, all cores): `/proc/stat`.
+fn busy_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map_while(|it| it.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+    let busy: f64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(idx, _)| *idx != 3 && *idx != 4)
+        .map(|(_, it)| it)
+        .sum();
+    // USER_HZ is 100 on every Linux configuration this benchmark runs on.
+    Some(busy / 100.0)
+}
+
+/// The busy CPU-seconds since `since`, a [`busy_cpu_seconds`] reading.
+fn busy_since(since: Option<f64>) -> Option<f64> {
+    Some(busy_cpu_seconds()? - since?)
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -1137,6 +1163,8 @@ struct Phase {
     name: String,
     seconds: f64,
     n_rows: usize,
+    /// CPU-seconds the whole machine was busy during the phase (every process).
+    busy_cpu_seconds: Option<f64>,
 }
 
 impl Phase {
@@ -1212,6 +1240,7 @@ async fn run(
         ],
         "Transforms": [{"Name": "s", "Collections": ["Orders"], "Script": script(schema)}]});
     let started = Instant::now();
+    let busy_at_start = busy_cpu_seconds();
     post_json(
         &http,
         reqwest::Method::PUT,
@@ -1246,6 +1275,7 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let corvid_seconds = started.elapsed().as_secs_f64();
+    let corvid_busy = busy_since(busy_at_start);
     loop {
         let progress: Value = http
             .get(format!("{}/databases/{DATABASE}/etl/progress", server.url))
@@ -1265,6 +1295,7 @@ async fn run(
         name: "Corvid SQL ETL, end to end".to_owned(),
         seconds: corvid_seconds,
         n_rows,
+        busy_cpu_seconds: corvid_busy,
     };
     let performance: Value = http
         .get(format!(
@@ -1322,6 +1353,7 @@ async fn run(
     for method in methods {
         sql.truncate(&tables).await?;
         let started = Instant::now();
+        let busy_at_start = busy_cpu_seconds();
         match method {
             "COPY FROM STDIN (text)" => sql.copy_in(&tables, &rows).await?,
             "LOAD DATA LOCAL INFILE" => sql.load_data(&tables, &rows).await?,
@@ -1331,6 +1363,7 @@ async fn run(
             name: format!("(a) {method}, one transaction"),
             seconds: started.elapsed().as_secs_f64(),
             n_rows,
+            busy_cpu_seconds: busy_since(busy_at_start),
         };
         verify(sql, &tables, &expected, &corvid_fingerprint, &phase.name).await?;
         bulk.push(phase);
@@ -1347,11 +1380,13 @@ async fn run(
     } else {
         sql.truncate(&tables).await?;
         let started = Instant::now();
+        let busy_at_start = busy_cpu_seconds();
         sql.row_by_row(&tables, &rows, batch).await?;
         let phase = Phase {
             name: format!("(b) RavenDB's algorithm, batches of {batch}"),
             seconds: started.elapsed().as_secs_f64(),
             n_rows,
+            busy_cpu_seconds: busy_since(busy_at_start),
         };
         verify(sql, &tables, &expected, &corvid_fingerprint, &phase.name).await?;
         Some(phase)
@@ -1363,24 +1398,31 @@ async fn run(
         .max_by(|a, b| a.rows_per_second().total_cmp(&b.rows_per_second()))
         .context("no bulk baseline")?;
     println!(
-        "{:<46} {:>10} {:>9} {:>13}",
-        "phase", "rows/s", "seconds", "Corvid ratio"
+        "{:<46} {:>10} {:>9} {:>13} {:>12}",
+        "phase", "rows/s", "seconds", "Corvid ratio", "busy CPU-s"
     );
+    let busy = |phase: &Phase| {
+        phase
+            .busy_cpu_seconds
+            .map_or_else(|| "?".to_owned(), |it| format!("{it:.2}"))
+    };
     println!(
-        "{:<46} {:>10.0} {:>9.2} {:>13}",
+        "{:<46} {:>10.0} {:>9.2} {:>13} {:>12}",
         corvid.name,
         corvid.rows_per_second(),
         corvid.seconds,
-        "-"
+        "-",
+        busy(&corvid)
     );
     for phase in bulk.iter().chain(&row_by_row) {
         let ratio = corvid.rows_per_second() / phase.rows_per_second();
         println!(
-            "{:<46} {:>10.0} {:>9.2} {:>12.2}x",
+            "{:<46} {:>10.0} {:>9.2} {:>12.2}x {:>12}",
             phase.name,
             phase.rows_per_second(),
             phase.seconds,
-            ratio
+            ratio,
+            busy(phase)
         );
     }
     println!(
