@@ -150,6 +150,32 @@ fn spawn_corvid(binary: Option<PathBuf>) -> anyhow::Result<SpawnedServer> {
 }
 
 /// Returns (VmRSS, VmHWM) of a process in MiB, from /proc.
+/// CPU-seconds the machine has spent busy since boot (all processes, all cores): `/proc/stat`.
+pub(crate) fn busy_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map_while(|it| it.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+    let busy: f64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(idx, _)| *idx != 3 && *idx != 4)
+        .map(|(_, it)| it)
+        .sum();
+    // USER_HZ is 100 on every Linux configuration this benchmark runs on.
+    Some(busy / 100.0)
+}
+
+/// The busy CPU-seconds since `since`, a [`busy_cpu_seconds`] reading.
+pub(crate) fn busy_since(since: Option<f64>) -> Option<f64> {
+    Some(busy_cpu_seconds()? - since?)
+}
+
 fn memory_mib(pid: u32) -> Option<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<f64> {
@@ -411,13 +437,16 @@ async fn etl(args: EtlArgs) -> anyhow::Result<()> {
         create_database(&destination.url, &raw_db, &options).await?;
         create_database(&destination.url, &dst_db, &options).await?;
         let started = Instant::now();
+        let busy_at_start = busy_cpu_seconds();
         bulk_insert(&http, &destination.url, &raw_db, &raw_bodies).await?;
         let raw_rate = expected as f64 / started.elapsed().as_secs_f64();
+        let raw_busy = busy_since(busy_at_start);
 
         let connection_string = format!("dst-{round}");
         post_json(&http, reqwest::Method::PUT, &format!("{}/databases/src/admin/connection-strings", source.url),
             &serde_json::json!({"Type": "Raven", "Name": connection_string, "Database": dst_db, "TopologyDiscoveryUrls": [destination.url]})).await?;
         let started = Instant::now();
+        let busy_at_start = busy_cpu_seconds();
         let created = post_json(
             &http,
             reqwest::Method::PUT,
@@ -433,9 +462,11 @@ async fn etl(args: EtlArgs) -> anyhow::Result<()> {
             if started.elapsed() > Duration::from_secs(600) {
                 bail!("the destination did not receive every document within 10 minutes");
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let etl_seconds = started.elapsed().as_secs_f64();
+        let etl_busy = busy_since(busy_at_start);
+        let busy = |it: Option<f64>| it.map_or_else(|| "?".to_owned(), |it| format!("{it:.2}"));
         let etl_rate = args.docs as f64 / etl_seconds;
         let ratio = (expected as f64 / etl_seconds) / raw_rate;
         ratios.push(ratio);
@@ -460,8 +491,11 @@ async fn etl(args: EtlArgs) -> anyhow::Result<()> {
         println!(
             "round {}: etl {etl_rate:>7.0} source docs/s end to end ({etl_seconds:.2} s); raw \
              {raw_rate:>7.0} docs/s; ratio etl/raw {ratio:.2}; {n_batches} batches: \
-             extract+transform {transform_ms:.0} ms, load {load_ms:.0} ms",
-            round + 1
+             extract+transform {transform_ms:.0} ms, load {load_ms:.0} ms; machine busy CPU-s: \
+             etl {}, raw {}",
+            round + 1,
+            busy(etl_busy),
+            busy(raw_busy)
         );
         if !last {
             // The task is caught up; removing it keeps the next round's source to one task.

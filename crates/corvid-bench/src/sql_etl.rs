@@ -27,7 +27,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use mysql_async::prelude::Queryable as _;
 use serde_json::{Value, json};
 
-use crate::{bulk_insert, memory_mib, post_json, spawn_corvid};
+use crate::{bulk_insert, busy_cpu_seconds, busy_since, memory_mib, post_json, spawn_corvid};
 
 /// Corvid's default `max_batch_items`, used for baseline (b) when `/etl/performance` does
 /// not tell.
@@ -1092,32 +1092,6 @@ impl Sql {
 
 // ---------------------------------------------------------------------------------------------
 // The run
-
-/// CPU-seconds the machine has spent busy since boot (all processes, all cores): `/proc/stat`.
-fn busy_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .map_while(|it| it.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
-    let busy: f64 = ticks
-        .iter()
-        .enumerate()
-        .filter(|(idx, _)| *idx != 3 && *idx != 4)
-        .map(|(_, it)| it)
-        .sum();
-    // USER_HZ is 100 on every Linux configuration this benchmark runs on.
-    Some(busy / 100.0)
-}
-
-/// The busy CPU-seconds since `since`, a [`busy_cpu_seconds`] reading.
-fn busy_since(since: Option<f64>) -> Option<f64> {
-    Some(busy_cpu_seconds()? - since?)
-}
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
