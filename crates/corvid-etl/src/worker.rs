@@ -668,11 +668,12 @@ fn run_script(
     debug_output: &mut Vec<String>,
 ) -> Result<corvid_script::TransformOutput, String> {
     let attachments = attachment_metas(doc);
-    let json = doc.to_json_string();
+    // The body alone when the script cannot read `@metadata`: no copy, no metadata written.
+    let with_metadata = runtime.reads_metadata().then(|| doc.to_json_string());
     let input = DocumentInput {
         id: &doc.id,
         collection: &doc.collection,
-        json: &json,
+        json: with_metadata.as_deref().unwrap_or(&doc.body),
         attachments: &attachments,
     };
     match runtime.transform(&input, host) {

@@ -5,7 +5,9 @@ pub struct DocumentInput<'a> {
     pub id: &'a str,
     /// The document's collection.
     pub collection: &'a str,
-    /// The full document JSON, `@metadata` included: the script's `this`. It must be valid
+    /// The full document JSON, `@metadata` included: the script's `this` (`@metadata` may be
+    /// left out when [`ScriptRuntime::reads_metadata`](crate::ScriptRuntime::reads_metadata)
+    /// is false). It must be valid
     /// JSON (every stored document is): a script that reads only some properties gets them cut
     /// out of this text without the rest being checked.
     pub json: &'a str,

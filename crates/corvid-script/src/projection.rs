@@ -71,6 +71,9 @@ pub(crate) fn document_projection(program: &Program<'_>) -> Projection {
     uses.projection
 }
 
+/// The member of a document that holds its metadata.
+pub(crate) const METADATA: &str = "@metadata";
+
 /// Host functions that read only `@metadata` of their one argument.
 const METADATA_READERS: [&str; 2] = ["id", "getMetadata"];
 
@@ -110,7 +113,7 @@ impl<'a> Visit<'a> for ThisUses {
             && let [argument] = it.arguments.as_slice()
             && let Some(mut path) = argument.as_expression().and_then(this_path)
         {
-            path.push("@metadata");
+            path.push(METADATA);
             self.projection.add(&path);
             return;
         }

@@ -7,6 +7,7 @@ use crate::error::{ScriptError, TransformError};
 use crate::host_scope;
 use crate::options::ScriptOptions;
 use crate::output::TransformOutput;
+use crate::projection::{METADATA, Projection};
 use crate::source_map::{ScriptSource, with_position, wrap_body, wrap_functions};
 
 /// A compiled ETL script, ready to transform documents one after another.
@@ -172,6 +173,17 @@ impl ScriptRuntime {
     /// What the script does, from its parse.
     pub fn analysis(&self) -> &ScriptAnalysis {
         &self.analysis
+    }
+
+    /// Whether the script can read the document's `@metadata` (`id(this)`, `getMetadata(this)`,
+    /// `this['@metadata']`, or `this` used as a whole). When it cannot,
+    /// [`DocumentInput::json`] may be the document without `@metadata`: the script sees no
+    /// difference, and the caller saves writing the metadata out.
+    pub fn reads_metadata(&self) -> bool {
+        match &self.plan.document_projection {
+            Projection::Whole => true,
+            Projection::Fields(fields) => fields.iter().any(|(name, _)| name == METADATA),
+        }
     }
 
     /// Maps an engine failure to the public error and rebuilds the engine when the failure may

@@ -152,21 +152,31 @@ pub(crate) fn push_json_field(out: &mut String, key: &str, value: &str) {
 }
 
 /// Appends `value` as a JSON string literal (quoted and escaped).
+///
+/// Runs of characters that need no escape are copied whole: only ASCII bytes are ever
+/// escaped, so every split falls on a character boundary.
 pub fn push_json_string(out: &mut String, value: &str) {
     out.push('"');
-    for ch in value.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            it if (it as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", it as u32);
-            }
-            it => out.push(it),
+    let mut copied_up_to = 0;
+    for (idx, byte) in value.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&value[copied_up_to..idx]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escaped);
         }
+        copied_up_to = idx + 1;
     }
+    out.push_str(&value[copied_up_to..]);
     out.push('"');
 }
 
@@ -407,6 +417,24 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_round_trip_through_a_json_parser() {
+        for value in [
+            "",
+            "plain",
+            "quote \" and backslash \\ at once",
+            "\n\r\t\u{0}\u{1f}\u{7f}",
+            "é ü 中文 🦀 mixed\"with\\escapes\n",
+            "\"",
+            "ends with \\",
+        ] {
+            let mut out = String::from("x");
+            push_json_string(&mut out, value);
+            let parsed: String = serde_json::from_str(&out[1..]).unwrap();
+            assert_eq!(parsed, value);
+        }
+    }
 
     #[test]
     fn document_record_round_trips() {
