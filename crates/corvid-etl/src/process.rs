@@ -2,7 +2,7 @@
 //! worker, load through the destination, persist progress only after the destination
 //! acknowledged, wait for a commit notification when caught up, back off when loading fails.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,10 @@ pub struct EtlOptions {
     /// HTTP and the store. On the 2-core benchmark machine, where the destination shares the
     /// cores, 2 threads made Raven ETL 15% slower and SQL ETL 8% faster (docs/benchmarks.md).
     pub transform_threads: usize,
+    /// Raven ETL batches being loaded at once (at least 1). With 2, the next batch is sent
+    /// while the destination still applies the previous one; batches that delete, or write a
+    /// document in common, are still loaded one after the other.
+    pub raven_loads_in_flight: usize,
     /// The first wait after a failed load; it doubles up to `max_fallback`.
     pub initial_fallback: Duration,
     pub max_fallback: Duration,
@@ -42,6 +46,7 @@ impl Default for EtlOptions {
             max_batch_bytes: 64 * 1024 * 1024,
             transform_threads: (std::thread::available_parallelism().map_or(1, |it| it.get()) / 2)
                 .clamp(1, 4),
+            raven_loads_in_flight: 2,
             initial_fallback: Duration::from_secs(5),
             max_fallback: Duration::from_secs(900),
             script: ScriptOptions::default(),
@@ -231,14 +236,25 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         }
     };
     let mut fallback = ctx.options.initial_fallback;
+    // Raven loads overlap: the next batch is sent while the destination still applies the
+    // previous one (its parse and its write then run side by side). Batches that share a
+    // document never overlap, so the destination cannot apply an older version last. SQL
+    // loads run one at a time on their connection.
+    let loads_in_flight = match &ctx.destination {
+        Destination::Raven(_) => ctx.options.raven_loads_in_flight.max(1),
+        Destination::Sql(_) => 1,
+    };
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    // Where the pending batch starts: `last`, or the end of the newest batch in flight.
+    let mut next_after = last;
     // Batch N+1 is extracted and transformed on the worker while batch N loads; progress
     // still moves in order, and only after a load succeeded.
-    let mut pending = worker.start_batch(last, sent_up_to);
+    let mut pending = worker.start_batch(next_after, sent_up_to);
     loop {
         if *ctx.stop.borrow() {
             return;
         }
-        let mut batch = match pending.wait().await {
+        let batch = match pending.wait().await {
             Ok(it) => it,
             Err(error) => {
                 tracing::error!(task = %ctx.task_name, transform = %ctx.transform.name, %error, "etl process cannot run");
@@ -248,16 +264,63 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
             }
         };
         record_transform(&ctx.stats, &batch);
-        if batch.last_etag <= last {
-            // Caught up. A commit since the snapshot left a permit, so this returns at once.
+        let caught_up = batch.last_etag <= next_after;
+        let following = (!caught_up).then(|| worker.start_batch(batch.last_etag, sent_up_to));
+        // Make room: deliver the oldest loads first while the window is full, when this batch
+        // or one in flight deletes anything or they write a document in common, and when
+        // there is nothing new to send.
+        let ids = if loads_in_flight > 1 && !caught_up {
+            batch.load.overlap_ids(&owned.targets)
+        } else {
+            None
+        };
+        let mut failed = None;
+        loop {
+            let sent: Vec<Option<&HashSet<String>>> =
+                in_flight.iter().map(|it| it.ids.as_ref()).collect();
+            if !must_wait(&sent, ids.as_ref(), loads_in_flight, caught_up) {
+                break;
+            }
+            let Some(oldest) = in_flight.pop_front() else {
+                break;
+            };
+            match deliver(&ctx, &key, oldest, &mut last, &mut owned, stored_sent_up_to).await {
+                Ok(()) => fallback = ctx.options.initial_fallback,
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        if let Some(error) = failed {
+            // Everything sent after the failed batch is awaited and forgotten: progress stays
+            // where it was, and the retry sends those batches again (loads are idempotent,
+            // and the documents in them are no longer taken for new).
+            drop(following);
+            for rest in in_flight.drain(..) {
+                let _ = rest.load.finish().await;
+            }
+            tracing::warn!(task = %ctx.task_name, transform = %ctx.transform.name, %error, wait_ms = fallback.as_millis() as u64, "etl load failed; retrying the same batch after a pause");
+            tokio::select! {
+                _ = tokio::time::sleep(fallback) => {}
+                _ = ctx.stop.changed() => {}
+            }
+            fallback = (fallback * 2).min(ctx.options.max_fallback);
+            next_after = last;
+            pending = worker.start_batch(next_after, sent_up_to);
+            continue;
+        }
+        let Some(following) = following else {
+            // Caught up, and everything sent was delivered. A commit since the snapshot left
+            // a permit, so this returns at once.
             tokio::select! {
                 _ = ctx.wake.notified() => {}
                 _ = ctx.stop.changed() => {}
             }
-            pending = worker.start_batch(last, sent_up_to);
+            next_after = last;
+            pending = worker.start_batch(next_after, sent_up_to);
             continue;
-        }
-        let following = worker.start_batch(batch.last_etag, sent_up_to);
+        };
         let started = Instant::now();
         // Deletes of new documents are left out only in owned targets. Before such a load,
         // and before a retry of a batch that may have arrived, the etag sent up to is saved:
@@ -285,50 +348,146 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
             Ok(())
         };
         sent_up_to = sending_up_to;
-        let loaded = match recorded {
+        let mut batch = batch;
+        let (load, n_commands) = match recorded {
             Ok(()) => {
                 loader
-                    .load(&mut batch.load, &owned.targets, &mut not_empty)
+                    .start(&mut batch.load, &owned.targets, &mut not_empty)
                     .await
             }
-            Err(error) => Err(format!("failed to save progress: {error}")),
+            Err(error) => (
+                LoadInFlight::Done(Err(format!("failed to save progress: {error}"))),
+                0,
+            ),
         };
-        let load_time = started.elapsed();
-        let loaded = match loaded {
-            Ok(newly_owned) => {
-                owned.targets.extend(newly_owned);
-                let progress = StoredProgress {
-                    last_processed_etag: batch.last_etag,
-                    sent_up_to_etag: stored_sent_up_to,
-                    owned: (!owned.targets.is_empty()).then(|| owned.clone()),
-                };
-                persist(&ctx.database, &key, progress)
-                    .await
-                    .map_err(|error| format!("failed to save progress: {error}"))
-            }
-            Err(error) => Err(error),
-        };
-        match loaded {
-            Ok(()) => {
-                last = batch.last_etag;
-                fallback = ctx.options.initial_fallback;
-                record_load(&ctx.stats, &batch, load_time, None, last);
-                pending = following;
-            }
-            Err(error) => {
-                // The prepared next batch assumed this one was delivered: drop it and retry
-                // from the last delivered etag. Loads are idempotent, so sending again is safe.
-                drop(following);
-                tracing::warn!(task = %ctx.task_name, transform = %ctx.transform.name, %error, wait_ms = fallback.as_millis() as u64, "etl load failed; retrying the same batch after a pause");
-                record_load(&ctx.stats, &batch, load_time, Some(error), last);
-                tokio::select! {
-                    _ = tokio::time::sleep(fallback) => {}
-                    _ = ctx.stop.changed() => {}
-                }
-                fallback = (fallback * 2).min(ctx.options.max_fallback);
-                pending = worker.start_batch(last, sent_up_to);
-            }
+        next_after = batch.last_etag;
+        in_flight.push_back(InFlight {
+            n_commands,
+            ids,
+            started,
+            load,
+            batch,
+        });
+        pending = following;
+    }
+}
+
+/// Whether the oldest load in flight must be delivered before the next batch is sent: when
+/// nothing new is to be sent (`caught_up`), the window is full, or the next batch (`ids`) or a
+/// batch in flight (`in_flight`) may not overlap (`None`) or they write a document in common.
+fn must_wait(
+    in_flight: &[Option<&HashSet<String>>],
+    ids: Option<&HashSet<String>>,
+    window: usize,
+    caught_up: bool,
+) -> bool {
+    if in_flight.is_empty() {
+        return false;
+    }
+    caught_up
+        || in_flight.len() >= window
+        || in_flight.iter().any(|sent| match (sent, ids) {
+            (Some(sent), Some(ids)) => !sent.is_disjoint(ids),
+            _ => true,
+        })
+}
+
+/// A batch handed to the destination, not yet known to be delivered.
+struct InFlight {
+    /// The batch; its load may have been moved out to be sent.
+    batch: Batch,
+    n_commands: usize,
+    /// The ids it writes, when it may overlap with other loads (see `Load::overlap_ids`).
+    ids: Option<HashSet<String>>,
+    started: Instant,
+    load: LoadInFlight,
+}
+
+/// Waits for the oldest batch in flight and, once the destination acknowledged it, moves the
+/// progress past it.
+async fn deliver(
+    ctx: &ProcessContext,
+    key: &str,
+    delivered: InFlight,
+    last: &mut Etag,
+    owned: &mut Ownership,
+    stored_sent_up_to: Etag,
+) -> Result<(), String> {
+    let InFlight {
+        batch,
+        n_commands,
+        started,
+        load,
+        ..
+    } = delivered;
+    let loaded = match load.finish().await {
+        Ok(newly_owned) => {
+            owned.targets.extend(newly_owned);
+            let progress = StoredProgress {
+                last_processed_etag: batch.last_etag,
+                sent_up_to_etag: stored_sent_up_to,
+                owned: (!owned.targets.is_empty()).then(|| owned.clone()),
+            };
+            persist(&ctx.database, key, progress)
+                .await
+                .map_err(|error| format!("failed to save progress: {error}"))
         }
+        Err(error) => Err(error),
+    };
+    let load_time = started.elapsed();
+    match loaded {
+        Ok(()) => {
+            *last = batch.last_etag;
+            record_load(&ctx.stats, &batch, n_commands, load_time, None, *last);
+            Ok(())
+        }
+        Err(error) => {
+            record_load(
+                &ctx.stats,
+                &batch,
+                n_commands,
+                load_time,
+                Some(error.clone()),
+                *last,
+            );
+            Err(error)
+        }
+    }
+}
+
+/// A load under way: sent and awaited in a task of its own, or already finished.
+enum LoadInFlight {
+    Done(Result<Vec<String>, String>),
+    /// The targets to own once the batch is delivered travel along.
+    Sending {
+        task: AbortOnDrop<Result<(), String>>,
+        newly_owned: Vec<String>,
+    },
+}
+
+impl LoadInFlight {
+    /// The load's outcome: the targets the process now owns, or why it failed.
+    async fn finish(self) -> Result<Vec<String>, String> {
+        match self {
+            LoadInFlight::Done(result) => result,
+            LoadInFlight::Sending {
+                mut task,
+                newly_owned,
+            } => match (&mut task.0).await {
+                Ok(Ok(())) => Ok(newly_owned),
+                Ok(Err(error)) => Err(error),
+                Err(error) => Err(format!("the load stopped: {error}")),
+            },
+        }
+    }
+}
+
+/// A spawned task that is cancelled when its handle is dropped (the process stopping).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -361,18 +520,20 @@ impl Loader {
         }
     }
 
-    /// Sends a batch, leaving out the deletes that cannot delete anything: those of new
-    /// documents in `owned` targets, and all of them in targets seen empty just now. Returns
-    /// the targets seen empty, which the process owns once the batch is delivered. Targets
-    /// found holding data go into `not_empty` and are not looked at again.
-    async fn load(
+    /// Starts sending a batch, leaving out the deletes that cannot delete anything: those of
+    /// new documents in `owned` targets, and all of them in targets seen empty just now. The
+    /// targets seen empty are owned once the batch is delivered. Targets found holding data
+    /// go into `not_empty` and are not looked at again. A Raven batch is sent by a task of its
+    /// own (the commands move there); a SQL batch is written before this returns. Also
+    /// returns the number of commands (or rows) sent.
+    async fn start(
         &mut self,
         load: &mut Load,
         owned: &BTreeSet<String>,
         not_empty: &mut BTreeSet<String>,
-    ) -> Result<Vec<String>, String> {
+    ) -> (LoadInFlight, usize) {
         if load.is_empty() {
-            return Ok(Vec::new());
+            return (LoadInFlight::Done(Ok(Vec::new())), 0);
         }
         match (self, load) {
             (Loader::Raven(client), Load::Raven(load)) => {
@@ -396,11 +557,20 @@ impl Loader {
                     });
                     load.prefix_deletes.clear();
                 }
-                client
-                    .bulk_docs_applied(&load.commands)
-                    .await
-                    .map_err(|error| error.to_string())?;
-                Ok(empty.into_iter().collect())
+                let client = client.clone();
+                let commands = std::mem::take(&mut load.commands);
+                let n_commands = commands.len();
+                let task = tokio::spawn(async move {
+                    client
+                        .bulk_docs_applied(&commands)
+                        .await
+                        .map_err(|error| error.to_string())
+                });
+                let sending = LoadInFlight::Sending {
+                    task: AbortOnDrop(task),
+                    newly_owned: empty.into_iter().collect(),
+                };
+                (sending, n_commands)
             }
             (Loader::Sql(writer), Load::Sql(batch)) => {
                 let mut empty = Vec::new();
@@ -432,13 +602,19 @@ impl Loader {
                     let key = table.table.to_lowercase();
                     owned.contains(&key) || empty.contains(&key)
                 });
-                writer
+                let written = writer
                     .write(batch, true)
                     .await
-                    .map_err(|error: SqlLoadError| error.to_string())?;
-                Ok(empty)
+                    .map(|()| empty)
+                    .map_err(|error: SqlLoadError| error.to_string());
+                (LoadInFlight::Done(written), batch.n_rows())
             }
-            _ => Err("internal error: a batch for another kind of destination".to_owned()),
+            _ => (
+                LoadInFlight::Done(Err(
+                    "internal error: a batch for another kind of destination".to_owned(),
+                )),
+                0,
+            ),
         }
     }
 }
@@ -533,6 +709,7 @@ fn record_transform(stats: &Mutex<ProcessStats>, batch: &Batch) {
 fn record_load(
     stats: &Mutex<ProcessStats>,
     batch: &Batch,
+    n_commands: usize,
     load_time: Duration,
     error: Option<String>,
     last: Etag,
@@ -542,7 +719,7 @@ fn record_load(
     stats.last_batches.push_back(BatchPerformance {
         started: Timestamp::now(),
         n_items,
-        n_commands: batch.load.len(),
+        n_commands,
         extract_and_transform: batch.extract_and_transform,
         load: load_time,
         succeeded: error.is_none(),
@@ -568,5 +745,43 @@ fn record_load(
                 stats.processed_per_second = n_items as f64 / seconds;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(names: &[&str]) -> HashSet<String> {
+        names.iter().map(|it| (*it).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_batch_overlaps_only_batches_it_shares_no_document_with() {
+        let (a, b, ab) = (
+            ids(&["users/1"]),
+            ids(&["users/2"]),
+            ids(&["users/1", "users/3"]),
+        );
+        // Nothing in flight: send at once.
+        assert!(!must_wait(&[], Some(&a), 2, false));
+        assert!(!must_wait(&[], None, 1, true));
+        // Room, and nothing in common.
+        assert!(!must_wait(&[Some(&a)], Some(&b), 2, false));
+        // A document in common, in either position.
+        assert!(must_wait(&[Some(&ab)], Some(&a), 2, false));
+        assert!(must_wait(&[Some(&b), Some(&a)], Some(&ab), 3, false));
+        // A batch that deletes, sent or to send.
+        assert!(must_wait(&[None], Some(&a), 2, false));
+        assert!(must_wait(&[Some(&a)], None, 2, false));
+        // The window is full, or nothing new is to be sent.
+        assert!(must_wait(&[Some(&a)], Some(&b), 1, false));
+        assert!(must_wait(
+            &[Some(&a), Some(&b)],
+            Some(&ids(&["users/9"])),
+            2,
+            false
+        ));
+        assert!(must_wait(&[Some(&a)], Some(&b), 2, true));
     }
 }

@@ -2,6 +2,7 @@
 //! snapshot and transforms it into destination commands. Scripts never run on the async
 //! runtime, and `load()` in a script reads the same snapshot the batch came from.
 
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
@@ -57,12 +58,34 @@ impl Load {
         }
     }
 
-    /// Commands, or rows, to send.
-    pub fn len(&self) -> usize {
-        match self {
-            Load::Raven(load) => load.commands.len(),
-            Load::Sql(batch) => batch.n_rows(),
+    /// When this batch may be applied in either order with other such batches: a Raven batch
+    /// that will only write (every delete in it is of a new document in an `owned` target,
+    /// which the load leaves out), with the ids it writes, lower case. Two of them with no id
+    /// in common end the same whichever the destination applies first. `None` otherwise, and
+    /// for SQL.
+    pub fn overlap_ids(&self, owned: &BTreeSet<String>) -> Option<HashSet<String>> {
+        let Load::Raven(load) = self else {
+            return None;
+        };
+        let skipped_deletes = load
+            .prefix_deletes
+            .iter()
+            .filter(|it| it.new_document && owned.contains(&it.collection_prefix))
+            .count();
+        let mut ids = HashSet::with_capacity(load.commands.len());
+        let mut deletes = 0;
+        for command in &load.commands {
+            match command {
+                Command::Put { id, .. }
+                | Command::PutRaw { id, .. }
+                | Command::AttachmentPut { id, .. } => {
+                    ids.insert(id.to_lowercase());
+                }
+                Command::DeletePrefixed { .. } => deletes += 1,
+                Command::Delete { .. } | Command::AttachmentDelete { .. } => return None,
+            }
         }
+        (deletes == skipped_deletes && deletes == load.prefix_deletes.len()).then_some(ids)
     }
 }
 
@@ -714,5 +737,71 @@ impl ScriptHost for SnapshotHost<'_> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(id: &str) -> Command {
+        Command::PutRaw {
+            id: id.to_owned(),
+            document: RawDocument::new("{}".to_owned()).unwrap(),
+        }
+    }
+
+    fn raven(commands: Vec<Command>, prefix_deletes: Vec<PrefixDelete>) -> Load {
+        Load::Raven(RavenLoad {
+            commands,
+            prefix_deletes,
+        })
+    }
+
+    fn prefix_delete(index: usize, new_document: bool) -> PrefixDelete {
+        PrefixDelete {
+            index,
+            collection_prefix: "people".to_owned(),
+            new_document,
+        }
+    }
+
+    #[test]
+    fn only_batches_that_will_only_write_may_overlap() {
+        let owned: BTreeSet<String> = ["people".to_owned()].into();
+        let delete = |id: &str| Command::DeletePrefixed {
+            id_prefix: id.to_owned(),
+        };
+        // Plain PUTs: the ids they write, lower case.
+        let puts = raven(vec![put("Users/1"), put("users/2")], Vec::new());
+        let expected: HashSet<String> = ["users/1".to_owned(), "users/2".to_owned()].into();
+        assert_eq!(puts.overlap_ids(&owned), Some(expected));
+        // Deletes of new documents in an owned target are left out by the load.
+        let new_docs = raven(
+            vec![delete("users/1/people/"), put("users/1/people/")],
+            vec![prefix_delete(0, true)],
+        );
+        assert_eq!(
+            new_docs.overlap_ids(&owned),
+            Some(["users/1/people/".to_owned()].into())
+        );
+        // The same batch while the target is not owned yet, and a delete of a document sent
+        // before: they stay, so the batch may not overlap.
+        assert_eq!(new_docs.overlap_ids(&BTreeSet::new()), None);
+        let update = raven(
+            vec![delete("users/1/people/"), put("users/1/people/")],
+            vec![prefix_delete(0, false)],
+        );
+        assert_eq!(update.overlap_ids(&owned), None);
+        // A deleted document, and SQL batches.
+        let deleted = raven(
+            vec![Command::Delete {
+                id: "users/1".to_owned(),
+                change_vector: None,
+            }],
+            Vec::new(),
+        );
+        assert_eq!(deleted.overlap_ids(&owned), None);
+        assert_eq!(Load::Sql(SqlBatch::default()).overlap_ids(&owned), None);
     }
 }

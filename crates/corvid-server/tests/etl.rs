@@ -12,7 +12,8 @@ use corvid_store::Storage;
 use serde_json::{Value, json};
 
 use common::live::{
-    Server, database, eventually, reset_etl, send, set_task_disabled, start, start_on,
+    Server, database, etl_options, eventually, reset_etl, send, set_task_disabled, start, start_on,
+    start_with_options,
 };
 
 async fn add_connection_string(server: &Server, db: &str, name: &str, urls: &[&str], target: &str) {
@@ -933,5 +934,168 @@ async fn stats_progress_and_performance_show_only_the_tasks_named() {
         assert_eq!(names(&all), ["names", "people"], "{endpoint}: {all}");
         assert_eq!(names(&named), ["names"], "{endpoint}: {named}");
         assert_eq!(names(&both), ["names", "people"], "{endpoint}: {both}");
+    }
+}
+
+/// An HTTP proxy to `target` that holds every `bulk_docs` request for a while (a request that
+/// overlaps another for less) and records how many were under way at once.
+struct CountingProxy {
+    url: String,
+    most_at_once: Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    async fn start(target: &str, hold: Duration) -> CountingProxy {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let under_way = Arc::new(AtomicUsize::new(0));
+        let most_at_once = Arc::new(AtomicUsize::new(0));
+        let (target, most) = (target.to_owned(), most_at_once.clone());
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (target, http, under_way, most) = (
+                target.clone(),
+                http.clone(),
+                under_way.clone(),
+                most.clone(),
+            );
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                let bulk = parts.uri.path().ends_with("/bulk_docs");
+                if bulk {
+                    let now = under_way.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    // The first of two overlapping requests is held longer: the second is
+                    // applied first.
+                    let hold = if now == 1 { hold } else { hold / 6 };
+                    tokio::time::sleep(hold).await;
+                }
+                let answer = http
+                    .request(parts.method, format!("{target}{}", parts.uri))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = answer.status();
+                let bytes = answer.bytes().await.unwrap();
+                if bulk {
+                    under_way.fetch_sub(1, Ordering::SeqCst);
+                }
+                (status, bytes)
+            }
+        });
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        CountingProxy {
+            url,
+            most_at_once,
+            task,
+        }
+    }
+
+    fn most_at_once(&self) -> usize {
+        self.most_at_once.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Small batches through a slow destination that applies overlapping requests out of order:
+/// with two loads allowed, batches that only write overlap; documents updated again and again
+/// while the ETL runs still end in their latest version, once each. With one load allowed,
+/// loads never overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raven_loads_overlap_and_every_document_arrives_once_in_its_latest_version() {
+    // Into another collection (updates come with deletes, which never overlap), and copied
+    // as they are into the same collection (plain PUTs, which overlap unless they write the
+    // same document).
+    // New documents into People overlap; a few documents updated again and again keep the
+    // copying process working through batches that hold versions of the same documents.
+    let to_people = ("loadToPeople({First: this.First});", "People", 300, 10, 20);
+    let copied = ("", "Users", 60, 20, 60);
+    for (loads_in_flight, (script, collection, n, n_updated, rounds)) in
+        [(2, to_people), (2, copied), (1, copied)]
+    {
+        let server = start_with_options(corvid_etl::EtlOptions {
+            max_batch_items: 25,
+            raven_loads_in_flight: loads_in_flight,
+            ..etl_options()
+        })
+        .await;
+        let proxy = CountingProxy::start(&server.url, Duration::from_millis(60)).await;
+        let src = database(&server, "src").await;
+        database(&server, "dst").await;
+        add_connection_string(&server, "src", "dst", &[&proxy.url], "dst").await;
+        let commands: Vec<Command> = (0..n)
+            .map(|idx| Command::Put {
+                id: format!("users/{idx}"),
+                document: user("V0", idx),
+                change_vector: None,
+            })
+            .collect();
+        src.bulk_docs(&commands).await.unwrap();
+        add_task(&server, "src", task("people", &["Users"], script)).await;
+        // Updates while batches are under way: a document is then often in two batches one
+        // after the other.
+        for round in 1..=rounds {
+            let commands: Vec<Command> = (0..n_updated)
+                .map(|idx| Command::Put {
+                    id: format!("users/{idx}"),
+                    document: user(&format!("V{round}"), idx),
+                    change_vector: None,
+                })
+                .collect();
+            src.bulk_docs(&commands).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        let latest = format!("V{rounds}");
+        eventually("every person in its latest version", || async {
+            let (_, body) = send(
+                "GET",
+                &format!(
+                    "{}/databases/dst/docs?startsWith=users%2F&pageSize=1000",
+                    server.url
+                ),
+                None,
+            )
+            .await;
+            let people = body["Results"].as_array().cloned().unwrap_or_default();
+            people.len() == n as usize
+                && people.iter().all(|it| {
+                    let idx: u32 = it["@metadata"]["@id"]
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches("users/")
+                        .split('/')
+                        .next()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    it["First"]
+                        == if idx < n_updated {
+                            latest.as_str()
+                        } else {
+                            "V0"
+                        }
+                })
+        })
+        .await;
+        assert_eq!(
+            collection_count(&server, "dst", collection).await,
+            u64::from(n)
+        );
+        if loads_in_flight == 2 {
+            assert_eq!(proxy.most_at_once(), 2, "the loads never overlapped");
+        } else {
+            assert_eq!(proxy.most_at_once(), 1);
+        }
     }
 }

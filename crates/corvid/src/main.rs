@@ -86,6 +86,10 @@ struct EtlArgs {
     /// 0 means half the cores (at least 1, at most 4).
     #[arg(long, default_value_t = 0)]
     etl_transform_threads: usize,
+    /// Raven ETL batches loaded at once: with 2, a batch is sent while the destination still
+    /// applies the previous one (never two that delete, or write the same document).
+    #[arg(long, default_value_t = 2)]
+    etl_raven_loads_in_flight: usize,
     /// The first wait after a failed load, in seconds; it doubles up to --etl-max-fallback-secs.
     #[arg(long, default_value_t = 5)]
     etl_fallback_secs: u64,
@@ -109,6 +113,9 @@ impl EtlArgs {
         if self.script_time_budget_ms == 0 || self.script_memory_mib < 4 {
             bail!("--script-time-budget-ms must be at least 1 and --script-memory-mib at least 4");
         }
+        if self.etl_raven_loads_in_flight == 0 {
+            bail!("--etl-raven-loads-in-flight must be at least 1");
+        }
         if self.etl_fallback_secs == 0 || self.etl_max_fallback_secs < self.etl_fallback_secs {
             bail!("--etl-fallback-secs must be at least 1 and at most --etl-max-fallback-secs");
         }
@@ -120,6 +127,7 @@ impl EtlArgs {
                 0 => defaults.transform_threads,
                 n => n,
             },
+            raven_loads_in_flight: self.etl_raven_loads_in_flight,
             initial_fallback: std::time::Duration::from_secs(self.etl_fallback_secs),
             max_fallback: std::time::Duration::from_secs(self.etl_max_fallback_secs),
             script: corvid_etl::ScriptOptions {

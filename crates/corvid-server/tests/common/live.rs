@@ -41,11 +41,27 @@ pub fn etl_options() -> EtlOptions {
 
 /// Starts a server over `storage` on `port` (0: any free port); `dir` is kept alive with it.
 pub async fn start_on(port: u16, storage: Arc<Storage>, dir: Option<tempfile::TempDir>) -> Server {
+    start_with(port, storage, dir, etl_options()).await
+}
+
+/// Starts a server over a fresh data directory whose ETL processes run with `options`.
+pub async fn start_with_options(options: EtlOptions) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(dir.path()).unwrap());
+    start_with(0, storage, Some(dir), options).await
+}
+
+async fn start_with(
+    port: u16,
+    storage: Arc<Storage>,
+    dir: Option<tempfile::TempDir>,
+    options: EtlOptions,
+) -> Server {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
     let port = listener.local_addr().unwrap().port();
-    let etl = EtlManager::new(etl_options());
+    let etl = EtlManager::new(options);
     let state = AppState::new(storage, etl.clone(), ServerOptions::default());
     let task = tokio::spawn(async move {
         corvid_server::serve(listener, state, std::future::pending())
