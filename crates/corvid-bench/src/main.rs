@@ -150,6 +150,36 @@ fn spawn_corvid(binary: Option<PathBuf>) -> anyhow::Result<SpawnedServer> {
 }
 
 /// Returns (VmRSS, VmHWM) of a process in MiB, from /proc.
+/// The sums over the batches `/etl/performance` lists (the last 25 of the first process).
+pub(crate) struct BatchTimings {
+    pub transform_ms: f64,
+    pub load_ms: f64,
+    pub n_batches: usize,
+    /// The largest batch, in extracted items.
+    pub most_items: u64,
+}
+
+impl BatchTimings {
+    pub(crate) fn of(performance: &serde_json::Value) -> BatchTimings {
+        let mut timings = BatchTimings {
+            transform_ms: 0.0,
+            load_ms: 0.0,
+            n_batches: 0,
+            most_items: 0,
+        };
+        let batches = performance["Results"][0]["Stats"][0]["Performance"].as_array();
+        for batch in batches.into_iter().flatten() {
+            let operations = &batch["Details"]["Operations"];
+            timings.transform_ms += operations[0]["DurationInMs"].as_f64().unwrap_or(0.0);
+            timings.load_ms += operations[1]["DurationInMs"].as_f64().unwrap_or(0.0);
+            timings.n_batches += 1;
+            let items = batch["NumberOfExtractedItems"].as_u64().unwrap_or(0);
+            timings.most_items = timings.most_items.max(items);
+        }
+        timings
+    }
+}
+
 /// CPU-seconds the machine has spent busy since boot (all processes, all cores): `/proc/stat`.
 pub(crate) fn busy_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
@@ -479,15 +509,12 @@ async fn etl(args: EtlArgs) -> anyhow::Result<()> {
             .await?
             .json()
             .await?;
-        let (mut transform_ms, mut load_ms, mut n_batches) = (0.0, 0.0, 0);
-        if let Some(batches) = performance["Results"][0]["Stats"][0]["Performance"].as_array() {
-            for batch in batches {
-                let operations = &batch["Details"]["Operations"];
-                transform_ms += operations[0]["DurationInMs"].as_f64().unwrap_or(0.0);
-                load_ms += operations[1]["DurationInMs"].as_f64().unwrap_or(0.0);
-                n_batches += 1;
-            }
-        }
+        let BatchTimings {
+            transform_ms,
+            load_ms,
+            n_batches,
+            ..
+        } = BatchTimings::of(&performance);
         println!(
             "round {}: etl {etl_rate:>7.0} source docs/s end to end ({etl_seconds:.2} s); raw \
              {raw_rate:>7.0} docs/s; ratio etl/raw {ratio:.2}; {n_batches} batches: \

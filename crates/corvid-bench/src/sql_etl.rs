@@ -27,7 +27,9 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use mysql_async::prelude::Queryable as _;
 use serde_json::{Value, json};
 
-use crate::{bulk_insert, busy_cpu_seconds, busy_since, memory_mib, post_json, spawn_corvid};
+use crate::{
+    BatchTimings, bulk_insert, busy_cpu_seconds, busy_since, memory_mib, post_json, spawn_corvid,
+};
 
 /// Corvid's default `max_batch_items`, used for baseline (b) when `/etl/performance` does
 /// not tell.
@@ -1280,26 +1282,24 @@ async fn run(
         .await?
         .json()
         .await?;
-    let (mut transform_ms, mut load_ms, mut n_batches, mut batch_items) = (0.0, 0.0, 0, 0);
-    if let Some(batches) = performance["Results"][0]["Stats"][0]["Performance"].as_array() {
+    let BatchTimings {
+        transform_ms,
+        load_ms,
+        n_batches,
+        most_items: batch_items,
+    } = BatchTimings::of(&performance);
+    if args.per_batch
+        && let Some(batches) = performance["Results"][0]["Stats"][0]["Performance"].as_array()
+    {
         for batch in batches {
             let operations = &batch["Details"]["Operations"];
-            transform_ms += operations[0]["DurationInMs"].as_f64().unwrap_or(0.0);
-            load_ms += operations[1]["DurationInMs"].as_f64().unwrap_or(0.0);
-            n_batches += 1;
-            batch_items = batch_items.max(batch["NumberOfExtractedItems"].as_u64().unwrap_or(0));
-        }
-        if args.per_batch {
-            for batch in batches {
-                let operations = &batch["Details"]["Operations"];
-                println!(
-                    "batch at {}: {} docs, extract+transform {:.0} ms, load {:.0} ms",
-                    batch["Started"].as_str().unwrap_or("?"),
-                    batch["NumberOfExtractedItems"],
-                    operations[0]["DurationInMs"].as_f64().unwrap_or(0.0),
-                    operations[1]["DurationInMs"].as_f64().unwrap_or(0.0),
-                );
-            }
+            println!(
+                "batch at {}: {} docs, extract+transform {:.0} ms, load {:.0} ms",
+                batch["Started"].as_str().unwrap_or("?"),
+                batch["NumberOfExtractedItems"],
+                operations[0]["DurationInMs"].as_f64().unwrap_or(0.0),
+                operations[1]["DurationInMs"].as_f64().unwrap_or(0.0),
+            );
         }
     }
     let memory = memory_mib(server.child.id());
