@@ -27,7 +27,8 @@ pub struct EtlOptions {
     /// Threads (each with its own script runtime) that transform a large batch together.
     /// Default: half the machine's cores (at least 1, at most 4): the rest is left to loading,
     /// HTTP and the store. On the 2-core benchmark machine, where the destination shares the
-    /// cores, 2 threads made Raven ETL 15% slower and SQL ETL 8% faster (docs/benchmarks.md).
+    /// cores, 2 threads made no difference beyond the noise to Raven ETL and SQL ETL to
+    /// PostgreSQL slower (docs/benchmarks.md, session 4).
     pub transform_threads: usize,
     /// Raven ETL batches being loaded at once (at least 1). With 2, the next batch is sent
     /// while the destination still applies the previous one; batches that delete, or write a
