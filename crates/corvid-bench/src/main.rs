@@ -160,7 +160,16 @@ pub(crate) struct BatchTimings {
 }
 
 impl BatchTimings {
-    pub(crate) fn of(performance: &serde_json::Value) -> BatchTimings {
+    /// Reads `/etl/performance` at `url`; returns the sums and the answer itself.
+    pub(crate) async fn fetch(
+        http: &reqwest::Client,
+        url: &str,
+    ) -> anyhow::Result<(BatchTimings, serde_json::Value)> {
+        let performance: serde_json::Value = http.get(url).send().await?.json().await?;
+        Ok((BatchTimings::of(&performance), performance))
+    }
+
+    fn of(performance: &serde_json::Value) -> BatchTimings {
         let mut timings = BatchTimings {
             transform_ms: 0.0,
             load_ms: 0.0,
@@ -500,21 +509,19 @@ async fn etl(args: EtlArgs) -> anyhow::Result<()> {
         let etl_rate = args.docs as f64 / etl_seconds;
         let ratio = (expected as f64 / etl_seconds) / raw_rate;
         ratios.push(ratio);
-        let performance: serde_json::Value = http
-            .get(format!(
-                "{}/databases/src/etl/performance?name=people-{round}",
-                source.url
-            ))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let BatchTimings {
-            transform_ms,
-            load_ms,
-            n_batches,
-            ..
-        } = BatchTimings::of(&performance);
+        let performance_url = format!(
+            "{}/databases/src/etl/performance?name=people-{round}",
+            source.url
+        );
+        let (
+            BatchTimings {
+                transform_ms,
+                load_ms,
+                n_batches,
+                ..
+            },
+            _,
+        ) = BatchTimings::fetch(&http, &performance_url).await?;
         println!(
             "round {}: etl {etl_rate:>7.0} source docs/s end to end ({etl_seconds:.2} s); raw \
              {raw_rate:>7.0} docs/s; ratio etl/raw {ratio:.2}; {n_batches} batches: \

@@ -1273,21 +1273,16 @@ async fn run(
         n_rows,
         busy_cpu_seconds: corvid_busy,
     };
-    let performance: Value = http
-        .get(format!(
-            "{}/databases/{DATABASE}/etl/performance",
-            server.url
-        ))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let BatchTimings {
-        transform_ms,
-        load_ms,
-        n_batches,
-        most_items: batch_items,
-    } = BatchTimings::of(&performance);
+    let performance_url = format!("{}/databases/{DATABASE}/etl/performance", server.url);
+    let (
+        BatchTimings {
+            transform_ms,
+            load_ms,
+            n_batches,
+            most_items: batch_items,
+        },
+        performance,
+    ) = BatchTimings::fetch(&http, &performance_url).await?;
     if args.per_batch
         && let Some(batches) = performance["Results"][0]["Stats"][0]["Performance"].as_array()
     {

@@ -506,32 +506,9 @@ fn native_load_to<'js>(
             .get::<_, Value>("toJSON")
             .is_ok_and(|it| it.is_function())
     {
-        let values = match loaded_values(ctx, object) {
-            Ok(values) => values,
-            Err(rquickjs::Error::Exception) => {
-                let thrown = ctx.catch();
-                if is_type_error(&thrown) {
-                    let reason = error_message(&thrown).unwrap_or_default();
-                    return Err(invalid_output(
-                        ctx,
-                        state,
-                        format!(
-                            "loadTo{target}: the object cannot be serialized to JSON: {reason}"
-                        ),
-                    ));
-                }
-                return Err(ctx.throw(thrown));
-            }
-            Err(error) => return Err(error),
-        };
-        let mut state = borrow_mut(ctx, state)?;
-        state.loads.push(LoadedObject {
-            target,
-            json: String::new(),
-            values: Some(values),
-            attachments: Vec::new(),
-        });
-        return Ok(u32::try_from(state.loads.len() - 1).unwrap_or(u32::MAX));
+        let values = loaded_values(ctx, object)
+            .map_err(|error| serialization_failure(ctx, state, &target, error))?;
+        return push_load(ctx, state, target, String::new(), Some(values));
     }
     // JSON.stringify runs user code (toJSON, getters), so no borrow of the state is held here.
     let json = match ctx.json_stringify(obj) {
@@ -543,19 +520,7 @@ fn native_load_to<'js>(
                 format!("loadTo{target}: expected an object, got {type_name}"),
             ));
         }
-        Err(rquickjs::Error::Exception) => {
-            let thrown = ctx.catch();
-            if is_type_error(&thrown) {
-                let reason = error_message(&thrown).unwrap_or_default();
-                return Err(invalid_output(
-                    ctx,
-                    state,
-                    format!("loadTo{target}: the object cannot be serialized to JSON: {reason}"),
-                ));
-            }
-            return Err(ctx.throw(thrown));
-        }
-        Err(error) => return Err(error),
+        Err(error) => return Err(serialization_failure(ctx, state, &target, error)),
     };
     if !json.starts_with('{') {
         return Err(invalid_output(
@@ -564,14 +529,48 @@ fn native_load_to<'js>(
             format!("loadTo{target}: expected an object, got {type_name} serialized as {json}"),
         ));
     }
+    push_load(ctx, state, target, json, None)
+}
+
+/// Records a loaded object; returns its index, for `addAttachment`.
+fn push_load(
+    ctx: &Ctx<'_>,
+    state: &Rc<RefCell<CallState>>,
+    target: String,
+    json: String,
+    values: Option<Vec<(String, LoadedValue)>>,
+) -> rquickjs::Result<u32> {
     let mut state = borrow_mut(ctx, state)?;
     state.loads.push(LoadedObject {
         target,
         json,
-        values: None,
+        values,
         attachments: Vec::new(),
     });
     Ok(u32::try_from(state.loads.len() - 1).unwrap_or(u32::MAX))
+}
+
+/// A failure while reading a loaded object: a `TypeError` (a cycle, a BigInt) is invalid
+/// output; any other exception is rethrown to the script as it was.
+fn serialization_failure(
+    ctx: &Ctx<'_>,
+    state: &Rc<RefCell<CallState>>,
+    target: &str,
+    error: rquickjs::Error,
+) -> rquickjs::Error {
+    if !matches!(error, rquickjs::Error::Exception) {
+        return error;
+    }
+    let thrown = ctx.catch();
+    if is_type_error(&thrown) {
+        let reason = error_message(&thrown).unwrap_or_default();
+        return invalid_output(
+            ctx,
+            state,
+            format!("loadTo{target}: the object cannot be serialized to JSON: {reason}"),
+        );
+    }
+    ctx.throw(thrown)
 }
 
 /// The own enumerable members of a loaded object as values. Functions and symbols are left

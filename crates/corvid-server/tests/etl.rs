@@ -946,20 +946,26 @@ struct CountingProxy {
 }
 
 impl CountingProxy {
-    async fn start(target: &str, hold: Duration) -> CountingProxy {
-        use std::sync::atomic::{AtomicUsize, Ordering};
+    /// With `fail_overlapped`, the first request that another one overlapped is answered
+    /// with an error instead of being passed on (the other one was passed on and applied).
+    async fn start(target: &str, hold: Duration, fail_overlapped: bool) -> CountingProxy {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let under_way = Arc::new(AtomicUsize::new(0));
         let most_at_once = Arc::new(AtomicUsize::new(0));
         let (target, most) = (target.to_owned(), most_at_once.clone());
+        let failed = Arc::new(AtomicBool::new(!fail_overlapped));
+        let arrivals = Arc::new(AtomicUsize::new(0));
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-            let (target, http, under_way, most) = (
+            let (target, http, under_way, most, failed, arrivals) = (
                 target.clone(),
                 http.clone(),
                 under_way.clone(),
                 most.clone(),
+                failed.clone(),
+                arrivals.clone(),
             );
             async move {
                 let (parts, body) = request.into_parts();
@@ -967,11 +973,24 @@ impl CountingProxy {
                 let bulk = parts.uri.path().ends_with("/bulk_docs");
                 if bulk {
                     let now = under_way.fetch_add(1, Ordering::SeqCst) + 1;
+                    let arrived = arrivals.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
                     // The first of two overlapping requests is held longer: the second is
                     // applied first.
                     let hold = if now == 1 { hold } else { hold / 6 };
                     tokio::time::sleep(hold).await;
+                    // Another request arrived while this one was held.
+                    if now == 1
+                        && arrivals.load(Ordering::SeqCst) > arrived
+                        && !failed.swap(true, Ordering::SeqCst)
+                    {
+                        under_way.fetch_sub(1, Ordering::SeqCst);
+                        let error = json!({"Type": "Test", "Message": "refused by the proxy"});
+                        return (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            axum::body::Bytes::from(error.to_string()),
+                        );
+                    }
                 }
                 let answer = http
                     .request(parts.method, format!("{target}{}", parts.uri))
@@ -1030,7 +1049,7 @@ async fn raven_loads_overlap_and_every_document_arrives_once_in_its_latest_versi
             ..etl_options()
         })
         .await;
-        let proxy = CountingProxy::start(&server.url, Duration::from_millis(60)).await;
+        let proxy = CountingProxy::start(&server.url, Duration::from_millis(60), false).await;
         let src = database(&server, "src").await;
         database(&server, "dst").await;
         add_connection_string(&server, "src", "dst", &[&proxy.url], "dst").await;
@@ -1098,4 +1117,66 @@ async fn raven_loads_overlap_and_every_document_arrives_once_in_its_latest_versi
             assert_eq!(proxy.most_at_once(), 1);
         }
     }
+}
+
+/// The first of two overlapping batches fails after the second was applied: both are sent
+/// again, the second with its deletes, and every document is at the destination once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_and_the_one_sent_after_it_are_sent_again_without_duplicates() {
+    let server = start_with_options(corvid_etl::EtlOptions {
+        max_batch_items: 25,
+        ..etl_options()
+    })
+    .await;
+    let proxy = CountingProxy::start(&server.url, Duration::from_millis(60), true).await;
+    let src = database(&server, "src").await;
+    database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&proxy.url], "dst").await;
+    let n: u32 = 300;
+    let commands: Vec<Command> = (0..n)
+        .map(|idx| Command::Put {
+            id: format!("users/{idx}"),
+            document: user("U", idx),
+            change_vector: None,
+        })
+        .collect();
+    src.bulk_docs(&commands).await.unwrap();
+    add_task(
+        &server,
+        "src",
+        task("people", &["Users"], "loadToPeople({First: this.First});"),
+    )
+    .await;
+    eventually("every person", || async {
+        collection_count(&server, "dst", "People").await >= u64::from(n)
+    })
+    .await;
+    // Settled: the retried batches are all delivered, none twice.
+    eventually("the process caught up", || async {
+        let (_, progress) = send(
+            "GET",
+            &format!("{}/databases/src/etl/progress", server.url),
+            None,
+        )
+        .await;
+        progress["Results"][0]["ProcessesProgress"][0]["Completed"] == true
+    })
+    .await;
+    assert_eq!(proxy.most_at_once(), 2, "the loads never overlapped");
+    let (_, stats) = send(
+        "GET",
+        &format!("{}/databases/src/etl/stats", server.url),
+        None,
+    )
+    .await;
+    let statistics = &stats["Results"][0]["Stats"][0]["Statistics"];
+    assert!(
+        statistics["LoadErrors"].as_u64().unwrap_or(0) >= 1
+            || statistics["LastLoadError"].is_string(),
+        "the refused batch was not reported: {statistics}"
+    );
+    assert_eq!(
+        collection_count(&server, "dst", "People").await,
+        u64::from(n)
+    );
 }
