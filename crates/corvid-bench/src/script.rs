@@ -18,6 +18,9 @@ pub(crate) struct ScriptArgs {
     /// Only the workloads whose name starts with this (`etl`, `sql-etl`), to profile one.
     #[arg(long)]
     only: Option<String>,
+    /// Only this engine (`direct`, `quickjs`), to profile one.
+    #[arg(long)]
+    engine: Option<String>,
 }
 
 struct Workload {
@@ -77,42 +80,66 @@ pub(crate) fn script(args: ScriptArgs) -> anyhow::Result<()> {
         "script runtime alone: {} documents per run, {} runs, one thread",
         args.docs, args.runs
     );
-    println!("{:<40} {:>12} {:>12}", "workload", "best µs/doc", "median");
+    println!(
+        "{:<40} {:<8} {:>12} {:>12} {:>10}",
+        "workload", "engine", "best µs/doc", "median", "direct"
+    );
     let selected = workloads(args.docs).into_iter().filter(|it| {
         args.only
             .as_deref()
             .is_none_or(|prefix| it.name.starts_with(prefix))
     });
     for workload in selected {
-        let mut runtime = ScriptRuntime::new(&workload.script, workload.options.clone())?;
-        let mut times: Vec<Duration> = Vec::with_capacity(args.runs);
-        for _ in 0..args.runs.max(1) {
-            let started = Instant::now();
-            for (id, json) in &workload.documents {
-                let input = DocumentInput {
-                    id,
-                    collection: "Bench",
-                    json,
-                    attachments: &[],
-                };
-                let output = runtime.transform(&input, &mut NoDocuments)?;
-                anyhow::ensure!(
-                    output.loads.len() == workload.loads_per_document,
-                    "{}: {id} loaded {} objects",
-                    workload.name,
-                    output.loads.len()
-                );
+        for (engine, direct_interpreter) in [("direct", true), ("quickjs", false)] {
+            if args.engine.as_deref().is_some_and(|it| it != engine) {
+                continue;
             }
-            times.push(started.elapsed());
+            let options = ScriptOptions {
+                direct_interpreter,
+                ..workload.options.clone()
+            };
+            let (times, direct_documents) = run_workload(&workload, options, args.runs)?;
+            let per_doc = |it: Duration| it.as_secs_f64() * 1e6 / workload.documents.len() as f64;
+            println!(
+                "{:<40} {engine:<8} {:>12.2} {:>12.2} {:>10}",
+                workload.name,
+                per_doc(times[0]),
+                per_doc(times[times.len() / 2]),
+                direct_documents.map_or_else(|| "-".to_owned(), |it| it.to_string())
+            );
         }
-        times.sort();
-        let per_doc = |it: Duration| it.as_secs_f64() * 1e6 / workload.documents.len() as f64;
-        println!(
-            "{:<40} {:>12.2} {:>12.2}",
-            workload.name,
-            per_doc(times[0]),
-            per_doc(times[times.len() / 2])
-        );
     }
     Ok(())
+}
+
+/// Runs `workload` `runs` times in one runtime; returns the sorted times and how many
+/// documents the direct interpreter transformed (`None`: the script never runs there).
+fn run_workload(
+    workload: &Workload,
+    options: ScriptOptions,
+    runs: usize,
+) -> anyhow::Result<(Vec<Duration>, Option<u64>)> {
+    let mut runtime = ScriptRuntime::new(&workload.script, options)?;
+    let mut times: Vec<Duration> = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        for (id, json) in &workload.documents {
+            let input = DocumentInput {
+                id,
+                collection: "Bench",
+                json,
+                attachments: &[],
+            };
+            let output = runtime.transform(&input, &mut NoDocuments)?;
+            anyhow::ensure!(
+                output.loads.len() == workload.loads_per_document,
+                "{}: {id} loaded {} objects",
+                workload.name,
+                output.loads.len()
+            );
+        }
+        times.push(started.elapsed());
+    }
+    times.sort();
+    Ok((times, runtime.direct_documents()))
 }

@@ -14,6 +14,7 @@ use oxc_ast_visit::{Visit, walk};
 use oxc_parser::{ParseOptions, Parser};
 use oxc_span::{GetSpan, SourceType, Span};
 
+use crate::direct::{self, DirectScript};
 use crate::engine::check_syntax;
 use crate::error::ScriptError;
 use crate::projection::{Projection, document_projection};
@@ -74,6 +75,8 @@ pub(crate) struct ParsedScript {
     /// The script may look at what a `loadTo…` call returns: some call is not a statement of
     /// its own, or a `loadTo…` function is referred to other than by calling it.
     pub load_results_used: bool,
+    /// The script compiled for the direct interpreter, when it is within its subset.
+    pub direct: Option<DirectScript>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,9 +223,11 @@ fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
             end: span.end as usize,
         });
     }
+    let direct = direct::compile(&program, &collector.load_to_functions);
     Ok(ParsedScript {
         analysis,
         declarations,
+        direct,
         load_to_functions: collector.load_to_functions,
         optional_chaining,
         document_projection: document_projection(&program),

@@ -607,7 +607,7 @@ fn loaded_values<'js>(
 
 /// A JavaScript number as `JSON.stringify` would mean it: whole numbers within ±2^53 as
 /// integers, `NaN` and infinities as null.
-fn loaded_number(value: f64) -> LoadedValue {
+pub(crate) fn loaded_number(value: f64) -> LoadedValue {
     const EXACT: f64 = 9_007_199_254_740_992.0;
     if !value.is_finite() {
         return LoadedValue::Null;

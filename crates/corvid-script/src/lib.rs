@@ -105,6 +105,7 @@
 //!   `addCounter`, …) are not supported yet.
 
 mod analysis;
+mod direct;
 mod document;
 mod engine;
 mod error;

@@ -23,6 +23,11 @@ pub struct ScriptOptions {
     ///
     /// [`LoadedObject::values`]: crate::LoadedObject::values
     pub load_as_values: bool,
+    /// Run scripts within the direct interpreter's subset (property reads, arithmetic and
+    /// string concatenation, loops and conditions, `loadTo…`, `Math.round` and the like) in
+    /// Rust instead of QuickJS, with the same output; a document the interpreter cannot run
+    /// exactly still goes to QuickJS. Default true; false is for comparing the two.
+    pub direct_interpreter: bool,
 }
 
 impl Default for ScriptOptions {
@@ -33,6 +38,7 @@ impl Default for ScriptOptions {
             max_stack_bytes: 1024 * 1024,
             undefined_as_null: true,
             load_as_values: false,
+            direct_interpreter: true,
         }
     }
 }

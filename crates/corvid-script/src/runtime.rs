@@ -1,6 +1,7 @@
 //! The public script runtime: compile once, transform document after document.
 
 use crate::analysis::{GENERIC_DELETE_BEHAVIOR, ScriptAnalysis, parse_script};
+use crate::direct::{DirectRunner, Outcome};
 use crate::document::{DocumentInput, ScriptHost};
 use crate::engine::{CallFailure, Engine, FunctionArgs, ScriptPlan};
 use crate::error::{ScriptError, TransformError};
@@ -9,6 +10,7 @@ use crate::options::ScriptOptions;
 use crate::output::TransformOutput;
 use crate::projection::{METADATA, Projection};
 use crate::source_map::{ScriptSource, with_position, wrap_body, wrap_functions};
+use std::time::Instant;
 
 /// A compiled ETL script, ready to transform documents one after another.
 ///
@@ -20,6 +22,8 @@ pub struct ScriptRuntime {
     /// `None` for an empty script, or when rebuilding after a failure failed (the next call
     /// tries again).
     engine: Option<Engine>,
+    /// The direct interpreter, when the script is within its subset and the options allow it.
+    direct: Option<DirectRunner>,
 }
 
 impl std::fmt::Debug for ScriptRuntime {
@@ -28,6 +32,7 @@ impl std::fmt::Debug for ScriptRuntime {
             .field("analysis", &self.analysis)
             .field("options", &self.options)
             .field("engine_ready", &self.engine.is_some())
+            .field("direct", &self.direct.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +72,19 @@ impl ScriptRuntime {
             let exported: Vec<&str> = exported_functions.iter().map(String::as_str).collect();
             wrap_functions(compiled, &parsed_script.declarations, &exported)
         });
+        let direct = parsed_script
+            .direct
+            .take()
+            .filter(|_| options.direct_interpreter && !analysis.is_empty)
+            .map(|script| {
+                DirectRunner::new(
+                    script,
+                    parsed_script.document_projection.clone(),
+                    options.load_as_values,
+                    options.undefined_as_null,
+                    options.memory_limit_bytes,
+                )
+            });
         let plan = ScriptPlan {
             body_source: wrap_body(compiled),
             functions_source,
@@ -86,6 +104,7 @@ impl ScriptRuntime {
             plan,
             options,
             engine,
+            direct,
         })
     }
 
@@ -106,10 +125,29 @@ impl ScriptRuntime {
         if self.analysis.is_empty {
             return Ok(TransformOutput::default());
         }
+        if let Some(direct) = &mut self.direct {
+            let deadline = Instant::now().checked_add(self.options.time_budget);
+            match direct.run(input.json, deadline) {
+                Ok(output) => return Ok(output),
+                Err(Outcome::Timeout) => {
+                    return Err(TransformError::Timeout {
+                        budget: self.options.time_budget,
+                    });
+                }
+                Err(Outcome::Unsupported) => {}
+            }
+        }
         let source = &self.plan.source;
         let engine = ensure_engine(&mut self.engine, &self.plan, &self.options)?;
         let res = host_scope::enter(host, || engine.run_body(source, input));
         self.finish(res, input.id)
+    }
+
+    /// Whether the script runs in the direct interpreter (see
+    /// [`ScriptOptions::direct_interpreter`]), and how many documents it has transformed there
+    /// so far; `None` when every document goes to QuickJS.
+    pub fn direct_documents(&self) -> Option<u64> {
+        self.direct.as_ref().map(|it| it.completed)
     }
 
     /// Returns what the script printed with `output()` before the last `transform` failed,
