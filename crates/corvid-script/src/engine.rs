@@ -617,7 +617,19 @@ pub(crate) fn loaded_number(value: f64) -> LoadedValue {
         #[allow(clippy::cast_possible_truncation)]
         return LoadedValue::Int(value as i64);
     }
-    LoadedValue::Number(value.to_string())
+    let mut buffer = zmij::Buffer::new();
+    LoadedValue::Number(match plain_shortest(&mut buffer, value) {
+        Some(text) => text.to_owned(),
+        None => value.to_string(),
+    })
+}
+
+/// The shortest round-trip decimal form of a finite `value` with a fraction, when it needs
+/// no exponent (what `Display` and JavaScript's `toString` both write then); `None` for whole
+/// numbers (zmij writes `1.0`) and the exponent forms.
+pub(crate) fn plain_shortest(buffer: &mut zmij::Buffer, value: f64) -> Option<&str> {
+    let text = buffer.format_finite(value);
+    (!text.contains('e') && !text.ends_with(".0")).then_some(text)
 }
 
 fn native_add_attachment<'js>(

@@ -209,6 +209,18 @@ pub(crate) fn project_object(
     (scanner.pos == scanner.bytes.len()).then_some(())
 }
 
+/// The position just past the JSON value that starts at `pos` in `json` (valid JSON, as
+/// every stored document is); `None` when the structure is broken.
+pub(crate) fn skip_value(json: &str, pos: usize) -> Option<usize> {
+    let mut scanner = Scanner {
+        json,
+        bytes: json.as_bytes(),
+        pos,
+    };
+    scanner.skip_value()?;
+    Some(scanner.pos)
+}
+
 /// The bytes that matter when skipping a nested object or array: quotes and brackets.
 static STRUCTURAL: [bool; 256] = {
     let mut table = [false; 256];

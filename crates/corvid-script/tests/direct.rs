@@ -51,6 +51,7 @@ loadTo('dbo.Orders', { First: this.First, Total: Math.round(total * 100) / 100, 
     "if (!this.Lines) return; for (var line of this.Lines) loadToL({n: line.Q, text: 'q=' + line.Q + ' p=' + line.Price});",
     "var a = this.ShipTo ? this.ShipTo.City : 'no ship-to'; loadToX({a: a, nested: {deeper: {list: [a, 1.25, true, null]}}});",
     "loadTo(this.First === 'Bo' ? 'Bos' : 'Others', {who: this.First});",
+    "loadToX({a: this.First, b: 1, a: this.Age, c: {d: this.Missing, e: this.Lines}});",
 ];
 
 /// Scripts outside the subset: QuickJS runs them all.
@@ -280,4 +281,30 @@ fn deep_or_cyclic_objects_are_left_to_quickjs() {
     for script in SCRIPTS {
         assert_eq!(compare(script, &["{}"]), 0, "{script}");
     }
+}
+
+#[test]
+fn numbers_are_written_as_quickjs_writes_them() {
+    // Random bit patterns and short decimals, written exactly (`{:e}` round-trips) into
+    // documents; the script writes each back as a string and as a number.
+    let mut random = Random(0x2545_f491_4f6c_dd1d);
+    let docs: Vec<String> = (0..4000)
+        .map(|idx| {
+            let bits = random.next();
+            let value = if idx % 2 == 0 {
+                f64::from_bits(bits)
+            } else {
+                #[allow(clippy::cast_precision_loss)]
+                let mantissa = (bits % 100_000_000) as f64;
+                mantissa / 10f64.powi(i32::try_from(bits % 12).unwrap())
+            };
+            let value = if value.is_finite() { value } else { 0.5 };
+            format!(r#"{{"N":{value:e},"M":{}}}"#, -value / 3.0)
+        })
+        .collect();
+    let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let script = "loadToX({s: '' + this.N, n: this.N, m: `${this.M}`, p: this.N * 1.1});";
+    assert!(compare(script, &docs) > 3 * 3000);
+    // The tie case: …858.125 is halfway between …858.12 and …858.13.
+    assert!(compare(script, &[r#"{"N":165793407361858.125,"M":1}"#]) > 0);
 }

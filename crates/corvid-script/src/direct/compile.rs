@@ -29,6 +29,8 @@ pub(crate) enum Stmt {
     Load {
         target: LoadTarget,
         object: Expr,
+        /// `object` is an object literal with distinct keys.
+        literal: bool,
     },
     /// `let`/`const`/`var` with an initialiser, or `let x;` (which sets `undefined`).
     Init {
@@ -501,9 +503,18 @@ impl Compiler<'_> {
             } else {
                 return None;
             };
+            let object = arguments.next().unwrap_or(Expr::Undefined);
+            let literal = match &object {
+                Expr::Object(properties) => properties
+                    .iter()
+                    .enumerate()
+                    .all(|(idx, (key, _))| properties[..idx].iter().all(|(other, _)| other != key)),
+                _ => false,
+            };
             Some(Stmt::Load {
                 target,
-                object: arguments.next().unwrap_or(Expr::Undefined),
+                object,
+                literal,
             })
         })())
     }

@@ -26,11 +26,12 @@ use oxc_ast::ast::{BinaryOperator, LogicalOperator, Program, UnaryOperator};
 
 use crate::engine::loaded_number;
 use crate::output::{LoadedObject, LoadedValue, TransformOutput};
-use crate::projection::{Projection, project_object};
+use crate::projection::Projection;
 
 use compile::{Compiled, Expr, LoadTarget, MathFunction, Stmt, Target};
 use value::{
-    Arr, MAX_HEIGHT, Obj, Val, is_index_like, is_inherited_name, push_json, push_json_object,
+    Arr, MAX_HEIGHT, Obj, Val, Wanted, is_index_like, is_inherited_name, push_json,
+    push_json_object,
 };
 
 /// A script compiled for the direct interpreter. `Send`, unlike the runner.
@@ -63,6 +64,9 @@ enum Stop {
 
 type Eval<T> = Result<T, Stop>;
 
+/// [`LoadedObject::json`] and [`LoadedObject::values`] of a loaded object.
+type LoadedMembers = (String, Option<Vec<(String, LoadedValue)>>);
+
 fn unsupported<T>() -> Eval<T> {
     Err(Stop::Unsupported)
 }
@@ -79,11 +83,10 @@ enum Flow {
 #[derive(Debug)]
 pub(crate) struct DirectRunner {
     script: DirectScript,
-    projection: Projection,
+    wanted: Wanted,
     load_as_values: bool,
     undefined_as_null: bool,
     memory_limit_bytes: usize,
-    projected_json: String,
     /// Documents run to the end here, for tests and statistics.
     pub completed: u64,
 }
@@ -110,11 +113,10 @@ impl DirectRunner {
     ) -> DirectRunner {
         DirectRunner {
             script,
-            projection,
+            wanted: Wanted::new(&projection),
             load_as_values,
             undefined_as_null,
             memory_limit_bytes,
-            projected_json: String::new(),
             completed: 0,
         }
     }
@@ -125,16 +127,7 @@ impl DirectRunner {
         json: &str,
         deadline: Option<Instant>,
     ) -> Result<TransformOutput, Outcome> {
-        let json = match &self.projection {
-            Projection::Fields(fields)
-                if project_object(json, fields, &mut self.projected_json).is_some() =>
-            {
-                std::mem::take(&mut self.projected_json)
-            }
-            _ => json.to_owned(),
-        };
-        let res = self.run_parsed(&json, deadline);
-        self.projected_json = json;
+        let res = self.run_parsed(json, deadline);
         if res.is_ok() {
             self.completed += 1;
         }
@@ -146,7 +139,7 @@ impl DirectRunner {
         json: &str,
         deadline: Option<Instant>,
     ) -> Result<TransformOutput, Outcome> {
-        let this = value::parse_json(json).ok_or(Outcome::Unsupported)?;
+        let this = value::parse_document(json, &self.wanted).ok_or(Outcome::Unsupported)?;
         if !matches!(this, Val::Obj(_)) {
             return Err(Outcome::Unsupported);
         }
@@ -212,7 +205,11 @@ impl Run<'_> {
             Stmt::Expr(expr) => {
                 self.expression(expr)?;
             }
-            Stmt::Load { target, object } => self.load(target, object)?,
+            Stmt::Load {
+                target,
+                object,
+                literal,
+            } => self.load(target, object, *literal)?,
             Stmt::Init { slot, value } => {
                 let value = self.expression(value)?;
                 self.slots[*slot] = value;
@@ -310,7 +307,7 @@ impl Run<'_> {
     }
 
     /// `loadTo…(obj)`: records the object as the engine would (see `engine::native_load_to`).
-    fn load(&mut self, target: &LoadTarget, object: &Expr) -> Eval<()> {
+    fn load(&mut self, target: &LoadTarget, object: &Expr, literal: bool) -> Eval<()> {
         let target = match target {
             LoadTarget::Named(name) => name.to_string(),
             LoadTarget::Computed(expr) => match self.expression(expr)? {
@@ -318,13 +315,41 @@ impl Run<'_> {
                 _ => return unsupported(),
             },
         };
-        let Val::Obj(object) = self.expression(object)? else {
-            return unsupported();
+        let (json, values) = match object {
+            // An object literal with distinct keys, made only to be loaded: its members are
+            // written out as they are evaluated, without building the object.
+            Expr::Object(properties) if literal => {
+                let mut members = Vec::with_capacity(properties.len());
+                for (key, value) in properties {
+                    members.push((key, self.expression(value)?));
+                }
+                self.loaded(members.iter().map(|(key, value)| (&***key, value)))?
+            }
+            _ => {
+                let Val::Obj(object) = self.expression(object)? else {
+                    return unsupported();
+                };
+                let object = object.borrow();
+                self.loaded(object.props.iter().map(|(key, value)| (&**key, value)))?
+            }
         };
-        let object = object.borrow();
-        let (json, values) = if self.runner.load_as_values {
-            let mut values = Vec::with_capacity(object.props.len());
-            for (name, value) in &object.props {
+        self.loads.push(LoadedObject {
+            target,
+            json,
+            values,
+            attachments: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// The JSON text or the values of a loaded object with these members.
+    fn loaded<'v>(
+        &self,
+        members: impl ExactSizeIterator<Item = (&'v str, &'v Val)>,
+    ) -> Eval<LoadedMembers> {
+        if self.runner.load_as_values {
+            let mut values = Vec::with_capacity(members.len());
+            for (name, value) in members {
                 let loaded = match value {
                     Val::Undefined | Val::Null | Val::Uninitialized => LoadedValue::Null,
                     Val::Bool(it) => LoadedValue::Bool(*it),
@@ -336,22 +361,14 @@ impl Run<'_> {
                         LoadedValue::Json(json)
                     }
                 };
-                values.push((name.to_string(), loaded));
+                values.push((name.to_owned(), loaded));
             }
-            (String::new(), Some(values))
-        } else {
-            let mut json = String::with_capacity(64);
-            push_json_object(&object, 0, self.runner.undefined_as_null, &mut json)
-                .ok_or(Stop::Unsupported)?;
-            (json, None)
-        };
-        self.loads.push(LoadedObject {
-            target,
-            json,
-            values,
-            attachments: Vec::new(),
-        });
-        Ok(())
+            return Ok((String::new(), Some(values)));
+        }
+        let mut json = String::with_capacity(64);
+        push_json_object(members, 0, self.runner.undefined_as_null, &mut json)
+            .ok_or(Stop::Unsupported)?;
+        Ok((json, None))
     }
 
     fn expression(&mut self, expr: &Expr) -> Eval<Val> {

@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::engine::plain_shortest;
+use crate::projection::{Projection, skip_value};
+
 /// A JavaScript value the interpreter supports. Functions, symbols, dates and the rest do not
 /// exist here: a script that could make one does not run directly.
 #[derive(Debug, Clone)]
@@ -204,16 +207,20 @@ pub(crate) fn push_number(value: f64, out: &mut String) {
         let _ = write!(out, "{whole}");
         return;
     }
+    let mut buffer = zmij::Buffer::new();
+    if (1e-6..1e21).contains(&value.abs())
+        && let Some(text) = plain_shortest(&mut buffer, value)
+    {
+        out.push_str(text);
+        return;
+    }
     if value < 0.0 {
         out.push('-');
     }
-    // The shortest digits that round-trip, and the exponent of the first one.
-    let scientific = format!("{:e}", value.abs());
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|it| *it != '.').collect();
+    // The shortest digits that round-trip (ties to even, as ECMAScript asks; Rust's own `{:e}`
+    // does not always), and where the decimal point goes.
+    let (digits, n) = shortest_digits(&mut buffer, value.abs());
     let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
-    let n = exponent + 1;
     if k <= n && n <= 21 {
         out.push_str(&digits);
         for _ in 0..n - k {
@@ -241,6 +248,25 @@ pub(crate) fn push_number(value: f64, out: &mut String) {
     }
 }
 
+/// The shortest round-trip digits of a finite positive `value`, without leading or trailing
+/// zeros, and `n` such that the value is `0.digits × 10^n`.
+fn shortest_digits(buffer: &mut zmij::Buffer, value: f64) -> (String, i32) {
+    let text = buffer.format_finite(value);
+    let (mantissa, exponent) = text.split_once('e').unwrap_or((text, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits = String::with_capacity(whole.len() + fraction.len());
+    digits.push_str(whole);
+    digits.push_str(fraction);
+    let mut n = i32::try_from(whole.len()).unwrap_or(0) + exponent;
+    let leading = digits.bytes().take_while(|it| *it == b'0').count();
+    digits.drain(..leading);
+    n -= i32::try_from(leading).unwrap_or(0);
+    let trailing = digits.bytes().rev().take_while(|it| *it == b'0').count();
+    digits.truncate(digits.len() - trailing);
+    (digits, n)
+}
+
 /// `JSON.stringify(value)` for a value inside an object or array; `None` when the result would
 /// not be what QuickJS writes (too deep, or a cycle).
 pub(crate) fn push_json(value: &Val, depth: usize, out: &mut String) -> Option<()> {
@@ -263,15 +289,19 @@ pub(crate) fn push_json(value: &Val, depth: usize, out: &mut String) -> Option<(
             }
             out.push(']');
         }
-        Val::Obj(obj) => push_json_object(&obj.borrow(), depth, false, out)?,
+        Val::Obj(obj) => {
+            let obj = obj.borrow();
+            let members = obj.props.iter().map(|(name, value)| (&**name, value));
+            push_json_object(members, depth, false, out)?;
+        }
     }
     Some(())
 }
 
-/// `JSON.stringify` of an object: `undefined` members are left out, or written as null when
-/// `undefined_as_null` (the loaded object itself, with RavenDB's rule).
-pub(crate) fn push_json_object(
-    obj: &Obj,
+/// `JSON.stringify` of an object with these members: `undefined` ones are left out, or
+/// written as null when `undefined_as_null` (the loaded object itself, with RavenDB's rule).
+pub(crate) fn push_json_object<'v>(
+    members: impl Iterator<Item = (&'v str, &'v Val)>,
     depth: usize,
     undefined_as_null: bool,
     out: &mut String,
@@ -281,7 +311,7 @@ pub(crate) fn push_json_object(
     }
     out.push('{');
     let mut first = true;
-    for (name, value) in &obj.props {
+    for (name, value) in members {
         if matches!(value, Val::Undefined) && !undefined_as_null {
             continue;
         }
@@ -325,18 +355,47 @@ pub(crate) fn push_json_string(text: &str, out: &mut String) {
     out.push('"');
 }
 
-/// Parses a stored document the way `JSON.parse` would, into values; `None` for anything the
-/// interpreter leaves to QuickJS: keys that are array indices or `__proto__`, lone surrogate
-/// escapes, nesting deeper than [`MAX_HEIGHT`], or text that is not JSON.
-pub(crate) fn parse_json(json: &str) -> Option<Val> {
+/// What of a document the script can reach ([`Projection`]), with names shared by every
+/// document parsed.
+#[derive(Debug, Clone)]
+pub(crate) enum Wanted {
+    Whole,
+    Fields(Vec<(Arc<str>, Wanted)>),
+}
+
+impl Wanted {
+    pub fn new(projection: &Projection) -> Wanted {
+        match projection {
+            Projection::Whole => Wanted::Whole,
+            Projection::Fields(fields) => Wanted::Fields(
+                fields
+                    .iter()
+                    .map(|(name, inner)| (Arc::from(name.as_str()), Wanted::new(inner)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Parses a stored document the way `JSON.parse` would, into values, keeping only what
+/// `wanted` names (as [`project_object`](crate::projection::project_object) does for QuickJS);
+/// `None` for anything the interpreter leaves to QuickJS: keys that are array indices or
+/// `__proto__`, lone surrogate escapes, nesting deeper than [`MAX_HEIGHT`], or text that is
+/// not JSON.
+pub(crate) fn parse_document(json: &str, wanted: &Wanted) -> Option<Val> {
     let mut parser = JsonParser {
         text: json,
         bytes: json.as_bytes(),
         pos: 0,
     };
-    let value = parser.value(0)?;
+    let value = parser.wanted_value(wanted, 0)?;
     parser.skip_whitespace();
     (parser.pos == parser.bytes.len()).then_some(value)
+}
+
+#[cfg(test)]
+fn parse_json(json: &str) -> Option<Val> {
+    parse_document(json, &Wanted::Whole)
 }
 
 struct JsonParser<'a> {
@@ -355,6 +414,65 @@ impl JsonParser<'_> {
     fn next_token(&mut self) -> Option<u8> {
         self.skip_whitespace();
         self.bytes.get(self.pos).copied()
+    }
+
+    fn wanted_value(&mut self, wanted: &Wanted, depth: usize) -> Option<Val> {
+        match wanted {
+            Wanted::Fields(fields) if self.next_token()? == b'{' => self.object(fields, depth),
+            _ => self.value(depth),
+        }
+    }
+
+    /// An object of which only `fields` are kept; keys that are not wanted are skipped
+    /// without being decoded when they have no escape.
+    fn object(&mut self, fields: &[(Arc<str>, Wanted)], depth: usize) -> Option<Val> {
+        if depth >= MAX_HEIGHT {
+            return None;
+        }
+        self.pos += 1;
+        let mut obj = Obj::default();
+        if self.next_token()? == b'}' {
+            self.pos += 1;
+            return Some(Val::Obj(Rc::new(RefCell::new(obj))));
+        }
+        loop {
+            if self.next_token()? != b'"' {
+                return None;
+            }
+            let key_start = self.pos + 1;
+            let key_end = key_start + memchr::memchr2(b'"', b'\\', &self.bytes[key_start..])?;
+            let field = if self.bytes[key_end] == b'"' {
+                self.pos = key_end + 1;
+                let key = &self.text[key_start..key_end];
+                fields.iter().find(|(name, _)| &**name == key)
+            } else {
+                let key = self.string()?;
+                fields.iter().find(|(name, _)| *name == key)
+            };
+            if self.next_token()? != b':' {
+                return None;
+            }
+            self.pos += 1;
+            self.skip_whitespace();
+            match field {
+                Some((name, inner)) => {
+                    if is_index_like(name) {
+                        return None;
+                    }
+                    let value = self.wanted_value(inner, depth + 1)?;
+                    obj.set(Arc::clone(name), value);
+                }
+                None => self.pos = skip_value(self.text, self.pos)?,
+            }
+            match self.next_token()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Some(Val::Obj(Rc::new(RefCell::new(obj))));
+                }
+                _ => return None,
+            }
+        }
     }
 
     fn value(&mut self, depth: usize) -> Option<Val> {
@@ -525,6 +643,10 @@ mod tests {
             (2f64.powi(60), "1152921504606847000"),
             (f64::MAX, "1.7976931348623157e+308"),
             (5e-324, "5e-324"),
+            // The double is …858.125, exactly halfway between …12 and …13: ECMAScript takes
+            // the even digit (Rust's `{:e}` writes …13).
+            (165_793_407_361_858.13, "165793407361858.12"),
+            (1.234_567_890_123_456_7e-10, "1.2345678901234568e-10"),
             (f64::NAN, "NaN"),
             (f64::NEG_INFINITY, "-Infinity"),
         ];
