@@ -20,6 +20,9 @@ pub(crate) struct Compiled {
     /// Number of variable slots; `var` slots start `undefined`, the others uninitialised.
     pub slots: usize,
     pub var_slots: Vec<usize>,
+    /// Every property name the script uses, once each: the interpreter's objects store these
+    /// very `Arc`s as keys, so a lookup by a name from the script compares pointers.
+    pub names: Vec<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +167,7 @@ struct Compiler<'l> {
     functions: Vec<String>,
     load_to_functions: &'l [String],
     depth: usize,
+    names: Vec<Arc<str>>,
 }
 
 /// Compiles `program`, or `None` when it is outside the subset.
@@ -175,6 +179,7 @@ pub(crate) fn compile(program: &Program<'_>, load_to_functions: &[String]) -> Op
         functions: Vec::new(),
         load_to_functions,
         depth: 0,
+        names: Vec::new(),
     };
     for statement in &program.body {
         if let Statement::FunctionDeclaration(function) = statement {
@@ -205,6 +210,7 @@ pub(crate) fn compile(program: &Program<'_>, load_to_functions: &[String]) -> Op
         body,
         slots: compiler.slots,
         var_slots: compiler.var_slots,
+        names: compiler.names,
     })
 }
 
@@ -261,6 +267,10 @@ fn binding_name<'a>(pattern: &'a BindingPattern<'_>) -> Option<&'a str> {
 }
 
 impl Compiler<'_> {
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        intern(&mut self.names, name)
+    }
+
     fn new_slot(&mut self) -> usize {
         self.slots += 1;
         self.slots - 1
@@ -578,7 +588,7 @@ impl Compiler<'_> {
             Expression::ParenthesizedExpression(it) => self.expression(&it.expression)?,
             Expression::StaticMemberExpression(it) => Expr::Member {
                 object: Box::new(self.expression(&it.object)?),
-                key: Arc::from(it.property.name.as_str()),
+                key: self.intern(it.property.name.as_str()),
                 optional: it.optional,
             },
             Expression::ComputedMemberExpression(it) => {
@@ -588,7 +598,7 @@ impl Compiler<'_> {
                 ChainElement::CallExpression(call) => self.call(call)?,
                 ChainElement::StaticMemberExpression(member) => Expr::Member {
                     object: Box::new(self.expression(&member.object)?),
-                    key: Arc::from(member.property.name.as_str()),
+                    key: self.intern(member.property.name.as_str()),
                     optional: member.optional,
                 },
                 ChainElement::ComputedMemberExpression(member) => {
@@ -685,7 +695,8 @@ impl Compiler<'_> {
                     if is_index_like(key) {
                         return None;
                     }
-                    properties.push((Arc::from(key), self.expression(&property.value)?));
+                    let key = self.intern(key);
+                    properties.push((key, self.expression(&property.value)?));
                 }
                 Expr::Object(properties)
             }
@@ -725,7 +736,7 @@ impl Compiler<'_> {
         {
             return Some(Expr::Member {
                 object,
-                key: Arc::from(key.value.as_str()),
+                key: self.intern(key.value.as_str()),
                 optional,
             });
         }
@@ -745,10 +756,8 @@ impl Compiler<'_> {
         if is_index_like(key) {
             return None;
         }
-        Some(Target::Member(
-            Box::new(self.expression(object)?),
-            Arc::from(key),
-        ))
+        let key = self.intern(key);
+        Some(Target::Member(Box::new(self.expression(object)?), key))
     }
 
     /// The calls the interpreter knows: `Math.<fn>(…)`, `id(doc)`, `getMetadata(doc)`.
@@ -790,6 +799,16 @@ impl Compiler<'_> {
             _ => None,
         }
     }
+}
+
+/// The one `Arc` for `name` in `names`, added when it is not there yet.
+pub(crate) fn intern(names: &mut Vec<Arc<str>>, name: &str) -> Arc<str> {
+    if let Some(known) = names.iter().find(|it| &***it == name) {
+        return Arc::clone(known);
+    }
+    let name: Arc<str> = Arc::from(name);
+    names.push(Arc::clone(&name));
+    name
 }
 
 fn supported_binary(operator: BinaryOperator) -> bool {

@@ -30,7 +30,7 @@ use crate::projection::Projection;
 
 use compile::{Compiled, Expr, LoadTarget, MathFunction, Stmt, Target};
 use value::{
-    Arr, MAX_HEIGHT, Obj, Val, Wanted, is_index_like, is_inherited_name, push_json,
+    Arr, Key, MAX_HEIGHT, Obj, Val, Wanted, is_index_like, is_inherited_name, push_json,
     push_json_object,
 };
 
@@ -84,6 +84,8 @@ enum Flow {
 pub(crate) struct DirectRunner {
     script: DirectScript,
     wanted: Wanted,
+    /// The script's property names (see [`Key::Interned`]).
+    names: Vec<Arc<str>>,
     load_as_values: bool,
     undefined_as_null: bool,
     memory_limit_bytes: usize,
@@ -111,9 +113,11 @@ impl DirectRunner {
         undefined_as_null: bool,
         memory_limit_bytes: usize,
     ) -> DirectRunner {
+        let mut names = script.compiled.names.clone();
         DirectRunner {
             script,
-            wanted: Wanted::new(&projection),
+            wanted: Wanted::new(&projection, &mut names),
+            names,
             load_as_values,
             undefined_as_null,
             memory_limit_bytes,
@@ -139,7 +143,8 @@ impl DirectRunner {
         json: &str,
         deadline: Option<Instant>,
     ) -> Result<TransformOutput, Outcome> {
-        let this = value::parse_document(json, &self.wanted).ok_or(Outcome::Unsupported)?;
+        let this =
+            value::parse_document(json, &self.wanted, &self.names).ok_or(Outcome::Unsupported)?;
         if !matches!(this, Val::Obj(_)) {
             return Err(Outcome::Unsupported);
         }
@@ -389,7 +394,7 @@ impl Run<'_> {
                 optional,
             } => {
                 let object = self.expression(object)?;
-                member(&object, key, *optional)?
+                member(&object, Key::Interned(key), *optional)?
             }
             Expr::Index {
                 object,
@@ -512,7 +517,7 @@ impl Run<'_> {
             Expr::Id(doc) => {
                 let doc = self.expression(doc)?;
                 match metadata(&doc)? {
-                    Val::Obj(metadata) => match metadata.borrow().get("@id") {
+                    Val::Obj(metadata) => match metadata.borrow().get(Key::Text("@id")) {
                         None => Val::Null,
                         Some(id) => id.clone(),
                     },
@@ -578,7 +583,9 @@ impl Run<'_> {
                         Val::Uninitialized => return unsupported(),
                         old => old.clone(),
                     },
-                    (Target::Member(_, key), Some(object)) => member(object, key, false)?,
+                    (Target::Member(_, key), Some(object)) => {
+                        member(object, Key::Interned(key), false)?
+                    }
                     (Target::Member(..), None) => return unsupported(),
                 };
                 let right = self.expression(value)?;
@@ -606,7 +613,7 @@ impl Run<'_> {
             },
             Target::Member(object, key) => {
                 let object = self.expression(object)?;
-                member(&object, key, false)
+                member(&object, Key::Interned(key), false)
             }
         }
     }
@@ -647,16 +654,18 @@ fn number(value: &Val) -> Eval<f64> {
 }
 
 /// `object.key` (or `object?.key` when `optional`).
-fn member(object: &Val, key: &str, optional: bool) -> Eval<Val> {
+fn member(object: &Val, key: Key<'_>, optional: bool) -> Eval<Val> {
     match object {
         Val::Undefined | Val::Null if optional => Err(Stop::ShortCircuit),
         Val::Obj(obj) => match obj.borrow().get(key) {
             Some(value) => Ok(value.clone()),
-            None if is_inherited_name(key) || is_index_like(key) => unsupported(),
+            None if is_inherited_name(key.text()) || is_index_like(key.text()) => unsupported(),
             None => Ok(Val::Undefined),
         },
-        Val::Arr(arr) if key == "length" => Ok(Val::Num(arr.items.len() as f64)),
-        Val::Str(text) if key == "length" => Ok(Val::Num(text.encode_utf16().count() as f64)),
+        Val::Arr(arr) if key.text() == "length" => Ok(Val::Num(arr.items.len() as f64)),
+        Val::Str(text) if key.text() == "length" => {
+            Ok(Val::Num(text.encode_utf16().count() as f64))
+        }
         // QuickJS throws (a member of null outside an optional chain) or finds a prototype
         // member: either way, not modelled.
         _ => unsupported(),
@@ -678,7 +687,7 @@ fn element(object: &Val, index: &Val) -> Eval<Val> {
             }
             unsupported()
         }
-        (_, Val::Str(key)) => member(object, key, false),
+        (_, Val::Str(key)) => member(object, Key::Text(key), false),
         _ => unsupported(),
     }
 }
@@ -701,7 +710,7 @@ fn set_member(object: &Val, key: &Arc<str>, value: Val) -> Eval<()> {
 /// `getMetadata(doc)` as the prelude defines it.
 fn metadata(doc: &Val) -> Eval<Val> {
     Ok(match doc {
-        Val::Obj(obj) => match obj.borrow().get("@metadata") {
+        Val::Obj(obj) => match obj.borrow().get(Key::Text("@metadata")) {
             None | Some(Val::Undefined) => Val::Null,
             Some(metadata) => metadata.clone(),
         },

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::compile::intern;
 use crate::engine::plain_shortest;
 use crate::projection::{Projection, skip_value};
 
@@ -53,12 +54,32 @@ impl Arr {
     }
 }
 
+/// A property name to look up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Key<'k> {
+    /// A name the script spells out: objects store it as this very `Arc` (see
+    /// [`Compiled::names`](super::compile::Compiled::names)), so pointers are compared.
+    Interned(&'k Arc<str>),
+    /// A name computed while running.
+    Text(&'k str),
+}
+
+impl Key<'_> {
+    pub fn text(&self) -> &str {
+        match self {
+            Key::Interned(name) => name,
+            Key::Text(text) => text,
+        }
+    }
+}
+
 impl Obj {
-    pub fn get(&self, key: &str) -> Option<&Val> {
-        self.props
-            .iter()
-            .find(|(name, _)| &**name == key)
-            .map(|(_, value)| value)
+    pub fn get(&self, key: Key<'_>) -> Option<&Val> {
+        let found = match key {
+            Key::Interned(key) => self.props.iter().find(|(name, _)| Arc::ptr_eq(name, key)),
+            Key::Text(key) => self.props.iter().find(|(name, _)| &**name == key),
+        };
+        found.map(|(_, value)| value)
     }
 
     /// Sets `key`, keeping the position of an existing property (as JavaScript does).
@@ -364,13 +385,14 @@ pub(crate) enum Wanted {
 }
 
 impl Wanted {
-    pub fn new(projection: &Projection) -> Wanted {
+    /// The projection, with its names taken from (or added to) the script's `names`.
+    pub fn new(projection: &Projection, names: &mut Vec<Arc<str>>) -> Wanted {
         match projection {
             Projection::Whole => Wanted::Whole,
             Projection::Fields(fields) => Wanted::Fields(
                 fields
                     .iter()
-                    .map(|(name, inner)| (Arc::from(name.as_str()), Wanted::new(inner)))
+                    .map(|(name, inner)| (intern(names, name), Wanted::new(inner, names)))
                     .collect(),
             ),
         }
@@ -382,11 +404,14 @@ impl Wanted {
 /// `None` for anything the interpreter leaves to QuickJS: keys that are array indices or
 /// `__proto__`, lone surrogate escapes, nesting deeper than [`MAX_HEIGHT`], or text that is
 /// not JSON.
-pub(crate) fn parse_document(json: &str, wanted: &Wanted) -> Option<Val> {
+///
+/// Keys that are among `names` are stored as those `Arc`s.
+pub(crate) fn parse_document(json: &str, wanted: &Wanted, names: &[Arc<str>]) -> Option<Val> {
     let mut parser = JsonParser {
         text: json,
         bytes: json.as_bytes(),
         pos: 0,
+        names,
     };
     let value = parser.wanted_value(wanted, 0)?;
     parser.skip_whitespace();
@@ -395,13 +420,14 @@ pub(crate) fn parse_document(json: &str, wanted: &Wanted) -> Option<Val> {
 
 #[cfg(test)]
 fn parse_json(json: &str) -> Option<Val> {
-    parse_document(json, &Wanted::Whole)
+    parse_document(json, &Wanted::Whole, &[])
 }
 
 struct JsonParser<'a> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
+    names: &'a [Arc<str>],
 }
 
 impl JsonParser<'_> {
@@ -491,7 +517,7 @@ impl JsonParser<'_> {
                     if self.next_token()? != b'"' {
                         return None;
                     }
-                    let key = self.string()?;
+                    let key = self.key()?;
                     if is_index_like(&key) {
                         return None;
                     }
@@ -546,6 +572,26 @@ impl JsonParser<'_> {
             }
             _ => None,
         }
+    }
+
+    /// An object key starting at its opening quote: the script's own `Arc` for a name it
+    /// uses, a new one otherwise.
+    fn key(&mut self) -> Option<Arc<str>> {
+        let start = self.pos + 1;
+        let end = start + memchr::memchr2(b'"', b'\\', &self.bytes[start..])?;
+        if self.bytes[end] == b'"' {
+            self.pos = end + 1;
+            let text = &self.text[start..end];
+            return Some(match self.names.iter().find(|it| &***it == text) {
+                Some(name) => Arc::clone(name),
+                None => Arc::from(text),
+            });
+        }
+        let decoded = self.string()?;
+        Some(match self.names.iter().find(|it| **it == decoded) {
+            Some(name) => Arc::clone(name),
+            None => decoded,
+        })
     }
 
     fn literal(&mut self, word: &str, value: Val) -> Option<Val> {
@@ -662,8 +708,8 @@ mod tests {
         };
         let obj = obj.borrow();
         assert_eq!(obj.props.len(), 2);
-        assert!(matches!(obj.get("a"), Some(Val::Num(it)) if *it == 2.0));
-        assert!(matches!(obj.get("b"), Some(Val::Str(it)) if &**it == "xé😀"));
+        assert!(matches!(obj.get(Key::Text("a")), Some(Val::Num(it)) if *it == 2.0));
+        assert!(matches!(obj.get(Key::Text("b")), Some(Val::Str(it)) if &**it == "xé😀"));
         assert!(parse_json(r#"{"1":1}"#).is_none());
         assert!(parse_json(r#"{"__proto__":1}"#).is_none());
         assert!(parse_json(r#"{"a":"\ud800"}"#).is_none());
