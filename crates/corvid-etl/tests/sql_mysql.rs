@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -117,10 +118,10 @@ impl Drop for Database {
 
 fn row(id: &str, columns: Vec<(&str, SqlValue)>) -> SqlRow {
     SqlRow {
-        document_id: id.to_owned(),
+        document_id: Arc::from(id),
         columns: columns
             .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
+            .map(|(name, value)| (Arc::from(name), value))
             .collect(),
     }
 }
@@ -870,8 +871,8 @@ fn mysql_plan_shows_the_statements() {
 
     // 2,500 rows with 99 columns: at most 600 rows (60,000 placeholders) per statement;
     // 2,500 deletes: at most 1000 ids per statement.
-    let wide: Vec<(String, SqlValue)> = (0..99)
-        .map(|it| (format!("C{it}"), SqlValue::Int(it)))
+    let wide: Vec<(Arc<str>, SqlValue)> = (0..99)
+        .map(|it| (Arc::from(format!("C{it}")), SqlValue::Int(it)))
         .collect();
     let big = SqlBatch {
         tables: vec![TableBatch {
@@ -879,7 +880,7 @@ fn mysql_plan_shows_the_statements() {
             new_documents: Vec::new(),
             rows: (0..2500)
                 .map(|it| SqlRow {
-                    document_id: format!("orders/{it}"),
+                    document_id: Arc::from(format!("orders/{it}")),
                     columns: wide.clone(),
                 })
                 .collect(),

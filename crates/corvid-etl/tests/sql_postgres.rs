@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -77,10 +78,10 @@ async fn setup(test: &str, ddl: &str) -> Option<(Client, Schema)> {
 
 fn row(id: &str, columns: Vec<(&str, SqlValue)>) -> SqlRow {
     SqlRow {
-        document_id: id.to_owned(),
+        document_id: Arc::from(id),
         columns: columns
             .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
+            .map(|(name, value)| (Arc::from(name), value))
             .collect(),
     }
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,10 +27,10 @@ fn target(path: &Path) -> SqlTarget {
 
 fn row(id: &str, columns: Vec<(&str, SqlValue)>) -> SqlRow {
     SqlRow {
-        document_id: id.to_owned(),
+        document_id: Arc::from(id),
         columns: columns
             .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
+            .map(|(name, value)| (Arc::from(name), value))
             .collect(),
     }
 }

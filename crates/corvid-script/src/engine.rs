@@ -5,6 +5,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
@@ -538,7 +539,7 @@ fn push_load(
     state: &Rc<RefCell<CallState>>,
     target: String,
     json: String,
-    values: Option<Vec<(String, LoadedValue)>>,
+    values: Option<Vec<(Arc<str>, LoadedValue)>>,
 ) -> rquickjs::Result<u32> {
     let mut state = borrow_mut(ctx, state)?;
     state.loads.push(LoadedObject {
@@ -578,7 +579,7 @@ fn serialization_failure(
 fn loaded_values<'js>(
     ctx: &Ctx<'js>,
     object: &rquickjs::Object<'js>,
-) -> rquickjs::Result<Vec<(String, LoadedValue)>> {
+) -> rquickjs::Result<Vec<(Arc<str>, LoadedValue)>> {
     let mut values = Vec::new();
     for entry in object.props::<String, Value>() {
         let (name, value) = entry?;
@@ -600,7 +601,7 @@ fn loaded_values<'js>(
                 None => continue,
             }
         };
-        values.push((name, loaded));
+        values.push((Arc::from(name), loaded));
     }
     Ok(values)
 }

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 /// What a script produced for one document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TransformOutput {
@@ -19,7 +21,9 @@ pub struct LoadedObject {
     /// With [`ScriptOptions::load_as_values`](crate::ScriptOptions::load_as_values): the
     /// object's own enumerable members, read straight from the JavaScript values in property
     /// order, without a round trip through JSON text.
-    pub values: Option<Vec<(String, LoadedValue)>>,
+    /// Names are shared: the direct interpreter hands over the script's own name for every
+    /// row instead of a copy each.
+    pub values: Option<Vec<(Arc<str>, LoadedValue)>>,
     /// Attachments added with `addAttachment`, in call order.
     pub attachments: Vec<AddedAttachment>,
 }

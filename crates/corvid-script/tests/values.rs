@@ -21,7 +21,12 @@ fn load(script: &str) -> Result<Vec<(String, LoadedValue)>, TransformError> {
     let mut output = runtime.transform(&input, &mut NoDocuments)?;
     let load = output.loads.remove(0);
     assert!(load.json.is_empty());
-    Ok(load.values.unwrap())
+    Ok(load
+        .values
+        .unwrap()
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect())
 }
 
 #[test]

@@ -65,7 +65,7 @@ enum Stop {
 type Eval<T> = Result<T, Stop>;
 
 /// [`LoadedObject::json`] and [`LoadedObject::values`] of a loaded object.
-type LoadedMembers = (String, Option<Vec<(String, LoadedValue)>>);
+type LoadedMembers = (String, Option<Vec<(Arc<str>, LoadedValue)>>);
 
 fn unsupported<T>() -> Eval<T> {
     Err(Stop::Unsupported)
@@ -328,14 +328,14 @@ impl Run<'_> {
                 for (key, value) in properties {
                     members.push((key, self.expression(value)?));
                 }
-                self.loaded(members.iter().map(|(key, value)| (&***key, value)))?
+                self.loaded(members.iter().map(|(key, value)| (*key, value)))?
             }
             _ => {
                 let Val::Obj(object) = self.expression(object)? else {
                     return unsupported();
                 };
                 let object = object.borrow();
-                self.loaded(object.props.iter().map(|(key, value)| (&**key, value)))?
+                self.loaded(object.props.iter().map(|(key, value)| (key, value)))?
             }
         };
         self.loads.push(LoadedObject {
@@ -350,7 +350,7 @@ impl Run<'_> {
     /// The JSON text or the values of a loaded object with these members.
     fn loaded<'v>(
         &self,
-        members: impl ExactSizeIterator<Item = (&'v str, &'v Val)>,
+        members: impl ExactSizeIterator<Item = (&'v Arc<str>, &'v Val)>,
     ) -> Eval<LoadedMembers> {
         if self.runner.load_as_values {
             let mut values = Vec::with_capacity(members.len());
@@ -366,11 +366,12 @@ impl Run<'_> {
                         LoadedValue::Json(json)
                     }
                 };
-                values.push((name.to_owned(), loaded));
+                values.push((Arc::clone(name), loaded));
             }
             return Ok((String::new(), Some(values)));
         }
         let mut json = String::with_capacity(64);
+        let members = members.map(|(name, value)| (&**name, value));
         push_json_object(members, 0, self.runner.undefined_as_null, &mut json)
             .ok_or(Stop::Unsupported)?;
         Ok((json, None))

@@ -2,6 +2,7 @@
 //! statements are shown, and why a load failed. Shared by every SQL writer.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,9 +41,11 @@ pub enum SqlValue {
 /// first, filled with `document_id`, whatever the script set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlRow {
-    pub document_id: String,
+    /// Shared by the rows of one document.
+    pub document_id: Arc<str>,
     /// Column names in the order the script wrote them; never the document-id column.
-    pub columns: Vec<(String, SqlValue)>,
+    /// Shared where the script names them the same way from row to row.
+    pub columns: Vec<(Arc<str>, SqlValue)>,
 }
 
 impl SqlRow {
@@ -52,11 +55,11 @@ impl SqlRow {
         &'a self,
         id_column: &'a str,
     ) -> impl Iterator<Item = (String, String)> + 'a {
-        let id = render_value(&SqlValue::Text(self.document_id.clone()));
+        let id = render_value(&SqlValue::Text(self.document_id.to_string()));
         std::iter::once((id_column.to_owned(), id)).chain(
             self.columns
                 .iter()
-                .map(|(name, value)| (name.clone(), render_value(value))),
+                .map(|(name, value)| (name.to_string(), render_value(value))),
         )
     }
 }
@@ -121,7 +124,7 @@ impl TableBatch {
                     continue;
                 }
             }
-            let columns: Vec<&str> = row.columns.iter().map(|(name, _)| name.as_str()).collect();
+            let columns: Vec<&str> = row.columns.iter().map(|(name, _)| &**name).collect();
             let at = match index.get(&columns) {
                 Some(&at) => {
                     groups[at].1.push(row);
@@ -282,10 +285,10 @@ mod tests {
     #[test]
     fn rows_group_by_column_list_in_first_appearance_order() {
         let row = |id: &str, columns: &[&str]| SqlRow {
-            document_id: id.to_owned(),
+            document_id: Arc::from(id),
             columns: columns
                 .iter()
-                .map(|it| ((*it).to_owned(), SqlValue::Null))
+                .map(|it| (Arc::from(*it), SqlValue::Null))
                 .collect(),
         };
         let table = TableBatch {
@@ -306,12 +309,7 @@ mod tests {
         let groups: Vec<(Vec<&str>, Vec<&str>)> = table
             .row_groups()
             .into_iter()
-            .map(|(columns, rows)| {
-                (
-                    columns,
-                    rows.iter().map(|it| it.document_id.as_str()).collect(),
-                )
-            })
+            .map(|(columns, rows)| (columns, rows.iter().map(|it| &*it.document_id).collect()))
             .collect();
         assert_eq!(
             groups,

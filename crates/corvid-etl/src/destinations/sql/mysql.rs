@@ -605,7 +605,7 @@ impl Step<'_> {
         match &self.kind {
             Kind::Delete { ids: [id], .. } => Some(id.clone()),
             Kind::Insert { rows } if rows.len() == 1 => {
-                rows.first().map(|it| it.document_id.clone())
+                rows.first().map(|it| it.document_id.to_string())
             }
             _ => None,
         }
@@ -619,7 +619,7 @@ impl Step<'_> {
             return self.only_document();
         };
         if let Some(row) = server_row(message) {
-            return rows.get(row - 1).map(|it| it.document_id.clone());
+            return rows.get(row - 1).map(|it| it.document_id.to_string());
         }
         let found = match (code, column) {
             // ER_BAD_NULL_ERROR: rows run in order, so the first NULL there is the one.
@@ -633,7 +633,7 @@ impl Step<'_> {
             _ => None,
         };
         found
-            .map(|it| it.document_id.clone())
+            .map(|it| it.document_id.to_string())
             .or_else(|| self.only_document())
     }
 }

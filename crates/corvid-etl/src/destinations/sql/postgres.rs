@@ -8,6 +8,7 @@
 //! endpoint are exactly those that run.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -408,6 +409,11 @@ fn encode_row(buffer: &mut BytesMut, row: &SqlRow) {
     push_escaped(buffer, &row.document_id);
     for (_, value) in &row.columns {
         buffer.put_u8(b'\t');
+        if let SqlValue::Int(it) = value {
+            // Digits need no escaping; no String in between.
+            let _ = write!(buffer, "{it}");
+            continue;
+        }
         match field_text(value) {
             Some(text) => push_escaped(buffer, &text),
             None => buffer.put_slice(b"\\N"),
@@ -558,11 +564,11 @@ fn statement_error(
                 }) if *db.code() != SqlState::QUERY_CANCELED => line
                     .checked_sub(1)
                     .and_then(|at| rows.get(at))
-                    .map(|row| row.document_id.clone()),
+                    .map(|row| row.document_id.to_string()),
                 _ => key
                     .filter(|(column, value)| {
                         columns.first() == Some(column)
-                            && rows.iter().any(|row| row.document_id == *value)
+                            && rows.iter().any(|row| &*row.document_id == *value)
                     })
                     .map(|(_, value)| value.to_owned()),
             };
@@ -699,6 +705,7 @@ fn configured_table(db: &DbError, batch: &SqlBatch) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn text(buffer: BytesMut) -> String {
         String::from_utf8(buffer.to_vec()).unwrap()
@@ -714,17 +721,17 @@ mod tests {
     #[test]
     fn encodes_rows() {
         let row = SqlRow {
-            document_id: "orders/1-A".to_owned(),
+            document_id: Arc::from("orders/1-A"),
             columns: vec![
-                ("A".to_owned(), SqlValue::Null),
-                ("B".to_owned(), SqlValue::Bool(true)),
-                ("C".to_owned(), SqlValue::Int(-5)),
+                (Arc::from("A"), SqlValue::Null),
+                (Arc::from("B"), SqlValue::Bool(true)),
+                (Arc::from("C"), SqlValue::Int(-5)),
                 (
-                    "D".to_owned(),
+                    Arc::from("D"),
                     SqlValue::Binary(Bytes::from_static(&[0, 0x1b, 0xff])),
                 ),
                 (
-                    "E".to_owned(),
+                    Arc::from("E"),
                     SqlValue::Typed {
                         type_name: "Array | Double".to_owned(),
                         value: Box::new(SqlValue::Json("[1, 2.5e3, null]".to_owned())),

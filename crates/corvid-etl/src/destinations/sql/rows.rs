@@ -5,6 +5,7 @@
 //! same columns share one bulk statement whatever order the script wrote them in.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use corvid_script::{LoadedObject, LoadedValue};
@@ -67,6 +68,8 @@ impl BatchBuilder {
         attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
     ) -> Result<(), String> {
         let mut rows = Vec::with_capacity(loads.len());
+        // One id for all the document's rows.
+        let shared_id: Arc<str> = Arc::from(document_id);
         for load in loads {
             let Some(index) = self.table_index(&load.target) else {
                 return Err(format!(
@@ -76,8 +79,8 @@ impl BatchBuilder {
             };
             let id_column = &self.tables[index].document_id_column;
             let row = match load.values {
-                Some(values) => row_of_values(document_id, id_column, values, attachment)?,
-                None => row(document_id, id_column, &load.json, attachment)?,
+                Some(values) => row_of_values(&shared_id, id_column, values, attachment)?,
+                None => row(&shared_id, id_column, &load.json, attachment)?,
             };
             rows.push((index, row));
         }
@@ -121,7 +124,7 @@ impl BatchBuilder {
 /// One loaded object as a row. The document-id column is left out (writers put the source
 /// id there, whatever the script set).
 pub fn row(
-    document_id: &str,
+    document_id: &Arc<str>,
     id_column: &str,
     json: &str,
     attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
@@ -135,11 +138,11 @@ pub fn row(
         .filter(|(name, _)| name != id_column && name != "@metadata")
         .map(|(name, raw)| {
             let value = value(raw.get(), attachment)?;
-            Ok((name, value))
+            Ok((Arc::from(name), value))
         })
         .collect::<Result<Vec<_>, String>>()?;
     Ok(SqlRow {
-        document_id: document_id.to_owned(),
+        document_id: Arc::clone(document_id),
         columns,
     })
 }
@@ -147,14 +150,14 @@ pub fn row(
 /// One loaded object, handed over as values, as a row: the same columns, in the same (name)
 /// order, with the same values as [`row`] gives for its JSON text.
 pub fn row_of_values(
-    document_id: &str,
+    document_id: &Arc<str>,
     id_column: &str,
-    values: Vec<(String, LoadedValue)>,
+    values: Vec<(Arc<str>, LoadedValue)>,
     attachment: &mut dyn FnMut(&str) -> Option<Bytes>,
 ) -> Result<SqlRow, String> {
     let mut columns = Vec::with_capacity(values.len());
     for (name, value) in values {
-        if name == id_column || name == "@metadata" {
+        if &*name == id_column || &*name == "@metadata" {
             continue;
         }
         let value = match value {
@@ -169,7 +172,7 @@ pub fn row_of_values(
     }
     columns.sort_by(|(a, _), (b, _)| a.cmp(b));
     Ok(SqlRow {
-        document_id: document_id.to_owned(),
+        document_id: Arc::clone(document_id),
         columns,
     })
 }

@@ -305,7 +305,7 @@ fn transaction(
                 })
                 .map_err(|(error, timed_out)| {
                     let broken = is_connection_failure(&error);
-                    let id = Some(row.document_id.clone());
+                    let id = Some(row.document_id.to_string());
                     failure(
                         target,
                         table,
@@ -536,7 +536,7 @@ fn steps<'a>(batch: &'a SqlBatch, settings: &SqlSettings) -> Vec<Step<'a>> {
 fn insert_text(table: &TableBatch, row: &SqlRow, settings: &SqlSettings) -> String {
     let name = quote_table(SqlProvider::Sqlite, &table.table, settings.quote_tables);
     let columns: Vec<String> = std::iter::once(table.document_id_column.as_str())
-        .chain(row.columns.iter().map(|(name, _)| name.as_str()))
+        .chain(row.columns.iter().map(|(name, _)| &**name))
         .map(|it| quote_identifier(SqlProvider::Sqlite, it))
         .collect();
     let placeholders = vec!["?"; columns.len()].join(", ");
