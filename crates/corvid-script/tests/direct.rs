@@ -52,6 +52,7 @@ loadTo('dbo.Orders', { First: this.First, Total: Math.round(total * 100) / 100, 
     "var a = this.ShipTo ? this.ShipTo.City : 'no ship-to'; loadToX({a: a, nested: {deeper: {list: [a, 1.25, true, null]}}});",
     "loadTo(this.First === 'Bo' ? 'Bos' : 'Others', {who: this.First});",
     "loadToX({a: this.First, b: 1, a: this.Age, c: {d: this.Missing, e: this.Lines}});",
+    "let x = [1, 2]; if (this.Lines) { for (const x of x) loadToX({x}); } loadToY({x: x.length});",
 ];
 
 /// Scripts outside the subset: QuickJS runs them all.
@@ -271,8 +272,11 @@ fn random_documents_give_quickjs_output() {
 }
 
 #[test]
-fn deep_or_cyclic_objects_are_left_to_quickjs() {
+fn deep_or_cyclic_objects_and_dead_zones_are_left_to_quickjs() {
     const SCRIPTS: &[&str] = &[
+        // A loop's `let` is uninitialised again each time the loop is entered.
+        "var out = 0; for (var k = 0; k < 2; k++) { for (let j = (k === 0 ? 1 : j); j < 3; j++) out += j; } loadToX({out});",
+        "let x = [1, 2]; for (const x of x) loadToX({x});",
         "var o = {}; for (var i = 0; i < 1000; i++) o = {o: o}; loadToX({ok: 1});",
         "var a = []; for (var i = 0; i < 1000; i++) a = [a]; loadToX({ok: 2});",
         "var o = {n: 1}; o.self = o; loadToX({ok: 3});",

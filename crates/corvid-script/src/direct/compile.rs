@@ -386,13 +386,15 @@ impl Compiler<'_> {
             },
             Statement::ForStatement(it) => {
                 self.scopes.push(Vec::new());
+                // The loop's `let`/`const` start uninitialised each time the loop is entered.
+                let mut lexical = Vec::new();
                 let res = (|| {
                     let mut init = Vec::new();
                     match &it.init {
                         None => {}
                         Some(ForStatementInit::VariableDeclaration(declaration)) => {
                             if declaration.kind != VariableDeclarationKind::Var {
-                                self.declare_lexical_declaration(declaration)?;
+                                lexical = self.declare_lexical_declaration(declaration)?;
                             }
                             init.push(self.declaration(declaration)?);
                         }
@@ -414,15 +416,20 @@ impl Compiler<'_> {
                     })
                 })();
                 self.scopes.pop();
-                res?
+                Stmt::Block {
+                    lexical,
+                    body: vec![res?],
+                }
             }
             Statement::ForOfStatement(it) => {
                 if it.r#await {
                     return None;
                 }
-                let iterable = self.expression(&it.right)?;
                 self.scopes.push(Vec::new());
+                let mut lexical = Vec::new();
                 let res = (|| {
+                    // The iterable is evaluated with the loop's own `let`/`const` in scope, in
+                    // their temporal dead zone: `for (const x of x)` throws.
                     let slot = match &it.left {
                         ForStatementLeft::VariableDeclaration(declaration) => {
                             let [declarator] = declaration.declarations.as_slice() else {
@@ -434,7 +441,8 @@ impl Compiler<'_> {
                             if declaration.kind == VariableDeclarationKind::Var {
                                 self.resolve(binding_name(&declarator.id)?)?.slot
                             } else {
-                                *self.declare_lexical_declaration(declaration)?.first()?
+                                lexical = self.declare_lexical_declaration(declaration)?;
+                                *lexical.first()?
                             }
                         }
                         ForStatementLeft::AssignmentTargetIdentifier(identifier) => {
@@ -448,12 +456,15 @@ impl Compiler<'_> {
                     };
                     Some(Stmt::ForOf {
                         slot,
-                        iterable,
+                        iterable: self.expression(&it.right)?,
                         body: Box::new(self.statement(&it.body)?),
                     })
                 })();
                 self.scopes.pop();
-                res?
+                Stmt::Block {
+                    lexical,
+                    body: vec![res?],
+                }
             }
             Statement::WhileStatement(it) => Stmt::While {
                 test: self.expression(&it.test)?,
