@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use oxc_ast::ast::{
-    Argument, ArrayExpressionElement, AssignmentOperator, AssignmentTarget, BinaryOperator,
-    BindingPattern, CallExpression, ChainElement, Expression, ForStatementInit, ForStatementLeft,
-    LogicalOperator, ObjectPropertyKind, Program, PropertyKey, PropertyKind,
-    SimpleAssignmentTarget, Statement, UnaryOperator, UpdateOperator, VariableDeclaration,
-    VariableDeclarationKind,
+    Argument, ArrayExpressionElement, AssignmentOperator, BinaryOperator, BindingPattern,
+    CallExpression, ChainElement, Expression, ForStatementInit, ForStatementLeft, LogicalOperator,
+    ObjectPropertyKind, Program, PropertyKey, PropertyKind, SimpleAssignmentTarget, Statement,
+    UnaryOperator, UpdateOperator, VariableDeclaration, VariableDeclarationKind,
 };
 
 use super::value::is_index_like;
@@ -658,15 +657,7 @@ impl Compiler<'_> {
                     AssignmentOperator::Remainder => Some(BinaryOperator::Remainder),
                     _ => return None,
                 };
-                let target = match &it.left {
-                    AssignmentTarget::AssignmentTargetIdentifier(identifier) => {
-                        self.local_target(identifier.name.as_str())?
-                    }
-                    AssignmentTarget::StaticMemberExpression(member) if !member.optional => {
-                        self.member_target(&member.object, member.property.name.as_str())?
-                    }
-                    _ => return None,
-                };
+                let target = self.target(it.left.as_simple_assignment_target()?)?;
                 Expr::Assign {
                     target,
                     operator,
@@ -674,15 +665,7 @@ impl Compiler<'_> {
                 }
             }
             Expression::UpdateExpression(it) => {
-                let target = match &it.argument {
-                    SimpleAssignmentTarget::AssignmentTargetIdentifier(identifier) => {
-                        self.local_target(identifier.name.as_str())?
-                    }
-                    SimpleAssignmentTarget::StaticMemberExpression(member) if !member.optional => {
-                        self.member_target(&member.object, member.property.name.as_str())?
-                    }
-                    _ => return None,
-                };
+                let target = self.target(&it.argument)?;
                 Expr::Update {
                     target,
                     increment: it.operator == UpdateOperator::Increment,
@@ -756,6 +739,19 @@ impl Compiler<'_> {
             index: Box::new(self.expression(index)?),
             optional,
         })
+    }
+
+    /// What an assignment or `++`/`--` writes: a local that is not `const`, or `obj.key`.
+    fn target(&mut self, target: &SimpleAssignmentTarget<'_>) -> Option<Target> {
+        match target {
+            SimpleAssignmentTarget::AssignmentTargetIdentifier(identifier) => {
+                self.local_target(identifier.name.as_str())
+            }
+            SimpleAssignmentTarget::StaticMemberExpression(member) if !member.optional => {
+                self.member_target(&member.object, member.property.name.as_str())
+            }
+            _ => None,
+        }
     }
 
     fn local_target(&self, name: &str) -> Option<Target> {

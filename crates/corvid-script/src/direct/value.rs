@@ -1,6 +1,7 @@
 //! Values of the direct interpreter, and JSON in and out exactly as QuickJS's `JSON.parse` and
 //! `JSON.stringify` would have it for those values.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::rc::Rc;
@@ -430,7 +431,7 @@ struct JsonParser<'a> {
     names: &'a [Arc<str>],
 }
 
-impl JsonParser<'_> {
+impl<'a> JsonParser<'a> {
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.pos) {
             self.pos += 1;
@@ -444,14 +445,16 @@ impl JsonParser<'_> {
 
     fn wanted_value(&mut self, wanted: &Wanted, depth: usize) -> Option<Val> {
         match wanted {
-            Wanted::Fields(fields) if self.next_token()? == b'{' => self.object(fields, depth),
+            Wanted::Fields(fields) if self.next_token()? == b'{' => {
+                self.object(Some(fields), depth)
+            }
             _ => self.value(depth),
         }
     }
 
-    /// An object of which only `fields` are kept; keys that are not wanted are skipped
-    /// without being decoded when they have no escape.
-    fn object(&mut self, fields: &[(Arc<str>, Wanted)], depth: usize) -> Option<Val> {
+    /// An object starting at its `{`. With `fields`, only those members are kept, and the
+    /// others are skipped without being decoded.
+    fn object(&mut self, fields: Option<&[(Arc<str>, Wanted)]>, depth: usize) -> Option<Val> {
         if depth >= MAX_HEIGHT {
             return None;
         }
@@ -465,30 +468,33 @@ impl JsonParser<'_> {
             if self.next_token()? != b'"' {
                 return None;
             }
-            let key_start = self.pos + 1;
-            let key_end = key_start + memchr::memchr2(b'"', b'\\', &self.bytes[key_start..])?;
-            let field = if self.bytes[key_end] == b'"' {
-                self.pos = key_end + 1;
-                let key = &self.text[key_start..key_end];
-                fields.iter().find(|(name, _)| &**name == key)
-            } else {
-                let key = self.string()?;
-                fields.iter().find(|(name, _)| *name == key)
+            let key = self.key_text()?;
+            let member = match fields {
+                Some(fields) => fields
+                    .iter()
+                    .find(|(name, _)| **name == *key)
+                    .map(|(name, inner)| (Arc::clone(name), Some(inner))),
+                None => Some((self.shared_key(&key), None)),
             };
             if self.next_token()? != b':' {
                 return None;
             }
             self.pos += 1;
-            self.skip_whitespace();
-            match field {
+            match member {
                 Some((name, inner)) => {
-                    if is_index_like(name) {
+                    if is_index_like(&name) {
                         return None;
                     }
-                    let value = self.wanted_value(inner, depth + 1)?;
-                    obj.set(Arc::clone(name), value);
+                    let value = match inner {
+                        Some(inner) => self.wanted_value(inner, depth + 1)?,
+                        None => self.value(depth + 1)?,
+                    };
+                    obj.set(name, value);
                 }
-                None => self.pos = skip_value(self.text, self.pos)?,
+                None => {
+                    self.skip_whitespace();
+                    self.pos = skip_value(self.text, self.pos)?;
+                }
             }
             match self.next_token()? {
                 b',' => self.pos += 1,
@@ -506,37 +512,7 @@ impl JsonParser<'_> {
             return None;
         }
         match self.next_token()? {
-            b'{' => {
-                self.pos += 1;
-                let mut obj = Obj::default();
-                if self.next_token()? == b'}' {
-                    self.pos += 1;
-                    return Some(Val::Obj(Rc::new(RefCell::new(obj))));
-                }
-                loop {
-                    if self.next_token()? != b'"' {
-                        return None;
-                    }
-                    let key = self.key()?;
-                    if is_index_like(&key) {
-                        return None;
-                    }
-                    if self.next_token()? != b':' {
-                        return None;
-                    }
-                    self.pos += 1;
-                    let value = self.value(depth + 1)?;
-                    obj.set(key, value);
-                    match self.next_token()? {
-                        b',' => self.pos += 1,
-                        b'}' => {
-                            self.pos += 1;
-                            return Some(Val::Obj(Rc::new(RefCell::new(obj))));
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+            b'{' => self.object(None, depth),
             b'[' => {
                 self.pos += 1;
                 let mut items = Vec::new();
@@ -574,24 +550,24 @@ impl JsonParser<'_> {
         }
     }
 
-    /// An object key starting at its opening quote: the script's own `Arc` for a name it
-    /// uses, a new one otherwise.
-    fn key(&mut self) -> Option<Arc<str>> {
+    /// An object key starting at its opening quote, borrowed from the text when it has no
+    /// escape.
+    fn key_text(&mut self) -> Option<Cow<'a, str>> {
         let start = self.pos + 1;
         let end = start + memchr::memchr2(b'"', b'\\', &self.bytes[start..])?;
         if self.bytes[end] == b'"' {
             self.pos = end + 1;
-            let text = &self.text[start..end];
-            return Some(match self.names.iter().find(|it| &***it == text) {
-                Some(name) => Arc::clone(name),
-                None => Arc::from(text),
-            });
+            return Some(Cow::Borrowed(&self.text[start..end]));
         }
-        let decoded = self.string()?;
-        Some(match self.names.iter().find(|it| **it == decoded) {
+        self.string().map(|decoded| Cow::Owned(decoded.to_string()))
+    }
+
+    /// The script's own `Arc` for a name it uses, a new one otherwise.
+    fn shared_key(&self, key: &str) -> Arc<str> {
+        match self.names.iter().find(|it| &***it == key) {
             Some(name) => Arc::clone(name),
-            None => decoded,
-        })
+            None => Arc::from(key),
+        }
     }
 
     fn literal(&mut self, word: &str, value: Val) -> Option<Val> {
