@@ -202,7 +202,7 @@ impl EtlManager {
             })
             .collect();
         for config in users {
-            self.restart_task(database, config)?;
+            self.restart_task(database, config).await?;
         }
         Ok(())
     }
@@ -289,7 +289,7 @@ impl EtlManager {
                 value: None,
             });
         }
-        self.stop_task(database, old.task_id);
+        self.stop_task(database, old.task_id).await;
         self.store_new_task(database, config, ops).await
     }
 
@@ -337,7 +337,7 @@ impl EtlManager {
                 task: format!("`{task_name}` transformation `{transform_name}`"),
             });
         }
-        self.stop_task(database, config.task_id);
+        self.stop_task(database, config.task_id).await;
         write(
             database,
             vec![WriteOp::PutRecord {
@@ -366,7 +366,7 @@ impl EtlManager {
             }],
         )
         .await?;
-        self.restart_task(database, config)?;
+        self.restart_task(database, config).await?;
         Ok(task_id)
     }
 
@@ -377,7 +377,7 @@ impl EtlManager {
         task_id: u64,
     ) -> Result<(), EtlError> {
         let config = self.task_config(database, task_id)?;
-        self.stop_task(database, task_id);
+        self.stop_task(database, task_id).await;
         let mut ops = vec![WriteOp::PutRecord {
             key: task_key(task_id),
             value: None,
@@ -528,32 +528,51 @@ impl EtlManager {
         Ok(())
     }
 
-    fn stop_task(&self, database: &Database, task_id: u64) {
-        let mut databases = lock(&self.databases);
-        let Some(entry) = databases.get_mut(&key_of(database.name())) else {
-            return;
+    /// Stops the processes of a task and returns once each has ended. A process aborted
+    /// between a finished load and its progress write could otherwise submit that write
+    /// after the caller's next one (a reset's, a delete's) and undo it; once the task has
+    /// ended, anything it submitted is queued in the database's writer before what the
+    /// caller writes next.
+    async fn stop_task(&self, database: &Database, task_id: u64) {
+        let stopping = {
+            let mut databases = lock(&self.databases);
+            let Some(entry) = databases.get_mut(&key_of(database.name())) else {
+                return;
+            };
+            let (stopping, keep): (Vec<_>, Vec<_>) = entry
+                .processes
+                .drain(..)
+                .partition(|it| it.task_id == task_id);
+            entry.processes = keep;
+            lock(&entry.wakers).retain(|(_, wake)| {
+                !stopping.iter().any(|it| {
+                    it.wake
+                        .as_ref()
+                        .is_some_and(|stopped| Arc::ptr_eq(stopped, wake))
+                })
+            });
+            stopping
         };
-        let (mut stopping, keep): (Vec<_>, Vec<_>) = entry
-            .processes
-            .drain(..)
-            .partition(|it| it.task_id == task_id);
-        entry.processes = keep;
-        lock(&entry.wakers).retain(|(_, wake)| {
-            !stopping.iter().any(|it| {
-                it.wake
-                    .as_ref()
-                    .is_some_and(|stopped| Arc::ptr_eq(stopped, wake))
-            })
-        });
-        stop_all(&mut stopping);
+        let mut handles = Vec::with_capacity(stopping.len());
+        for process in stopping {
+            let _ = process.stop.send(true);
+            if let Some(handle) = process.handle {
+                handle.abort();
+                handles.push(handle);
+            }
+        }
+        for handle in handles {
+            // Cancelled, or it had finished: either way it writes nothing more.
+            let _ = handle.await;
+        }
     }
 
-    fn restart_task(
+    async fn restart_task(
         &self,
         database: &Arc<Database>,
         config: EtlConfiguration,
     ) -> Result<(), EtlError> {
-        self.stop_task(database, config.task_id);
+        self.stop_task(database, config.task_id).await;
         self.start_task(&key_of(database.name()), config)
     }
 }
