@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use common::live::{
     Server, database, etl_options, eventually, reset_etl, send, set_task_disabled, start, start_on,
-    start_with_options,
+    start_with_options, wait_until_caught_up,
 };
 
 async fn add_connection_string(server: &Server, db: &str, name: &str, urls: &[&str], target: &str) {
@@ -886,16 +886,8 @@ async fn a_batch_applied_but_not_acknowledged_is_not_duplicated() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let server = start_on(port, storage.clone(), Some(dir)).await;
     proxy.swallow(false);
-    eventually("the retry acknowledged", || async {
-        let (_, progress) = send(
-            "GET",
-            &format!("{}/databases/src/etl/progress", server.url),
-            None,
-        )
-        .await;
-        progress["Results"][0]["ProcessesProgress"][0]["Completed"] == true
-    })
-    .await;
+    // The retry acknowledged.
+    wait_until_caught_up(&server, "src").await;
     for idx in (0..3).chain(10..13) {
         assert_eq!(
             people_of(&server, &format!("users/{idx}")).await,
@@ -1152,16 +1144,7 @@ async fn a_failed_batch_and_the_one_sent_after_it_are_sent_again_without_duplica
     })
     .await;
     // Settled: the retried batches are all delivered, none twice.
-    eventually("the process caught up", || async {
-        let (_, progress) = send(
-            "GET",
-            &format!("{}/databases/src/etl/progress", server.url),
-            None,
-        )
-        .await;
-        progress["Results"][0]["ProcessesProgress"][0]["Completed"] == true
-    })
-    .await;
+    wait_until_caught_up(&server, "src").await;
     assert_eq!(proxy.most_at_once(), 2, "the loads never overlapped");
     let (_, stats) = send(
         "GET",

@@ -173,6 +173,20 @@ pub async fn set_task_disabled(
     assert_eq!(status, 200, "{body}");
 }
 
+/// Waits until the (first) ETL process of database `db` reports that it has caught up.
+pub async fn wait_until_caught_up(server: &Server, db: &str) {
+    eventually("the process caught up", || async {
+        let (_, progress) = send(
+            "GET",
+            &format!("{}/databases/{db}/etl/progress", server.url),
+            None,
+        )
+        .await;
+        progress["Results"][0]["ProcessesProgress"][0]["Completed"] == true
+    })
+    .await;
+}
+
 /// Resets a transformation's progress (`RESET /admin/etl`): everything is sent again.
 pub async fn reset_etl(server: &Server, db: &str, task: &str, transform: &str) {
     let (status, body) = send(
