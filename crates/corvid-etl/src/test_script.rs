@@ -10,7 +10,7 @@ use corvid_store::{Database, Timestamp, Tombstone, TombstoneKind};
 
 use crate::config::{ConnectionString, EtlConfiguration, EtlType};
 use crate::destinations::sql::rows::BatchBuilder;
-use crate::destinations::sql::{SqlWriter, Statement, plan};
+use crate::destinations::sql::{SqlWriter, Statement};
 use crate::extract::Item;
 use crate::manager::EtlError;
 use crate::validate::{ConfigError, Destination, validate_etl, validate_transform};
@@ -204,13 +204,15 @@ pub async fn test_sql_script(
     })
     .await
     .map_err(|error| EtlError::Storage(format!("the script test failed: {error}")))??;
-    result.statements = plan(destination.target.provider, &batch, &destination.settings);
-    if request.perform_rolled_back_transaction && result.transformation_errors.is_empty() {
-        let mut writer = SqlWriter::new(destination.target, destination.settings);
-        if let Err(error) = writer.write(&batch, false).await {
-            result.load_errors.push(error.to_string());
-        }
+    let mut writer = SqlWriter::new(destination.target, destination.settings);
+    if request.perform_rolled_back_transaction
+        && result.transformation_errors.is_empty()
+        && let Err(error) = writer.write(&batch, false).await
+    {
+        result.load_errors.push(error.to_string());
     }
+    // After the write: the statements that ran, as the server allowed them.
+    result.statements = writer.plan(&batch);
     Ok(result)
 }
 

@@ -52,12 +52,21 @@ impl Database {
         Some(Database { name, admin })
     }
 
-    /// A writer on the `test` database (tables are named `<db>.T`).
+    /// A writer on the `test` database (tables are named `<db>.T`), sending rows with
+    /// `LOAD DATA LOCAL INFILE` (the machine's MariaDB allows it).
     fn writer(&self, settings: SqlSettings) -> MySqlWriter {
-        MySqlWriter::new(
-            connection::parse(FACTORY, common::MARIADB_CS).unwrap(),
-            settings,
-        )
+        self.writer_with(settings, true)
+    }
+
+    /// With `load_data` false, the connection string says `AllowLoadLocalInfile=false`, so
+    /// rows go in with multi-row `INSERT`s.
+    fn writer_with(&self, settings: SqlSettings, load_data: bool) -> MySqlWriter {
+        let cs = if load_data {
+            common::MARIADB_CS.to_owned()
+        } else {
+            format!("{};AllowLoadLocalInfile=false", common::MARIADB_CS)
+        };
+        MySqlWriter::new(connection::parse(FACTORY, &cs).unwrap(), settings)
     }
 
     /// `<db>.<table>`.
@@ -145,9 +154,33 @@ fn some(values: &[&str]) -> Vec<Option<String>> {
     values.iter().map(|it| Some((*it).to_owned())).collect()
 }
 
+/// Whether `writer` sends the rows of `batch` with `LOAD DATA` (asked after it connected).
+fn loads_data(writer: &MySqlWriter, batch: &SqlBatch) -> bool {
+    let statements = writer.plan(batch);
+    let loads = statements
+        .iter()
+        .filter(|it| it.text.starts_with("LOAD DATA LOCAL INFILE"))
+        .count();
+    let inserts = statements
+        .iter()
+        .filter(|it| it.text.starts_with("INSERT"))
+        .count();
+    assert!(loads == 0 || inserts == 0, "{statements:?}");
+    loads > 0
+}
+
 #[tokio::test]
-async fn mysql_round_trips_every_value_kind() {
-    let Some(mut db) = Database::create("mysql_round_trips_every_value_kind").await else {
+async fn mysql_round_trips_every_value_kind_with_load_data() {
+    round_trips_every_value_kind("mysql_round_trips_every_value_kind_with_load_data", true).await;
+}
+
+#[tokio::test]
+async fn mysql_round_trips_every_value_kind_with_inserts() {
+    round_trips_every_value_kind("mysql_round_trips_every_value_kind_with_inserts", false).await;
+}
+
+async fn round_trips_every_value_kind(test: &str, load_data: bool) {
+    let Some(mut db) = Database::create(test).await else {
         return;
     };
     db.execute(
@@ -157,9 +190,9 @@ async fn mysql_round_trips_every_value_kind() {
          Missing TEXT, Ansi VARCHAR(10)) ENGINE=InnoDB",
     )
     .await;
-    let mut writer = db.writer(SqlSettings::default());
+    let mut writer = db.writer_with(SqlSettings::default(), load_data);
     let blob: Vec<u8> = (0..=255).collect();
-    let tricky = "tab\there\nnewline \\ back\\'slash 'single' \"double\" ünïcødé 🐦";
+    let tricky = "tab\there\nnewline\r\0nul \\N \\ back\\'slash 'single' \"double\" ünïcødé 🐦";
     let json = r#"{"a":[1,2.5,null],"b":"x'y"}"#;
     let batch = SqlBatch {
         tables: vec![table(
@@ -211,6 +244,7 @@ async fn mysql_round_trips_every_value_kind() {
     let future = writer.write(&batch, true);
     assert_send(&future);
     future.await.unwrap();
+    assert_eq!(loads_data(&writer, &batch), load_data);
     // Twice: the row is replaced, not doubled.
     writer.write(&batch, true).await.unwrap();
     let rows = db
@@ -456,9 +490,28 @@ async fn mysql_without_commit_leaves_tables_unchanged() {
 }
 
 #[tokio::test]
-async fn mysql_reports_statement_errors_and_keeps_working() {
-    let Some(mut db) = Database::create("mysql_reports_statement_errors_and_keeps_working").await
-    else {
+async fn mysql_reports_statement_errors_and_keeps_working_with_load_data() {
+    reports_statement_errors_and_keeps_working(
+        "mysql_reports_statement_errors_and_keeps_working_with_load_data",
+        true,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn mysql_reports_statement_errors_and_keeps_working_with_inserts() {
+    reports_statement_errors_and_keeps_working(
+        "mysql_reports_statement_errors_and_keeps_working_with_inserts",
+        false,
+    )
+    .await;
+}
+
+/// With `LOAD DATA`, what strict mode makes an error comes back as a warning, which the writer
+/// turns into the same error: some codes differ (a too long value is 1265 rather than 1406),
+/// the column and the document are the same.
+async fn reports_statement_errors_and_keeps_working(test: &str, load_data: bool) {
+    let Some(mut db) = Database::create(test).await else {
         return;
     };
     db.execute(
@@ -470,7 +523,7 @@ async fn mysql_reports_statement_errors_and_keeps_working() {
         .await;
     db.execute("CREATE TABLE $db.Plain (Id VARCHAR(50), Qty INT) ENGINE=MyISAM")
         .await;
-    let mut writer = db.writer(SqlSettings::default());
+    let mut writer = db.writer_with(SqlSettings::default(), load_data);
     let orders = db.table("Orders");
     let statement_error = |error: SqlLoadError| match error {
         SqlLoadError::Statement {
@@ -584,7 +637,12 @@ async fn mysql_reports_statement_errors_and_keeps_working() {
         (column.as_deref(), document_id.as_deref()),
         (Some("Code"), Some("orders/3"))
     );
-    assert!(message.starts_with("1406: Data too long"), "{message}");
+    let expected = if load_data {
+        "1265: Data truncated for column 'Code' at row 3"
+    } else {
+        "1406: Data too long"
+    };
+    assert!(message.starts_with(expected), "{message}");
 
     // NULL into NOT NULL: the server names no row; the first row with NULL there is it.
     let batch = SqlBatch {
@@ -601,6 +659,7 @@ async fn mysql_reports_statement_errors_and_keeps_working() {
         (column.as_deref(), document_id.as_deref()),
         (Some("Total"), Some("orders/2"))
     );
+    // (Also with LOAD DATA: an integer column is assigned by `SET`, which fails outright.)
     assert!(message.starts_with("1048: "), "{message}");
 
     let keyed = db.table("Keyed");
@@ -655,6 +714,7 @@ async fn mysql_reports_statement_errors_and_keeps_working() {
     };
     writer.write(&batch, true).await.unwrap();
     assert_eq!(db.column("SELECT Total FROM $db.Orders").await, ["7"]);
+    assert_eq!(loads_data(&writer, &batch), load_data);
 }
 
 #[tokio::test]
@@ -815,7 +875,7 @@ fn mysql_plan_shows_the_statements() {
             .collect(),
     };
     assert_eq!(
-        plan(&batch, &SqlSettings::default()),
+        plan(&batch, &SqlSettings::default(), false),
         vec![
             statement(
                 "sales.Lines",
@@ -858,7 +918,7 @@ fn mysql_plan_shows_the_statements() {
     };
     let mut with_backslash = batch.clone();
     with_backslash.tables[0].deletes.push(r"a\b".to_owned());
-    let planned = plan(&with_backslash, &inline);
+    let planned = plan(&with_backslash, &inline, false);
     assert_eq!(
         planned[1],
         statement(
@@ -868,6 +928,44 @@ fn mysql_plan_shows_the_statements() {
         )
     );
     assert!(planned[2].text.starts_with("INSERT INTO Orders (`Id`, "));
+
+    // With LOAD DATA: one statement per column list, whatever its size; a column holding
+    // a binary value goes in through a variable and UNHEX, one holding integers through
+    // CAST, and a column holding integers in some rows only is split.
+    let loaded = plan(&batch, &SqlSettings::default(), true);
+    assert_eq!(
+        loaded[2..],
+        [
+            statement(
+                "Orders",
+                "LOAD DATA LOCAL INFILE 'corvid-rows' INTO TABLE `Orders` CHARACTER SET utf8mb4 \
+                 (`Id`, `Total`, `Note`)",
+                &[("Id", "'orders/1-a'"), ("Total", "10.5"), ("Note", "NULL")]
+            ),
+            statement(
+                "Orders",
+                "LOAD DATA LOCAL INFILE 'corvid-rows' INTO TABLE `Orders` CHARACTER SET utf8mb4 \
+                 (`Id`, @corvid_1, `Note`) SET `Total` = CAST(@corvid_1 AS SIGNED)",
+                &[("Id", "'orders/3'"), ("Total", "4"), ("Note", "'n'")]
+            ),
+            statement(
+                "Orders",
+                "LOAD DATA LOCAL INFILE 'corvid-rows' INTO TABLE `Orders` CHARACTER SET utf8mb4 \
+                 (`Id`, @corvid_1) SET `Total` = CAST(@corvid_1 AS SIGNED)",
+                &[("Id", "'o''2'"), ("Total", "3")]
+            ),
+            statement(
+                "sales.Lines",
+                "LOAD DATA LOCAL INFILE 'corvid-rows' INTO TABLE `sales`.`Lines` CHARACTER SET \
+                 utf8mb4 (`OrderId`, @corvid_1) SET `Bin` = UNHEX(@corvid_1)",
+                &[("OrderId", "'orders/1-a'"), ("Bin", "<binary_data>")]
+            ),
+        ]
+    );
+    assert_eq!(
+        loaded[..2],
+        plan(&batch, &SqlSettings::default(), false)[..2]
+    );
 
     // 2,500 rows with 99 columns: at most 600 rows (60,000 placeholders) per statement;
     // 2,500 deletes: at most 1000 ids per statement.
@@ -887,14 +985,17 @@ fn mysql_plan_shows_the_statements() {
             ..table("Orders", "Id", &[], Vec::new())
         }],
     };
-    let sizes: Vec<usize> = plan(&big, &SqlSettings::default())
-        .iter()
-        .map(|it| it.params.len())
-        .collect();
+    let sizes = |load_data: bool| -> Vec<usize> {
+        plan(&big, &SqlSettings::default(), load_data)
+            .iter()
+            .map(|it| it.params.len())
+            .collect()
+    };
     assert_eq!(
-        sizes,
+        sizes(false),
         [1000, 1000, 500, 60_000, 60_000, 60_000, 60_000, 10_000]
     );
+    assert_eq!(sizes(true), [1000, 1000, 500, 250_000]);
     // Rows of a few MB each: split so one statement sends less than half of 16 MiB.
     let huge = SqlBatch {
         tables: vec![table(
@@ -911,7 +1012,7 @@ fn mysql_plan_shows_the_statements() {
                 .collect(),
         )],
     };
-    let rows: Vec<usize> = plan(&huge, &SqlSettings::default())
+    let rows: Vec<usize> = plan(&huge, &SqlSettings::default(), false)
         .iter()
         .map(|it| it.params.len() / 2)
         .collect();
@@ -934,7 +1035,6 @@ async fn mysql_loads_twenty_thousand_rows() {
          ENGINE=InnoDB",
     )
     .await;
-    let mut writer = db.writer(SqlSettings::default());
     let orders: Vec<SqlRow> = (0..5000)
         .map(|it| {
             row(
@@ -971,23 +1071,251 @@ async fn mysql_loads_twenty_thousand_rows() {
         ],
     };
     assert_eq!(batch.n_rows(), 20_000);
-    let inserts = plan(&batch, &SqlSettings::default())
-        .iter()
-        .filter(|it| it.text.starts_with("INSERT"))
-        .count();
-    assert_eq!(inserts, 5 + 15);
-    writer.write(&batch, true).await.unwrap();
-    // Again: everything replaced, nothing doubled.
-    writer.write(&batch, true).await.unwrap();
     let expected_sum: f64 = (0..5000).map(|it| f64::from(it) + 0.25).sum();
-    assert_eq!(
-        db.query(
-            "SELECT (SELECT COUNT(*) FROM $db.Orders), (SELECT COUNT(*) FROM $db.OrderLines), \
-             (SELECT SUM(Total) FROM $db.Orders)"
-        )
-        .await,
-        vec![some(&["5000", "15000", &format!("{expected_sum:.2}")])]
-    );
+    for (load_data, statements) in [(true, 2), (false, 5 + 15)] {
+        let mut writer = db.writer_with(SqlSettings::default(), load_data);
+        writer.write(&batch, true).await.unwrap();
+        let rows = writer
+            .plan(&batch)
+            .iter()
+            .filter(|it| !it.text.starts_with("DELETE"))
+            .count();
+        assert_eq!((loads_data(&writer, &batch), rows), (load_data, statements));
+        // Again: everything replaced, nothing doubled.
+        writer.write(&batch, true).await.unwrap();
+        assert_eq!(
+            db.query(
+                "SELECT (SELECT COUNT(*) FROM $db.Orders), \
+                 (SELECT COUNT(*) FROM $db.OrderLines), (SELECT SUM(Total) FROM $db.Orders)"
+            )
+            .await,
+            vec![some(&["5000", "15000", &format!("{expected_sum:.2}")])]
+        );
+    }
 }
 
 fn assert_send<T: Send>(_: &T) {}
+
+/// `LOAD DATA` reads text where `INSERT` binds values; the server must end up with the same
+/// value, or refuse it the same way, for each kind of value into each kind of column.
+#[tokio::test]
+async fn mysql_load_data_stores_what_inserts_store() {
+    let Some(mut db) = Database::create("mysql_load_data_stores_what_inserts_store").await else {
+        return;
+    };
+    let number = |it: &str| SqlValue::Number(it.to_owned());
+    let date_time = |it: &str| SqlValue::DateTime(it.to_owned());
+    let cases: Vec<(&str, SqlValue)> = vec![
+        ("INT", SqlValue::Int(-7)),
+        ("INT", number("10.5")),
+        ("INT", number("1e3")),
+        ("INT", text(" 12")),
+        ("INT", text("12abc")),
+        ("INT", text("")),
+        ("INT", SqlValue::Bool(true)),
+        ("INT", number("99999999999")),
+        ("TINYINT UNSIGNED", SqlValue::Int(-1)),
+        ("BIGINT", SqlValue::Int(i64::MIN)),
+        ("DECIMAL(10,2)", number("1.005")),
+        ("DECIMAL(10,2)", number("123456789.5")),
+        ("DECIMAL(30,10)", number("-0.0000000001")),
+        ("DOUBLE", number("1.7976931348623157e308")),
+        ("DOUBLE", number("5e-324")),
+        ("DOUBLE", SqlValue::Int(i64::MAX)),
+        ("FLOAT", number("0.1")),
+        ("BOOLEAN", SqlValue::Bool(false)),
+        ("VARCHAR(5)", text("abcde")),
+        ("VARCHAR(5)", text("abcdef")),
+        ("VARCHAR(5)", text("abc  ")),
+        ("VARCHAR(5)", text("abcde   ")),
+        ("CHAR(3)", text("ab")),
+        ("VARCHAR(20)", SqlValue::Bool(true)),
+        ("VARCHAR(20)", number("1.50")),
+        ("VARCHAR(20)", text("NULL")),
+        ("VARCHAR(20)", text("\\N")),
+        ("TEXT", text("a\tb\nc\rd\0e\\f\u{1a}g")),
+        ("TEXT", text("")),
+        ("TEXT", date_time("2024-01-02T03:04:05.5Z")),
+        ("VARCHAR(10) CHARACTER SET latin1", text("naïve")),
+        ("VARCHAR(10) CHARACTER SET latin1", text("🐦")),
+        ("DATETIME", date_time("2024-01-02T03:04:05.7Z")),
+        (
+            "DATETIME(3)",
+            date_time("2024-01-02T03:04:05.1234567+01:00"),
+        ),
+        ("DATE", date_time("2024-01-02T03:04:05")),
+        ("DATE", text("2024-02-30")),
+        ("TIMESTAMP(6) NULL", date_time("2024-01-02T03:04:05.25Z")),
+        ("TIME", text("12:34:56")),
+        ("YEAR", SqlValue::Int(2024)),
+        ("JSON", SqlValue::Json(r#"{"a":[1,"x\ty"]}"#.to_owned())),
+        ("JSON", text("not json")),
+        ("ENUM('a','b')", text("b")),
+        ("ENUM('a','b')", text("c")),
+        ("SET('a','b')", text("a,b")),
+        ("BIT(8)", SqlValue::Int(5)),
+        ("BIT(1)", SqlValue::Bool(true)),
+        ("BIT(8)", text("a")),
+        ("ENUM('a','b')", SqlValue::Int(2)),
+        ("SET('a','b')", SqlValue::Int(3)),
+        ("VARCHAR(20)", SqlValue::Int(-12)),
+        ("DATETIME", SqlValue::Int(20240102030405)),
+        (
+            "BLOB",
+            SqlValue::Binary(Bytes::from_static(b"\0\t\n\\\xff")),
+        ),
+        (
+            "VARBINARY(3)",
+            SqlValue::Binary(Bytes::from_static(b"abcd")),
+        ),
+        ("BINARY(4)", SqlValue::Binary(Bytes::from_static(b"ab"))),
+        ("BLOB", text("text into a blob")),
+        ("TEXT", SqlValue::Binary(Bytes::from_static(b"bytes"))),
+        ("TEXT", SqlValue::Binary(Bytes::from_static(b"\xff\xfe"))),
+        ("INT NOT NULL", SqlValue::Null),
+        ("TEXT NOT NULL", SqlValue::Null),
+        (
+            "VARCHAR(3)",
+            SqlValue::Typed {
+                type_name: "AnsiString".to_owned(),
+                value: Box::new(text("abc")),
+                size: Some(3),
+            },
+        ),
+    ];
+    let columns: Vec<String> = cases
+        .iter()
+        .enumerate()
+        .map(|(at, (kind, _))| {
+            let kind = if kind.contains("NOT NULL") {
+                // NOT NULL with a default, so the other cases' rows can leave it out.
+                format!("{kind} DEFAULT 0")
+            } else {
+                (*kind).to_owned()
+            };
+            format!("C{at} {kind}")
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for load_data in [true, false] {
+        let name = if load_data { "Loaded" } else { "Inserted" };
+        db.execute(&format!(
+            "CREATE TABLE $db.{name} (Id VARCHAR(20), {}) ENGINE=InnoDB",
+            columns.join(", ")
+        ))
+        .await;
+        let mut writer = db.writer_with(SqlSettings::default(), load_data);
+        let mut results = Vec::new();
+        for (at, (_, value)) in cases.iter().enumerate() {
+            let batch = SqlBatch {
+                tables: vec![table(
+                    &db.table(name),
+                    "Id",
+                    &[],
+                    vec![row(
+                        &format!("c/{at}"),
+                        vec![(&format!("C{at}"), value.clone())],
+                    )],
+                )],
+            };
+            let result = writer.write(&batch, true).await;
+            assert_eq!(loads_data(&writer, &batch), load_data);
+            results.push(match result {
+                Ok(()) => Ok(()),
+                Err(SqlLoadError::Statement {
+                    column,
+                    document_id,
+                    ..
+                }) => Err((column, document_id)),
+                Err(other) => panic!("case {at}: {other:?}"),
+            });
+        }
+        let stored = db
+            .query(&format!(
+                "SELECT Id, {} FROM $db.{name} ORDER BY Id",
+                (0..cases.len())
+                    .map(|at| format!("HEX(C{at})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .await;
+        outcomes.push((results, stored));
+    }
+    let (loaded, inserted) = (&outcomes[0], &outcomes[1]);
+    for (at, case) in cases.iter().enumerate() {
+        assert_eq!(loaded.0[at], inserted.0[at], "case {at}: {case:?}");
+        if let Err((column, document_id)) = &loaded.0[at] {
+            // A refused value names its document, and its column where the server does
+            // (a JSON CHECK constraint names none).
+            assert_eq!(document_id.as_deref(), Some(format!("c/{at}").as_str()));
+            if !case.0.starts_with("JSON") {
+                assert_eq!(
+                    column.as_deref(),
+                    Some(format!("C{at}").as_str()),
+                    "case {at}"
+                );
+            }
+        }
+    }
+    assert_eq!(loaded.1, inserted.1);
+    // Not everything was refused, nor everything accepted.
+    let refused = loaded.0.iter().filter(|it| it.is_err()).count();
+    assert!(refused > 5 && refused < cases.len() - 20, "{refused}");
+
+    // Integers and other values in one column of one batch: read apart.
+    let mut stored = Vec::new();
+    for load_data in [true, false] {
+        let name = if load_data {
+            "MixedLoaded"
+        } else {
+            "MixedInserted"
+        };
+        db.execute(&format!(
+            "CREATE TABLE $db.{name} (Id VARCHAR(20), B BIT(8), V VARCHAR(10), N INT) \
+             ENGINE=InnoDB"
+        ))
+        .await;
+        let values = [
+            (SqlValue::Int(5), SqlValue::Int(1)),
+            (text("a"), text("x")),
+            (SqlValue::Null, SqlValue::Int(2)),
+            (SqlValue::Bool(true), SqlValue::Null),
+            (SqlValue::Int(7), text("y")),
+        ];
+        let batch = SqlBatch {
+            tables: vec![table(
+                &db.table(name),
+                "Id",
+                &[],
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(at, (b, v))| {
+                        row(
+                            &format!("m/{at}"),
+                            vec![
+                                ("B", b.clone()),
+                                ("V", v.clone()),
+                                ("N", SqlValue::Int(at as i64)),
+                            ],
+                        )
+                    })
+                    .collect(),
+            )],
+        };
+        let mut writer = db.writer_with(SqlSettings::default(), load_data);
+        writer.write(&batch, true).await.unwrap();
+        let statements = writer.plan(&batch);
+        if load_data {
+            // (B, V) integer or not: (yes, yes), (no, no), (no, yes), (yes, no).
+            assert_eq!(statements.len(), 4, "{statements:?}");
+        }
+        stored.push(
+            db.query(&format!(
+                "SELECT Id, HEX(B), V, N FROM $db.{name} ORDER BY Id"
+            ))
+            .await,
+        );
+    }
+    assert_eq!(stored[0], stored[1]);
+}

@@ -880,6 +880,64 @@ async fn the_sql_test_endpoint_shows_and_rolls_back_statements() {
     destination.drop_schema().await;
 }
 
+/// MariaDB: the rows go in with `LOAD DATA LOCAL INFILE` (the machine's server allows it),
+/// and the test endpoint shows it; `AllowLoadLocalInfile=false` makes them `INSERT`s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_test_endpoint_shows_load_data_on_mariadb() {
+    let test = "the_sql_test_endpoint_shows_load_data_on_mariadb";
+    let Some(destination) = Destination::mariadb(test).await else {
+        return;
+    };
+    create_order_tables(&destination).await;
+    let server = start().await;
+    let src = database(&server, "src").await;
+    put_connection_string(&server, destination.connection_string("sql")).await;
+    src.put("orders/1-A", &order("ann", &[("apple", 2, 0.5)]), None)
+        .await
+        .unwrap();
+    let url = format!("{}/databases/src/admin/etl/sql/test", server.url);
+    let mut config = orders_task(&destination);
+    config["Disabled"] = json!(true);
+    let mut without_load_data = destination.connection_string("sql");
+    without_load_data["ConnectionString"] = json!(format!(
+        "{};AllowLoadLocalInfile=false",
+        without_load_data["ConnectionString"].as_str().unwrap()
+    ));
+    for (rolled_back, connection, expected) in [
+        (false, None, "LOAD DATA LOCAL INFILE"),
+        (true, None, "LOAD DATA LOCAL INFILE"),
+        (false, Some(&without_load_data), "INSERT INTO"),
+        (true, Some(&without_load_data), "INSERT INTO"),
+    ] {
+        let mut request = json!({"DocumentId": "orders/1-A", "IsDelete": false,
+                                 "PerformRolledBackTransaction": rolled_back,
+                                 "Configuration": config});
+        if let Some(connection) = connection {
+            request["Connection"] = connection.clone();
+        }
+        let (status, answer) = send("POST", &url, Some(request)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["LoadErrors"], json!([]), "{answer}");
+        let commands: Vec<&str> = answer["Summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|table| table["Commands"].as_array().unwrap())
+            .map(|command| command["CommandText"].as_str().unwrap())
+            .filter(|text| !text.starts_with("DELETE"))
+            .collect();
+        // Orders, OrderLines and Audit.
+        assert_eq!(commands.len(), 3, "{answer}");
+        assert!(
+            commands.iter().all(|it| it.starts_with(expected)),
+            "{expected}: {answer}"
+        );
+        assert_eq!(destination.count("Orders").await, 0, "rolled back");
+    }
+    drop(server);
+    destination.drop_schema().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabled_sql_tasks_write_nothing_until_enabled() {
     let destination = Destination::sqlite();

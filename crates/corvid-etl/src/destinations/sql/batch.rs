@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::destinations::sql::connection::SqlProvider;
 
@@ -62,6 +62,27 @@ impl SqlRow {
                 .map(|(name, value)| (name.to_string(), render_value(value))),
         )
     }
+}
+
+/// Appends `text` escaped for the tab-separated text that PostgreSQL's `COPY … FROM STDIN`
+/// and MySQL's `LOAD DATA` read by default: backslash, tab, newline, carriage return and NUL
+/// as `\\`, `\t`, `\n`, `\r`, `\0` (a NUL is refused by PostgreSQL either way).
+pub(crate) fn push_tab_escaped(buffer: &mut BytesMut, text: &[u8]) {
+    let mut start = 0;
+    for (at, byte) in text.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            0 => b"\\0",
+            _ => continue,
+        };
+        buffer.put_slice(&text[start..at]);
+        buffer.put_slice(escape);
+        start = at + 1;
+    }
+    buffer.put_slice(&text[start..]);
 }
 
 /// Bound delete ids as `/admin/etl/sql/test` shows them: keyed by 1-based position.

@@ -52,6 +52,10 @@ pub struct SqlTarget {
     /// to SQL servers yet, so anything that requires TLS is refused.
     pub ssl_mode: Option<String>,
     pub connect_timeout: Option<Duration>,
+    /// MySQL/MariaDB: whether rows may be sent with `LOAD DATA LOCAL INFILE` when the server
+    /// allows it (`AllowLoadLocalInfile`, default true; Corvid only ever sends the batch's own
+    /// rows this way, never a file).
+    pub allow_load_local_infile: bool,
 }
 
 impl fmt::Debug for SqlTarget {
@@ -64,6 +68,7 @@ impl fmt::Debug for SqlTarget {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("ssl_mode", &self.ssl_mode)
+            .field("allow_load_local_infile", &self.allow_load_local_infile)
             .finish()
     }
 }
@@ -102,6 +107,7 @@ pub fn parse(factory: &str, connection_string: &str) -> Result<SqlTarget, String
         password: None,
         ssl_mode: None,
         connect_timeout: None,
+        allow_load_local_infile: true,
     };
     for (key, value) in pairs(connection_string)? {
         let normalized: String = key
@@ -148,6 +154,13 @@ pub fn parse(factory: &str, connection_string: &str) -> Result<SqlTarget, String
                     ));
                 }
                 target.ssl_mode = Some(value)
+            }
+            (SqlProvider::MySql, "allowloadlocalinfile") => {
+                target.allow_load_local_infile = match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "1" => true,
+                    "false" | "no" | "0" => false,
+                    _ => return Err(format!("`{key}` must be `true` or `false`")),
+                }
             }
             (_, "timeout" | "connecttimeout" | "connectiontimeout") => {
                 let seconds: u64 = value
@@ -355,6 +368,21 @@ mod tests {
         assert_eq!(
             (connector.port, connector.user.as_deref()),
             (3306, Some("root"))
+        );
+        assert!(connector.allow_load_local_infile);
+        let without = parse(
+            "MySqlConnector.MySqlConnectorFactory",
+            "Server=h;Database=d;Allow Load Local Infile=False",
+        )
+        .unwrap();
+        assert!(!without.allow_load_local_infile);
+        assert!(
+            parse(
+                "MySqlConnector.MySqlConnectorFactory",
+                "Server=h;Database=d;AllowLoadLocalInfile=maybe",
+            )
+            .unwrap_err()
+            .contains("must be `true` or `false`")
         );
     }
 

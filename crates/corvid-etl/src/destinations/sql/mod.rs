@@ -23,4 +23,4 @@ pub use batch::{
     quote_table, render_value,
 };
 pub use connection::{SqlProvider, SqlTarget};
-pub use writer::{SqlWriter, plan};
+pub use writer::SqlWriter;

@@ -1,23 +1,35 @@
-//! The MySQL/MariaDB writer: applies a batch in one transaction with multi-row prepared
-//! `INSERT`s.
+//! The MySQL/MariaDB writer: applies a batch in one transaction, rows sent with
+//! `LOAD DATA LOCAL INFILE` where the server allows it, else with multi-row prepared `INSERT`s.
 //!
 //! One `mysql_async::Conn` is kept across batches; after a connection failure (or a statement
 //! that outlived the client-side timeout) it is dropped, and the next call connects again. The
 //! server rolls back whatever transaction a dropped connection had open.
 //!
 //! Right after connecting the writer reads `@@max_allowed_packet` (each `INSERT` sends less
-//! than half of it), `@@sql_mode` and `VERSION()`. Bad values must be errors rather than
-//! silently truncated or zeroed data, which is strict mode: MariaDB (since 10.2.4) and MySQL
-//! (since 5.7) default to `STRICT_TRANS_TABLES`, which covers InnoDB tables; the writer adds
-//! `STRICT_ALL_TABLES` to the session's `sql_mode` when it is not there, so a server configured
-//! without strict mode, or a non-transactional table, still fails on a bad value instead of
-//! storing a mangled one.
+//! than half of it), `@@sql_mode`, `VERSION()` and `@@local_infile`. Bad values must be errors
+//! rather than silently truncated or zeroed data, which is strict mode: MariaDB (since 10.2.4)
+//! and MySQL (since 5.7) default to `STRICT_TRANS_TABLES`, which covers InnoDB tables; the
+//! writer adds `STRICT_ALL_TABLES` to the session's `sql_mode` when it is not there, so a server
+//! configured without strict mode, or a non-transactional table, still fails on a bad value
+//! instead of storing a mangled one.
 //!
 //! A batch is `START TRANSACTION`, the deletes (tables in reverse order, at most 1000 ids per
 //! `DELETE … IN (…)`), the inserts (tables in order; each table's rows grouped by their exact
-//! column list, each group sent as multi-row `INSERT … VALUES (…), (…)` of at most 1000 rows and
-//! 60,000 placeholders), then `COMMIT` or `ROLLBACK`. mysql_async caches prepared statements per
-//! connection, so chunks of equal shape are prepared once.
+//! column list), then `COMMIT` or `ROLLBACK`. Each group of rows is sent one of two ways:
+//!
+//! - **`LOAD DATA LOCAL INFILE`**, one statement per group, its rows streamed as tab-separated
+//!   text (the format `COPY` reads in PostgreSQL); binary values go through a user variable
+//!   and `UNHEX`. This is the server's fastest bulk path. It is used when the server's
+//!   `@@local_infile` is on and the connection string does not say `AllowLoadLocalInfile=false`.
+//!   With `LOCAL`, the server turns what strict mode makes errors (a bad value, NULL into a NOT
+//!   NULL column, a duplicate key) into warnings, as `IGNORE` does; so the session runs with
+//!   `sql_notes = 0` (notes, such as rounding into a `DECIMAL`, are not problems for `INSERT`
+//!   either) and any warning a load leaves is turned into the statement error `INSERT` would
+//!   have given: its code, message, column and row, hence document. The transaction is then
+//!   rolled back, as for any other error.
+//! - **multi-row `INSERT … VALUES (…), (…)`** of at most 1000 rows and 60,000 placeholders.
+//!   mysql_async caches prepared statements per connection, so chunks of equal shape are
+//!   prepared once.
 //!
 //! Command timeout: on MariaDB the session's `max_statement_time` is set to it, so the server
 //! aborts a statement that runs too long (including lock waits) and the error is reported as a
@@ -30,12 +42,17 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Params, Value};
 
 use crate::destinations::sql::batch::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, TableBatch, quote_identifier,
-    quote_table, rendered_positional_ids,
+    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, TableBatch, push_tab_escaped,
+    quote_identifier, quote_table, rendered_positional_ids,
 };
 use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
 
@@ -52,6 +69,11 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 /// Bytes a bound value costs beyond its data (type, length prefix).
 const VALUE_OVERHEAD: usize = 11;
+/// `LOAD DATA` rows are sent in chunks of about this size.
+const LOAD_CHUNK_BYTES: usize = 64 * 1024;
+/// Server errors that mean `LOAD DATA LOCAL` is refused: MySQL's and MariaDB's "not allowed"
+/// (1148), MySQL 8's "loading local data is disabled" (3948), MariaDB's (4166).
+const LOAD_REFUSED: [u16; 3] = [1148, 3948, 4166];
 
 /// Writes batches to one MySQL/MariaDB database; the connection is opened on first use.
 pub struct MySqlWriter {
@@ -66,6 +88,8 @@ struct Session {
     statement_bytes: usize,
     /// How long the client waits for one statement.
     client_limit: Option<Duration>,
+    /// Rows go in with `LOAD DATA LOCAL INFILE` (else with multi-row `INSERT`s).
+    load_data: bool,
 }
 
 /// Why a batch failed, and whether the connection must be dropped.
@@ -78,6 +102,12 @@ struct Failure {
 enum ExecError {
     Driver(mysql_async::Error),
     TimedOut(Duration),
+    /// A `LOAD DATA` that left a warning (the first one's code and message), or that stored
+    /// fewer rows than it was sent (code 0).
+    Warning {
+        code: u16,
+        message: String,
+    },
 }
 
 impl MySqlWriter {
@@ -101,7 +131,12 @@ impl MySqlWriter {
             Some(it) => it,
             None => self.connect().await?,
         };
-        let steps = steps(batch, &self.settings, session.statement_bytes);
+        let steps = steps(
+            batch,
+            &self.settings,
+            session.statement_bytes,
+            session.load_data,
+        );
         let Err(failure) = self.transaction(&mut session, batch, &steps, commit).await else {
             self.session = Some(session);
             return Ok(());
@@ -129,6 +164,19 @@ impl MySqlWriter {
             Ok(Err(error)) => Err(self.connection_error(describe(&error))),
             Err(_) => Err(self.connection_error(no_answer(limit))),
         }
+    }
+
+    /// The statements [`write`](Self::write) runs for a batch: with `LOAD DATA` when the
+    /// connection string allows it and, once connected, the server does too.
+    pub fn plan(&self, batch: &SqlBatch) -> Vec<Statement> {
+        let (statement_bytes, load_data) = match &self.session {
+            Some(session) => (session.statement_bytes, session.load_data),
+            None => (
+                DEFAULT_MAX_ALLOWED_PACKET / 2,
+                self.target.allow_load_local_infile,
+            ),
+        };
+        statements(steps(batch, &self.settings, statement_bytes, load_data))
     }
 
     fn connect_limit(&self) -> Duration {
@@ -168,10 +216,10 @@ impl MySqlWriter {
             // Stay on the address given, never switch to the server's Unix socket.
             .prefer_socket(false);
         let mut conn = Conn::new(opts).await?;
-        let server: Option<(u64, String, String)> = conn
-            .query_first("SELECT @@max_allowed_packet, @@sql_mode, VERSION()")
+        let server: Option<(u64, String, String, u64)> = conn
+            .query_first("SELECT @@max_allowed_packet, @@sql_mode, VERSION(), @@local_infile")
             .await?;
-        let (packet, mode, version) = server.unwrap_or_default();
+        let (packet, mode, version, local_infile) = server.unwrap_or_default();
         let packet = usize::try_from(packet)
             .ok()
             .filter(|it| *it > 0)
@@ -189,6 +237,11 @@ impl MySqlWriter {
             conn.query_drop(format!("SET SESSION sql_mode = {}", mysql_string(&mode)))
                 .await?;
         }
+        let load_data = self.target.allow_load_local_infile && local_infile == 1;
+        if load_data {
+            // See the module documentation: a load's warnings are its errors, notes are not.
+            conn.query_drop("SET SESSION sql_notes = 0").await?;
+        }
         let limit = statement_limit(&self.settings);
         let client_limit = match limit {
             Some(limit) if version.contains("MariaDB") => {
@@ -205,6 +258,7 @@ impl MySqlWriter {
             conn,
             statement_bytes: packet / 2,
             client_limit,
+            load_data,
         })
     }
 
@@ -245,6 +299,16 @@ impl MySqlWriter {
                     )
                     .await
                 }
+                Kind::Load { rows, fields } => {
+                    let result = load(conn, limit, &step.text, rows, fields).await;
+                    if let Err(ExecError::Driver(mysql_async::Error::Server(server))) = &result
+                        && LOAD_REFUSED.contains(&server.code)
+                    {
+                        // The next attempt sends `INSERT`s.
+                        session.load_data = false;
+                    }
+                    result
+                }
             };
             result.map_err(|error| self.failure(error, Some(step), batch))?;
         }
@@ -281,20 +345,9 @@ impl MySqlWriter {
             ExecError::Driver(mysql_async::Error::Server(server))
                 if !is_connection_code(server.code) =>
             {
-                let column = server_column(&server.message);
-                let document_id = step.and_then(|step| {
-                    step.failing_document(server.code, &server.message, column.as_deref())
-                });
-                Failure {
-                    error: SqlLoadError::Statement {
-                        table,
-                        column,
-                        document_id,
-                        message: format!("{}: {}", server.code, server.message),
-                    },
-                    broken: false,
-                }
+                statement_failure(table, step, server.code, &server.message)
             }
+            ExecError::Warning { code, message } => statement_failure(table, step, code, &message),
             ExecError::Driver(other) => Failure {
                 error: self.connection_error(describe(&other)),
                 broken: true,
@@ -303,11 +356,102 @@ impl MySqlWriter {
     }
 }
 
-/// Runs one statement, giving up after `limit`.
-async fn bounded(
+/// A server's error (or a load's warning) about a statement, with the column and document it
+/// names where they can be told.
+fn statement_failure(table: String, step: Option<&Step<'_>>, code: u16, message: &str) -> Failure {
+    let column = server_column(message);
+    let document_id = step.and_then(|step| step.failing_document(code, message, column.as_deref()));
+    let message = if code == 0 {
+        message.to_owned()
+    } else {
+        format!("{code}: {message}")
+    };
+    Failure {
+        error: SqlLoadError::Statement {
+            table,
+            column,
+            document_id,
+            message,
+        },
+        broken: false,
+    }
+}
+
+/// Runs one `LOAD DATA LOCAL INFILE` of `rows` and fails on the first warning it left (see
+/// the module documentation).
+async fn load(
+    conn: &mut Conn,
     limit: Option<Duration>,
-    run: impl Future<Output = mysql_async::Result<()>>,
+    text: &str,
+    rows: &[&SqlRow],
+    fields: &[Field],
 ) -> Result<(), ExecError> {
+    let chunks = load_data(rows, fields);
+    conn.set_infile_handler(async move {
+        Ok(futures_util::stream::iter(chunks.into_iter().map(Ok)).boxed())
+    });
+    bounded(limit, conn.query_drop(text)).await?;
+    let (warnings, stored) = (conn.get_warnings(), conn.affected_rows());
+    if warnings > 0 {
+        let first: Option<(String, u16, String)> =
+            bounded(limit, conn.query_first("SHOW WARNINGS LIMIT 1")).await?;
+        let (_, code, message) = first.unwrap_or_default();
+        return Err(ExecError::Warning { code, message });
+    }
+    if stored != rows.len() as u64 {
+        return Err(ExecError::Warning {
+            code: 0,
+            message: format!("LOAD DATA stored {stored} of {} rows", rows.len()),
+        });
+    }
+    Ok(())
+}
+
+/// The rows of a `LOAD DATA` as tab-separated lines, in chunks of about [`LOAD_CHUNK_BYTES`]:
+/// the document id, then each value as `fields` says.
+fn load_data(rows: &[&SqlRow], fields: &[Field]) -> Vec<Bytes> {
+    let mut chunks = Vec::new();
+    let mut buffer = BytesMut::with_capacity(LOAD_CHUNK_BYTES + 1024);
+    for row in rows {
+        push_tab_escaped(&mut buffer, row.document_id.as_bytes());
+        for ((_, value), field) in row.columns.iter().zip(fields) {
+            let hex = *field == Field::Hex;
+            buffer.put_u8(b'\t');
+            if let (SqlValue::Int(it), false) = (value, hex) {
+                // Digits need no escaping; no String in between.
+                let _ = write!(buffer, "{it}");
+                continue;
+            }
+            match (field_bytes(value), hex) {
+                (None, _) => buffer.put_slice(b"\\N"),
+                (Some(bytes), true) => push_hex(&mut buffer, &bytes),
+                (Some(bytes), false) => push_tab_escaped(&mut buffer, &bytes),
+            }
+        }
+        buffer.put_u8(b'\n');
+        if buffer.len() >= LOAD_CHUNK_BYTES {
+            chunks.push(buffer.split().freeze());
+        }
+    }
+    if !buffer.is_empty() {
+        chunks.push(buffer.split().freeze());
+    }
+    chunks
+}
+
+fn push_hex(buffer: &mut BytesMut, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        buffer.put_u8(HEX[usize::from(byte >> 4)]);
+        buffer.put_u8(HEX[usize::from(byte & 0x0f)]);
+    }
+}
+
+/// Runs one statement, giving up after `limit`.
+async fn bounded<T>(
+    limit: Option<Duration>,
+    run: impl Future<Output = mysql_async::Result<T>>,
+) -> Result<T, ExecError> {
     match limit {
         None => run.await.map_err(ExecError::Driver),
         Some(limit) => match tokio::time::timeout(limit, run).await {
@@ -411,17 +555,46 @@ fn text_value(text: &str) -> Value {
 /// `yyyy-MM-dd HH:mm:ss.ffffff`.
 fn mysql_value(value: &SqlValue) -> Value {
     match value {
-        SqlValue::Null => Value::NULL,
         SqlValue::Bool(it) => Value::Int(i64::from(*it)),
         SqlValue::Int(it) => Value::Int(*it),
-        SqlValue::Number(text) | SqlValue::Text(text) | SqlValue::Json(text) => text_value(text),
-        SqlValue::DateTime(text) => Value::Bytes(
-            mysql_datetime(text)
-                .unwrap_or_else(|| text.clone())
-                .into_bytes(),
-        ),
-        SqlValue::Binary(bytes) => Value::Bytes(bytes.to_vec()),
         SqlValue::Typed { value, .. } => mysql_value(value),
+        other => field_bytes(other).map_or(Value::NULL, |it| Value::Bytes(it.into_owned())),
+    }
+}
+
+/// The bytes the server converts into the column's type, as [`mysql_value`] binds them and
+/// `LOAD DATA` reads them; `None` is NULL.
+fn field_bytes(value: &SqlValue) -> Option<Cow<'_, [u8]>> {
+    Some(match value {
+        SqlValue::Null => return None,
+        SqlValue::Bool(it) => Cow::Borrowed(if *it { b"1" } else { b"0" }),
+        SqlValue::Int(it) => Cow::Owned(it.to_string().into_bytes()),
+        SqlValue::Number(text) | SqlValue::Text(text) | SqlValue::Json(text) => {
+            Cow::Borrowed(text.as_bytes())
+        }
+        SqlValue::DateTime(text) => match mysql_datetime(text) {
+            Some(it) => Cow::Owned(it.into_bytes()),
+            None => Cow::Borrowed(text.as_bytes()),
+        },
+        SqlValue::Binary(bytes) => Cow::Borrowed(bytes.as_ref()),
+        SqlValue::Typed { value, .. } => return field_bytes(value),
+    })
+}
+
+/// A value `INSERT` binds as a number.
+fn is_integer(value: &SqlValue) -> bool {
+    match value {
+        SqlValue::Int(_) | SqlValue::Bool(_) => true,
+        SqlValue::Typed { value, .. } => is_integer(value),
+        _ => false,
+    }
+}
+
+fn is_binary(value: &SqlValue) -> bool {
+    match value {
+        SqlValue::Binary(_) => true,
+        SqlValue::Typed { value, .. } => is_binary(value),
+        _ => false,
     }
 }
 
@@ -597,6 +770,38 @@ enum Kind<'a> {
     Delete { ids: &'a [String], bound: bool },
     /// Rows with the same column list.
     Insert { rows: Vec<&'a SqlRow> },
+    /// Rows with the same column list, line `n` of the data being `rows[n - 1]`; `fields[i]`
+    /// says how the `i`-th column's values are read.
+    Load {
+        rows: Vec<&'a SqlRow>,
+        fields: Vec<Field>,
+    },
+}
+
+/// How `LOAD DATA` reads one column of a statement's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Text the server converts into the column's type, as it does a bound string.
+    Text,
+    /// Hex digits through a variable and `UNHEX`: the column holds a binary value.
+    Hex,
+    /// Digits through a variable and `CAST(… AS SIGNED)`: every value is an integer or a
+    /// boolean, which `INSERT` binds as a number; a `BIT`, `ENUM` or `SET` column reads a
+    /// number differently from its text.
+    Integer,
+}
+
+impl Field {
+    /// How a column holding `values` is read.
+    fn of<'a>(mut values: impl Iterator<Item = &'a SqlValue> + Clone) -> Field {
+        if values.clone().any(is_binary) {
+            Field::Hex
+        } else if values.clone().any(is_integer) && values.all(|it| is_integer(it) || is_null(it)) {
+            Field::Integer
+        } else {
+            Field::Text
+        }
+    }
 }
 
 impl Step<'_> {
@@ -604,7 +809,7 @@ impl Step<'_> {
     fn only_document(&self) -> Option<String> {
         match &self.kind {
             Kind::Delete { ids: [id], .. } => Some(id.clone()),
-            Kind::Insert { rows } if rows.len() == 1 => {
+            Kind::Insert { rows } | Kind::Load { rows, .. } if rows.len() == 1 => {
                 rows.first().map(|it| it.document_id.to_string())
             }
             _ => None,
@@ -615,7 +820,7 @@ impl Step<'_> {
     /// NULL in a column that cannot be null, else the first row when every row lacks a
     /// column without default, else the only one.
     fn failing_document(&self, code: u16, message: &str, column: Option<&str>) -> Option<String> {
-        let Kind::Insert { rows } = &self.kind else {
+        let (Kind::Insert { rows } | Kind::Load { rows, .. }) = &self.kind else {
             return self.only_document();
         };
         if let Some(row) = server_row(message) {
@@ -638,9 +843,14 @@ impl Step<'_> {
     }
 }
 
-/// The statements of a batch in execution order. `statement_bytes` bounds the data of one
-/// multi-row `INSERT`.
-fn steps<'a>(batch: &'a SqlBatch, settings: &SqlSettings, statement_bytes: usize) -> Vec<Step<'a>> {
+/// The statements of a batch in execution order, rows in `LOAD DATA` statements when
+/// `load_data`, else in multi-row `INSERT`s whose data `statement_bytes` bounds.
+fn steps<'a>(
+    batch: &'a SqlBatch,
+    settings: &SqlSettings,
+    statement_bytes: usize,
+    load_data: bool,
+) -> Vec<Step<'a>> {
     let mut steps = Vec::new();
     for table in batch.tables.iter().rev() {
         if table.insert_only || table.deletes.is_empty() {
@@ -670,6 +880,12 @@ fn steps<'a>(batch: &'a SqlBatch, settings: &SqlSettings, statement_bytes: usize
     }
     for table in &batch.tables {
         for (columns, rows) in table.row_groups() {
+            if load_data {
+                for rows in integer_partitions(rows, columns.len()) {
+                    steps.push(load_step(table, &columns, rows, settings));
+                }
+                continue;
+            }
             let width = columns.len() + 1;
             let max_rows = (MAX_PLACEHOLDERS / width).clamp(1, MAX_ROWS);
             let mut chunk: Vec<&SqlRow> = Vec::new();
@@ -714,17 +930,101 @@ fn insert_step<'a>(
     }
 }
 
-/// The statements `write()` runs for a batch (chunked for a 16 MiB `max_allowed_packet`;
-/// `write()` uses the server's): deletes keyed by 1-based placeholder position, inserts keyed
-/// by column name, every row's parameters in order.
-pub fn plan(batch: &SqlBatch, settings: &SqlSettings) -> Vec<Statement> {
-    steps(batch, settings, DEFAULT_MAX_ALLOWED_PACKET / 2)
+/// `LOAD DATA LOCAL INFILE` of rows with the same column list. The file name is only a
+/// label: the rows come from the connection's handler, never from a file.
+fn load_step<'a>(
+    table: &'a TableBatch,
+    columns: &[&str],
+    rows: Vec<&'a SqlRow>,
+    settings: &SqlSettings,
+) -> Step<'a> {
+    let name = quote_table(SqlProvider::MySql, &table.table, settings.quote_tables);
+    let fields: Vec<Field> = (0..columns.len())
+        .map(|at| Field::of(rows.iter().map(move |row| &row.columns[at].1)))
+        .collect();
+    let mut targets = vec![quote_identifier(
+        SqlProvider::MySql,
+        &table.document_id_column,
+    )];
+    let mut assignments = Vec::new();
+    for (at, (column, field)) in columns.iter().zip(&fields).enumerate() {
+        let column = quote_identifier(SqlProvider::MySql, column);
+        let variable = format!("@corvid_{}", at + 1);
+        match field {
+            Field::Text => {
+                targets.push(column);
+                continue;
+            }
+            Field::Hex => assignments.push(format!("{column} = UNHEX({variable})")),
+            Field::Integer => assignments.push(format!("{column} = CAST({variable} AS SIGNED)")),
+        }
+        targets.push(variable);
+    }
+    let mut text = format!(
+        "LOAD DATA LOCAL INFILE 'corvid-rows' INTO TABLE {name} CHARACTER SET utf8mb4 ({})",
+        targets.join(", ")
+    );
+    if !assignments.is_empty() {
+        text.push_str(" SET ");
+        text.push_str(&assignments.join(", "));
+    }
+    Step {
+        table,
+        text,
+        width: targets.len(),
+        kind: Kind::Load { rows, fields },
+    }
+}
+
+/// Splits rows with the same column list so that no column holds integers in some rows and
+/// other values in others (see [`Field::Integer`]); usually there is one part.
+fn integer_partitions(rows: Vec<&SqlRow>, width: usize) -> Vec<Vec<&SqlRow>> {
+    let mixed: Vec<usize> = (0..width)
+        .filter(|&at| {
+            let values = rows.iter().map(|row| &row.columns[at].1);
+            values.clone().any(is_integer)
+                && values.clone().any(|it| !is_integer(it) && !is_null(it))
+                && !values.clone().any(is_binary)
+        })
+        .collect();
+    if mixed.is_empty() {
+        return vec![rows];
+    }
+    let mut parts: Vec<(Vec<bool>, Vec<&SqlRow>)> = Vec::new();
+    for row in rows {
+        let key: Vec<bool> = mixed
+            .iter()
+            .map(|&at| is_integer(&row.columns[at].1))
+            .collect();
+        match parts.iter_mut().find(|(it, _)| *it == key) {
+            Some((_, part)) => part.push(row),
+            None => parts.push((key, vec![row])),
+        }
+    }
+    parts.into_iter().map(|(_, part)| part).collect()
+}
+
+/// The statements a batch runs (chunked for a 16 MiB `max_allowed_packet`; `write()` uses
+/// the server's), rows in `LOAD DATA` statements when `load_data`, else in `INSERT`s: deletes
+/// keyed by 1-based placeholder position, rows keyed by column name, every row's values in
+/// order. [`MySqlWriter::plan`] knows whether the server allows `LOAD DATA`.
+pub fn plan(batch: &SqlBatch, settings: &SqlSettings, load_data: bool) -> Vec<Statement> {
+    statements(steps(
+        batch,
+        settings,
+        DEFAULT_MAX_ALLOWED_PACKET / 2,
+        load_data,
+    ))
+}
+
+fn statements(steps: Vec<Step<'_>>) -> Vec<Statement> {
+    steps
         .into_iter()
         .map(|step| {
             let params = match &step.kind {
                 Kind::Delete { bound: false, .. } => Vec::new(),
                 Kind::Delete { ids, bound: true } => rendered_positional_ids(ids),
-                Kind::Insert { rows } => rows
+                Kind::Insert { rows } | Kind::Load { rows, .. } => rows
                     .iter()
                     .flat_map(|row| row.rendered_params(&step.table.document_id_column))
                     .collect(),

@@ -20,7 +20,8 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::destinations::sql::batch::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, quote_identifier, quote_table,
+    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, push_tab_escaped,
+    quote_identifier, quote_table,
 };
 use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
 
@@ -406,7 +407,7 @@ async fn copy(client: &Client, text: &str, rows: &[&SqlRow]) -> Result<(), tokio
 
 /// One line of COPY text data: the document id, then the row's values.
 fn encode_row(buffer: &mut BytesMut, row: &SqlRow) {
-    push_escaped(buffer, &row.document_id);
+    push_tab_escaped(buffer, row.document_id.as_bytes());
     for (_, value) in &row.columns {
         buffer.put_u8(b'\t');
         if let SqlValue::Int(it) = value {
@@ -415,30 +416,11 @@ fn encode_row(buffer: &mut BytesMut, row: &SqlRow) {
             continue;
         }
         match field_text(value) {
-            Some(text) => push_escaped(buffer, &text),
+            Some(text) => push_tab_escaped(buffer, text.as_bytes()),
             None => buffer.put_slice(b"\\N"),
         }
     }
     buffer.put_u8(b'\n');
-}
-
-/// Appends a value escaped for COPY's text format.
-fn push_escaped(buffer: &mut BytesMut, text: &str) {
-    let bytes = text.as_bytes();
-    let mut start = 0;
-    for (at, byte) in bytes.iter().enumerate() {
-        let escape: &[u8] = match byte {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => continue,
-        };
-        buffer.put_slice(&bytes[start..at]);
-        buffer.put_slice(escape);
-        start = at + 1;
-    }
-    buffer.put_slice(&bytes[start..]);
 }
 
 /// The text the server converts into the column's type; `None` is NULL.
@@ -714,7 +696,7 @@ mod tests {
     #[test]
     fn escapes_copy_text() {
         let mut buffer = BytesMut::new();
-        push_escaped(&mut buffer, "a\tb\nc\rd\\e'\"é");
+        push_tab_escaped(&mut buffer, "a\tb\nc\rd\\e'\"é".as_bytes());
         assert_eq!(text(buffer), "a\\tb\\nc\\rd\\\\e'\"é");
     }
 

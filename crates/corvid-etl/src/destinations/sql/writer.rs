@@ -36,6 +36,17 @@ impl SqlWriter {
         }
     }
 
+    /// The statements [`write`](Self::write) runs for a batch, without connecting. On MySQL,
+    /// whether rows go in with `LOAD DATA` depends on the server, which is known once a
+    /// `write` connected.
+    pub fn plan(&self, batch: &SqlBatch) -> Vec<Statement> {
+        match self {
+            SqlWriter::Postgres(it) => postgres::plan(batch, it.settings()),
+            SqlWriter::MySql(it) => it.plan(batch),
+            SqlWriter::Sqlite(it) => sqlite::plan(batch, it.settings()),
+        }
+    }
+
     /// Connects (or reuses the connection) and runs a trivial query.
     pub async fn test_connection(&mut self) -> Result<(), SqlLoadError> {
         self.query_returns_rows("SELECT 1").await.map(drop)
@@ -61,14 +72,5 @@ impl SqlWriter {
             SqlWriter::MySql(it) => it.query_returns_rows(sql).await,
             SqlWriter::Sqlite(it) => it.query_returns_rows(sql).await,
         }
-    }
-}
-
-/// The statements a batch runs on a provider, without connecting.
-pub fn plan(provider: SqlProvider, batch: &SqlBatch, settings: &SqlSettings) -> Vec<Statement> {
-    match provider {
-        SqlProvider::Postgres => postgres::plan(batch, settings),
-        SqlProvider::MySql => mysql::plan(batch, settings),
-        SqlProvider::Sqlite => sqlite::plan(batch, settings),
     }
 }
