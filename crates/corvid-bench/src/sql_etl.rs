@@ -87,6 +87,10 @@ pub(crate) struct SqlEtlArgs {
     /// The `corvid` binary to start (default: next to this executable).
     #[arg(long)]
     corvid_bin: Option<PathBuf>,
+    /// `key=value;…` appended to Corvid's connection string, e.g.
+    /// `AllowLoadLocalInfile=false` to measure MariaDB's multi-row `INSERT` path.
+    #[arg(long)]
+    connection_options: Option<String>,
 }
 
 impl SqlEtlArgs {
@@ -110,13 +114,21 @@ impl SqlEtlArgs {
     /// The connection string Corvid gets, naming the same server this process connects to.
     fn corvid_connection_string(&self) -> Value {
         let (host, port, user, db) = (&self.host, self.port(), self.user(), &self.database);
-        match self.engine {
-            Engine::Postgres => json!({"Type": "Sql", "Name": "sql", "FactoryName": "Npgsql",
-                "ConnectionString": format!("Host={host};Port={port};Database={db};Username={user}")}),
-            Engine::Mariadb => json!({"Type": "Sql", "Name": "sql",
-                "FactoryName": "MySqlConnector.MySqlConnectorFactory",
-                "ConnectionString": format!("Server={host};Port={port};Database={db};User ID={user}")}),
+        let (factory, mut text) = match self.engine {
+            Engine::Postgres => (
+                "Npgsql",
+                format!("Host={host};Port={port};Database={db};Username={user}"),
+            ),
+            Engine::Mariadb => (
+                "MySqlConnector.MySqlConnectorFactory",
+                format!("Server={host};Port={port};Database={db};User ID={user}"),
+            ),
+        };
+        if let Some(options) = &self.connection_options {
+            text.push(';');
+            text.push_str(options);
         }
+        json!({"Type": "Sql", "Name": "sql", "FactoryName": factory, "ConnectionString": text})
     }
 }
 
