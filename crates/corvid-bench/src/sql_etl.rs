@@ -884,7 +884,8 @@ impl Sql {
     }
 
     /// MariaDB: prepared multi-row `INSERT`s of [`MULTI_ROW_INSERT`] rows, one transaction
-    /// (what Corvid's MySQL writer sends, without its deletes).
+    /// (what Corvid's MySQL writer sends where the server refuses `LOAD DATA LOCAL`, without
+    /// its deletes).
     async fn multi_row_insert(&mut self, tables: &Tables, rows: &Rows) -> anyhow::Result<()> {
         let orders_head = format!(
             "INSERT INTO {} ({}) VALUES ",
