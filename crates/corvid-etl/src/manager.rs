@@ -4,20 +4,24 @@
 //! stopped when disabled or deleted. What it reports as a process's status is the status
 //! the process itself last recorded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use corvid_store::{Database, Subscription, WriteOp, WriteResult, key_of};
+use corvid_store::{Database, Etag, Snapshot, Subscription, WriteOp, WriteResult, key_of};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConnectionString, EtlConfiguration, EtlType};
-use crate::process::{EtlOptions, ProcessContext, ProcessStats, progress_key, read_progress};
+use crate::process::{
+    EtlOptions, ProcessContext, ProcessStats, StoredProgress, progress_key, read_progress,
+};
 use crate::validate::{ConfigError, validate_connection_string, validate_etl};
 
 const CONNECTION_STRINGS: &str = "etl/connection-strings/";
 const TASKS: &str = "etl/tasks/";
 const NEXT_TASK_ID: &str = "etl/next-task-id";
+/// Tombstones purged per write transaction, so that other writes wait little.
+const PURGE_CHUNK: u64 = 10_000;
 
 /// Why an ETL operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -79,6 +83,16 @@ struct DatabaseEtl {
     processes: Vec<RunningProcess>,
     wakers: Wakers,
     _subscription: Subscription,
+    /// The periodic tombstone cleaner, ended with the entry.
+    _cleaner: Option<AbortOnDrop>,
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs the ETL of every database of a server.
@@ -120,11 +134,30 @@ impl EtlManager {
             }
         });
         let key = key_of(database.name());
+        let interval = self.options.tombstone_cleanup_interval;
+        let cleaner = (!interval.is_zero()).then(|| {
+            let database = database.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(interval).await;
+                    match purge_tombstones(&database).await {
+                        Ok(0) => {}
+                        Ok(purged) => {
+                            tracing::debug!(database = database.name(), purged, "tombstones purged")
+                        }
+                        Err(error) => {
+                            tracing::warn!(database = database.name(), %error, "tombstone cleanup failed")
+                        }
+                    }
+                }
+            }))
+        });
         let entry = DatabaseEtl {
             database: database.clone(),
             processes: Vec::new(),
             wakers,
             _subscription: subscription,
+            _cleaner: cleaner,
         };
         if let Some(mut old) = lock(&self.databases).insert(key.clone(), entry) {
             stop_all(&mut old.processes);
@@ -167,12 +200,14 @@ impl EtlManager {
 
     /// Returns the database's ETL configurations, by task id.
     pub fn configurations(&self, database: &Database) -> Result<Vec<EtlConfiguration>, EtlError> {
-        let snapshot = database.snapshot().map_err(storage)?;
-        let mut found = Vec::new();
-        for (_, value) in snapshot.records_with_prefix(TASKS).map_err(storage)? {
-            found.push(serde_json::from_slice(&value).map_err(storage)?);
-        }
-        Ok(found)
+        configurations(&database.snapshot().map_err(storage)?)
+    }
+
+    /// Removes the tombstones that every ETL transformation of the database has processed
+    /// (what RavenDB's tombstone cleaner does; the manager also runs this every
+    /// [`EtlOptions::tombstone_cleanup_interval`]). Returns how many went.
+    pub async fn purge_tombstones(&self, database: &Arc<Database>) -> Result<u64, EtlError> {
+        purge_tombstones(database).await
     }
 
     /// Adds or replaces a connection string; tasks using it restart with it.
@@ -575,6 +610,73 @@ impl EtlManager {
         self.stop_task(database, config.task_id).await;
         self.start_task(&key_of(database.name()), config)
     }
+}
+
+fn configurations(snapshot: &Snapshot) -> Result<Vec<EtlConfiguration>, EtlError> {
+    let mut found = Vec::new();
+    for (_, value) in snapshot.records_with_prefix(TASKS).map_err(storage)? {
+        found.push(serde_json::from_slice(&value).map_err(storage)?);
+    }
+    Ok(found)
+}
+
+/// See [`EtlManager::purge_tombstones`].
+async fn purge_tombstones(database: &Arc<Database>) -> Result<u64, EtlError> {
+    let (limits, others) = tombstone_limits(database)?;
+    let mut purged = 0;
+    loop {
+        let op = WriteOp::PurgeTombstones {
+            limits: limits.clone(),
+            others,
+            max: PURGE_CHUNK,
+        };
+        match write(database, vec![op]).await?.first() {
+            Some(WriteResult::PurgeTombstones { purged: n, more }) => {
+                purged += n;
+                if !more {
+                    return Ok(purged);
+                }
+            }
+            other => return Err(storage(format!("unexpected answer {other:?}"))),
+        }
+    }
+}
+
+/// Up to which etag the tombstones of each collection are no longer needed: the stored
+/// progress of every transformation of every task that processes the collection — enabled
+/// or not, since a disabled task resumes from its progress — and of every transformation of
+/// all documents; for the other collections, of the latter only. Lower-cased collection
+/// names, and the limit of every other collection.
+fn tombstone_limits(database: &Database) -> Result<(Vec<(String, Etag)>, Etag), EtlError> {
+    // Read first: a tombstone written after the snapshot is not purged in this round even
+    // where no transformation would need it.
+    let last_etag = database.last_etag();
+    let snapshot = database.snapshot().map_err(storage)?;
+    let mut all_documents = last_etag;
+    let mut per_collection: BTreeMap<String, Etag> = BTreeMap::new();
+    for config in configurations(&snapshot)? {
+        for transform in &config.transforms {
+            let progress = snapshot
+                .record_value(&progress_key(&config.name, &transform.name))
+                .map_err(storage)?
+                .and_then(|it| serde_json::from_slice::<StoredProgress>(&it).ok())
+                .unwrap_or_default()
+                .last_processed_etag;
+            if transform.apply_to_all_documents || transform.collections.is_empty() {
+                all_documents = all_documents.min(progress);
+                continue;
+            }
+            for collection in &transform.collections {
+                let limit = per_collection.entry(key_of(collection)).or_insert(progress);
+                *limit = (*limit).min(progress);
+            }
+        }
+    }
+    let limits = per_collection
+        .into_iter()
+        .map(|(collection, limit)| (collection, limit.min(all_documents)))
+        .collect();
+    Ok((limits, all_documents))
 }
 
 fn stop_all(processes: &mut Vec<RunningProcess>) {

@@ -38,6 +38,9 @@ pub struct EtlOptions {
     pub initial_fallback: Duration,
     pub max_fallback: Duration,
     pub script: ScriptOptions,
+    /// How often each database's tombstones that every ETL transformation has processed are
+    /// removed (RavenDB's `Tombstones.CleanupIntervalInMin`, 5 minutes); zero: never.
+    pub tombstone_cleanup_interval: Duration,
 }
 
 impl Default for EtlOptions {
@@ -51,6 +54,7 @@ impl Default for EtlOptions {
             initial_fallback: Duration::from_secs(5),
             max_fallback: Duration::from_secs(900),
             script: ScriptOptions::default(),
+            tombstone_cleanup_interval: Duration::from_secs(300),
         }
     }
 }

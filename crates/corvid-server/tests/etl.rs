@@ -1163,3 +1163,80 @@ async fn a_failed_batch_and_the_one_sent_after_it_are_sent_again_without_duplica
         u64::from(n)
     );
 }
+
+async fn tombstone_count(server: &Server, db: &str) -> u64 {
+    let (_, stats) = send("GET", &format!("{}/databases/{db}/stats", server.url), None).await;
+    stats["CountOfTombstones"].as_u64().unwrap()
+}
+
+/// A tombstone goes once every task that processes its collection has processed it (a
+/// disabled task too: it resumes from its progress); deletes still arrive after purges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstones_are_purged_once_every_task_has_processed_them() {
+    let server = start_with_options(corvid_etl::EtlOptions {
+        tombstone_cleanup_interval: Duration::from_millis(50),
+        ..etl_options()
+    })
+    .await;
+    let src = database(&server, "src").await;
+    let dst = database(&server, "dst").await;
+    add_connection_string(&server, "src", "dst", &[&server.url], "dst").await;
+    let order = json!({"Total": 1, "@metadata": {"@collection": "Orders"}});
+    for it in 1..=3 {
+        put(&src, &format!("users/{it}"), user("Ann", it)).await;
+    }
+    put(&src, "orders/1", order.clone()).await;
+    put(&src, "orders/2", order.clone()).await;
+    put(
+        &src,
+        "notes/1",
+        json!({"@metadata": {"@collection": "Notes"}}),
+    )
+    .await;
+    add_task(&server, "src", task("users", &["Users"], "")).await;
+    let mut orders = task("orders", &["Orders"], "");
+    orders["Disabled"] = json!(true);
+    let orders_id = add_task(&server, "src", orders).await;
+    eventually("the users copied", || async {
+        collection_count(&server, "dst", "Users").await == 3
+    })
+    .await;
+    for id in ["users/1", "users/2", "orders/1", "notes/1"] {
+        src.delete(id, None).await.unwrap();
+    }
+    eventually("the deletes arrived", || async {
+        collection_count(&server, "dst", "Users").await == 1
+    })
+    .await;
+    // Notes: no task; Users: processed; Orders: the disabled task has not processed it.
+    eventually("all tombstones but orders/1's purged", || async {
+        tombstone_count(&server, "src").await == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tombstone_count(&server, "src").await, 1);
+
+    set_task_disabled(&server, "src", orders_id, "RavenEtl", false).await;
+    eventually(
+        "orders/2 copied and orders/1's tombstone purged",
+        || async {
+            dst.get("orders/2").await.unwrap().is_some()
+                && tombstone_count(&server, "src").await == 0
+        },
+    )
+    .await;
+    assert!(dst.get("orders/1").await.unwrap().is_none());
+
+    // A disabled task of all documents keeps every tombstone after its progress.
+    let mut everything = task("everything", &[], "");
+    everything["Disabled"] = json!(true);
+    everything["Transforms"][0]["ApplyToAllDocuments"] = json!(true);
+    add_task(&server, "src", everything).await;
+    src.delete("users/3", None).await.unwrap();
+    eventually("the delete after purges arrived", || async {
+        dst.get("users/3").await.unwrap().is_none()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tombstone_count(&server, "src").await, 1);
+}

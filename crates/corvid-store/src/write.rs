@@ -168,6 +168,14 @@ pub enum WriteOp {
     NextSequence {
         key: String,
     },
+    /// Removes tombstones nothing needs any more (RavenDB's tombstone cleaner): those of a
+    /// collection named in `limits` (lower-cased) at or below its etag, those of any other
+    /// collection at or below `others`; at most `max` of them, oldest collection key first.
+    PurgeTombstones {
+        limits: Vec<(String, Etag)>,
+        others: Etag,
+        max: u64,
+    },
 }
 
 /// What one operation did, in the order of the request's operations.
@@ -213,6 +221,11 @@ pub enum WriteResult {
     HiloReturn,
     PutRecord,
     NextSequence(u64),
+    /// `more`: the limit `max` stopped it; more tombstones may be purgeable.
+    PurgeTombstones {
+        purged: u64,
+        more: bool,
+    },
 }
 
 /// The open tables of one write transaction, and the etag counter of the transaction.
@@ -221,6 +234,8 @@ pub(crate) struct Applier<'txn> {
     pub next_etag: Etag,
     pub touched_collections: BTreeSet<String>,
     pending_counts: std::collections::HashMap<String, (String, i64)>,
+    /// Something outside the change feed was written (records, purged tombstones): the
+    /// transaction must commit although it took no etag.
     pub wrote_records: bool,
     /// Ids generated in the current request for `prefix/` puts, by lower-cased prefix: later
     /// commands of the same request may name the document by its prefix (RavenDB does this
@@ -325,10 +340,75 @@ impl<'txn> Applier<'txn> {
                     self.wrote_records = true;
                     WriteResult::NextSequence(next)
                 }
+                WriteOp::PurgeTombstones {
+                    limits,
+                    others,
+                    max,
+                } => self.purge_tombstones(limits, *others, *max)?,
             };
             results.push(result);
         }
         Ok(results)
+    }
+
+    fn purge_tombstones(
+        &mut self,
+        limits: &[(String, Etag)],
+        others: Etag,
+        max: u64,
+    ) -> Result<WriteResult, StorageError> {
+        // (collection, etag) keys to remove, found first and removed after the scan.
+        let mut found: Vec<(String, Etag)> = Vec::new();
+        let mut more = false;
+        let mut from: Option<String> = None;
+        'collections: loop {
+            // The next collection holding tombstones, after `from`.
+            let next = match &from {
+                None => self.tombstones_by_collection.first()?,
+                Some(previous) => self
+                    .tombstones_by_collection
+                    .range((
+                        std::ops::Bound::Excluded((previous.as_str(), u64::MAX)),
+                        std::ops::Bound::Unbounded,
+                    ))?
+                    .next()
+                    .transpose()?,
+            };
+            let Some((key, _)) = next else {
+                break;
+            };
+            let collection = key.value().0.to_owned();
+            drop(key);
+            let limit = limits
+                .iter()
+                .find(|(name, _)| *name == collection)
+                .map_or(others, |(_, limit)| *limit);
+            if limit > 0 {
+                for entry in self
+                    .tombstones_by_collection
+                    .range((collection.as_str(), 0)..=(collection.as_str(), limit))?
+                {
+                    if found.len() as u64 == max {
+                        more = true;
+                        break 'collections;
+                    }
+                    let (key, _) = entry?;
+                    found.push((collection.clone(), key.value().1));
+                }
+            }
+            from = Some(collection);
+        }
+        for (collection, etag) in &found {
+            self.tombstones_by_collection
+                .remove((collection.as_str(), *etag))?;
+            self.tombstones.remove(*etag)?;
+        }
+        // Written, though not news to the change feed's subscribers.
+        self.wrote_records |= !found.is_empty();
+        Ok(WriteResult::PurgeTombstones {
+            purged: found.len() as u64,
+            more,
+        })
     }
 
     fn take_etag(&mut self) -> Etag {

@@ -587,3 +587,76 @@ fn a_document_remembers_the_etag_it_was_created_at() {
             .any(|it| it.id == "users/2" && it.etag < doc.created_etag)
     );
 }
+
+#[test]
+fn tombstones_are_purged_per_collection_up_to_a_limit() {
+    let (_dir, _storage, db) = setup();
+    let order = || json!({"@metadata": {"@collection": "Orders"}});
+    let mut puts = Vec::new();
+    for it in 1..=4 {
+        puts.push(put(&format!("users/{it}"), user("a")));
+        puts.push(put(&format!("orders/{it}"), order()));
+    }
+    puts.push(put(
+        "notes/1",
+        json!({"@metadata": {"@collection": "Notes"}}),
+    ));
+    db.write(puts).unwrap();
+    let delete = |id: String| WriteOp::Delete {
+        id,
+        expected_change_vector: None,
+    };
+    // Tombstones at etags 10..=17: users/1, orders/1, users/2, orders/2, … ; notes/1 at 18.
+    for it in 1..=4 {
+        db.write(vec![
+            delete(format!("users/{it}")),
+            delete(format!("orders/{it}")),
+        ])
+        .unwrap();
+    }
+    db.write(vec![delete("notes/1".to_owned())]).unwrap();
+    let etags = |collection: Option<&str>| -> Vec<u64> {
+        db.snapshot()
+            .unwrap()
+            .tombstones_after(collection, 0)
+            .unwrap()
+            .map(|it| it.unwrap().etag)
+            .collect()
+    };
+    assert_eq!(etags(None), (10..=18).collect::<Vec<_>>());
+    let purge = |limits: Vec<(&str, u64)>, others: u64, max: u64| {
+        let results = db
+            .write(vec![WriteOp::PurgeTombstones {
+                limits: limits
+                    .into_iter()
+                    .map(|(name, etag)| (name.to_owned(), etag))
+                    .collect(),
+                others,
+                max,
+            }])
+            .unwrap();
+        match &results[0] {
+            WriteResult::PurgeTombstones { purged, more } => (*purged, *more),
+            other => panic!("{other:?}"),
+        }
+    };
+    // Orders up to 13 (orders/1 at 11, orders/2 at 13); Users up to 12; Notes not at all.
+    assert_eq!(
+        purge(vec![("orders", 13), ("users", 12)], 0, 100),
+        (4, false)
+    );
+    assert_eq!(etags(Some("Orders")), [15, 17]);
+    assert_eq!(etags(Some("Users")), [14, 16]);
+    assert_eq!(etags(Some("Notes")), [18]);
+    // A limit of at most 2 at a time: stops and says there may be more.
+    assert_eq!(purge(vec![], u64::MAX, 2), (2, true));
+    assert_eq!(purge(vec![], u64::MAX, 2), (2, true));
+    assert_eq!(purge(vec![], u64::MAX, 2), (1, false));
+    assert!(etags(None).is_empty());
+    assert_eq!(db.snapshot().unwrap().count_tombstones(None).unwrap(), 0);
+    // Purging takes no etag and leaves documents alone.
+    assert_eq!(db.last_etag(), 18);
+    db.write(vec![put("users/9", user("b"))]).unwrap();
+    assert_eq!(purge(vec![], u64::MAX, 100), (0, false));
+    assert!(json_of(&db, "users/9").is_some());
+}

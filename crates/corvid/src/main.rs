@@ -103,6 +103,10 @@ struct EtlArgs {
     /// Memory one ETL script runtime may allocate, in MiB.
     #[arg(long, default_value_t = 64)]
     script_memory_mib: usize,
+    /// How often tombstones (deleted documents) that every ETL task has processed are
+    /// removed, in seconds (RavenDB's `Tombstones.CleanupIntervalInMin`); 0: never.
+    #[arg(long, default_value_t = 300)]
+    tombstone_cleanup_interval_secs: u64,
 }
 
 impl EtlArgs {
@@ -135,6 +139,9 @@ impl EtlArgs {
                 memory_limit_bytes: self.script_memory_mib * 1024 * 1024,
                 ..defaults.script
             },
+            tombstone_cleanup_interval: std::time::Duration::from_secs(
+                self.tombstone_cleanup_interval_secs,
+            ),
         })
     }
 }

@@ -344,6 +344,7 @@ fn result_json(result: WriteResult) -> Value {
         WriteResult::HiloNext { .. }
         | WriteResult::HiloReturn
         | WriteResult::PutRecord
-        | WriteResult::NextSequence(_) => Value::Null,
+        | WriteResult::NextSequence(_)
+        | WriteResult::PurgeTombstones { .. } => Value::Null,
     }
 }
