@@ -803,13 +803,10 @@ async fn bad_sql_configurations_are_refused_and_passwords_stay_secret() {
     add_task(&server, base).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sql_test_endpoint_shows_and_rolls_back_statements() {
-    let test = "the_sql_test_endpoint_shows_and_rolls_back_statements";
-    let Some(destination) = Destination::postgres(test).await else {
-        return;
-    };
-    create_order_tables(&destination).await;
+/// The order tables, a server whose `src` holds `orders/1-A`, the URL of its SQL test
+/// endpoint, and the orders task (disabled: only the endpoint runs it).
+async fn test_endpoint_setup(destination: &Destination) -> (Server, String, Value) {
+    create_order_tables(destination).await;
     let server = start().await;
     let src = database(&server, "src").await;
     put_connection_string(&server, destination.connection_string("sql")).await;
@@ -817,8 +814,18 @@ async fn the_sql_test_endpoint_shows_and_rolls_back_statements() {
         .await
         .unwrap();
     let url = format!("{}/databases/src/admin/etl/sql/test", server.url);
-    let mut config = orders_task(&destination);
+    let mut config = orders_task(destination);
     config["Disabled"] = json!(true);
+    (server, url, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_test_endpoint_shows_and_rolls_back_statements() {
+    let test = "the_sql_test_endpoint_shows_and_rolls_back_statements";
+    let Some(destination) = Destination::postgres(test).await else {
+        return;
+    };
+    let (server, url, config) = test_endpoint_setup(&destination).await;
     let request = |rolled_back: bool, config: &Value| {
         json!({"DocumentId": "orders/1-A", "IsDelete": false,
                "PerformRolledBackTransaction": rolled_back, "Configuration": config})
@@ -888,16 +895,7 @@ async fn the_sql_test_endpoint_shows_load_data_on_mariadb() {
     let Some(destination) = Destination::mariadb(test).await else {
         return;
     };
-    create_order_tables(&destination).await;
-    let server = start().await;
-    let src = database(&server, "src").await;
-    put_connection_string(&server, destination.connection_string("sql")).await;
-    src.put("orders/1-A", &order("ann", &[("apple", 2, 0.5)]), None)
-        .await
-        .unwrap();
-    let url = format!("{}/databases/src/admin/etl/sql/test", server.url);
-    let mut config = orders_task(&destination);
-    config["Disabled"] = json!(true);
+    let (server, url, config) = test_endpoint_setup(&destination).await;
     let mut without_load_data = destination.connection_string("sql");
     without_load_data["ConnectionString"] = json!(format!(
         "{};AllowLoadLocalInfile=false",
