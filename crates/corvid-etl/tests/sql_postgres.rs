@@ -1045,3 +1045,203 @@ async fn a_large_batch_lands_completely() {
         "customer \t4999\\ with some padding text"
     );
 }
+
+/// Whether a writer with `connection_string` reaches the server over TLS.
+async fn encrypted(connection_string: &str) -> Result<bool, SqlLoadError> {
+    let mut writer = PgWriter::new(
+        connection::parse("Npgsql", connection_string).unwrap(),
+        SqlSettings::default(),
+    );
+    writer
+        .query_returns_rows("SELECT 1 FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl")
+        .await
+}
+
+#[tokio::test]
+async fn tls_modes_against_the_machines_server() {
+    let test = "tls_modes_against_the_machines_server";
+    if !common::service_available("PostgreSQL", common::POSTGRES_ADDR, test) {
+        return;
+    }
+    let ssl: String = verify_client()
+        .await
+        .query_one("SHOW ssl", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if ssl != "on" {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: the machine's PostgreSQL has ssl off, and CI must not skip it"
+        );
+        eprintln!("SKIPPED {test}: the machine's PostgreSQL has ssl off");
+        return;
+    }
+    let cs = common::POSTGRES_CS;
+    // Prefer, Npgsql's default: encrypted where the server offers it.
+    assert!(encrypted(cs).await.unwrap());
+    assert!(!encrypted(&format!("{cs};SslMode=Disable")).await.unwrap());
+    assert!(encrypted(&format!("{cs};SslMode=Require")).await.unwrap());
+    // The machine's certificate is self-signed: no authority of the system's vouches for it.
+    let error = encrypted(&format!("{cs};SslMode=VerifyFull"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SqlLoadError::Connection { message, .. } if message.contains("certificate")),
+        "{error:?}"
+    );
+    let error = encrypted(&format!(
+        "{cs};SslMode=VerifyCA;Root Certificate=/nonexistent/ca.pem"
+    ))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&error, SqlLoadError::Connection { message, .. } if message.contains("`Root Certificate` /nonexistent/ca.pem")),
+        "{error:?}"
+    );
+}
+
+/// A TLS end in front of the machine's PostgreSQL: it answers a client's SSLRequest, completes
+/// the handshake with `certificate` and relays the session as plain text to the server.
+/// Returns its port.
+async fn tls_proxy(
+    certificate: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certificate], key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // SSLRequest: length 8, code 80877103.
+                let mut request = [0; 8];
+                if socket.read_exact(&mut request).await.is_err()
+                    || request != [0, 0, 0, 8, 4, 210, 22, 47]
+                    || socket.write_all(b"S").await.is_err()
+                {
+                    return;
+                }
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let Ok(mut server) = tokio::net::TcpStream::connect(common::POSTGRES_ADDR).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn verifying_tls_modes_check_the_authority_and_the_name() {
+    let Some((client, schema)) = setup(
+        "verifying_tls_modes_check_the_authority_and_the_name",
+        r#"CREATE TABLE "{s}"."Orders" ("Id" text NOT NULL, "Total" numeric)"#,
+    )
+    .await
+    else {
+        return;
+    };
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut authority = CertificateParams::new(Vec::<String>::new()).unwrap();
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    authority
+        .distinguished_name
+        .push(DnType::CommonName, "Corvid test authority");
+    let authority = CertifiedIssuer::self_signed(authority, KeyPair::generate().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let authority_file = dir.path().join("ca.pem");
+    std::fs::write(&authority_file, authority.pem()).unwrap();
+    let leaf = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let certificate = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &authority)
+            .unwrap();
+        (
+            certificate.der().clone(),
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+    };
+    let (certificate, key) = leaf("db.example");
+    let named = tls_proxy(certificate, key).await;
+    let (certificate, key) = leaf("127.0.0.1");
+    let by_address = tls_proxy(certificate, key).await;
+    let cs = |port: u16, mode: &str, trusted: bool| {
+        let mut cs =
+            format!("Host=127.0.0.1;Port={port};Database=test;Username=postgres;SslMode={mode}");
+        if trusted {
+            cs.push_str(&format!(";Root Certificate={}", authority_file.display()));
+        }
+        cs
+    };
+    let connects = |cs: String| async move {
+        let mut writer = PgWriter::new(
+            connection::parse("Npgsql", &cs).unwrap(),
+            SqlSettings::default(),
+        );
+        writer.query_returns_rows("SELECT 1").await
+    };
+    // The name is checked only by VerifyFull; the authority by both.
+    assert!(connects(cs(named, "VerifyCA", true)).await.unwrap());
+    assert!(connects(cs(named, "Require", false)).await.unwrap());
+    let error = connects(cs(named, "VerifyFull", true)).await.unwrap_err();
+    assert!(error.to_string().contains("not valid for name"), "{error}");
+    let error = connects(cs(by_address, "VerifyFull", false))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("UnknownIssuer"), "{error}");
+    assert!(connects(cs(by_address, "VerifyFull", true)).await.unwrap());
+
+    // A whole batch (deletes, COPY) over a verified connection.
+    let mut writer = PgWriter::new(
+        connection::parse("Npgsql", &cs(by_address, "VerifyFull", true)).unwrap(),
+        SqlSettings::default(),
+    );
+    let orders = format!("{}.Orders", schema.name);
+    let batch = SqlBatch {
+        tables: vec![table(
+            &orders,
+            "Id",
+            &["orders/1"],
+            (1..=3)
+                .map(|it| {
+                    row(
+                        &format!("orders/{it}"),
+                        vec![("Total", SqlValue::Number(format!("{it}.5")))],
+                    )
+                })
+                .collect(),
+        )],
+    };
+    writer.write(&batch, true).await.unwrap();
+    assert_eq!(
+        dump(
+            &client,
+            &format!(
+                r#"SELECT "Id", "Total"::text FROM "{}"."Orders""#,
+                schema.name
+            )
+        )
+        .await,
+        strings(&[
+            &[Some("orders/1"), Some("1.5")],
+            &[Some("orders/2"), Some("2.5")],
+            &[Some("orders/3"), Some("3.5")],
+        ])
+    );
+}

@@ -37,6 +37,20 @@ impl SqlProvider {
     }
 }
 
+/// Whether and how a connection uses TLS (`SslMode`, with Npgsql's and MySqlConnector's
+/// names). For PostgreSQL, `Prefer` and `Require` encrypt without checking the server's
+/// certificate (as libpq and Npgsql 8 do); `VerifyCa` checks that a trusted authority issued
+/// it, `VerifyFull` also that it names the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    /// TLS when the server offers it (PostgreSQL's default, as in Npgsql).
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
 /// A parsed connection string.
 #[derive(Clone, PartialEq)]
 pub struct SqlTarget {
@@ -48,9 +62,12 @@ pub struct SqlTarget {
     pub database: String,
     pub user: Option<String>,
     pub password: Option<String>,
-    /// `SslMode`/`Ssl Mode` as written (`Disable`, `Prefer`, `Require`, …); Corvid has no TLS
-    /// to SQL servers yet, so anything that requires TLS is refused.
-    pub ssl_mode: Option<String>,
+    /// `SslMode`/`Ssl Mode`. MySQL/MariaDB connections have no TLS yet: `Prefer` there is
+    /// a plain connection, and the modes that require TLS are refused.
+    pub tls: TlsMode,
+    /// PostgreSQL `Root Certificate` (`SslRootCert`): a PEM file of the authorities the
+    /// verifying modes trust instead of the system's.
+    pub root_certificate: Option<PathBuf>,
     pub connect_timeout: Option<Duration>,
     /// MySQL/MariaDB: whether rows may be sent with `LOAD DATA LOCAL INFILE` when the server
     /// allows it (`AllowLoadLocalInfile`, default true; Corvid only ever sends the batch's own
@@ -67,7 +84,8 @@ impl fmt::Debug for SqlTarget {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "***"))
-            .field("ssl_mode", &self.ssl_mode)
+            .field("tls", &self.tls)
+            .field("root_certificate", &self.root_certificate)
             .field("allow_load_local_infile", &self.allow_load_local_infile)
             .finish()
     }
@@ -105,7 +123,11 @@ pub fn parse(factory: &str, connection_string: &str) -> Result<SqlTarget, String
         database: String::new(),
         user: None,
         password: None,
-        ssl_mode: None,
+        tls: match provider {
+            SqlProvider::Postgres => TlsMode::Prefer,
+            _ => TlsMode::Disable,
+        },
+        root_certificate: None,
         connect_timeout: None,
         allow_load_local_infile: true,
     };
@@ -143,17 +165,9 @@ pub fn parse(factory: &str, connection_string: &str) -> Result<SqlTarget, String
             (_, "database" | "initialcatalog") => target.database = value,
             (_, "username" | "userid" | "user" | "uid") => target.user = Some(value),
             (_, "password" | "pwd") => target.password = Some(value),
-            (_, "sslmode") => {
-                let mode = value.to_ascii_lowercase();
-                if !matches!(
-                    mode.as_str(),
-                    "disable" | "disabled" | "none" | "prefer" | "preferred" | "allow"
-                ) {
-                    return Err(format!(
-                        "`SslMode={value}`: TLS connections to SQL servers are not supported yet; use `SslMode=Disable` or `Prefer`"
-                    ));
-                }
-                target.ssl_mode = Some(value)
+            (_, "sslmode") => target.tls = tls_mode(provider, &value)?,
+            (SqlProvider::Postgres, "rootcertificate" | "sslrootcert") => {
+                target.root_certificate = Some(PathBuf::from(value))
             }
             (SqlProvider::MySql, "allowloadlocalinfile") => {
                 target.allow_load_local_infile = match value.trim().to_ascii_lowercase().as_str() {
@@ -207,6 +221,33 @@ pub fn parse(factory: &str, connection_string: &str) -> Result<SqlTarget, String
         }
         _ => Ok(target),
     }
+}
+
+/// `SslMode=value` for a provider.
+fn tls_mode(provider: SqlProvider, value: &str) -> Result<TlsMode, String> {
+    let normalized: String = value
+        .chars()
+        .filter(|it| !matches!(it, '-' | '_' | ' '))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let mode = match normalized.as_str() {
+        "disable" | "disabled" | "none" => TlsMode::Disable,
+        "allow" | "prefer" | "preferred" => TlsMode::Prefer,
+        "require" | "required" => TlsMode::Require,
+        "verifyca" => TlsMode::VerifyCa,
+        "verifyfull" => TlsMode::VerifyFull,
+        _ => {
+            return Err(format!(
+                "`SslMode={value}` is not one of `Disable`, `Prefer`, `Require`, `VerifyCA`, `VerifyFull`"
+            ));
+        }
+    };
+    if provider == SqlProvider::MySql && !matches!(mode, TlsMode::Disable | TlsMode::Prefer) {
+        return Err(format!(
+            "`SslMode={value}`: TLS connections to MySQL/MariaDB are not supported yet; use `SslMode=None` or `Preferred` (a plain connection)"
+        ));
+    }
+    Ok(mode)
 }
 
 /// The connection string as `GET` answers show it: the value of `Password`/`Pwd` replaced by
@@ -387,6 +428,26 @@ mod tests {
     }
 
     #[test]
+    fn parses_tls_modes() {
+        let mode = |factory: &str, text: &str| parse(factory, text).unwrap().tls;
+        let pg = |extra: &str| mode("Npgsql", &format!("Host=h;Database=d{extra}"));
+        assert_eq!(pg(""), TlsMode::Prefer);
+        assert_eq!(pg(";SslMode=Disable"), TlsMode::Disable);
+        assert_eq!(pg(";Ssl Mode=Allow"), TlsMode::Prefer);
+        assert_eq!(pg(";sslmode=require"), TlsMode::Require);
+        assert_eq!(pg(";SslMode=VerifyCA"), TlsMode::VerifyCa);
+        assert_eq!(pg(";sslmode=verify-full"), TlsMode::VerifyFull);
+        let target = parse("Npgsql", "Host=h;Database=d;Root Certificate=/x/ca.pem").unwrap();
+        assert_eq!(target.root_certificate, Some(PathBuf::from("/x/ca.pem")));
+        let my = "MySql.Data.MySqlClient";
+        assert_eq!(mode(my, "Server=h;Database=d"), TlsMode::Disable);
+        assert_eq!(
+            mode(my, "Server=h;Database=d;SslMode=Preferred"),
+            TlsMode::Prefer
+        );
+    }
+
+    #[test]
     fn redacts_passwords() {
         assert_eq!(
             redact_password("Host=h;Password='a;b';Database=d"),
@@ -435,7 +496,16 @@ mod tests {
                 "Host=x;Port=hunter2;Database=d",
                 "`Port` must be a number",
             ),
-            ("Npgsql", "Host=x;Database=d;SslMode=Require", "TLS"),
+            (
+                "MySqlConnector.MySqlConnectorFactory",
+                "Server=x;Database=d;SslMode=Required",
+                "TLS connections to MySQL/MariaDB are not supported yet",
+            ),
+            (
+                "Npgsql",
+                "Host=x;Database=d;SslMode=Sometimes",
+                "`VerifyFull`",
+            ),
             ("Npgsql", "Host=x;Password='hunter2", "no closing quote"),
             ("Microsoft.Data.Sqlite", "Mode=Memory", "Data Source"),
         ];

@@ -16,11 +16,12 @@ pub mod mysql;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
+mod tls;
 pub mod writer;
 
 pub use batch::{
     SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, TableBatch, quote_identifier,
     quote_table, render_value,
 };
-pub use connection::{SqlProvider, SqlTarget};
+pub use connection::{SqlProvider, SqlTarget, TlsMode};
 pub use writer::SqlWriter;

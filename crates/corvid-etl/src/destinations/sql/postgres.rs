@@ -16,14 +16,17 @@ use futures_util::SinkExt;
 use serde_json::value::RawValue;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::error::{DbError, Severity, SqlState};
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config, NoTls, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::destinations::sql::batch::{
     SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, push_tab_escaped,
     quote_identifier, quote_table,
 };
-use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
+use crate::destinations::sql::connection::{SqlProvider, SqlTarget, TlsMode};
+use crate::destinations::sql::tls;
 
 /// The user when the connection string names none (Npgsql needs one; `postgres` is the usual).
 const DEFAULT_USER: &str = "postgres";
@@ -130,7 +133,11 @@ impl PgWriter {
                     .filter(|it| !it.is_empty())
                     .unwrap_or(DEFAULT_USER),
             )
-            .ssl_mode(SslMode::Disable)
+            .ssl_mode(match target.tls {
+                TlsMode::Disable => SslMode::Disable,
+                TlsMode::Prefer => SslMode::Prefer,
+                TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull => SslMode::Require,
+            })
             .application_name("corvid")
             // Notice a peer that vanished within about two minutes instead of two hours.
             .keepalives_idle(Duration::from_secs(60))
@@ -141,28 +148,17 @@ impl PgWriter {
         }
         // `Timeout=0` means no limit, as in Npgsql.
         let timeout = target.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let connected = if timeout.is_zero() {
-            config.connect(NoTls).await
-        } else {
+        if !timeout.is_zero() {
             config.connect_timeout(timeout);
-            // Also bounds the start-up after the socket connects (authentication).
-            match tokio::time::timeout(timeout, config.connect(NoTls)).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return Err(self
-                        .connection_error(format!("timed out after {} s", timeout.as_secs_f64())));
-                }
-            }
-        };
-        let (client, connection) =
-            connected.map_err(|error| self.connection_error(error_text(&error)))?;
+        }
+        let tls = tls::client_config(target.tls, target.root_certificate.as_deref())
+            .map_err(|message| self.connection_error(message))?;
         let destination = target.to_string();
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%destination, "PostgreSQL connection ended: {error}");
-            }
-        });
-        Ok(client)
+        let connected = match tls {
+            None => open(&config, NoTls, timeout, destination).await,
+            Some(tls) => open(&config, MakeRustlsConnect::new(tls), timeout, destination).await,
+        };
+        connected.map_err(|message| self.connection_error(message))
     }
 
     fn connection_error(&self, message: String) -> SqlLoadError {
@@ -177,6 +173,36 @@ impl PgWriter {
             message,
         }
     }
+}
+
+/// Connects with `tls` (bounded by `timeout`, also the start-up after the socket connects:
+/// TLS and authentication; zero means no limit) and runs the connection on a task of its own.
+async fn open<T>(
+    config: &Config,
+    tls: T,
+    timeout: Duration,
+    destination: String,
+) -> Result<Client, String>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let connecting = config.connect(tls);
+    let connected = if timeout.is_zero() {
+        connecting.await
+    } else {
+        match tokio::time::timeout(timeout, connecting).await {
+            Ok(result) => result,
+            Err(_) => return Err(format!("timed out after {} s", timeout.as_secs_f64())),
+        }
+    };
+    let (client, connection) = connected.map_err(|error| error_text(&error))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%destination, "PostgreSQL connection ended: {error}");
+        }
+    });
+    Ok(client)
 }
 
 /// The statements a batch runs, without connecting.
@@ -591,10 +617,21 @@ fn db_message(db: &DbError) -> String {
 
 /// An error's text; for a server error its message and detail, without the severity.
 fn error_text(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => db_message(db),
-        None => error.to_string(),
+    if let Some(db) = error.as_db_error() {
+        return db_message(db);
     }
+    // With the causes (a TLS failure says why only in its source).
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 struct CopyContext {
