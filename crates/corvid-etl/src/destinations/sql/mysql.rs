@@ -216,10 +216,11 @@ impl MySqlWriter {
             // Stay on the address given, never switch to the server's Unix socket.
             .prefer_socket(false);
         let mut conn = Conn::new(opts).await?;
-        let server: Option<(u64, String, String, u64)> = conn
+        let server: Option<(u64, String, String, Value)> = conn
             .query_first("SELECT @@max_allowed_packet, @@sql_mode, VERSION(), @@local_infile")
             .await?;
-        let (packet, mode, version, local_infile) = server.unwrap_or_default();
+        let (packet, mode, version, local_infile) =
+            server.unwrap_or((0, String::new(), String::new(), Value::NULL));
         let packet = usize::try_from(packet)
             .ok()
             .filter(|it| *it > 0)
@@ -237,7 +238,14 @@ impl MySqlWriter {
             conn.query_drop(format!("SET SESSION sql_mode = {}", mysql_string(&mode)))
                 .await?;
         }
-        let load_data = self.target.allow_load_local_infile && local_infile == 1;
+        // 1 on MySQL and MariaDB; `ON` on servers that answer with the setting's name.
+        let local_infile = match &local_infile {
+            Value::Int(it) => *it == 1,
+            Value::UInt(it) => *it == 1,
+            Value::Bytes(text) => matches!(text.as_slice(), b"1" | b"ON" | b"on"),
+            _ => false,
+        };
+        let load_data = self.target.allow_load_local_infile && local_infile;
         if load_data {
             // See the module documentation: a load's warnings are its errors, notes are not.
             conn.query_drop("SET SESSION sql_notes = 0").await?;
