@@ -19,7 +19,7 @@
 //!
 //! - **`LOAD DATA LOCAL INFILE`**, one statement per group, its rows streamed as tab-separated
 //!   text (the format `COPY` reads in PostgreSQL); binary values go through a user variable
-//!   and `UNHEX`, a column of integers and booleans through `CAST(… AS SIGNED)` ([`Field`]),
+//!   and `UNHEX`, a column of integers and booleans through `CAST(… AS SIGNED)` (`Field`),
 //!   so every column type gets what a bound value gives it. This is the server's fastest bulk
 //!   path. It is used when the server's
 //!   `@@local_infile` is on and the connection string does not say `AllowLoadLocalInfile=false`.
