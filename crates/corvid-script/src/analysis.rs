@@ -3,12 +3,16 @@
 //! Strings, comments, template literals and regex literals are tokens of their own in the parse,
 //! so a `loadToX(` inside any of them is never taken for a call.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
+
 use oxc_allocator::Allocator;
 use oxc_ast::ast::{
-    Argument, ArrowFunctionExpression, AssignmentExpression, CallExpression,
+    Argument, ArrowFunctionExpression, AssignmentExpression, BindingIdentifier, CallExpression,
     ComputedMemberExpression, Expression, ExpressionStatement, ForInStatement, ForOfStatement,
-    IdentifierReference, NewExpression, Statement, StaticMemberExpression, StringLiteral,
-    TaggedTemplateExpression, TemplateElement, UpdateExpression,
+    IdentifierReference, NewExpression, ObjectProperty, Statement, StaticMemberExpression,
+    StringLiteral, TaggedTemplateExpression, TemplateElement, UnaryExpression, UnaryOperator,
+    UpdateExpression,
 };
 use oxc_ast_visit::{Visit, walk};
 use oxc_parser::{ParseOptions, Parser};
@@ -69,7 +73,7 @@ pub(crate) struct ParsedScript {
     pub load_to_functions: Vec<String>,
     /// Where to insert `?` (before a `.`) or `?.` (before a `[`) to turn member accesses into
     /// optional chaining: RavenDB's null propagation (spec §9). Byte offsets, ascending.
-    pub optional_chaining: Vec<(usize, &'static str)>,
+    pub optional_chaining: Vec<(usize, Cow<'static, str>)>,
     /// What of `this` the script can reach: the runtime parses only that of each document.
     pub document_projection: Projection,
     /// The script may look at what a `loadTo…` call returns: some call is not a statement of
@@ -170,15 +174,20 @@ fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
 
     let mut collector = Collector::default();
     collector.visit_program(&program);
+    let mut bindings = Bindings::default();
+    bindings.visit_program(&program);
     let mut chaining = NullPropagation {
         source,
+        declared: bindings.names,
         excluded: Vec::new(),
+        names_kept: Vec::new(),
         insertions: Vec::new(),
     };
     chaining.visit_program(&program);
     let mut optional_chaining = chaining.insertions;
-    optional_chaining.sort_unstable_by_key(|(offset, _)| *offset);
-    optional_chaining.dedup_by_key(|(offset, _)| *offset);
+    // At one offset, a name's closing `)` comes before what follows the name (`?.`, `?`).
+    optional_chaining.sort_by_key(|(offset, text)| (*offset, text != ")"));
+    optional_chaining.dedup();
     if let Some(name) = collector.replicate_to {
         return Err(ScriptError::Invalid {
             message: format!(
@@ -385,13 +394,99 @@ impl<'a> Visit<'a> for LoadResultUses {
 /// chaining is not allowed there: assignment and update targets (`a.b = 1`, `a.b++`,
 /// destructuring, `for (a.b in …)`), `new` callees and template tags, `super.x`; and any
 /// access whose `.` or `[` is not found next to its object (a comment in between).
+///
+/// Names, as RavenDB 4.1 has them (asked of its test endpoint): a name the script declares
+/// nowhere and that is not one of the globals below reads as `null` — `X` becomes
+/// `(typeof X === 'undefined' ? null : X)`, which is `X` itself wherever a global of that name
+/// exists after all — while `typeof X` stays `'undefined'`; a call of such a name yields
+/// nothing instead of throwing (`(…)?.(…)`). Left as written: assignment targets, shorthand
+/// properties (`{X}`).
 struct NullPropagation<'s> {
     source: &'s str,
+    /// Every name the script declares, in any scope.
+    declared: HashSet<String>,
     excluded: Vec<Span>,
-    insertions: Vec<(usize, &'static str)>,
+    /// Identifiers not to rewrite: `typeof` operands, shorthand property values.
+    names_kept: Vec<Span>,
+    insertions: Vec<(usize, Cow<'static, str>)>,
+}
+
+/// The globals every script has: the host's (`prelude.js`) and JavaScript's. Names the list
+/// misses are still right (the rewrite yields the global where it exists); listing them keeps
+/// the script as written, and within the direct interpreter's reach.
+const KNOWN_GLOBALS: &[&str] = &[
+    "load",
+    "id",
+    "getMetadata",
+    "getAttachments",
+    "hasAttachment",
+    "loadAttachment",
+    "output",
+    "varchar",
+    "nvarchar",
+    "undefined",
+    "NaN",
+    "Infinity",
+    "arguments",
+    "globalThis",
+    "Math",
+    "JSON",
+    "Reflect",
+    "Proxy",
+    "parseInt",
+    "parseFloat",
+    "isNaN",
+    "isFinite",
+    "String",
+    "Number",
+    "Boolean",
+    "Array",
+    "Object",
+    "Date",
+    "RegExp",
+    "Error",
+    "TypeError",
+    "RangeError",
+    "SyntaxError",
+    "Symbol",
+    "BigInt",
+    "Map",
+    "Set",
+    "WeakMap",
+    "WeakSet",
+    "Promise",
+    "encodeURIComponent",
+    "decodeURIComponent",
+    "encodeURI",
+    "decodeURI",
+    "escape",
+    "unescape",
+];
+
+/// The names a script declares anywhere: variables, functions, parameters, classes, catch
+/// parameters.
+#[derive(Default)]
+struct Bindings {
+    names: HashSet<String>,
+}
+
+impl<'a> Visit<'a> for Bindings {
+    fn visit_binding_identifier(&mut self, it: &BindingIdentifier<'a>) {
+        self.names.insert(it.name.to_string());
+    }
 }
 
 impl NullPropagation<'_> {
+    /// A name read that would throw a ReferenceError where RavenDB reads null.
+    fn is_undeclared(&self, it: &IdentifierReference<'_>) -> bool {
+        let name = it.name.as_str();
+        !self.declared.contains(name)
+            && !name.starts_with("loadTo")
+            && !KNOWN_GLOBALS.contains(&name)
+            && !self.is_excluded(it.span)
+            && !self.names_kept.contains(&it.span)
+    }
+
     fn is_excluded(&self, span: Span) -> bool {
         self.excluded
             .iter()
@@ -417,6 +512,45 @@ impl NullPropagation<'_> {
 }
 
 impl<'a> Visit<'a> for NullPropagation<'_> {
+    fn visit_call_expression(&mut self, it: &CallExpression<'a>) {
+        walk::walk_call_expression(self, it);
+        if let Expression::Identifier(callee) = &it.callee
+            && !it.optional
+            && self.is_undeclared(callee)
+        {
+            self.insertions
+                .push((callee.span.end as usize, Cow::Borrowed("?.")));
+        }
+    }
+
+    fn visit_identifier_reference(&mut self, it: &IdentifierReference<'a>) {
+        if self.is_undeclared(it) {
+            let name = it.name.as_str();
+            self.insertions.push((
+                it.span.start as usize,
+                Cow::Owned(format!("(typeof {name} === 'undefined' ? null : ")),
+            ));
+            self.insertions
+                .push((it.span.end as usize, Cow::Borrowed(")")));
+        }
+    }
+
+    fn visit_unary_expression(&mut self, it: &UnaryExpression<'a>) {
+        if it.operator == UnaryOperator::Typeof
+            && let Expression::Identifier(operand) = &it.argument
+        {
+            self.names_kept.push(operand.span);
+        }
+        walk::walk_unary_expression(self, it);
+    }
+
+    fn visit_object_property(&mut self, it: &ObjectProperty<'a>) {
+        if it.shorthand {
+            self.names_kept.push(it.value.span());
+        }
+        walk::walk_object_property(self, it);
+    }
+
     fn visit_assignment_expression(&mut self, it: &AssignmentExpression<'a>) {
         self.excluded.push(it.left.span());
         walk::walk_assignment_expression(self, it);
@@ -452,7 +586,7 @@ impl<'a> Visit<'a> for NullPropagation<'_> {
             && !matches!(it.object, Expression::Super(_))
             && !self.is_excluded(it.span);
         if usable && let Some(dot) = self.dot_before(it.property.span.start as usize) {
-            self.insertions.push((dot, "?"));
+            self.insertions.push((dot, Cow::Borrowed("?")));
         }
         walk::walk_static_member_expression(self, it);
     }
@@ -462,7 +596,7 @@ impl<'a> Visit<'a> for NullPropagation<'_> {
             && !matches!(it.object, Expression::Super(_))
             && !self.is_excluded(it.span);
         if usable && let Some(bracket) = self.bracket_after(it.object.span().end as usize) {
-            self.insertions.push((bracket, "?."));
+            self.insertions.push((bracket, Cow::Borrowed("?.")));
         }
         walk::walk_computed_member_expression(self, it);
     }

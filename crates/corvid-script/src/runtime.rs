@@ -53,7 +53,12 @@ impl ScriptRuntime {
         // user wrote. Should QuickJS refuse the rewrite, the script runs as written.
         let mut script_source = ScriptSource::unchanged(source);
         if !parsed_script.optional_chaining.is_empty() {
-            let rewritten = ScriptSource::with_insertions(source, &parsed_script.optional_chaining);
+            let insertions: Vec<(usize, &str)> = parsed_script
+                .optional_chaining
+                .iter()
+                .map(|(offset, text)| (*offset, text.as_ref()))
+                .collect();
+            let rewritten = ScriptSource::with_insertions(source, &insertions);
             if let Ok(reparsed) = parse_script(&rewritten.compiled) {
                 parsed_script = reparsed;
                 script_source = rewritten;

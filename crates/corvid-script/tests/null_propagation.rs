@@ -1,7 +1,9 @@
 //! RavenDB's null propagation (spec §9): member access on null or undefined yields nothing
 //! instead of throwing, so scripts written for RavenDB run unchanged. Corvid compiles member
 //! accesses as optional chaining; assignments and `new` keep working, a missing method still
-//! throws, and error positions are those of the script as written.
+//! throws, and error positions are those of the script as written. Names the script never
+//! declares read as null, as RavenDB 4.1's test endpoint showed (`typeof` of one is still
+//! `'undefined'`, and calling one yields nothing).
 #![allow(clippy::unwrap_used)]
 
 use corvid_script::{DocumentInput, NoDocuments, ScriptOptions, ScriptRuntime, TransformError};
@@ -65,5 +67,45 @@ fn error_positions_are_those_of_the_script_as_written() {
     assert_eq!(
         error.to_string(),
         "script failed: Error: boom (line 2, column 53)"
+    );
+}
+
+/// What RavenDB 4.1's `/admin/etl/raven/test` answered for the same script:
+/// `{"A":null,"B":"undefined","C":true,"D":false,"E":null,"F":null,"G":null}`.
+#[test]
+fn undeclared_names_are_null_as_in_ravendb() {
+    let loads = run("var x = Undeclared.Foo;
+         loadToX({A: Undeclared, B: typeof Undeclared, C: Undeclared === null,
+                  D: Undeclared === undefined, E: missingFn(1), F: x, G: Undeclared['k']})")
+    .unwrap();
+    assert_eq!(
+        loads,
+        [r#"{"A":null,"B":"undefined","C":true,"D":false,"E":null,"F":null,"G":null}"#]
+    );
+}
+
+#[test]
+fn declared_and_global_names_are_untouched() {
+    let loads = run("function twice(v) { return v * 2; }
+         var declared = 2; var later;
+         implicitGlobal = 5;
+         var shorthand = {Math};
+         loadToX({A: twice(declared), B: typeof Math, C: Math.max(1, 3), D: later,
+                  E: implicitGlobal, F: typeof shorthand.Math, G: parseInt('7'),
+                  H: isNaN(NaN), I: typeof declared})")
+    .unwrap();
+    assert_eq!(
+        loads,
+        [r#"{"A":4,"B":"object","C":3,"D":null,"E":5,"F":"object","G":7,"H":true,"I":"number"}"#]
+    );
+}
+
+#[test]
+fn an_undeclared_name_does_not_hide_an_error_after_it() {
+    // The rewrite keeps error positions: the throw is reported where it was written.
+    let error = run("var a = Undeclared;\nvar b = Missing; throw new Error('boom');").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "script failed: Error: boom (line 2, column 28)"
     );
 }
