@@ -1046,15 +1046,19 @@ async fn a_large_batch_lands_completely() {
     );
 }
 
-/// Whether a writer with `connection_string` reaches the server over TLS.
-async fn encrypted(connection_string: &str) -> Result<bool, SqlLoadError> {
+/// Whether `sql` returns a row on a writer's connection with `connection_string`.
+async fn returns_rows(connection_string: &str, sql: &str) -> Result<bool, SqlLoadError> {
     let mut writer = PgWriter::new(
         connection::parse("Npgsql", connection_string).unwrap(),
         SqlSettings::default(),
     );
-    writer
-        .query_returns_rows("SELECT 1 FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl")
-        .await
+    writer.query_returns_rows(sql).await
+}
+
+/// Whether a writer with `connection_string` reaches the server over TLS.
+async fn encrypted(connection_string: &str) -> Result<bool, SqlLoadError> {
+    let sql = "SELECT 1 FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl";
+    returns_rows(connection_string, sql).await
 }
 
 #[tokio::test]
@@ -1189,13 +1193,7 @@ async fn verifying_tls_modes_check_the_authority_and_the_name() {
         }
         cs
     };
-    let connects = |cs: String| async move {
-        let mut writer = PgWriter::new(
-            connection::parse("Npgsql", &cs).unwrap(),
-            SqlSettings::default(),
-        );
-        writer.query_returns_rows("SELECT 1").await
-    };
+    let connects = |cs: String| async move { returns_rows(&cs, "SELECT 1").await };
     // The name is checked only by VerifyFull; the authority by both.
     assert!(connects(cs(named, "VerifyCA", true)).await.unwrap());
     assert!(connects(cs(named, "Require", false)).await.unwrap());
