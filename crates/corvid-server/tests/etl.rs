@@ -53,6 +53,18 @@ async fn put(client: &Client, id: &str, doc: Value) {
     client.put(id, &doc, None).await.unwrap();
 }
 
+/// Writes `users/0` … `users/{n-1}`, first name `first`, age = index, in one request.
+async fn put_users(client: &Client, n: u32, first: &str) {
+    let commands: Vec<Command> = (0..n)
+        .map(|idx| Command::Put {
+            id: format!("users/{idx}"),
+            document: user(first, idx),
+            change_vector: None,
+        })
+        .collect();
+    client.bulk_docs(&commands).await.unwrap();
+}
+
 async fn collection_count(server: &Server, db: &str, collection: &str) -> u64 {
     let (_, body) = send(
         "GET",
@@ -618,15 +630,7 @@ async fn large_batches_transformed_in_parallel_arrive_whole() {
     let src = database(&source, "src").await;
     let dst = database(&source, "dst").await;
     add_connection_string(&source, "src", "dst", &[&source.url], "dst").await;
-    let mut commands = Vec::new();
-    for idx in 0..3000u32 {
-        commands.push(Command::Put {
-            id: format!("users/{idx}"),
-            document: user("U", idx),
-            change_vector: None,
-        });
-    }
-    src.bulk_docs(&commands).await.unwrap();
+    put_users(&src, 3000, "U").await;
     // Ages 0..3000: odd ages are filtered, multiples of 100 throw.
     let script = "if (this.Age % 100 === 0) throw new Error('boom ' + this.Age);
                   if (this.Age % 2 === 1) return;
@@ -1045,26 +1049,12 @@ async fn raven_loads_overlap_and_every_document_arrives_once_in_its_latest_versi
         let src = database(&server, "src").await;
         database(&server, "dst").await;
         add_connection_string(&server, "src", "dst", &[&proxy.url], "dst").await;
-        let commands: Vec<Command> = (0..n)
-            .map(|idx| Command::Put {
-                id: format!("users/{idx}"),
-                document: user("V0", idx),
-                change_vector: None,
-            })
-            .collect();
-        src.bulk_docs(&commands).await.unwrap();
+        put_users(&src, n, "V0").await;
         add_task(&server, "src", task("people", &["Users"], script)).await;
         // Updates while batches are under way: a document is then often in two batches one
         // after the other.
         for round in 1..=rounds {
-            let commands: Vec<Command> = (0..n_updated)
-                .map(|idx| Command::Put {
-                    id: format!("users/{idx}"),
-                    document: user(&format!("V{round}"), idx),
-                    change_vector: None,
-                })
-                .collect();
-            src.bulk_docs(&commands).await.unwrap();
+            put_users(&src, n_updated, &format!("V{round}")).await;
             tokio::time::sleep(Duration::from_millis(15)).await;
         }
         let latest = format!("V{rounds}");
@@ -1125,14 +1115,7 @@ async fn a_failed_batch_and_the_one_sent_after_it_are_sent_again_without_duplica
     database(&server, "dst").await;
     add_connection_string(&server, "src", "dst", &[&proxy.url], "dst").await;
     let n: u32 = 300;
-    let commands: Vec<Command> = (0..n)
-        .map(|idx| Command::Put {
-            id: format!("users/{idx}"),
-            document: user("U", idx),
-            change_vector: None,
-        })
-        .collect();
-    src.bulk_docs(&commands).await.unwrap();
+    put_users(&src, n, "U").await;
     add_task(
         &server,
         "src",
