@@ -396,7 +396,7 @@ async fn load(
     rows: &[&SqlRow],
     fields: &[Field],
 ) -> Result<(), ExecError> {
-    let chunks = load_data(rows, fields);
+    let chunks = tab_separated_rows(rows, fields);
     conn.set_infile_handler(async move {
         Ok(futures_util::stream::iter(chunks.into_iter().map(Ok)).boxed())
     });
@@ -419,7 +419,7 @@ async fn load(
 
 /// The rows of a `LOAD DATA` as tab-separated lines, in chunks of about [`LOAD_CHUNK_BYTES`]:
 /// the document id, then each value as `fields` says.
-fn load_data(rows: &[&SqlRow], fields: &[Field]) -> Vec<Bytes> {
+fn tab_separated_rows(rows: &[&SqlRow], fields: &[Field]) -> Vec<Bytes> {
     let mut chunks = Vec::new();
     let mut buffer = BytesMut::with_capacity(LOAD_CHUNK_BYTES + 1024);
     for row in rows {
