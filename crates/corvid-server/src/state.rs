@@ -7,6 +7,7 @@ use corvid_etl::EtlManager;
 use corvid_store::{Database, Storage};
 
 use crate::error::ApiError;
+use crate::operations::Operations;
 
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
@@ -33,6 +34,7 @@ struct Inner {
     storage: Arc<Storage>,
     etl: Arc<EtlManager>,
     options: ServerOptions,
+    operations: Arc<Operations>,
     /// Stands in for RavenDB's Raft command index until the cluster exists.
     command_index: AtomicU64,
 }
@@ -51,6 +53,7 @@ impl AppState {
                 storage,
                 etl,
                 options,
+                operations: Arc::new(Operations::default()),
                 command_index: AtomicU64::new(1),
             }),
         }
@@ -66,6 +69,11 @@ impl AppState {
 
     pub fn options(&self) -> &ServerOptions {
         &self.inner.options
+    }
+
+    /// The server's long-running operations (patch and delete by query, bulk insert).
+    pub(crate) fn operations(&self) -> &std::sync::Arc<Operations> {
+        &self.inner.operations
     }
 
     /// Returns a database or RavenDB's 503 `Database-Missing` answer.

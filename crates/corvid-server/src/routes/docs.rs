@@ -1,50 +1,44 @@
 //! `/databases/{db}/docs`: load, check, put and delete single documents.
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use corvid_store::{Document, PutDocument, WriteOp, WriteResult};
+use corvid_store::{Database, Document, PutDocument, WriteOp, WriteResult};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::extract::{BodyBytes, Db, JsonObject, Params};
 use crate::http::{
     QueryParams, blocking, etag_of, if_match, json_kind, json_text, json_value, not_modified,
-    parse_json_object, read_body, with_etag, write,
+    with_etag, write,
 };
-use crate::state::AppState;
 
 /// The default page size of listings, as in RavenDB.
 const DEFAULT_PAGE_SIZE: usize = 1024;
 
 /// `GET /docs?id=a&id=b`, `?startsWith=prefix`, or (no id) the latest documents.
 pub(crate) async fn get_docs(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let ids: Vec<String> = params
         .get_all("id")
         .into_iter()
         .map(str::to_owned)
         .collect();
     let ids = if ids.is_empty() { None } else { Some(ids) };
-    load(state, &db, ids, &params, &headers).await
+    load(database, ids, &params, &headers).await
 }
 
 /// `POST /docs` with `{"Ids": [...]}`: the form clients use for long id lists.
 pub(crate) async fn post_docs(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
-    body: Body,
+    JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
-    let body = parse_json_object(&bytes)?;
     let ids = match body.get("Ids") {
         Some(Value::Array(items)) => items
             .iter()
@@ -58,17 +52,15 @@ pub(crate) async fn post_docs(
             .collect::<Result<Vec<_>, _>>()?,
         _ => return Err(ApiError::bad_request("`Ids` must be an array of ids")),
     };
-    load(state, &db, Some(ids), &params, &headers).await
+    load(database, Some(ids), &params, &headers).await
 }
 
 async fn load(
-    state: AppState,
-    db: &str,
+    database: Arc<Database>,
     ids: Option<Vec<String>>,
     params: &QueryParams,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let database = state.database(db)?;
     let metadata_only = params.flag("metadataOnly");
     let start = params.number::<usize>("start")?.unwrap_or(0);
     let page_size = params
@@ -128,14 +120,11 @@ async fn load(
 
 /// `HEAD /docs?id=`: 200 with the change vector as `ETag`, or 404.
 pub(crate) async fn head_doc(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
-    let database = state.database(&db)?;
     let doc = blocking(move || Ok(database.snapshot()?.get(&id)?)).await?;
     let Some(doc) = doc else {
         return Ok(StatusCode::NOT_FOUND.into_response());
@@ -151,16 +140,12 @@ pub(crate) async fn head_doc(
 
 /// `PUT /docs?id=` with the document as body; `If-Match` for optimistic concurrency.
 pub(crate) async fn put_doc(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
-    body: Body,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
-    let database = state.database(&db)?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| ApiError::bad_request("malformed JSON: the body is not UTF-8"))?;
     if !text.trim_start().starts_with('{') {
@@ -185,14 +170,11 @@ pub(crate) async fn put_doc(
 
 /// `DELETE /docs?id=`; `If-Match` for optimistic concurrency. 204 whether or not it existed.
 pub(crate) async fn delete_doc(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
-    let database = state.database(&db)?;
     write(
         &database,
         vec![WriteOp::Delete {

@@ -6,6 +6,7 @@ mod bulk_docs;
 mod docs;
 mod etl;
 mod hilo;
+mod operations;
 mod queries;
 pub(crate) mod server;
 mod stats;
@@ -55,6 +56,18 @@ pub fn app(state: AppState) -> Router {
             get(stats::collection_stats),
         )
         .route("/databases/{db}/stats", get(stats::database_stats))
+        .route(
+            "/databases/{db}/operations/next-operation-id",
+            get(operations::next_operation_id),
+        )
+        .route(
+            "/databases/{db}/operations/state",
+            get(operations::operation_state),
+        )
+        .route(
+            "/databases/{db}/operations/kill",
+            post(operations::kill_operation),
+        )
         .route(
             "/databases/{db}/queries",
             post(queries::post_query).get(queries::get_query),
