@@ -4,12 +4,13 @@
 mod attachments;
 mod bulk_docs;
 mod docs;
-mod etl;
+pub(crate) mod etl;
 mod hilo;
 mod operations;
 mod queries;
 pub(crate) mod server;
 mod stats;
+mod unsupported;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -24,13 +25,24 @@ use crate::state::AppState;
 
 /// Builds the application: every route, error rendering and request tracing.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    for (feature, paths) in unsupported::UNSUPPORTED_FEATURES {
+        for path in *paths {
+            router = router.route(
+                &format!("/databases/{{db}}{path}"),
+                unsupported::route(feature),
+            );
+        }
+    }
+    router
         .route("/topology", get(server::topology))
         .route("/cluster/topology", get(server::cluster_topology))
         .route("/build/version", get(server::build_version))
         .route(
             "/admin/databases",
-            put(server::create_database).delete(server::delete_database),
+            get(server::database_record)
+                .put(server::create_database)
+                .delete(server::delete_database),
         )
         .route("/databases", get(server::list_databases))
         .route(
