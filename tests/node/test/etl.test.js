@@ -3,7 +3,7 @@
 // PutConnectionStringOperation (Raven and Sql), AddEtlOperation, UpdateEtlOperation,
 // GetOngoingTaskInfoOperation, ToggleOngoingTaskStateOperation, ResetEtlOperation,
 // DeleteOngoingTaskOperation. The scenarios are those of tests/python/test_etl.py; the SQL
-// destination is a SQLite file read back with the sqlite3 command.
+// destination is a SQLite file read back with Python's sqlite3 module.
 
 const { describe, it, before, after } = require("node:test");
 const assert = require("node:assert/strict");
@@ -263,8 +263,18 @@ describe("Raven ETL operations", () => {
     });
 });
 
+// Python's sqlite3 module (python3 is needed by the Python suite anyway): runs one statement and
+// prints its rows as `a|b|c` lines.
+const SQLITE_SCRIPT = `
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1])
+rows = connection.execute(sys.argv[2]).fetchall()
+connection.commit()
+print("\\n".join("|".join(str(value) for value in row) for row in rows))
+`;
+
 function sqlite(file, sql) {
-    return execFileSync("sqlite3", ["-batch", "-separator", "|", file, sql], { encoding: "utf8" }).trim();
+    return execFileSync("python3", ["-c", SQLITE_SCRIPT, file, sql], { encoding: "utf8" }).trim();
 }
 
 describe("SQL ETL operations (SQLite destination)", () => {
