@@ -81,10 +81,11 @@ pub(crate) async fn get_connection_strings(
         .get("connectionStringName")
         .filter(|it| !it.is_empty());
     let kind = etl_type(params.get("type"))?;
-    let (raven, sql) = redacted_connection_strings(&state, &database, |connection| {
-        name.is_none_or(|it| it.eq_ignore_ascii_case(connection.name()))
-            && kind.is_none_or(|it| it == connection.kind())
-    })?;
+    let ConnectionStringsByKind { raven, sql } =
+        redacted_connection_strings(&state, &database, |connection| {
+            name.is_none_or(|it| it.eq_ignore_ascii_case(connection.name()))
+                && kind.is_none_or(|it| it == connection.kind())
+        })?;
     Ok(json_value(
         StatusCode::OK,
         &json!({
@@ -97,13 +98,19 @@ pub(crate) async fn get_connection_strings(
     ))
 }
 
-/// The database's connection strings that `keep` accepts, as RavenDB lists them (Raven ones and
-/// SQL ones, each by name), SQL passwords redacted: a password never leaves the server.
+/// Connection strings as RavenDB lists them: each kind by name.
+pub(crate) struct ConnectionStringsByKind {
+    pub raven: Map<String, Value>,
+    pub sql: Map<String, Value>,
+}
+
+/// The database's connection strings that `keep` accepts, SQL passwords redacted: a password
+/// never leaves the server.
 pub(crate) fn redacted_connection_strings(
     state: &AppState,
     database: &Database,
     keep: impl Fn(&ConnectionString) -> bool,
-) -> Result<(Map<String, Value>, Map<String, Value>), ApiError> {
+) -> Result<ConnectionStringsByKind, ApiError> {
     let mut raven = Map::new();
     let mut sql = Map::new();
     for mut connection in state.etl().connection_strings(database)? {
@@ -119,7 +126,7 @@ pub(crate) fn redacted_connection_strings(
             ConnectionString::Sql(it) => sql.insert(it.name, value),
         };
     }
-    Ok((raven, sql))
+    Ok(ConnectionStringsByKind { raven, sql })
 }
 
 /// `DELETE /admin/connection-strings?connectionString=name&type=Raven`.

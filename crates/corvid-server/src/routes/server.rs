@@ -214,8 +214,7 @@ pub(crate) async fn database_record(
             format!("Database {name} wasn't found"),
         ));
     };
-    let (raven_connections, sql_connections) =
-        crate::routes::etl::redacted_connection_strings(&state, &database, |_| true)?;
+    let connections = crate::routes::etl::redacted_connection_strings(&state, &database, |_| true)?;
     let mut raven_etls = Vec::new();
     let mut sql_etls = Vec::new();
     for config in state.etl().configurations(&database)? {
@@ -253,8 +252,8 @@ pub(crate) async fn database_record(
             "Expiration": null,
             "PeriodicBackups": [],
             "ExternalReplications": [],
-            "RavenConnectionStrings": raven_connections,
-            "SqlConnectionStrings": sql_connections,
+            "RavenConnectionStrings": connections.raven,
+            "SqlConnectionStrings": connections.sql,
             "RavenEtls": raven_etls,
             "SqlEtls": sql_etls,
             "Client": null,

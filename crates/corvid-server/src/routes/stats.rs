@@ -86,3 +86,20 @@ pub(crate) fn humane_size(bytes: u64) -> String {
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text} {}", UNITS[unit])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::humane_size;
+
+    #[test]
+    fn humane_size_is_ravendbs_format() {
+        assert_eq!(humane_size(0), "0 Bytes");
+        assert_eq!(humane_size(1023), "1023 Bytes");
+        assert_eq!(humane_size(1024), "1 KBytes");
+        assert_eq!(humane_size(1536), "1.5 KBytes");
+        assert_eq!(humane_size(73_728), "72 KBytes");
+        assert_eq!(humane_size(20_594_688), "19.64 MBytes");
+        assert_eq!(humane_size(50_331_648), "48 MBytes");
+        assert_eq!(humane_size(3 * 1024 * 1024 * 1024), "3 GBytes");
+    }
+}
