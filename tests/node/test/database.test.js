@@ -10,6 +10,7 @@ const {
     GetDatabaseRecordOperation,
     GetStatisticsOperation,
     GetDatabaseNamesOperation,
+    GetCollectionStatisticsOperation,
     PutIndexesOperation,
     GetCountersOperation,
     GetTimeSeriesOperation,
@@ -52,6 +53,10 @@ describe("database operations", () => {
                 await session.store({ name: "Alice" }, "users/1");
                 await session.store({ name: "Bob" }, "users/2");
                 await session.saveChanges();
+
+                const collections = await store.maintenance.send(new GetCollectionStatisticsOperation());
+                assert.equal(collections.countOfDocuments, 2);
+                assert.deepEqual(collections.collections, { "@empty": 2 });
 
                 const stats = await store.maintenance.send(new GetStatisticsOperation());
                 assert.equal(stats.countOfDocuments, 2);
