@@ -25,16 +25,7 @@ use crate::state::AppState;
 
 /// Builds the application: every route, error rendering and request tracing.
 pub fn app(state: AppState) -> Router {
-    let mut router = Router::new();
-    for (feature, paths) in unsupported::UNSUPPORTED_FEATURES {
-        for path in *paths {
-            router = router.route(
-                &format!("/databases/{{db}}{path}"),
-                unsupported::route(feature),
-            );
-        }
-    }
-    router
+    Router::new()
         .route("/topology", get(server::topology))
         .route("/cluster/topology", get(server::cluster_topology))
         .route("/build/version", get(server::build_version))
@@ -117,6 +108,7 @@ pub fn app(state: AppState) -> Router {
         .route("/databases/{db}/etl/stats", get(etl::etl_stats))
         .route("/databases/{db}/etl/progress", get(etl::etl_progress))
         .route("/databases/{db}/etl/performance", get(etl::etl_performance))
+        .merge(unsupported::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(middleware::from_fn(render_errors))

@@ -1,8 +1,9 @@
 //! The RavenDB features Corvid does not have answer one clean error naming the feature, so an
 //! application learns at once what is missing instead of reading a confusing "no route" error.
 
+use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{MethodRouter, any};
+use axum::routing::any;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -13,7 +14,7 @@ use crate::state::AppState;
 const NOT_SUPPORTED: &str = "Raven.Client.Exceptions.NotSupportedException";
 
 /// The features, each with the paths (below `/databases/{db}`) that belong to it.
-pub(crate) const UNSUPPORTED_FEATURES: &[(&str, &[&str])] = &[
+const UNSUPPORTED_FEATURES: &[(&str, &[&str])] = &[
     ("static indexes", &["/admin/indexes"]),
     ("counters", &["/counters"]),
     (
@@ -48,7 +49,16 @@ pub(crate) fn not_supported(feature: &str) -> ApiError {
     )
 }
 
-/// A route answering every method with [`not_supported`] for `feature`.
-pub(crate) fn route(feature: &'static str) -> MethodRouter<AppState> {
-    any(move || async move { not_supported(feature) })
+/// The routes of every unsupported feature, each answering every method with [`not_supported`].
+pub(crate) fn routes() -> Router<AppState> {
+    let mut router = Router::new();
+    for (feature, paths) in UNSUPPORTED_FEATURES {
+        for path in *paths {
+            router = router.route(
+                &format!("/databases/{{db}}{path}"),
+                any(move || async move { not_supported(feature) }),
+            );
+        }
+    }
+    router
 }
