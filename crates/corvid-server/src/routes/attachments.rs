@@ -1,7 +1,5 @@
 //! `/databases/{db}/attachments`: get, check, put and delete one attachment.
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -9,21 +7,18 @@ use corvid_store::{WriteOp, WriteResult};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::http::{QueryParams, blocking, if_match, json_value, read_body, with_etag, write};
-use crate::state::AppState;
+use crate::extract::{BodyBytes, Db, Params};
+use crate::http::{blocking, if_match, json_value, with_etag, write};
 
 const ATTACHMENT_MISSING: &str =
     "Raven.Client.Exceptions.Documents.Attachments.AttachmentDoesNotExistException";
 
 pub(crate) async fn get_attachment(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let name = params.required("name")?.to_owned();
-    let database = state.database(&db)?;
     let (lookup_id, lookup_name) = (id.clone(), name.clone());
     let found =
         blocking(move || Ok(database.snapshot()?.attachment(&lookup_id, &lookup_name)?)).await?;
@@ -46,14 +41,11 @@ pub(crate) async fn get_attachment(
 }
 
 pub(crate) async fn head_attachment(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let name = params.required("name")?.to_owned();
-    let database = state.database(&db)?;
     let found = blocking(move || Ok(database.snapshot()?.attachment(&id, &name)?)).await?;
     match found {
         Some((info, _)) => Ok(with_etag(
@@ -67,17 +59,13 @@ pub(crate) async fn head_attachment(
 /// `PUT /attachments?id=&name=&contentType=` with the raw content as body. A one-part
 /// multipart body (what the Python client sends for `bytes`) is unwrapped.
 pub(crate) async fn put_attachment(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
-    body: Body,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let name = params.required("name")?.to_owned();
-    let database = state.database(&db)?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
     let request_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|it| it.to_str().ok())
@@ -150,15 +138,12 @@ async fn single_part(
 }
 
 pub(crate) async fn delete_attachment(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let id = params.required("id")?.to_owned();
     let name = params.required("name")?.to_owned();
-    let database = state.database(&db)?;
     write(
         &database,
         vec![WriteOp::AttachmentDelete {

@@ -1,16 +1,17 @@
 //! ETL routes, RavenDB's paths and shapes: connection strings, ETL tasks (add, update,
 //! reset, toggle, delete), ongoing-task info, and `/etl/stats` and `/etl/progress`.
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use corvid_etl::destinations::sql::connection::redact_password;
 use corvid_etl::{ConnectionString, EtlConfiguration, EtlError, EtlType, ProcessStatus, TaskInfo};
+use corvid_store::Database;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::http::{QueryParams, json_value, read_body};
+use crate::extract::{BodyBytes, Db, JsonObject, Params};
+use crate::http::{QueryParams, json_value};
 use crate::routes::server::{NODE_TAG, node_url};
 use crate::state::AppState;
 
@@ -52,11 +53,9 @@ fn etl_type(name: Option<&str>) -> Result<Option<EtlType>, ApiError> {
 /// `PUT /admin/connection-strings` with a `Type`-tagged connection string.
 pub(crate) async fn put_connection_string(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    body: Body,
+    Db(database): Db,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    let database = state.database(&db)?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
     let connection: ConnectionString = serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::bad_request(format!(
             "invalid connection string (expected `Type` Raven or Sql with its fields): {error}"
@@ -75,34 +74,18 @@ pub(crate) async fn put_connection_string(
 /// `GET /admin/connection-strings[?connectionStringName=&type=]`.
 pub(crate) async fn get_connection_strings(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let database = state.database(&db)?;
     let name = params
         .get("connectionStringName")
         .filter(|it| !it.is_empty());
     let kind = etl_type(params.get("type"))?;
-    let mut raven = Map::new();
-    let mut sql = Map::new();
-    for connection in state.etl().connection_strings(&database)? {
-        if name.is_some_and(|it| !it.eq_ignore_ascii_case(connection.name()))
-            || kind.is_some_and(|it| it != connection.kind())
-        {
-            continue;
-        }
-        let mut connection = connection;
-        if let ConnectionString::Sql(sql) = &mut connection {
-            // A password never leaves the server.
-            sql.connection_string = redact_password(&sql.connection_string);
-        }
-        let value = serde_json::to_value(&connection).map_err(ApiError::internal)?;
-        match connection {
-            ConnectionString::Raven(it) => raven.insert(it.name, value),
-            ConnectionString::Sql(it) => sql.insert(it.name, value),
-        };
-    }
+    let ConnectionStringsByKind { raven, sql } =
+        redacted_connection_strings(&state, &database, |connection| {
+            name.is_none_or(|it| it.eq_ignore_ascii_case(connection.name()))
+                && kind.is_none_or(|it| it == connection.kind())
+        })?;
     Ok(json_value(
         StatusCode::OK,
         &json!({
@@ -115,14 +98,43 @@ pub(crate) async fn get_connection_strings(
     ))
 }
 
+/// Connection strings as RavenDB lists them: each kind by name.
+pub(crate) struct ConnectionStringsByKind {
+    pub raven: Map<String, Value>,
+    pub sql: Map<String, Value>,
+}
+
+/// The database's connection strings that `keep` accepts, SQL passwords redacted: a password
+/// never leaves the server.
+pub(crate) fn redacted_connection_strings(
+    state: &AppState,
+    database: &Database,
+    keep: impl Fn(&ConnectionString) -> bool,
+) -> Result<ConnectionStringsByKind, ApiError> {
+    let mut raven = Map::new();
+    let mut sql = Map::new();
+    for mut connection in state.etl().connection_strings(database)? {
+        if !keep(&connection) {
+            continue;
+        }
+        if let ConnectionString::Sql(sql) = &mut connection {
+            sql.connection_string = redact_password(&sql.connection_string);
+        }
+        let value = serde_json::to_value(&connection).map_err(ApiError::internal)?;
+        match connection {
+            ConnectionString::Raven(it) => raven.insert(it.name, value),
+            ConnectionString::Sql(it) => sql.insert(it.name, value),
+        };
+    }
+    Ok(ConnectionStringsByKind { raven, sql })
+}
+
 /// `DELETE /admin/connection-strings?connectionString=name&type=Raven`.
 pub(crate) async fn delete_connection_string(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let database = state.database(&db)?;
     let name = params.required("connectionString")?;
     let Some(kind) = etl_type(params.get("type"))? else {
         return Err(ApiError::bad_request(
@@ -147,13 +159,11 @@ pub(crate) async fn delete_connection_string(
 /// `PUT /admin/etl` (add), `PUT /admin/etl?id=` (update) and the `RESET` method.
 pub(crate) async fn admin_etl(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     method: Method,
-    body: Body,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let database = state.database(&db)?;
     if method.as_str() == "RESET" {
         let task = params.required("configurationName")?;
         let transform = params.required("transformationName")?;
@@ -168,7 +178,6 @@ pub(crate) async fn admin_etl(
             "there is no handler for {method} on /admin/etl; use PUT or RESET"
         )));
     }
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
     let config: EtlConfiguration = serde_json::from_slice(&bytes)
         .map_err(|error| ApiError::bad_request(format!("invalid ETL configuration: {error}")))?;
     let task_id = match params.number::<u64>("id")? {
@@ -193,7 +202,7 @@ pub(crate) async fn admin_etl(
 
 fn find_task(
     state: &AppState,
-    database: &corvid_store::Database,
+    database: &Database,
     params: &QueryParams,
     id_param: &str,
 ) -> Result<EtlConfiguration, ApiError> {
@@ -210,11 +219,9 @@ fn find_task(
 /// `POST /admin/tasks/state?key=&type=&disable=[&taskName=]`.
 pub(crate) async fn set_task_state(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let database = state.database(&db)?;
     let config = find_task(&state, &database, &params, "key")?;
     let disable = params.flag("disable");
     let task_id = state
@@ -230,11 +237,9 @@ pub(crate) async fn set_task_state(
 /// `DELETE /admin/tasks?id=&type=`.
 pub(crate) async fn delete_task(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let database = state.database(&db)?;
     // Deleting a task that is not there is done, as in RavenDB.
     let task_id = match find_task(&state, &database, &params, "id") {
         Ok(config) => {
@@ -252,12 +257,10 @@ pub(crate) async fn delete_task(
 /// `GET /task?key=&type=` or `?taskName=&type=`: one ongoing task, or 404.
 pub(crate) async fn get_task(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let database = state.database(&db)?;
     // A missing task is a 404, which the official clients turn into `None`.
     let config = match find_task(&state, &database, &params, "key") {
         Ok(it) => it,
@@ -285,10 +288,9 @@ pub(crate) async fn get_task(
 /// `GET /tasks`: every ongoing task of the database.
 pub(crate) async fn get_tasks(
     State(state): State<AppState>,
-    Path(db): Path<String>,
+    Db(database): Db,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let database = state.database(&db)?;
     let connection_strings = state.etl().connection_strings(&database)?;
     let url = node_url(&headers);
     let tasks: Vec<Value> = state
@@ -348,7 +350,7 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
         "MentorNode": config.mentor_node,
         "PinToMentorNode": config.pin_to_mentor_node,
         "Error": if errors.is_empty() { Value::Null } else { Value::String(errors.join("; ")) },
-        "Configuration": config,
+        "Configuration": configuration_json(config),
         "ConnectionStringName": config.connection_string_name,
     });
     // The destination fields of OngoingTaskRavenEtl and OngoingTaskSqlEtl.
@@ -390,16 +392,23 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
     task
 }
 
+/// A task's configuration as RavenDB's ongoing-task answers give it: without `EtlType`, which
+/// the task's `TaskType` already says (the Node.js client revives `Configuration` as a
+/// `RavenEtlConfiguration`, whose `etlType` has no setter, and fails on the field).
+fn configuration_json(config: &EtlConfiguration) -> Value {
+    let mut value = serde_json::to_value(config).unwrap_or(Value::Null);
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("EtlType");
+    }
+    value
+}
+
 /// `POST /admin/etl/raven/test` with `{DocumentId, IsDelete, Configuration}`: the commands
 /// the transformation would send for that document, nothing sent.
 pub(crate) async fn test_raven_etl(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    body: Body,
+    Db(database): Db,
+    JsonObject(request): JsonObject,
 ) -> Result<Response, ApiError> {
-    let database = state.database(&db)?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
-    let request: Value = crate::http::parse_json(&bytes)?;
     let Some(document_id) = request.get("DocumentId").and_then(Value::as_str) else {
         return Err(ApiError::bad_request("`DocumentId` is required"));
     };
@@ -442,12 +451,9 @@ pub(crate) async fn test_raven_etl(
 /// rolled-back transaction when one was asked for.
 pub(crate) async fn test_sql_etl(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    body: Body,
+    Db(database): Db,
+    JsonObject(request): JsonObject,
 ) -> Result<Response, ApiError> {
-    let database = state.database(&db)?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
-    let request: Value = crate::http::parse_json(&bytes)?;
     let Some(document_id) = request.get("DocumentId").and_then(Value::as_str) else {
         return Err(ApiError::bad_request("`DocumentId` is required"));
     };
@@ -528,19 +534,16 @@ pub(crate) async fn test_sql_etl(
 /// `POST /admin/etl/sql/test-connection?factoryName=Npgsql` with the connection string as
 /// the body: `{Success: true}` or `{Success: false, Error}`, as RavenDB answers.
 pub(crate) async fn test_sql_connection(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
-    body: Body,
+    // The database must exist, as in RavenDB, though the test does not touch it.
+    Db(_database): Db,
+    Params(params): Params,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    state.database(&db)?;
     let Some(factory_name) = params.get("factoryName") else {
         return Err(ApiError::bad_request(
             "query parameter `factoryName` is required",
         ));
     };
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
     let Ok(connection_string) = String::from_utf8(bytes.to_vec()) else {
         return Err(ApiError::bad_request(
             "the connection string must be UTF-8 text",
@@ -562,10 +565,9 @@ pub(crate) async fn test_sql_connection(
 /// case-insensitively) when there is one, as RavenDB's ETL stats, progress and performance do.
 fn named_tasks(
     state: &AppState,
-    database: &corvid_store::Database,
-    raw_query: Option<&str>,
+    database: &Database,
+    params: &QueryParams,
 ) -> Result<Vec<TaskInfo>, ApiError> {
-    let params = QueryParams::parse(raw_query)?;
     let names = params.get_all("name");
     let mut tasks = state.etl().tasks(database)?;
     if !names.is_empty() {
@@ -581,12 +583,11 @@ fn named_tasks(
 /// `GET /etl/stats[?name=task]`.
 pub(crate) async fn etl_stats(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let database = state.database(&db)?;
     let mut results = Vec::new();
-    for task in named_tasks(&state, &database, raw.as_deref())? {
+    for task in named_tasks(&state, &database, &params)? {
         let stats: Vec<Value> = task
             .processes
             .iter()
@@ -636,11 +637,10 @@ fn status_name(status: &ProcessStatus) -> &'static str {
 /// `GET /etl/progress[?name=task]`: documents and tombstones left per transformation.
 pub(crate) async fn etl_progress(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let database = state.database(&db)?;
-    let tasks = named_tasks(&state, &database, raw.as_deref())?;
+    let tasks = named_tasks(&state, &database, &params)?;
     let etl = state.etl().clone();
     let results = crate::http::blocking(move || {
         let mut results = Vec::new();
@@ -687,12 +687,11 @@ pub(crate) async fn etl_progress(
 /// `GET /etl/performance[?name=task]`: the last 25 batches of each process.
 pub(crate) async fn etl_performance(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let database = state.database(&db)?;
     let mut results = Vec::new();
-    for task in named_tasks(&state, &database, raw.as_deref())? {
+    for task in named_tasks(&state, &database, &params)? {
         let stats: Vec<Value> = task
             .processes
             .iter()

@@ -1,25 +1,18 @@
 //! `/databases/{db}/hilo/*`: id ranges clients hand out themselves (`users/1-A`).
 
-use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use corvid_store::{Timestamp, WriteOp, WriteResult};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::http::{QueryParams, json_value, write};
+use crate::extract::{Db, Params};
+use crate::http::{json_value, write};
 use crate::routes::server::NODE_TAG;
-use crate::state::AppState;
 
 /// `GET /hilo/next?tag=users&lastBatchSize=&lastRangeAt=&identityPartsSeparator=/&lastMax=`.
-pub(crate) async fn next(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
+pub(crate) async fn next(Db(database): Db, Params(params): Params) -> Result<Response, ApiError> {
     let tag = params.required("tag")?.to_owned();
-    let database = state.database(&db)?;
     let last_size = params.number::<u64>("lastBatchSize")?.unwrap_or(0);
     let last_range_at = params
         .get("lastRangeAt")
@@ -66,13 +59,10 @@ pub(crate) async fn next(
 
 /// `PUT /hilo/return?tag=users&end=32&last=1`.
 pub(crate) async fn return_range(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let tag = params.required("tag")?.to_owned();
-    let database = state.database(&db)?;
     let (Some(end), Some(last)) = (params.number::<u64>("end")?, params.number::<u64>("last")?)
     else {
         return Err(ApiError::bad_request("`end` and `last` are required"));

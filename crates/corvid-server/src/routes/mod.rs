@@ -4,12 +4,13 @@
 mod attachments;
 mod bulk_docs;
 mod docs;
-mod etl;
+pub(crate) mod etl;
 mod hilo;
 mod operations;
 mod queries;
 pub(crate) mod server;
 mod stats;
+mod unsupported;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -30,7 +31,9 @@ pub fn app(state: AppState) -> Router {
         .route("/build/version", get(server::build_version))
         .route(
             "/admin/databases",
-            put(server::create_database).delete(server::delete_database),
+            get(server::database_record)
+                .put(server::create_database)
+                .delete(server::delete_database),
         )
         .route("/databases", get(server::list_databases))
         .route(
@@ -105,6 +108,7 @@ pub fn app(state: AppState) -> Router {
         .route("/databases/{db}/etl/stats", get(etl::etl_stats))
         .route("/databases/{db}/etl/progress", get(etl::etl_progress))
         .route("/databases/{db}/etl/performance", get(etl::etl_performance))
+        .merge(unsupported::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(middleware::from_fn(render_errors))

@@ -1,13 +1,13 @@
 //! Server-level routes: topology, version, and database management.
 
-use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::http::{QueryParams, blocking, json_kind, json_value, parse_json, read_body};
+use crate::extract::{BodyBytes, Params};
+use crate::http::{blocking, json_kind, json_value, parse_json};
 use crate::state::AppState;
 
 /// The cluster tag of this (single) node.
@@ -26,10 +26,9 @@ pub(crate) fn node_url(headers: &HeaderMap) -> String {
 /// `GET /topology?name=db`: the nodes that serve a database.
 pub(crate) async fn topology(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
     let url = node_url(&headers);
     let nodes = match params.get("name") {
         Some(name) if !name.is_empty() => {
@@ -89,12 +88,10 @@ pub(crate) async fn build_version() -> Response {
 /// `PUT /admin/databases?name=x`: creates a database from a `DatabaseRecord`.
 pub(crate) async fn create_database(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
+    Params(params): Params,
     headers: HeaderMap,
-    body: Body,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
     let record = if bytes.is_empty() {
         serde_json::Map::new()
     } else {
@@ -126,11 +123,9 @@ pub(crate) async fn create_database(
 /// `DELETE /admin/databases`: deletes the databases named in `DatabaseNames` (or `name=`).
 pub(crate) async fn delete_database(
     State(state): State<AppState>,
-    RawQuery(raw): RawQuery,
-    body: Body,
+    Params(params): Params,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
     let mut names: Vec<String> = params
         .get_all("name")
         .into_iter()
@@ -203,4 +198,70 @@ pub(crate) async fn list_databases(State(state): State<AppState>) -> Result<Resp
     })
     .await?;
     Ok(json_value(StatusCode::OK, &json!({"Databases": databases})))
+}
+
+/// `GET /admin/databases?name=x`: the database record as RavenDB 4.1 gives it, or 404 when there
+/// is no such database (the official clients' `GetDatabaseRecordOperation` then returns null,
+/// the usual "ensure the database exists" check). The ETL part is the real configuration.
+pub(crate) async fn database_record(
+    State(state): State<AppState>,
+    Params(params): Params,
+) -> Result<Response, ApiError> {
+    let name = params.required("name")?;
+    let Some(database) = state.storage().database(name) else {
+        return Err(ApiError::not_found(
+            "Raven.Client.Exceptions.Database.DatabaseDoesNotExistException",
+            format!("Database {name} wasn't found"),
+        ));
+    };
+    let connections = crate::routes::etl::redacted_connection_strings(&state, &database, |_| true)?;
+    let mut raven_etls = Vec::new();
+    let mut sql_etls = Vec::new();
+    for config in state.etl().configurations(&database)? {
+        let etl_type = config.etl_type;
+        let value = serde_json::to_value(config).map_err(ApiError::internal)?;
+        match etl_type {
+            corvid_etl::EtlType::Raven => raven_etls.push(value),
+            corvid_etl::EtlType::Sql => sql_etls.push(value),
+        }
+    }
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({
+            "DatabaseName": database.name(),
+            "Disabled": false,
+            "Encrypted": false,
+            "DeletionInProgress": {},
+            "Topology": {
+                "Members": [NODE_TAG],
+                "Promotables": [],
+                "Rehabs": [],
+                "PredefinedMentors": {},
+                "DemotionReasons": {},
+                "PromotablesStatus": {},
+                "Stamp": {"Index": -1, "Term": 1, "LeadersTicks": 0},
+                "DynamicNodesDistribution": false,
+                "ReplicationFactor": 1,
+                "DatabaseTopologyIdBase64": database.id(),
+            },
+            "ConflictSolverConfig": null,
+            "Indexes": {},
+            "AutoIndexes": {},
+            "Settings": {},
+            "Revisions": null,
+            "Expiration": null,
+            "PeriodicBackups": [],
+            "ExternalReplications": [],
+            "RavenConnectionStrings": connections.raven,
+            "SqlConnectionStrings": connections.sql,
+            "RavenEtls": raven_etls,
+            "SqlEtls": sql_etls,
+            "Client": null,
+            "Studio": null,
+            "TruncatedClusterTransactionCommandsCount": 0,
+            // RavenDB versions the record for `UpdateDatabaseOperation`, which Corvid does not
+            // support; Corvid keeps no record version, so the last document etag stands in.
+            "Etag": database.last_etag(),
+        }),
+    ))
 }
