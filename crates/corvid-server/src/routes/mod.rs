@@ -3,6 +3,7 @@
 
 mod attachments;
 mod bulk_docs;
+mod changes;
 mod docs;
 mod etl;
 mod hilo;
@@ -49,6 +50,7 @@ pub fn app(state: AppState) -> Router {
                 .put(attachments::put_attachment)
                 .delete(attachments::delete_attachment),
         )
+        .route("/databases/{db}/changes", get(changes::changes))
         .route("/databases/{db}/hilo/next", get(hilo::next))
         .route("/databases/{db}/hilo/return", put(hilo::return_range))
         .route(
