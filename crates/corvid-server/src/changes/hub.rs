@@ -251,3 +251,108 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use corvid_store::{PutDocument, Storage, WriteOp};
+    use serde_json::Value;
+
+    use super::*;
+
+    fn put(id: &str, collection: &str) -> WriteOp {
+        let document = serde_json::json!({"@metadata": {"@collection": collection}});
+        let Some(object) = document.as_object() else {
+            panic!("an object");
+        };
+        WriteOp::Put(PutDocument::new(id, object.clone(), None).expect("valid put"))
+    }
+
+    fn delete(id: &str) -> WriteOp {
+        WriteOp::Delete {
+            id: id.to_owned(),
+            expected_change_vector: None,
+        }
+    }
+
+    /// Receives until `count` changes arrived; returns their messages' `Value`s.
+    fn receive(receiver: &mut broadcast::Receiver<ChangeBatch>, count: usize) -> Vec<Value> {
+        let mut values = Vec::new();
+        while values.len() < count {
+            let batch = receiver.blocking_recv().expect("a batch");
+            for change in batch.iter() {
+                let message: Value = serde_json::from_str(&change.message_json).expect("json");
+                values.push(message["Value"].clone());
+            }
+        }
+        values
+    }
+
+    #[test]
+    fn a_broadcaster_runs_only_while_attached_and_publishes_in_etag_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(dir.path()).expect("storage");
+        let database = storage.create_database("db").expect("database");
+        // Writes made while nobody watches are nobody's changes.
+        database
+            .write(vec![put("users/0", "Users")])
+            .expect("write");
+        let hub = ChangesHub::new(ChangesOptions::default());
+        assert_eq!(hub.n_broadcasters(), 0);
+
+        let first = hub.attach(&database).expect("attach");
+        let second = hub.attach(&database).expect("attach");
+        assert!(Arc::ptr_eq(&first, &second), "one broadcaster per database");
+        assert_eq!(hub.n_broadcasters(), 1);
+        let mut receiver = first.receiver();
+        database
+            .write(vec![put("Users/1", "Users"), put("orders/1", "Orders")])
+            .expect("write");
+        database.write(vec![delete("users/1")]).expect("write");
+        database
+            .write(vec![put("orders/1", "Orders")])
+            .expect("write");
+        let values = receive(&mut receiver, 4);
+        let summary: Vec<(&str, &str, &str)> = values
+            .iter()
+            .map(|it| {
+                (
+                    it["Type"].as_str().expect("type"),
+                    it["Id"].as_str().expect("id"),
+                    it["CollectionName"].as_str().expect("collection"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("Put", "Users/1", "Users"),
+                ("Put", "orders/1", "Orders"),
+                ("Delete", "Users/1", "Users"),
+                ("Put", "orders/1", "Orders"),
+            ]
+        );
+        let snapshot = database.snapshot().expect("snapshot");
+        assert_eq!(values[3]["ChangeVector"], snapshot.change_vector(5));
+
+        drop(first);
+        drop(second);
+        assert_eq!(hub.n_broadcasters(), 0, "the last connection stops it");
+    }
+
+    #[test]
+    fn a_database_created_again_under_the_same_name_gets_its_own_broadcaster() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = Storage::open(dir.path()).expect("storage");
+        let old = storage.create_database("db").expect("database");
+        let hub = ChangesHub::new(ChangesOptions::default());
+        let old_broadcaster = hub.attach(&old).expect("attach");
+        let other_dir = tempfile::tempdir().expect("temp dir");
+        let other_storage = Storage::open(other_dir.path()).expect("storage");
+        let new = other_storage.create_database("db").expect("database");
+        let new_broadcaster = hub.attach(&new).expect("attach");
+        assert!(!Arc::ptr_eq(&old_broadcaster, &new_broadcaster));
+        let mut receiver = new_broadcaster.receiver();
+        new.write(vec![put("users/1", "Users")]).expect("write");
+        assert_eq!(receive(&mut receiver, 1)[0]["Id"], "users/1");
+    }
+}
