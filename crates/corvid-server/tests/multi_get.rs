@@ -40,10 +40,13 @@ async fn loads_and_queries_answer_in_order_with_their_etags() {
             {"Url": format!("/databases/{DB}/docs"), "Query": "?&id=users%2F404", "Headers": {}},
             {"Url": format!("/databases/{DB}/queries"), "Query": "?queryHash=1", "Method": "POST",
              "Headers": {}, "Content": {"Query": "from Users"}},
+            // The Node.js client's form: the body as a string of JSON.
+            {"Url": format!("/databases/{DB}/queries"), "Query": "?queryHash=2", "Method": "POST",
+             "Headers": {}, "Content": "{\"Query\":\"from Users where Name = 'Bob'\"}"},
         ]),
     )
     .await;
-    assert_eq!(results.len(), 3);
+    assert_eq!(results.len(), 4);
     assert_eq!(results[0]["StatusCode"], 200);
     assert_eq!(results[0]["Result"]["Results"][0]["Name"], "Ann");
     // The same ETag as the request on its own.
@@ -59,6 +62,8 @@ async fn loads_and_queries_answer_in_order_with_their_etags() {
     assert_eq!(results[2]["StatusCode"], 200);
     assert_eq!(results[2]["Result"]["TotalResults"], 2);
     assert!(results[2]["Headers"]["ETag"].is_string(), "{}", results[2]);
+    assert_eq!(results[3]["StatusCode"], 200, "{}", results[3]);
+    assert_eq!(results[3]["Result"]["Results"][0]["Name"], "Bob");
 }
 
 #[tokio::test]

@@ -109,6 +109,8 @@ fn inner_request(request_idx: usize, inner: &Value) -> Result<Request<Body>, Api
         .map_err(|_| bad(format!("`{method}` is not an HTTP method")))?;
     let body = match inner.get("Content") {
         None | Some(Value::Null) => Body::empty(),
+        // The Node.js client sends the body already serialized, the Python client as JSON.
+        Some(Value::String(text)) => Body::from(text.clone()),
         Some(content) => Body::from(content.to_string()),
     };
     let mut request = Request::builder()
