@@ -1,6 +1,9 @@
 //! `POST /databases/{db}/multi_get` (lazy operations): inner requests go through the same
 //! routes, with their headers (so `If-None-Match` gives an inner 304), in order.
 
+// The shared helpers in `common` unwrap.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use axum::http::StatusCode;
