@@ -159,3 +159,21 @@ def test_lazy_load_again_is_answered_not_modified(store):
     with store.open_session() as s:
         changed = s.advanced.lazily.load("users/1", User)
         assert changed.value.name == "Annie"
+
+
+def test_aggressively_cached_query_sees_a_new_document_after_the_notification(store, store_factory):
+    _store_doc(store, "users/1", User("Ann", 30))
+    executor = store.get_request_executor()
+    with store.aggressively_cache_for(datetime.timedelta(minutes=5)):
+        with store.open_session() as s:
+            assert [u.name for u in s.query(object_type=User)] == ["Ann"]
+        requests_before = executor.number_of_server_requests
+        with store.open_session() as s:
+            assert [u.name for u in s.query(object_type=User)] == ["Ann"]
+        assert executor.number_of_server_requests == requests_before, "not served from the cache"
+
+        received = _watch(store.changes().for_documents_in_collection("Users"))
+        _store_doc(store_factory(), "users/2", User("Bob", 40))
+        _next(received)
+        with store.open_session() as s:
+            assert sorted(u.name for u in s.query(object_type=User)) == ["Ann", "Bob"]

@@ -277,6 +277,42 @@ async fn watch_docs_sees_every_change_in_commit_order() {
 }
 
 #[tokio::test]
+async fn attachment_changes_are_puts_of_their_document() {
+    let server = Server::start().await;
+    server.put("users/1", "Users").await;
+    let mut changes = server.connect().await;
+    changes.command("watch-doc", Some("users/1")).await;
+    let url = format!(
+        "http://{}/databases/{DB}/attachments?id=users/1&name=photo.png",
+        server.url
+    );
+    let reply = server
+        .http
+        .put(&url)
+        .body(vec![1u8, 2, 3])
+        .send()
+        .await
+        .expect("put attachment");
+    assert_eq!(reply.status(), 201);
+    let reply = server
+        .http
+        .delete(&url)
+        .send()
+        .await
+        .expect("delete attachment");
+    assert_eq!(reply.status(), 204);
+    // The attachment's tombstone is not a document delete.
+    assert_eq!(
+        changes.next_changes(2).await,
+        vec![
+            change("Put", "users/1", "Users"),
+            change("Put", "users/1", "Users")
+        ]
+    );
+    changes.expect_silence().await;
+}
+
+#[tokio::test]
 async fn unwatch_stops_the_changes() {
     let server = Server::start().await;
     let mut changes = server.connect().await;
