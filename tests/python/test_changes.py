@@ -12,16 +12,7 @@ import time
 
 from ravendb.changes.types import DocumentChangeType
 
-
-class User:
-    def __init__(self, name: str = None, age: int = None):
-        self.name = name
-        self.age = age
-
-
-class Company:
-    def __init__(self, name: str = None):
-        self.name = name
+from test_client import Company, User
 
 
 def _watch(observable) -> "queue.Queue":

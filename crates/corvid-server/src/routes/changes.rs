@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
+use futures_util::SinkExt as _;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::changes::{ChangeBatch, ChangesOptions, CommandAction, Watches, parse_command};
@@ -89,6 +90,8 @@ impl Connection {
             }));
             let _ = tokio::time::timeout(self.options.send_timeout, self.socket.send(close)).await;
         }
+        // Sends the answer to a client's close frame (or our own) before the socket is dropped.
+        let _ = tokio::time::timeout(self.options.send_timeout, self.socket.close()).await;
     }
 
     async fn on_message(
