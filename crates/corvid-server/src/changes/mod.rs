@@ -1,6 +1,6 @@
 //! The Changes API: `/databases/{db}/changes` WebSocket connections watch document changes.
 //!
-//! [`ChangesHub`] keeps one [`Broadcaster`](hub) per database that has open connections: it
+//! [`ChangesHub`] keeps one broadcaster (`hub.rs`) per database that has open connections: it
 //! subscribes to the database's commit notices and, on its own thread, reads the changes after
 //! the last one it published from a snapshot, so the write path pays nothing when nobody
 //! watches. Each connection keeps its own [`Watches`] and filters the shared batches; a
