@@ -9,6 +9,7 @@
 //! status codes. Handlers never block the runtime: store reads run on the blocking pool and
 //! writes go to each database's writer thread.
 
+mod changes;
 mod error;
 mod extract;
 mod http;
@@ -22,6 +23,7 @@ mod state;
 
 use std::future::Future;
 
+pub use changes::ChangesOptions;
 pub use error::ApiError;
 pub use routes::app;
 pub use state::{AppState, ServerOptions};

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use corvid_etl::EtlManager;
 use corvid_store::{Database, Storage};
 
+use crate::changes::{ChangesHub, ChangesOptions};
 use crate::error::ApiError;
 use crate::operations::Operations;
 
@@ -14,12 +15,15 @@ use crate::operations::Operations;
 pub struct ServerOptions {
     /// The largest request body accepted, in bytes; larger ones get a 413.
     pub max_body_bytes: usize,
+    /// Limits of the Changes API WebSocket connections.
+    pub changes: ChangesOptions,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_body_bytes: 256 * 1024 * 1024,
+            changes: ChangesOptions::default(),
         }
     }
 }
@@ -35,6 +39,8 @@ struct Inner {
     etl: Arc<EtlManager>,
     options: ServerOptions,
     operations: Arc<Operations>,
+    /// The Changes API broadcasters of the watched databases.
+    changes: ChangesHub,
     /// Stands in for RavenDB's Raft command index until the cluster exists.
     command_index: AtomicU64,
 }
@@ -52,6 +58,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 storage,
                 etl,
+                changes: ChangesHub::new(options.changes.clone()),
                 options,
                 operations: Arc::new(Operations::default()),
                 command_index: AtomicU64::new(1),
@@ -74,6 +81,11 @@ impl AppState {
     /// The server's long-running operations (patch and delete by query, bulk insert).
     pub(crate) fn operations(&self) -> &std::sync::Arc<Operations> {
         &self.inner.operations
+    }
+
+    /// The Changes API's per-database broadcasters.
+    pub(crate) fn changes(&self) -> &ChangesHub {
+        &self.inner.changes
     }
 
     /// Returns a database or RavenDB's 503 `Database-Missing` answer.

@@ -548,6 +548,7 @@ fn document_of_size(n_bytes: usize) -> Value {
 async fn bodies_over_the_configured_limit_are_413_json() {
     let app = TestApp::with_options(ServerOptions {
         max_body_bytes: 1024,
+        ..ServerOptions::default()
     });
     app.put_doc("users/1", document_of_size(100)).await;
     let before = app.db_state().await;

@@ -193,6 +193,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         })?);
     let options = ServerOptions {
         max_body_bytes: args.max_body_mib * 1024 * 1024,
+        ..ServerOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

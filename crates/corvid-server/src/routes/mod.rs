@@ -3,20 +3,22 @@
 
 mod attachments;
 mod bulk_docs;
+mod changes;
 mod docs;
 pub(crate) mod etl;
 mod hilo;
+mod multi_get;
 mod operations;
 mod queries;
 pub(crate) mod server;
 mod stats;
 mod unsupported;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{Method, StatusCode};
 use axum::middleware;
 use axum::routing::{any, get, post, put};
+use axum::{Extension, Router};
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
@@ -25,6 +27,17 @@ use crate::state::AppState;
 
 /// Builds the application: every route, error rendering and request tracing.
 pub fn app(state: AppState) -> Router {
+    // `multi_get` dispatches its inner requests to every route but itself, so one inside
+    // another is an unknown route, not a recursion.
+    let inner_routes = multi_get::InnerRoutes(with_layers(routes(), state.clone()));
+    let routes = routes()
+        .route("/databases/{db}/multi_get", post(multi_get::multi_get))
+        .layer(Extension(inner_routes));
+    with_layers(routes, state)
+}
+
+/// The routes of the RavenDB protocol except `multi_get`.
+fn routes() -> Router<AppState> {
     Router::new()
         .route("/topology", get(server::topology))
         .route("/cluster/topology", get(server::cluster_topology))
@@ -52,6 +65,7 @@ pub fn app(state: AppState) -> Router {
                 .put(attachments::put_attachment)
                 .delete(attachments::delete_attachment),
         )
+        .route("/databases/{db}/changes", get(changes::changes))
         .route("/databases/{db}/hilo/next", get(hilo::next))
         .route("/databases/{db}/hilo/return", put(hilo::return_range))
         .route(
@@ -109,6 +123,11 @@ pub fn app(state: AppState) -> Router {
         .route("/databases/{db}/etl/progress", get(etl::etl_progress))
         .route("/databases/{db}/etl/performance", get(etl::etl_performance))
         .merge(unsupported::routes())
+}
+
+/// Adds the unknown-route answer, error rendering and request tracing, and the state.
+fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(middleware::from_fn(render_errors))
