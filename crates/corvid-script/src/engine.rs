@@ -40,6 +40,8 @@ pub(crate) struct ScriptPlan {
     pub document_projection: Projection,
     /// The script may look at what a `loadTo…` call returns.
     pub load_results_used: bool,
+    /// A patch script: `put` and `del` are defined, and [`Engine::run_patch`] runs it.
+    pub patch_mode: bool,
 }
 
 /// Why a call failed, before it is turned into a public error.
@@ -188,6 +190,51 @@ impl Engine {
                 .map_err(|error| classify(&ctx, source, error))
         });
         self.end_call(res).map(|((), output)| output)
+    }
+
+    /// Runs a patch script with `this` = the parsed `document_json` and the global `args` =
+    /// the parsed `args_json`; returns `JSON.stringify(this)` after the run, and the debug
+    /// output.
+    pub(crate) fn run_patch(
+        &mut self,
+        source: &ScriptSource,
+        document_json: &str,
+        args_json: &str,
+    ) -> Result<(String, TransformOutput), CallFailure> {
+        self.begin_call(&[]);
+        let body = self.body.clone();
+        let res = self.context.with(|ctx| {
+            let as_input = |error| match classify(&ctx, source, error) {
+                CallFailure::Script { message, .. } => CallFailure::InvalidInput { message },
+                other => other,
+            };
+            let doc: Value = ctx.json_parse(document_json).map_err(as_input)?;
+            if !doc.is_object() || doc.is_array() {
+                return Err(CallFailure::InvalidInput {
+                    message: format!("the document is a JSON {}", js_type_name(&doc)),
+                });
+            }
+            let args: Value = ctx.json_parse(args_json).map_err(as_input)?;
+            ctx.globals().set("args", args).map_err(engine_failure)?;
+            let body = body.restore(&ctx).map_err(engine_failure)?;
+            body.call::<_, Value>((This(doc.clone()),))
+                .map_err(|error| classify(&ctx, source, error))?;
+            match ctx.json_stringify(doc) {
+                Ok(Some(json)) => json.to_string().map_err(engine_failure),
+                Ok(None) => Err(CallFailure::InvalidOutput {
+                    message: "the patched document cannot be serialized to JSON".to_owned(),
+                }),
+                Err(error) => Err(match classify(&ctx, source, error) {
+                    CallFailure::Script { message, .. } => CallFailure::InvalidOutput {
+                        message: format!(
+                            "the patched document cannot be serialized to JSON: {message}"
+                        ),
+                    },
+                    other => other,
+                }),
+            }
+        });
+        self.end_call(res)
     }
 
     /// Calls exported top-level function number `function_idx` with `this` undefined and
@@ -388,7 +435,12 @@ fn compile<'js>(
         .eval_with_options(PRELUDE_SOURCE, eval_options(PRELUDE_FILE_NAME, true))
         .map_err(fail)?;
     let define_load_to: Function = prelude
-        .call((native, undefined_as_null, !plan.load_results_used))
+        .call((
+            native,
+            undefined_as_null,
+            !plan.load_results_used,
+            plan.patch_mode,
+        ))
         .map_err(fail)?;
     for name in &plan.load_to_functions {
         define_load_to
@@ -460,6 +512,29 @@ fn native_functions<'js>(
         Function::new(ctx.clone(), |ctx: Ctx<'js>, id: String| {
             native_load(&ctx, &id)
         })?,
+    )?;
+
+    native.set(
+        "put",
+        Function::new(ctx.clone(), |ctx: Ctx<'js>, id: String, json: String| {
+            match host_scope::with_host(|host| host.put(&id, &json)) {
+                Some(Ok(stored_id)) => Ok(stored_id),
+                Some(Err(message)) => Err(Exception::throw_message(&ctx, &message)),
+                None => Err(Exception::throw_message(&ctx, "put: no document store")),
+            }
+        })?,
+    )?;
+
+    native.set(
+        "del",
+        Function::new(
+            ctx.clone(),
+            |ctx: Ctx<'js>, id: String| match host_scope::with_host(|host| host.delete(&id)) {
+                Some(Ok(existed)) => Ok(existed),
+                Some(Err(message)) => Err(Exception::throw_message(&ctx, &message)),
+                None => Err(Exception::throw_message(&ctx, "del: no document store")),
+            },
+        )?,
     )?;
 
     let has_attachment_state = Rc::clone(state);

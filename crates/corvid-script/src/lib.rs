@@ -120,5 +120,5 @@ pub use analysis::{MAX_SCRIPT_BYTES, ScriptAnalysis, analyze};
 pub use document::{AttachmentMeta, DocumentInput, NoDocuments, ScriptHost};
 pub use error::{ScriptError, TransformError};
 pub use options::ScriptOptions;
-pub use output::{AddedAttachment, LoadedObject, LoadedValue, TransformOutput};
+pub use output::{AddedAttachment, LoadedObject, LoadedValue, PatchOutput, TransformOutput};
 pub use runtime::ScriptRuntime;
