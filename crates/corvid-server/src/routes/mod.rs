@@ -2,11 +2,12 @@
 //! the answer; no business logic lives here.
 
 mod attachments;
-mod bulk_docs;
+pub(crate) mod bulk_docs;
 mod docs;
 mod etl;
 mod hilo;
 mod operations;
+mod patch;
 mod queries;
 pub(crate) mod server;
 mod stats;
@@ -39,7 +40,8 @@ pub fn app(state: AppState) -> Router {
                 .head(docs::head_doc)
                 .put(docs::put_doc)
                 .delete(docs::delete_doc)
-                .post(docs::post_docs),
+                .post(docs::post_docs)
+                .patch(patch::patch_doc),
         )
         .route("/databases/{db}/bulk_docs", post(bulk_docs::bulk_docs))
         .route(
@@ -70,7 +72,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/databases/{db}/queries",
-            post(queries::post_query).get(queries::get_query),
+            post(queries::post_query)
+                .get(queries::get_query)
+                .patch(patch::patch_by_query)
+                .delete(patch::delete_by_query),
         )
         .route(
             "/databases/{db}/admin/connection-strings",
