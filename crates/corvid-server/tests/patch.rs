@@ -410,6 +410,63 @@ async fn batch_patches_run_in_the_batch_transaction() {
     }
 }
 
+#[tokio::test]
+async fn json_patch_commands_apply_rfc_6902_operations() {
+    let app = TestApp::new();
+    app.put_doc("users/1", user("Ann", 30)).await;
+    let json_patch = |operations: Value| {
+        json!({"Type": "JsonPatch", "Id": "users/1", "ChangeVector": null,
+               "ReturnDocument": true, "JsonPatch": {"Operations": operations}})
+    };
+    let reply = batch(
+        &app,
+        json!([json_patch(json!([
+            {"op": "add", "path": "/Name", "value": "Bob"},
+            {"op": "add", "path": "/Tags", "value": ["a"]},
+            {"op": "add", "path": "/Tags/-", "value": "b"},
+            {"op": "remove", "path": "/Age"},
+        ]))]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let item = reply.json()["Results"][0].clone();
+    assert_eq!(item["Type"], "JsonPatch");
+    assert_eq!(item["PatchStatus"], "Patched");
+    assert_eq!(item["ModifiedDocument"]["Tags"], json!(["a", "b"]));
+    let stored = app.get_doc("users/1").await.unwrap();
+    assert_eq!(stored["Name"], "Bob");
+    assert_eq!(stored.get("Age"), None);
+    assert_eq!(stored["@metadata"]["@collection"], "Users");
+    assert_eq!(item["ChangeVector"], stored["@metadata"]["@change-vector"]);
+
+    // Nothing changes: NotModified; a failed `test` or a missing document fails the batch.
+    let reply = batch(
+        &app,
+        json!([json_patch(
+            json!([{"op": "replace", "path": "/Name", "value": "Bob"}])
+        )]),
+    )
+    .await;
+    assert_eq!(reply.json()["Results"][0]["PatchStatus"], "NotModified");
+    let before = app.db_state().await;
+    let reply = batch(
+        &app,
+        json!([
+            put_command("users/9", user("Dee", 1)),
+            json_patch(json!([{"op": "test", "path": "/Name", "value": "Ann"}])),
+        ]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    let missing = json!({"Type": "JsonPatch", "Id": "users/404",
+                         "JsonPatch": {"Operations": [{"op": "add", "path": "/A", "value": 1}]}});
+    let reply = batch(&app, json!([missing])).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text());
+    let reply = batch(&app, json!([{"Type": "JsonPatch", "Id": "users/1"}])).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert_eq!(app.db_state().await, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_increments_are_never_lost() {
     let app = TestApp::new();

@@ -1,5 +1,6 @@
 //! `PATCH` commands of `POST /bulk_docs` (session `patch`, `increment`, `addOrPatch`,
-//! `addOrIncrement`): a batch holding one is planned here, all its commands in order in one
+//! `addOrIncrement`) and `JsonPatch` commands (RFC 6902; the Python client's session `patch`
+//! by default): a batch holding one is planned here, all its commands in order in one
 //! transaction, and answered with RavenDB's result items (`PatchStatus`, `ChangeVector`,
 //! `LastModified`, …). Batches without patches never come here.
 
@@ -21,8 +22,9 @@ use crate::routes::bulk_docs::{AttachmentStream, CommandIn, parse_command, resul
 /// Whether the batch body may hold a `PATCH` command (a cheap look before any parse; a
 /// document that merely contains the text is handled here too, correctly).
 pub(crate) fn may_hold_patches(body: &[u8]) -> bool {
-    const NEEDLE: &[u8] = b"\"PATCH\"";
-    body.windows(NEEDLE.len()).any(|it| it == NEEDLE)
+    [&b"\"PATCH\""[..], &b"\"JsonPatch\""[..]]
+        .iter()
+        .any(|needle| body.windows(needle.len()).any(|it| it == *needle))
 }
 
 #[derive(Deserialize)]
@@ -52,6 +54,15 @@ struct CommandFields<'a> {
     create_if_missing: Option<&'a RawValue>,
     #[serde(rename = "ReturnDocument", default)]
     return_document: Option<bool>,
+    #[serde(rename = "JsonPatch", default)]
+    json_patch: Option<JsonPatchIn>,
+}
+
+/// A `JsonPatch` command's `{Operations: [...]}`.
+#[derive(Deserialize)]
+struct JsonPatchIn {
+    #[serde(rename = "Operations")]
+    operations: Vec<Value>,
 }
 
 /// Applies a batch that holds `PATCH` commands; answers as `bulk_docs` does.
@@ -68,14 +79,24 @@ pub(crate) async fn bulk_docs_with_patches(
         return Err(ApiError::bad_request("`Commands` is required"));
     };
     let mut items = Vec::with_capacity(commands.len());
-    let mut return_documents = Vec::with_capacity(commands.len());
+    // Per command: its `Type` when it is a patch, and whether to return the document.
+    let mut patch_answers = Vec::with_capacity(commands.len());
     for (idx, raw) in commands.into_iter().enumerate() {
         let fields: CommandFields<'_> = serde_json::from_str(raw.get())
             .map_err(|error| ApiError::bad_request(format!("command {idx}: {error}")))?;
-        return_documents.push(fields.return_document == Some(true));
-        if fields.kind.as_deref() == Some("PATCH") {
-            items.push(TransactionItem::Patch(patch_command(idx, fields)?));
-            continue;
+        let return_document = fields.return_document == Some(true);
+        match fields.kind.as_deref() {
+            Some("PATCH") => {
+                patch_answers.push(("PATCH", return_document));
+                items.push(TransactionItem::Patch(patch_command(idx, fields)?));
+                continue;
+            }
+            Some("JsonPatch") => {
+                patch_answers.push(("JsonPatch", return_document));
+                items.push(json_patch_command(idx, fields)?);
+                continue;
+            }
+            _ => patch_answers.push(("", false)),
         }
         let effect = effect_of(&fields);
         let command: CommandIn<'_> = serde_json::from_str(raw.get())
@@ -92,10 +113,10 @@ pub(crate) async fn bulk_docs_with_patches(
     let outcomes = super::apply_transaction(database, Arc::new(items), false).await?;
     let results: Vec<Value> = outcomes
         .into_iter()
-        .zip(return_documents)
-        .map(|(outcome, return_document)| match outcome {
+        .zip(patch_answers)
+        .map(|(outcome, (kind, return_document))| match outcome {
             ItemOutcome::Write(result) => result_json(result),
-            ItemOutcome::Patch(outcome) => patch_result_item(*outcome, return_document),
+            ItemOutcome::Patch(outcome) => patch_result_item(*outcome, kind, return_document),
         })
         .collect();
     Ok(json_text(
@@ -133,6 +154,21 @@ fn patch_command(idx: usize, fields: CommandFields<'_>) -> Result<PatchCommand, 
     })
 }
 
+fn json_patch_command(idx: usize, fields: CommandFields<'_>) -> Result<TransactionItem, ApiError> {
+    let id = fields.id.unwrap_or_default();
+    validate_id(&id)
+        .map_err(|error| ApiError::bad_request(format!("command {idx} (JsonPatch): {error}")))?;
+    let Some(json_patch) = fields.json_patch else {
+        return Err(ApiError::bad_request(format!(
+            "command {idx} (JsonPatch `{id}`): `JsonPatch` {{Operations}} is required"
+        )));
+    };
+    Ok(TransactionItem::JsonPatch {
+        id,
+        operations: json_patch.operations,
+    })
+}
+
 /// What an ordinary command leaves at an id, for the patches after it.
 fn effect_of(fields: &CommandFields<'_>) -> Option<(String, Option<String>)> {
     let id = fields.id.clone()?;
@@ -147,12 +183,12 @@ fn effect_of(fields: &CommandFields<'_>) -> Option<(String, Option<String>)> {
 }
 
 /// RavenDB's batch result item of a `PATCH` command.
-fn patch_result_item(outcome: PatchOutcome, return_document: bool) -> Value {
+fn patch_result_item(outcome: PatchOutcome, kind: &str, return_document: bool) -> Value {
     let mut item = json!({
         "Id": outcome.id,
         "ChangeVector": outcome.change_vector,
         "LastModified": outcome.last_modified.unwrap_or_else(|| "0001-01-01T00:00:00.0000000".to_owned()),
-        "Type": "PATCH",
+        "Type": kind,
         "PatchStatus": outcome.status.as_str(),
         "Debug": null,
     });

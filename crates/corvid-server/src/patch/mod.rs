@@ -13,6 +13,7 @@
 pub(crate) mod batch;
 pub(crate) mod by_query;
 mod host;
+mod json_patch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,6 +97,11 @@ pub(crate) enum TransactionItem {
         effect: Option<(String, Option<String>)>,
     },
     Patch(PatchCommand),
+    /// An RFC 6902 JSON Patch of an existing document (the `JsonPatch` command).
+    JsonPatch {
+        id: String,
+        operations: Vec<Value>,
+    },
 }
 
 /// What became of a patch.
@@ -114,6 +120,23 @@ pub(crate) struct PatchOutcome {
     pub collection: Option<String>,
     /// The index of the patched document's own write among the transaction's results.
     write_idx: Option<usize>,
+}
+
+impl PatchOutcome {
+    fn new(id: &str) -> PatchOutcome {
+        PatchOutcome {
+            id: id.to_owned(),
+            status: PatchStatus::DocumentDoesNotExist,
+            modified: None,
+            original: None,
+            debug_output: Vec::new(),
+            actions: Actions::default(),
+            change_vector: None,
+            last_modified: None,
+            collection: None,
+            write_idx: None,
+        }
+    }
 }
 
 /// What became of each item of a transaction, in order.
@@ -255,6 +278,10 @@ fn plan_transaction(database: &Database, items: &[TransactionItem]) -> Result<Pl
                 }
                 slots.push(Slot::Patch(Box::new(outcome)));
             }
+            TransactionItem::JsonPatch { id, operations } => {
+                let outcome = plan_json_patch(&mut host, id, operations)?;
+                slots.push(Slot::Patch(Box::new(outcome)));
+            }
         }
     }
     Ok(Plan {
@@ -272,18 +299,7 @@ fn plan_patch(
     host.actions = Actions::default();
     let id = command.id.as_str();
     let current = host.current(id)?;
-    let mut outcome = PatchOutcome {
-        id: id.to_owned(),
-        status: PatchStatus::DocumentDoesNotExist,
-        modified: None,
-        original: None,
-        debug_output: Vec::new(),
-        actions: Actions::default(),
-        change_vector: None,
-        last_modified: None,
-        collection: None,
-        write_idx: None,
-    };
+    let mut outcome = PatchOutcome::new(id);
     let Some(current) = current else {
         // A missing document: created as given, or by the `PatchIfMissing` script.
         let created = match (&command.create_if_missing, &command.patch_if_missing) {
@@ -322,16 +338,70 @@ fn plan_patch(
     outcome.debug_output = output.debug_output;
     outcome.actions = std::mem::take(&mut host.actions);
     let patched = parse_document(id, &output.document)?;
+    write_patched(
+        host,
+        outcome,
+        current.change_vector,
+        original,
+        output.document,
+        patched,
+    )
+}
+
+/// Plans a JSON Patch (RFC 6902) of document `id`; the document must exist.
+fn plan_json_patch(
+    host: &mut StoreHost<'_>,
+    id: &str,
+    operations: &[Value],
+) -> Result<PatchOutcome, ApiError> {
+    let Some(current) = host.current(id)? else {
+        return Err(ApiError::not_found(
+            "Raven.Client.Exceptions.Documents.DocumentDoesNotExistException",
+            format!("Cannot apply a JSON patch to document '{id}': it does not exist"),
+        ));
+    };
+    let original = parse_document(id, &current.json)?;
+    let mut patched = original.clone();
+    json_patch::apply(&mut patched, operations)
+        .map_err(|error| ApiError::bad_request(format!("JSON patch of '{id}' failed: {error}")))?;
+    if !patched.is_object() {
+        return Err(ApiError::bad_request(format!(
+            "JSON patch of '{id}' failed: the document must stay an object"
+        )));
+    }
+    let patched_json = patched.to_string();
+    let outcome = PatchOutcome::new(id);
+    write_patched(
+        host,
+        outcome,
+        current.change_vector,
+        original,
+        patched_json,
+        patched,
+    )
+}
+
+/// Finishes a patch of an existing document: `NotModified` when nothing changed, else the
+/// write of `patched`, guarded by the version read.
+fn write_patched(
+    host: &mut StoreHost<'_>,
+    mut outcome: PatchOutcome,
+    read_change_vector: Option<String>,
+    original: Value,
+    patched_json: String,
+    patched: Value,
+) -> Result<PatchOutcome, ApiError> {
+    let id = outcome.id.clone();
     if json_equal(&patched, &original) {
         outcome.status = PatchStatus::NotModified;
         outcome.modified = Some(original.clone());
         outcome.original = Some(original);
         return Ok(outcome);
     }
-    let expected = guard(host, id, current.change_vector);
-    let put = PutDocument::from_json(id, &output.document, expected)?;
+    let expected = guard(host, &id, read_change_vector);
+    let put = PutDocument::from_json(&id, &patched_json, expected)?;
     outcome.write_idx = Some(host.ops.len());
-    host.push(WriteOp::Put(put), Some((id, Some(output.document))));
+    host.push(WriteOp::Put(put), Some((&id, Some(patched_json))));
     outcome.status = PatchStatus::Patched;
     outcome.modified = Some(patched);
     outcome.original = Some(original);
