@@ -4,7 +4,8 @@ PatchOperation, PatchByQueryOperation and DeleteByQueryOperation with wait_for_c
 from __future__ import annotations
 
 import pytest
-from ravendb import PatchByQueryOperation, PatchOperation, PatchRequest, PatchStatus
+from ravendb import DocumentStore, PatchByQueryOperation, PatchOperation, PatchRequest, PatchStatus
+from ravendb.documents.conventions import SessionPatchBehavior
 from ravendb.documents.operations.misc import DeleteByQueryOperation
 from ravendb.documents.queries.index_query import IndexQuery, Parameters
 from ravendb.exceptions.raven_exceptions import RavenException
@@ -30,7 +31,19 @@ def _store_users(store, count: int, prefix: str = "users/") -> None:
         session.save_changes()
 
 
-def test_session_patch_and_increment(store):
+@pytest.fixture
+def js_store(server_url, database):
+    """A store whose sessions patch with JavaScript (`PATCH` commands) instead of JsonPatch."""
+    s = DocumentStore(urls=[server_url], database=database)
+    s.conventions.session_patch_behavior = SessionPatchBehavior.JAVA_SCRIPT
+    s.initialize()
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("behaviour", ["json_patch", "java_script"])
+def test_session_patch_and_increment(request, behaviour):
+    store = request.getfixturevalue("store" if behaviour == "json_patch" else "js_store")
     _store_users(store, 1)
     with store.open_session() as session:
         user = session.load("users/0", User)
@@ -127,8 +140,8 @@ def test_patch_by_query_and_wait(store):
     with store.open_session() as session:
         assert session.load("users/7", User).age == 1000
         assert session.load("users/8", User).age == 8
-        raw = session.advanced.raw_query("from Users where seen = true").count()
-        assert raw == 50
+        seen = list(session.advanced.raw_query("from Users where seen = true", dict))
+        assert len(seen) == 50
 
 
 def test_delete_by_query_and_wait(store):
