@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::{ItemOutcome, PatchCommand, PatchOutcome, PatchRequest, TransactionItem};
 use crate::error::ApiError;
 use crate::http::json_text;
+use crate::patch::{ItemOutcome, PatchCommand, PatchOutcome, PatchRequest, TransactionItem};
 use crate::routes::bulk_docs::{AttachmentStream, CommandIn, parse_command, result_json};
 
 /// Whether the batch body may hold a `PATCH` command (a cheap look before any parse; a
@@ -110,7 +110,7 @@ pub(crate) async fn bulk_docs_with_patches(
             streams.len()
         )));
     }
-    let outcomes = super::apply_transaction(database, Arc::new(items), false).await?;
+    let outcomes = crate::patch::apply_transaction(database, Arc::new(items), false).await?;
     let results: Vec<Value> = outcomes
         .into_iter()
         .zip(patch_answers)
@@ -195,7 +195,7 @@ fn patch_result_item(outcome: PatchOutcome, kind: &str, return_document: bool) -
     if return_document
         && matches!(
             outcome.status,
-            super::PatchStatus::Patched | super::PatchStatus::Created
+            crate::patch::PatchStatus::Patched | crate::patch::PatchStatus::Created
         )
         && let (Value::Object(item), Some(document)) = (&mut item, outcome.modified)
     {

@@ -1,7 +1,7 @@
 //! Patch by query (`from Users where … update { … }`) and delete by query, as operations of
 //! the registry: the documents the query selects are read from one snapshot, then changed in
 //! chunks of [`CHUNK_DOCUMENTS`], one transaction each; every document is patched against the
-//! version a fresh plan reads (see [`super::apply_transaction`]), so a concurrent write is not
+//! version a fresh plan reads (see [`crate::patch::apply_transaction`]), so a concurrent write is not
 //! lost. A document deleted meanwhile is left out. The result is RavenDB's
 //! `BulkOperationResult`.
 
@@ -10,10 +10,10 @@ use std::sync::Arc;
 use corvid_store::{Database, WriteOp, WriteResult};
 use serde_json::{Map, Value, json};
 
-use super::{PatchCommand, PatchRequest, TransactionItem};
 use crate::error::ApiError;
 use crate::http::{blocking, write};
 use crate::operations::Operations;
+use crate::patch::{PatchCommand, PatchRequest, TransactionItem};
 use crate::query::{self, Query};
 
 /// Documents changed per transaction.
@@ -66,7 +66,7 @@ pub(crate) async fn patch_by_query(
                 })
             })
             .collect();
-        super::apply_transaction(&database, Arc::new(items), false).await?;
+        crate::patch::apply_transaction(&database, Arc::new(items), false).await?;
         processed += chunk.len();
         operations.progress(operation_id, progress(processed, ids.len()));
     }
