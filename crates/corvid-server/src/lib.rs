@@ -12,7 +12,7 @@
 mod error;
 mod extract;
 mod http;
-// Bulk insert starts operations too; until it lands part of the registry is unused.
+// Patch and delete by query use the registry; `Operations::status` waits for bulk insert.
 #[allow(dead_code)]
 mod operations;
 mod patch;

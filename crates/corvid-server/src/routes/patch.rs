@@ -3,6 +3,7 @@
 //! (delete by query), the last two as operations polled at `/operations/state`.
 //! The work is in `crate::patch`.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -13,6 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ApiError;
 use crate::extract::{Db, JsonObject, Params};
 use crate::http::{blocking, if_match, json_kind, json_value};
+use crate::operations::Operations;
 use crate::patch::{
     ItemOutcome, PatchCommand, PatchRequest, PatchStatus, TransactionItem, apply_transaction,
     by_query,
@@ -113,19 +115,17 @@ pub(crate) async fn patch_by_query(
     blocking(move || crate::patch::compile(&checked).map(drop))
         .await
         .map_err(|error| invalid_query(format!("{}; query: {text}", error.message)))?;
-    let operations = state.operations().clone();
-    let operation_id = operations.next_id();
-    operations.begin(database.name(), operation_id)?;
-    let work = by_query::patch_by_query(
-        operations.clone(),
-        operation_id,
-        database,
-        parsed,
-        script,
-        parameters,
-    );
-    operations.spawn(operation_id, work);
-    Ok(operation_started(operation_id))
+    let name = database.name().to_owned();
+    start_operation(&state, &name, |operations, operation_id| {
+        by_query::patch_by_query(
+            operations,
+            operation_id,
+            database,
+            parsed,
+            script,
+            parameters,
+        )
+    })
 }
 
 /// `DELETE /queries` with `{Query, QueryParameters}`: starts a delete by query.
@@ -146,19 +146,30 @@ pub(crate) async fn delete_by_query(
             "a delete by query cannot have an `update` clause; query: {text}"
         )));
     }
-    let operations = state.operations().clone();
-    let operation_id = operations.next_id();
-    operations.begin(database.name(), operation_id)?;
-    let work = by_query::delete_by_query(operations.clone(), operation_id, database, parsed);
-    operations.spawn(operation_id, work);
-    Ok(operation_started(operation_id))
+    let name = database.name().to_owned();
+    start_operation(&state, &name, |operations, operation_id| {
+        by_query::delete_by_query(operations, operation_id, database, parsed)
+    })
 }
 
-fn operation_started(operation_id: u64) -> Response {
-    json_value(
+/// Registers a new operation of `database`, runs `work` as it, and answers
+/// `{OperationId, OperationNodeTag}`.
+fn start_operation<F>(
+    state: &AppState,
+    database: &str,
+    work: impl FnOnce(Arc<Operations>, u64) -> F,
+) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Value, ApiError>> + Send + 'static,
+{
+    let operations = state.operations().clone();
+    let operation_id = operations.next_id();
+    operations.begin(database, operation_id)?;
+    operations.spawn(operation_id, work(operations.clone(), operation_id));
+    Ok(json_value(
         StatusCode::OK,
         &json!({"OperationId": operation_id, "OperationNodeTag": NODE_TAG}),
-    )
+    ))
 }
 
 fn query_and_parameters(
