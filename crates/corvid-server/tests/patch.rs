@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use common::{DB, TestApp, assert_error, encode, put_command, user};
+use common::{DB, TestApp, assert_error, encode, multipart_batch, put_command, user};
 
 fn patch_uri(id: &str, options: &str) -> String {
     format!("/databases/{DB}/docs?id={}{options}", encode(id))
@@ -398,6 +398,23 @@ async fn batch_patches_run_in_the_batch_transaction() {
     assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text());
     assert_eq!(app.db_state().await, before);
 
+    // A batch without patches whose documents merely contain the text is applied as usual.
+    let reply = batch(
+        &app,
+        json!([
+            put_command("notes/1", json!({"Type": "PATCH", "Other": "JsonPatch"})),
+            {"Type": "DELETE", "Id": "users/3", "ChangeVector": null},
+        ]),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let results = reply.json()["Results"].clone();
+    assert_eq!(results[0]["Type"], "PUT");
+    assert_eq!(results[1]["Type"], "DELETE");
+    assert_eq!(app.get_doc("notes/1").await.unwrap()["Type"], "PATCH");
+    assert!(app.get_doc("users/3").await.is_none());
+    let before = app.db_state().await;
+
     // A PATCH without `Patch`, or with a bad id, is refused before anything runs.
     for command in [
         json!({"Type": "PATCH", "Id": "users/1"}),
@@ -408,6 +425,39 @@ async fn batch_patches_run_in_the_batch_transaction() {
         let reply = batch(&app, json!([command])).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
     }
+}
+
+#[tokio::test]
+async fn a_multipart_batch_with_attachments_and_a_patch() {
+    let app = TestApp::new();
+    let commands = json!({"Commands": [
+        put_command("users/1", user("Ann", 30)),
+        {"Type": "AttachmentPUT", "Id": "users/1", "Name": "note.txt",
+         "ContentType": "text/plain", "ChangeVector": null},
+        patch_command("users/1", "this.Age += 1;", json!({})),
+    ]});
+    let (content_type, body) = multipart_batch(&commands, &[("note.txt", "text/plain", b"hi")]);
+    let reply = app
+        .send(
+            "POST",
+            &format!("/databases/{DB}/bulk_docs"),
+            body,
+            &[("Content-Type", &content_type)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    let results = reply.json()["Results"].clone();
+    assert_eq!(results[1]["Type"], "AttachmentPUT");
+    assert_eq!(results[2]["PatchStatus"], "Patched");
+    let stored = app.get_doc("users/1").await.unwrap();
+    assert_eq!(stored["Age"], 31);
+    let attachment = app
+        .get(&format!(
+            "/databases/{DB}/attachments?id=users%2F1&name=note.txt"
+        ))
+        .await;
+    assert_eq!(attachment.status, StatusCode::OK);
+    assert_eq!(&attachment.body[..], b"hi");
 }
 
 #[tokio::test]

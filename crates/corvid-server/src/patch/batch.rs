@@ -19,12 +19,12 @@ use crate::http::json_text;
 use crate::patch::{ItemOutcome, PatchCommand, PatchOutcome, PatchRequest, TransactionItem};
 use crate::routes::bulk_docs::{AttachmentStream, CommandIn, parse_command, result_json};
 
-/// Whether the batch body may hold a `PATCH` command (a cheap look before any parse; a
-/// document that merely contains the text is handled here too, correctly).
+/// Whether the batch body may hold a `PATCH` or `JsonPatch` command: a cheap look before any
+/// parse (a document that merely contains the text is handled here too, correctly), by SIMD
+/// search: this runs on every `bulk_docs` body, the fast write path.
 pub(crate) fn may_hold_patches(body: &[u8]) -> bool {
-    [&b"\"PATCH\""[..], &b"\"JsonPatch\""[..]]
-        .iter()
-        .any(|needle| body.windows(needle.len()).any(|it| it == *needle))
+    memchr::memmem::find(body, b"\"PATCH\"").is_some()
+        || memchr::memmem::find(body, b"\"JsonPatch\"").is_some()
 }
 
 #[derive(Deserialize)]
