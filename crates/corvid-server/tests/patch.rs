@@ -425,6 +425,7 @@ async fn batch_patches_run_in_the_batch_transaction() {
         let reply = batch(&app, json!([command])).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
     }
+    assert_eq!(app.db_state().await, before);
 }
 
 #[tokio::test]
