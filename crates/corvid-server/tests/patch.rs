@@ -713,3 +713,44 @@ async fn operations_fail_cleanly() {
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_patch_by_query_stops_between_chunks() {
+    let app = TestApp::new();
+    let commands: Vec<Value> = (0..3000)
+        .map(|idx| put_command(&format!("users/{idx}"), user("Ann", idx)))
+        .collect();
+    assert_eq!(
+        batch(&app, Value::Array(commands)).await.status,
+        StatusCode::CREATED
+    );
+    // About a millisecond per document: three chunks of about a second each.
+    let script = "var until = Date.now() + 1; while (Date.now() < until) {} this.Seen = true;";
+    let operation_id = start_operation(
+        &app,
+        "PATCH",
+        json!({"Query": {"Query": format!("from Users update {{ {script} }}")}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reply = app
+        .send(
+            "POST",
+            &format!("/databases/{DB}/operations/kill?id={operation_id}"),
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let state = wait_for_operation(&app, operation_id).await;
+    assert_eq!(state["Status"], "Canceled", "{state}");
+    // A chunk already handed to the writer commits whole; no chunk is planned after the kill.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = app
+        .query(json!({"Query": "from Users where Seen = true"}))
+        .await["TotalResults"]
+        .as_u64()
+        .unwrap();
+    assert!(seen < 3000, "{seen} documents patched after the kill");
+    assert_eq!(seen % 1000, 0, "chunks are applied whole: {seen}");
+}
