@@ -125,10 +125,16 @@ pub(crate) async fn bulk_docs_with_patches(
     ))
 }
 
-fn patch_command(idx: usize, fields: CommandFields<'_>) -> Result<PatchCommand, ApiError> {
-    let id = fields.id.unwrap_or_default();
+/// The command's `Id`, which must be a valid document id.
+fn command_id(idx: usize, kind: &str, id: Option<String>) -> Result<String, ApiError> {
+    let id = id.unwrap_or_default();
     validate_id(&id)
-        .map_err(|error| ApiError::bad_request(format!("command {idx} (PATCH): {error}")))?;
+        .map_err(|error| ApiError::bad_request(format!("command {idx} ({kind}): {error}")))?;
+    Ok(id)
+}
+
+fn patch_command(idx: usize, fields: CommandFields<'_>) -> Result<PatchCommand, ApiError> {
+    let id = command_id(idx, "PATCH", fields.id)?;
     let Some(patch) = fields.patch else {
         return Err(ApiError::bad_request(format!(
             "command {idx} (PATCH `{id}`): `Patch` is required"
@@ -155,9 +161,7 @@ fn patch_command(idx: usize, fields: CommandFields<'_>) -> Result<PatchCommand, 
 }
 
 fn json_patch_command(idx: usize, fields: CommandFields<'_>) -> Result<TransactionItem, ApiError> {
-    let id = fields.id.unwrap_or_default();
-    validate_id(&id)
-        .map_err(|error| ApiError::bad_request(format!("command {idx} (JsonPatch): {error}")))?;
+    let id = command_id(idx, "JsonPatch", fields.id)?;
     let Some(json_patch) = fields.json_patch else {
         return Err(ApiError::bad_request(format!(
             "command {idx} (JsonPatch `{id}`): `JsonPatch` {{Operations}} is required"
