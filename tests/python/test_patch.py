@@ -65,6 +65,12 @@ def test_session_patch_and_increment(request, behaviour):
         assert loaded.age == 15
         assert loaded.tags == ["a", "b"]
 
+    with store.open_session() as session:
+        session.advanced.patch_array("users/0", "tags", lambda array: array.add("c").remove_at(0))
+        session.save_changes()
+    with store.open_session() as session:
+        assert session.load("users/0", User).tags == ["b", "c"]
+
 
 def test_session_add_or_patch_creates_then_patches(store):
     for _ in range(2):

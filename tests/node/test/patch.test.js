@@ -66,13 +66,33 @@ test("session.patch and session.increment", async () => {
         const session = store.openSession();
         session.advanced.increment("sp/0", "age", 10);
         session.advanced.patch("sp/0", "tags", ["a", "b"]);
+        session.advanced.patch("sp/0", "extra", { a: 0 });
+        await session.saveChanges();
+    }
+    {
+        const session = store.openSession();
+        session.advanced.patchArray("sp/0", "tags", (array) => array.push("c", "d").removeAt(0));
+        session.advanced.patchObject("sp/0", "extra", (map) => map.set("k", 1));
         await session.saveChanges();
     }
     const session = store.openSession();
     const loaded = await session.load("sp/0", User);
     assert.equal(loaded.name, "Patched");
     assert.equal(loaded.age, 15);
-    assert.deepEqual(loaded.tags, ["a", "b"]);
+    assert.deepEqual(loaded.tags, ["b", "c", "d"]);
+    assert.deepEqual(loaded.extra, { a: 0, k: 1 });
+});
+
+test("session.addOrIncrement creates, then increments", async () => {
+    for (let round = 0; round < 2; round++) {
+        const session = store.openSession();
+        session.advanced.addOrIncrement("ai/1", new User("new", 1), "age", 3);
+        await session.saveChanges();
+    }
+    const session = store.openSession();
+    const loaded = await session.load("ai/1", User);
+    assert.equal(loaded.name, "new");
+    assert.equal(loaded.age, 4);
 });
 
 test("PatchOperation statuses", async () => {
