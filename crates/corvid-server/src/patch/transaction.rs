@@ -19,6 +19,10 @@ use crate::patch::json_patch;
 /// patch read, before the conflict is reported.
 const MAX_ATTEMPTS: usize = 64;
 
+/// Compiled scripts kept while a transaction is planned (a batch of session patches often
+/// repeats a few scripts with other values).
+const MAX_CACHED_RUNTIMES: usize = 16;
+
 /// RavenDB's `PatchRequest`: `{Script, Values}`.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct PatchRequest {
@@ -414,6 +418,10 @@ fn run_script(
     id: &str,
     document_json: &str,
 ) -> Result<corvid_script::PatchOutput, ApiError> {
+    // Each runtime is a QuickJS heap: keep a few, for the scripts a batch repeats.
+    if !runtimes.contains_key(&request.script) && runtimes.len() >= MAX_CACHED_RUNTIMES {
+        runtimes.clear();
+    }
     let runtime = match runtimes.entry(request.script.clone()) {
         std::collections::hash_map::Entry::Occupied(it) => it.into_mut(),
         std::collections::hash_map::Entry::Vacant(it) => it.insert(compile(&request.script)?),
