@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from ravendb import DocumentStore, PatchByQueryOperation, PatchOperation, PatchRequest, PatchStatus
 from ravendb.documents.conventions import SessionPatchBehavior
+from ravendb.documents.operations.json_patch import JsonPatchDocument, JsonPatchOperation
 from ravendb.documents.operations.misc import DeleteByQueryOperation
 from ravendb.documents.queries.index_query import IndexQuery, Parameters
 from ravendb.exceptions.raven_exceptions import RavenException
@@ -125,6 +126,21 @@ def test_patch_operation_statuses(store):
     assert created.status == PatchStatus.CREATED
     with store.open_session() as session:
         assert session.load("users/new", User).name == "made"
+
+
+@newer_than_41
+def test_json_patch_operation(store):
+    _store_users(store, 1)
+    patch = JsonPatchDocument().replace("/name", "Json").add("/tags/-", "t").remove("/age")
+    result = store.operations.send(JsonPatchOperation("users/0", patch))
+    assert result.status == PatchStatus.PATCHED
+    assert result.modified_document["name"] == "Json"
+    with store.open_session() as session:
+        loaded = session.load("users/0", dict)
+        assert loaded["tags"] == ["t"]
+        assert "age" not in loaded
+    with pytest.raises(RavenException):
+        store.operations.send(JsonPatchOperation("users/0", JsonPatchDocument().test("/name", "Other")))
 
 
 def test_patch_operation_with_a_stale_change_vector_conflicts(store):

@@ -518,6 +518,40 @@ async fn json_patch_commands_apply_rfc_6902_operations() {
     assert_eq!(app.db_state().await, before);
 }
 
+#[tokio::test]
+async fn json_patch_operation_patches_one_document() {
+    let app = TestApp::new();
+    app.put_doc("users/1", user("Ann", 30)).await;
+    let uri = format!("/databases/{DB}/json-patch?id=users%2F1");
+    let body = json!({"Operations": [{"op": "replace", "path": "/Age", "value": 31}]});
+    let reply = app.send_json("PATCH", &uri, &body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let answer = reply.json();
+    assert_eq!(answer["Status"], "Patched");
+    assert_eq!(answer["ModifiedDocument"]["Age"], 31);
+    assert_eq!(answer["Collection"], "Users");
+    assert_eq!(app.get_doc("users/1").await.unwrap()["Age"], 31);
+    let reply = app.send_json("PATCH", &uri, &body).await;
+    assert_eq!(reply.json()["Status"], "NotModified");
+
+    let missing = format!("/databases/{DB}/json-patch?id=users%2F404");
+    let reply = app.send_json("PATCH", &missing, &body).await;
+    assert_error(
+        &reply,
+        StatusCode::NOT_FOUND,
+        &missing,
+        "DocumentDoesNotExistException",
+    );
+    for bad in [
+        json!({}),
+        json!({"Operations": {}}),
+        json!({"Operations": [{"op": "remove", "path": "/Nope"}]}),
+    ] {
+        let reply = app.send_json("PATCH", &uri, &bad).await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, &uri, "BadRequestException");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_increments_are_never_lost() {
     let app = TestApp::new();

@@ -45,6 +45,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/databases/{db}/bulk_docs", post(bulk_docs::bulk_docs))
         .route(
+            "/databases/{db}/json-patch",
+            axum::routing::patch(patch::json_patch_doc),
+        )
+        .route(
             "/databases/{db}/attachments",
             get(attachments::get_attachment)
                 .head(attachments::head_attachment)

@@ -75,16 +75,64 @@ pub(crate) async fn patch_doc(
             json!({"Info": outcome.debug_output, "Actions": outcome.actions.to_json()}),
         );
     }
-    if let Some(change_vector) = outcome.change_vector {
-        answer.insert("ChangeVector".to_owned(), change_vector.into());
-    }
-    if let Some(last_modified) = outcome.last_modified {
-        answer.insert("LastModified".to_owned(), last_modified.into());
-    }
-    if let Some(collection) = outcome.collection {
-        answer.insert("Collection".to_owned(), collection.into());
-    }
+    insert_version(
+        &mut answer,
+        outcome.change_vector,
+        outcome.last_modified,
+        outcome.collection,
+    );
     Ok(json_value(status, &Value::Object(answer)))
+}
+
+/// `PATCH /json-patch?id=` with `{Operations: [...]}` (RFC 6902, the `JsonPatchOperation` of
+/// newer clients): `{Status, ModifiedDocument, ChangeVector, LastModified, Collection}`.
+pub(crate) async fn json_patch_doc(
+    Db(database): Db,
+    Params(params): Params,
+    JsonObject(body): JsonObject,
+) -> Result<Response, ApiError> {
+    let id = params.required("id")?.to_owned();
+    corvid_store::validate_id(&id).map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let operations = match body.get("Operations") {
+        Some(Value::Array(it)) => it.clone(),
+        _ => return Err(ApiError::bad_request("`Operations` must be an array")),
+    };
+    let items = Arc::new(vec![TransactionItem::JsonPatch { id, operations }]);
+    let outcomes = apply_transaction(&database, items, false).await?;
+    let Some(ItemOutcome::Patch(outcome)) = outcomes.into_iter().next() else {
+        return Err(ApiError::internal("a patch transaction lost its patch"));
+    };
+    let mut answer = json!({
+        "Status": outcome.status.as_str(),
+        "ModifiedDocument": outcome.modified,
+    });
+    if let Value::Object(answer) = &mut answer {
+        insert_version(
+            answer,
+            outcome.change_vector,
+            outcome.last_modified,
+            outcome.collection,
+        );
+    }
+    Ok(json_value(StatusCode::OK, &answer))
+}
+
+/// Adds what a write gave the patched document: `ChangeVector`, `LastModified`, `Collection`.
+fn insert_version(
+    answer: &mut Map<String, Value>,
+    change_vector: Option<String>,
+    last_modified: Option<String>,
+    collection: Option<String>,
+) {
+    for (name, value) in [
+        ("ChangeVector", change_vector),
+        ("LastModified", last_modified),
+        ("Collection", collection),
+    ] {
+        if let Some(value) = value {
+            answer.insert(name.to_owned(), value.into());
+        }
+    }
 }
 
 /// `PATCH /queries` with `{Query: {Query: "from … update { … }", QueryParameters}}`: starts a
