@@ -29,6 +29,21 @@ pub trait ScriptHost {
     /// Returns the JSON of document `id` (with `@metadata`), or `None` when it does not exist.
     /// Backs the script's `load(id)`.
     fn load(&mut self, id: &str) -> Option<String>;
+
+    /// Stores `json` (a JSON object, `@metadata` included when the script gave one) as
+    /// document `id` and returns the id it was stored under. Backs a patch script's
+    /// `put(id, doc)`; `Err` is thrown to the script as an `Error` with that message.
+    /// ETL scripts have no `put`: the default refuses.
+    fn put(&mut self, id: &str, json: &str) -> Result<String, String> {
+        let _ = (id, json);
+        Err("put() is only available in patch scripts".to_owned())
+    }
+
+    /// Deletes document `id`; returns whether it existed. Backs a patch script's `del(id)`.
+    fn delete(&mut self, id: &str) -> Result<bool, String> {
+        let _ = id;
+        Err("del() is only available in patch scripts".to_owned())
+    }
 }
 
 /// A host with no documents: `load` always returns `None`.

@@ -22,6 +22,8 @@ use crate::source_map::{
     SCRIPT_FILE_NAME, ScriptSource, first_script_position, with_position, wrap_body,
 };
 
+mod patch;
+
 /// What an engine is built from; kept so that a fresh engine can be built after a failure.
 #[derive(Debug, Clone)]
 pub(crate) struct ScriptPlan {
@@ -40,6 +42,8 @@ pub(crate) struct ScriptPlan {
     pub document_projection: Projection,
     /// The script may look at what a `loadTo…` call returns.
     pub load_results_used: bool,
+    /// A patch script: `put` and `del` are defined, and [`Engine::run_patch`] runs it.
+    pub patch_mode: bool,
 }
 
 /// Why a call failed, before it is turned into a public error.
@@ -388,7 +392,12 @@ fn compile<'js>(
         .eval_with_options(PRELUDE_SOURCE, eval_options(PRELUDE_FILE_NAME, true))
         .map_err(fail)?;
     let define_load_to: Function = prelude
-        .call((native, undefined_as_null, !plan.load_results_used))
+        .call((
+            native,
+            undefined_as_null,
+            !plan.load_results_used,
+            plan.patch_mode,
+        ))
         .map_err(fail)?;
     for name in &plan.load_to_functions {
         define_load_to
@@ -461,6 +470,8 @@ fn native_functions<'js>(
             native_load(&ctx, &id)
         })?,
     )?;
+
+    patch::define_patch_natives(ctx, &native)?;
 
     let has_attachment_state = Rc::clone(state);
     native.set(

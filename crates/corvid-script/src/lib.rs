@@ -57,6 +57,15 @@
 //! - `varchar(value, size = 50)` and `nvarchar(value, size = 50)`: `{Type: 'AnsiString' |
 //!   'String', Value, Size}` for SQL ETL (spec §3.3).
 //!
+//! # Patch scripts
+//!
+//! [`ScriptRuntime::new_patch`] compiles a RavenDB patch script; [`ScriptRuntime::patch`] runs
+//! it with `this` = the whole document and the global `args` = the request's values, and
+//! returns `JSON.stringify(this)` after the run ([`PatchOutput`]). Besides `load`, `id`,
+//! `getMetadata` and `output`, a patch script has `put(id, doc)` and `del(id)`, which go to
+//! [`ScriptHost::put`] and [`ScriptHost::delete`] (an ETL script has neither). Patch scripts
+//! always run in QuickJS, on the whole document, with the same limits as ETL scripts.
+//!
 //! # Output
 //!
 //! - Only a JSON object can be loaded. Anything else passed to `loadTo…` (a primitive, an
@@ -120,5 +129,5 @@ pub use analysis::{MAX_SCRIPT_BYTES, ScriptAnalysis, analyze};
 pub use document::{AttachmentMeta, DocumentInput, NoDocuments, ScriptHost};
 pub use error::{ScriptError, TransformError};
 pub use options::ScriptOptions;
-pub use output::{AddedAttachment, LoadedObject, LoadedValue, TransformOutput};
+pub use output::{AddedAttachment, LoadedObject, LoadedValue, PatchOutput, TransformOutput};
 pub use runtime::ScriptRuntime;

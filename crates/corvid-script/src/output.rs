@@ -10,6 +10,16 @@ pub struct TransformOutput {
     pub debug_output: Vec<String>,
 }
 
+/// What a patch script made of one document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatchOutput {
+    /// `JSON.stringify(this)` after the run: the patched document, `@metadata` included as
+    /// the script left it.
+    pub document: String,
+    /// Lines written by `output(…)`.
+    pub debug_output: Vec<String>,
+}
+
 /// An object the script passed to `loadTo…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadedObject {

@@ -6,7 +6,8 @@
 // With `resultsUnused` (the parse shows every `loadTo…` call is a statement of its own, so its
 // value is dropped), the calls return one shared, frozen result instead of a fresh object with
 // a closure each: that allocation was about 12% of a SQL ETL script's cost.
-(function (native, undefinedAsNull, resultsUnused) {
+// With `patchMode` (a patch script, not ETL), `put(id, doc)` and `del(id)` are defined too.
+(function (native, undefinedAsNull, resultsUnused, patchMode) {
     'use strict';
     var global = globalThis;
     var defineProperty = Object.defineProperty;
@@ -97,6 +98,20 @@
         }
         return native.load(String(id));
     });
+    if (patchMode) {
+        define('put', function (id, doc) {
+            if (doc === null || typeof doc !== 'object' || isArray(doc)) {
+                throw new TypeError('put: the document must be an object');
+            }
+            return native.put(id === null || id === undefined ? '' : String(id), stringify(doc));
+        });
+        define('del', function (id) {
+            if (id === null || id === undefined) {
+                throw new TypeError('del: the document id is required');
+            }
+            return native.del(String(id));
+        });
+    }
     define('getAttachments', native.getAttachments);
     define('hasAttachment', function (name) {
         return hasAttachment(String(name));

@@ -7,7 +7,7 @@ use crate::engine::{CallFailure, Engine, FunctionArgs, ScriptPlan};
 use crate::error::{ScriptError, TransformError};
 use crate::host_scope;
 use crate::options::ScriptOptions;
-use crate::output::TransformOutput;
+use crate::output::{PatchOutput, TransformOutput};
 use crate::projection::{METADATA, Projection};
 use crate::source_map::{ScriptSource, with_position, wrap_body, wrap_functions};
 use std::time::Instant;
@@ -46,6 +46,26 @@ impl ScriptRuntime {
     /// compile within `options` (too little memory or stack), and [`ScriptError::Engine`] when
     /// QuickJS cannot be set up at all.
     pub fn new(source: &str, options: ScriptOptions) -> Result<ScriptRuntime, ScriptError> {
+        ScriptRuntime::build(source, options, false)
+    }
+
+    /// Parses and compiles a patch script (RavenDB's `PatchRequest.Script`): run it with
+    /// [`ScriptRuntime::patch`]. Besides the ETL host functions it has `put(id, doc)` and
+    /// `del(id)` ([`ScriptHost::put`], [`ScriptHost::delete`]) and the global `args`; it sees
+    /// the whole document, and always runs in QuickJS.
+    ///
+    /// # Errors
+    ///
+    /// As for [`ScriptRuntime::new`].
+    pub fn new_patch(source: &str, options: ScriptOptions) -> Result<ScriptRuntime, ScriptError> {
+        ScriptRuntime::build(source, options, true)
+    }
+
+    fn build(
+        source: &str,
+        options: ScriptOptions,
+        patch_mode: bool,
+    ) -> Result<ScriptRuntime, ScriptError> {
         let mut parsed_script = parse_script(source)?;
         let analysis = parsed_script.analysis.clone();
         // RavenDB's null propagation: member access on null or undefined yields nothing
@@ -80,7 +100,7 @@ impl ScriptRuntime {
         let direct = parsed_script
             .direct
             .take()
-            .filter(|_| options.direct_interpreter && !analysis.is_empty)
+            .filter(|_| options.direct_interpreter && !analysis.is_empty && !patch_mode)
             .map(|script| {
                 DirectRunner::new(
                     script,
@@ -90,14 +110,29 @@ impl ScriptRuntime {
                     options.memory_limit_bytes,
                 )
             });
-        let plan = ScriptPlan {
-            body_source: wrap_body(compiled),
-            functions_source,
-            exported_functions,
-            load_to_functions: parsed_script.load_to_functions,
-            document_projection: parsed_script.document_projection,
-            load_results_used: parsed_script.load_results_used,
-            source: script_source,
+        let plan = if patch_mode {
+            // A patch writes the whole document back: nothing may be projected away.
+            ScriptPlan {
+                body_source: wrap_body(compiled),
+                functions_source: None,
+                exported_functions: Vec::new(),
+                load_to_functions: Vec::new(),
+                document_projection: Projection::Whole,
+                load_results_used: false,
+                source: script_source,
+                patch_mode,
+            }
+        } else {
+            ScriptPlan {
+                body_source: wrap_body(compiled),
+                functions_source,
+                exported_functions,
+                load_to_functions: parsed_script.load_to_functions,
+                document_projection: parsed_script.document_projection,
+                load_results_used: parsed_script.load_results_used,
+                source: script_source,
+                patch_mode,
+            }
         };
         let engine = if analysis.is_empty {
             None
@@ -146,6 +181,37 @@ impl ScriptRuntime {
         let engine = ensure_engine(&mut self.engine, &self.plan, &self.options)?;
         let res = host_scope::enter(host, || engine.run_body(source, input));
         self.finish(res, input.id)
+    }
+
+    /// Runs a patch script (see [`ScriptRuntime::new_patch`]) on one document: `this` = the
+    /// parsed `document_json`, `args` = the parsed `args_json` (the request's `Values`). The
+    /// result is `JSON.stringify(this)` after the run; an empty script returns the document
+    /// unchanged.
+    ///
+    /// # Errors
+    ///
+    /// As for [`transform`](Self::transform); an error from the host's `put`/`del` is thrown
+    /// to the script, and fails the run unless the script catches it.
+    pub fn patch(
+        &mut self,
+        document_json: &str,
+        args_json: &str,
+        host: &mut dyn ScriptHost,
+    ) -> Result<PatchOutput, TransformError> {
+        if self.analysis.is_empty {
+            return Ok(PatchOutput {
+                document: document_json.to_owned(),
+                debug_output: Vec::new(),
+            });
+        }
+        let source = &self.plan.source;
+        let engine = ensure_engine(&mut self.engine, &self.plan, &self.options)?;
+        let res = host_scope::enter(host, || engine.run_patch(source, document_json, args_json));
+        let (document, output) = self.finish(res, "")?;
+        Ok(PatchOutput {
+            document,
+            debug_output: output.debug_output,
+        })
     }
 
     /// Whether the script runs in the direct interpreter (see

@@ -13,10 +13,10 @@ mod changes;
 mod error;
 mod extract;
 mod http;
-// Bulk insert and patch/delete by query start operations; until they land only the routes
-// of `routes/operations.rs` read the registry.
+// Patch and delete by query use the registry; `Operations::status` waits for bulk insert.
 #[allow(dead_code)]
 mod operations;
+mod patch;
 mod query;
 mod routes;
 mod state;

@@ -16,6 +16,8 @@ pub(crate) struct Query {
     pub order_by: Vec<(Vec<String>, bool)>,
     pub skip: Option<usize>,
     pub take: Option<usize>,
+    /// The script of an `update { … }` clause (patch by query).
+    pub update: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -194,6 +196,7 @@ impl Parser<'_> {
 
 /// Parses a query with its parameters.
 pub(crate) fn parse(text: &str, parameters: &Map<String, Value>) -> Result<Query, QueryError> {
+    let (text, update) = split_update_clause(text)?;
     let mut parser = Parser {
         tokens: tokenize(text)?,
         pos: 0,
@@ -226,6 +229,7 @@ pub(crate) fn parse(text: &str, parameters: &Map<String, Value>) -> Result<Query
         order_by: Vec::new(),
         skip: None,
         take: None,
+        update: None,
     };
     if parser.keyword("where") {
         loop {
@@ -283,6 +287,11 @@ pub(crate) fn parse(text: &str, parameters: &Map<String, Value>) -> Result<Query
             "unsupported query syntax near {token:?}; Corvid answers `from <Collection> [where f = v and …] [order by f] [limit skip, take]`"
         )));
     }
+    query.update = update.map(|script| match &alias {
+        // RavenDB binds the alias to the document in the update script.
+        Some(alias) => format!("var {alias} = this; {script}"),
+        None => script.to_owned(),
+    });
     Ok(query)
 }
 
@@ -360,6 +369,82 @@ fn compare_values(left: Option<&Value>, right: Option<&Value>) -> Ordering {
     }
 }
 
+// patch contract: replaced by the rql branch
+
+/// Splits `… update { script }` into the query and the script. The keyword counts only
+/// outside string literals, as a word of its own, followed by `{`; the script runs to the
+/// `}` that ends the text.
+fn split_update_clause(text: &str) -> Result<(&str, Option<&str>), QueryError> {
+    let bytes = text.as_bytes();
+    let mut quote: Option<u8> = None;
+    let mut idx = 0;
+    while idx < bytes.len() {
+        let byte = bytes[idx];
+        match quote {
+            Some(_) if byte == b'\\' => idx += 1,
+            Some(open) if byte == open => quote = None,
+            Some(_) => {}
+            None if byte == b'\'' || byte == b'"' => quote = Some(byte),
+            None if text[idx..].len() >= 6
+                && text.is_char_boundary(idx + 6)
+                && text[idx..idx + 6].eq_ignore_ascii_case("update")
+                && (idx == 0 || bytes[idx - 1].is_ascii_whitespace())
+                && text[idx + 6..].trim_start().starts_with('{') =>
+            {
+                let rest = text[idx + 6..].trim_start();
+                let Some(script) = rest
+                    .trim_end()
+                    .strip_prefix('{')
+                    .and_then(|it| it.strip_suffix('}'))
+                else {
+                    return Err(QueryError(
+                        "the `update { … }` clause must end the query".into(),
+                    ));
+                };
+                return Ok((&text[..idx], Some(script)));
+            }
+            None => {}
+        }
+        idx += 1;
+    }
+    Ok((text, None))
+}
+
+impl Query {
+    /// The script of the query's `update { … }` clause, if any.
+    pub(crate) fn update_script(&self) -> Option<&str> {
+        self.update.as_deref()
+    }
+}
+
+/// The documents `query` selects from `snapshot`, in its order, within its `limit`.
+pub(crate) fn matching_documents(
+    snapshot: &corvid_store::Snapshot,
+    query: &Query,
+) -> Result<Vec<corvid_store::Document>, crate::error::ApiError> {
+    let mut selected = Vec::new();
+    for doc in snapshot.documents_after(query.collection.as_deref(), 0)? {
+        let doc = doc?;
+        let value: Value = if query.needs_documents_parsed() {
+            serde_json::from_str(&doc.to_json_string()).map_err(|error| {
+                crate::error::ApiError::internal(format!("`{}` is not JSON: {error}", doc.id))
+            })?
+        } else {
+            Value::Null
+        };
+        if query.conditions.is_empty() || query.matches(&value) {
+            selected.push((value, doc));
+        }
+    }
+    selected.sort_by(|left, right| query.compare(&left.0, &right.0));
+    Ok(selected
+        .into_iter()
+        .skip(query.skip.unwrap_or(0))
+        .take(query.take.unwrap_or(usize::MAX))
+        .map(|(_, doc)| doc)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -405,6 +490,20 @@ mod tests {
         assert!(parse("from Users where name = $missing", &params).is_err());
         assert!(parse("from Users group by name", &params).is_err());
         assert!(parse("from 'Users", &params).is_err());
+    }
+
+    #[test]
+    fn splits_the_update_clause() {
+        let q = check(
+            "from Users where name = 'update {' update { this.A = '}'; }",
+            json!({}),
+        );
+        assert_eq!(q.update_script(), Some(" this.A = '}'; "));
+        assert_eq!(q.conditions[0].value, json!("update {"));
+        let q = check("from Users as u update {u.A = 1}", json!({}));
+        assert_eq!(q.update_script(), Some("var u = this; u.A = 1"));
+        assert_eq!(check("from Users", json!({})).update_script(), None);
+        assert!(parse("from Users update { x } limit 5", &Map::new()).is_err());
     }
 
     #[test]

@@ -382,7 +382,7 @@ async fn unknown_or_missing_command_type_is_refused() {
         json!({"Id": "users/2", "Type": null, "Document": user("Bob", 1)}),
         json!({"Id": "users/2", "Type": "", "Document": user("Bob", 1)}),
         json!({"Id": "users/2", "Type": 1, "Document": user("Bob", 1)}),
-        json!({"Id": "users/1", "Type": "PATCH", "Patch": {"Script": "this.Name = 'x'"}}),
+        json!({"Id": "users/1", "Type": "BatchPATCH", "Patch": {"Script": "this.Name = 'x'"}}),
     ] {
         let body = json!({"Commands": [command]});
         let reply = app.send_json("POST", &bulk_uri(), &body).await;
@@ -624,7 +624,7 @@ async fn unknown_routes_are_400_route_not_found_json() {
         ("POST", "/databases/db/docs/extra"),
         ("GET", "/databases/db"),
         ("DELETE", "/databases/db/bulk_docs"),
-        ("PATCH", "/databases/db/docs?id=users%2F1"),
+        ("PATCH", "/databases/db/attachments?id=users%2F1&name=a"),
         ("RESET", "/databases/db/queries"),
     ] {
         let reply = app.send(method, uri, "", &[]).await;

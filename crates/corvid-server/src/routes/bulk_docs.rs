@@ -34,6 +34,9 @@ pub(crate) async fn bulk_docs(
     } else {
         (bytes, VecDeque::new())
     };
+    if crate::patch::batch::may_hold_patches(&main) {
+        return crate::patch::batch::bulk_docs_with_patches(&database, &main, streams).await;
+    }
     let ops = parse_commands(&main, streams)?;
     let results = write(&database, ops).await?;
     Ok(json_text(StatusCode::CREATED, results_json(&results)))
@@ -94,7 +97,7 @@ struct BatchIn<'a> {
 
 /// The fields of a command Corvid reads; documents stay raw JSON text.
 #[derive(Deserialize)]
-struct CommandIn<'a> {
+pub(crate) struct CommandIn<'a> {
     #[serde(rename = "Type", default)]
     kind: Option<String>,
     #[serde(rename = "Id", default)]
@@ -138,7 +141,7 @@ pub(crate) fn parse_commands(
     Ok(ops)
 }
 
-fn parse_command(
+pub(crate) fn parse_command(
     idx: usize,
     command: CommandIn<'_>,
     streams: &mut VecDeque<AttachmentStream>,
@@ -290,7 +293,7 @@ fn results_json(results: &[WriteResult]) -> String {
     out
 }
 
-fn result_json(result: WriteResult) -> Value {
+pub(crate) fn result_json(result: WriteResult) -> Value {
     match result {
         WriteResult::Put {
             id,

@@ -2,13 +2,14 @@
 //! the answer; no business logic lives here.
 
 mod attachments;
-mod bulk_docs;
+pub(crate) mod bulk_docs;
 mod changes;
 mod docs;
 pub(crate) mod etl;
 mod hilo;
 mod multi_get;
 mod operations;
+mod patch;
 mod queries;
 pub(crate) mod server;
 mod stats;
@@ -55,9 +56,14 @@ fn routes() -> Router<AppState> {
                 .head(docs::head_doc)
                 .put(docs::put_doc)
                 .delete(docs::delete_doc)
-                .post(docs::post_docs),
+                .post(docs::post_docs)
+                .patch(patch::patch_doc),
         )
         .route("/databases/{db}/bulk_docs", post(bulk_docs::bulk_docs))
+        .route(
+            "/databases/{db}/json-patch",
+            axum::routing::patch(patch::json_patch_doc),
+        )
         .route(
             "/databases/{db}/attachments",
             get(attachments::get_attachment)
@@ -87,7 +93,10 @@ fn routes() -> Router<AppState> {
         )
         .route(
             "/databases/{db}/queries",
-            post(queries::post_query).get(queries::get_query),
+            post(queries::post_query)
+                .get(queries::get_query)
+                .patch(patch::patch_by_query)
+                .delete(patch::delete_by_query),
         )
         .route(
             "/databases/{db}/admin/connection-strings",
