@@ -8,18 +8,23 @@ use corvid_store::{Database, Storage};
 
 use crate::error::ApiError;
 use crate::operations::Operations;
+use crate::query::IndexRegistry;
 
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// The largest request body accepted, in bytes; larger ones get a 413.
     pub max_body_bytes: usize,
+    /// The memory all query auto indexes may use together, in bytes (estimated); past it the
+    /// least recently used are dropped.
+    pub query_index_max_bytes: usize,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_body_bytes: 256 * 1024 * 1024,
+            query_index_max_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -35,6 +40,7 @@ struct Inner {
     etl: Arc<EtlManager>,
     options: ServerOptions,
     operations: Arc<Operations>,
+    query_indexes: Arc<IndexRegistry>,
     /// Stands in for RavenDB's Raft command index until the cluster exists.
     command_index: AtomicU64,
 }
@@ -48,12 +54,14 @@ impl AppState {
                 tracing::error!(database = database.name(), %error, "failed to start etl");
             }
         }
+        let query_indexes = Arc::new(IndexRegistry::new(options.query_index_max_bytes));
         AppState {
             inner: Arc::new(Inner {
                 storage,
                 etl,
                 options,
                 operations: Arc::new(Operations::default()),
+                query_indexes,
                 command_index: AtomicU64::new(1),
             }),
         }
@@ -77,6 +85,11 @@ impl AppState {
     }
 
     /// Returns a database or RavenDB's 503 `Database-Missing` answer.
+    /// The auto indexes of collection queries.
+    pub(crate) fn query_indexes(&self) -> &Arc<IndexRegistry> {
+        &self.inner.query_indexes
+    }
+
     pub fn database(&self, name: &str) -> Result<Arc<Database>, ApiError> {
         if name.trim().is_empty() {
             return Err(ApiError::bad_request("the database name is empty"));

@@ -10,6 +10,7 @@ mod operations;
 mod queries;
 pub(crate) mod server;
 mod stats;
+mod streams;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -72,6 +73,11 @@ pub fn app(state: AppState) -> Router {
             "/databases/{db}/queries",
             post(queries::post_query).get(queries::get_query),
         )
+        .route(
+            "/databases/{db}/streams/queries",
+            get(streams::stream_query_get).post(streams::stream_query_post),
+        )
+        .route("/databases/{db}/streams/docs", get(streams::stream_docs))
         .route(
             "/databases/{db}/admin/connection-strings",
             put(etl::put_connection_string)
