@@ -796,3 +796,49 @@ async fn a_stream_larger_than_a_chunk_arrives_whole() {
     assert_eq!(answer["Results"].as_array().expect("results").len(), 2990);
     assert_eq!(answer["TotalResults"], 2990);
 }
+
+/// The 7.x clients ask for `format=jsonl`: a `Stats` line first for a query, then one
+/// `Item` per line; `/streams/docs` sends one document per line.
+#[tokio::test]
+async fn jsonl_streams_are_what_the_7x_clients_parse() {
+    let app = app_with_users().await;
+    let reply = app
+        .send_json(
+            "POST",
+            &format!("/databases/{DB}/streams/queries?format=jsonl"),
+            &json!({"Query": "from Users where Age >= $p order by Age as long select Name", "QueryParameters": {"p": 30}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let lines: Vec<Value> = reply
+        .text()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let stats = &lines[0]["Stats"];
+    assert_eq!(stats["TotalResults"], 2);
+    assert_eq!(stats["IsStale"], false);
+    assert_eq!(stats["IndexName"], "Auto/Users/ByAge");
+    assert!(stats["ResultEtag"].is_number() && stats["IndexTimestamp"].is_string());
+    assert_eq!(lines[1]["Item"]["Name"], "Ann");
+    assert_eq!(lines[2]["Item"]["@metadata"]["@id"], "users/5");
+
+    let reply = app
+        .get(&format!(
+            "/databases/{DB}/streams/docs?startsWith=users/&startAfter=users/3&format=jsonl"
+        ))
+        .await;
+    let ids: Vec<String> = reply
+        .text()
+        .lines()
+        .map(|line| {
+            let document: Value = serde_json::from_str(line).expect("a JSON line");
+            document["@metadata"]["@id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, ["users/4", "users/5"]);
+}

@@ -26,4 +26,4 @@ pub(crate) use parser::parse;
 // `matching_documents` and `Query::update_script` are the contract of patch/delete by query.
 #[allow(unused_imports)]
 pub(crate) use run::matching_documents;
-pub(crate) use run::{run, run_distinct};
+pub(crate) use run::{Outcome, run, run_distinct};
