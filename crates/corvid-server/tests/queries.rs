@@ -344,6 +344,18 @@ async fn projections_carry_projection_metadata() {
     assert!(results[1].get("Name").is_none());
     assert_eq!(results[1]["I"], "users/5");
 
+    // What the Node client's `selectFields` sends: a metadata path with dashes.
+    let answer = app
+        .query(json!({"Query": "from 'Users' where Age = $p0 select Name, @metadata.@nested-object-types as __PROJECTED_NESTED_OBJECT_TYPES__, @metadata.@collection as C", "QueryParameters": {"p0": 30}}))
+        .await;
+    assert_eq!(answer["Results"][0]["Name"], "Ann");
+    assert_eq!(answer["Results"][0]["C"], "Users");
+    assert!(
+        answer["Results"][0]
+            .get("__PROJECTED_NESTED_OBJECT_TYPES__")
+            .is_none()
+    );
+
     let answer = app
         .query(json!({"Query": "from Users as u select distinct u.Address.City as City"}))
         .await;

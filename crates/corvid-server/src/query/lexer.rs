@@ -114,7 +114,15 @@ impl<'a> Lexer<'a> {
             let length = number_length(trimmed);
             (TokenKind::Number(trimmed[..length].to_owned()), length)
         } else if first.is_alphanumeric() || first == '_' || first == '@' {
-            let length = word_length(trimmed);
+            // `@metadata.@nested-object-types`: metadata names may hold dashes.
+            let length = if first == '@' {
+                trimmed
+                    .char_indices()
+                    .find(|(_, ch)| !(ch.is_alphanumeric() || matches!(ch, '_' | '@' | '-')))
+                    .map_or(trimmed.len(), |(idx, _)| idx)
+            } else {
+                word_length(trimmed)
+            };
             (TokenKind::Word(trimmed[..length].to_owned()), length)
         } else if let Some(symbol) = SYMBOLS.iter().find(|it| trimmed.starts_with(**it)) {
             (TokenKind::Symbol(symbol), symbol.len())
