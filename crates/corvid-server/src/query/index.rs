@@ -90,6 +90,9 @@ impl Ord for OrderedNumber {
 /// What an index answered: the ids that may match, in etag order.
 pub(crate) struct Candidates {
     pub ids: Vec<Arc<str>>,
+    /// The ids are exactly the matches: the whole `where` is the one condition the index
+    /// answered, and the index compares as `eval` does (so the page alone needs reading).
+    pub exact: bool,
 }
 
 /// Estimated bytes per index entry beyond the id and value text (tree and map overhead).
@@ -145,7 +148,9 @@ impl IndexRegistry {
             found.into_iter().map(|it| it.1).collect()
         };
         self.enforce_cap(&id);
-        Ok(Some(Candidates { ids }))
+        let exact =
+            std::ptr::eq(predicate, filter) && !matches!(predicate, Expr::In { all: true, .. });
+        Ok(Some(Candidates { ids, exact }))
     }
 
     /// Drops least recently used indexes while the total passes the cap; the index just used

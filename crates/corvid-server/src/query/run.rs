@@ -68,6 +68,18 @@ pub(crate) fn run(
     };
     let mut sorted = Vec::new();
     match candidates {
+        Some(candidates) if candidates.exact && query.order_by.is_empty() => {
+            // Every candidate matches: count them and read only the page.
+            used_index = true;
+            total = candidates.ids.len();
+            for id in candidates.ids.iter().skip(skip).take(take) {
+                if let Some(document) = snapshot.get(id)?
+                    && !emit(document)?
+                {
+                    break;
+                }
+            }
+        }
         Some(candidates) => {
             used_index = true;
             for id in candidates.ids {
