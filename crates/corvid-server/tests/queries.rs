@@ -520,6 +520,36 @@ async fn errors_name_the_position_and_the_feature() {
     }
 }
 
+/// The parser and the evaluation recurse on nesting: deep nesting and long chains are
+/// refused with a 400, never a stack overflow.
+#[tokio::test]
+async fn nesting_and_long_chains_are_bounded() {
+    let app = app_with_users().await;
+    let deep = format!(
+        "from Users where {}Name = 'Ann'{}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
+    let nots = format!("from Users where {}Name = 'Ann'", "not ".repeat(100_000));
+    let chain = format!(
+        "from Users where {}",
+        vec!["Name = 'Ann'"; 100_000].join(" or ")
+    );
+    for query in [deep, nots, chain] {
+        let reply = app
+            .send_json("POST", &uri(), &json!({"Query": query}))
+            .await;
+        assert_error(&reply, StatusCode::BAD_REQUEST, &uri(), INVALID_QUERY);
+    }
+    let allowed = format!(
+        "from Users where {}Name = 'Ann'{} or {}",
+        "(".repeat(60),
+        ")".repeat(60),
+        vec!["Age = 1"; 1000].join(" or ")
+    );
+    assert_eq!(query_ids(&app, &allowed, json!({})).await, ["users/1"]);
+}
+
 /// Every prefix of a query and every single-character garbling answers 200 or a 400 with a
 /// position; never a 500.
 #[tokio::test]

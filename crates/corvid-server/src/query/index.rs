@@ -422,3 +422,83 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use corvid_store::{PutDocument, Storage, WriteOp};
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::query::parse;
+
+    fn filter(text: &str) -> Expr {
+        parse(text, &Map::new())
+            .expect("query")
+            .filter
+            .expect("where")
+    }
+
+    fn indexed_paths(registry: &IndexRegistry) -> Vec<String> {
+        let inner = lock(&registry.inner);
+        let mut paths: Vec<String> = inner
+            .indexes
+            .keys()
+            .map(|it| it.path.display_name())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    #[test]
+    fn the_least_recently_used_index_goes_when_over_the_cap() {
+        let dir = tempfile::tempdir().expect("dir");
+        let storage = Storage::open(dir.path()).expect("storage");
+        let database = storage.create_database("db").expect("database");
+        let ops = (0..10)
+            .map(|idx| {
+                let document = json!({"A": idx, "B": idx, "@metadata": {"@collection": "Docs"}});
+                let object = document.as_object().expect("object").clone();
+                WriteOp::Put(PutDocument::new(&format!("docs/{idx}"), object, None).expect("put"))
+            })
+            .collect();
+        database.write(ops).expect("write");
+        let snapshot = database.snapshot().expect("snapshot");
+
+        // Room for one index of ten documents, not two.
+        let registry = IndexRegistry::new(3000);
+        let found = registry
+            .candidates(&snapshot, "Docs", &filter("from Docs where A >= 5"))
+            .expect("run")
+            .expect("an index answered");
+        assert_eq!(found.ids.len(), 5);
+        assert!(found.exact);
+        assert_eq!(indexed_paths(&registry), ["A"]);
+        registry
+            .candidates(
+                &snapshot,
+                "docs",
+                &filter("from Docs where B = 1 and A = 1"),
+            )
+            .expect("run")
+            .expect("an index answered");
+        assert_eq!(indexed_paths(&registry), ["B"]);
+
+        // An index larger than the whole cap answers once and is dropped.
+        let tiny = IndexRegistry::new(10);
+        let found = tiny
+            .candidates(&snapshot, "Docs", &filter("from Docs where A in (1, 2)"))
+            .expect("run")
+            .expect("an index answered");
+        assert_eq!(found.ids.len(), 2);
+        assert!(indexed_paths(&tiny).is_empty());
+
+        // Conditions an index cannot narrow scan.
+        for text in ["from Docs where A != 1", "from Docs where id() = 'docs/1'"] {
+            assert!(
+                tiny.candidates(&snapshot, "Docs", &filter(text))
+                    .expect("run")
+                    .is_none()
+            );
+        }
+    }
+}

@@ -26,6 +26,8 @@ pub(crate) fn parse(text: &str, parameters: &Map<String, Value>) -> Result<Query
         lexer: Lexer::new(text),
         parameters,
         alias: None,
+        nesting: 0,
+        conditions: 0,
     };
     parser.query()
 }
@@ -56,10 +58,18 @@ const UNSUPPORTED_FUNCTIONS: [&str; 12] = [
     "lucene",
 ];
 
+/// Parentheses and `not`s one inside another, at most: the parser and the evaluation recurse
+/// on them, so an attacker's `((((…` must not overflow the stack.
+const MAX_NESTING: usize = 64;
+/// Conditions in one `where`, at most: an `and`/`or` chain is a tree as deep as it is long.
+const MAX_CONDITIONS: usize = 1024;
+
 struct Parser<'a> {
     lexer: Lexer<'a>,
     parameters: &'a Map<String, Value>,
     alias: Option<String>,
+    nesting: usize,
+    conditions: usize,
 }
 
 impl Parser<'_> {
@@ -174,15 +184,37 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Result<Expr, QueryError> {
-        if self.keyword("not")? {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
-        }
-        if self.symbol("(")? {
-            let inner = self.or_expression()?;
-            self.expect_symbol(")")?;
+        let token = self.lexer.peek()?;
+        let nests = match &token.kind {
+            TokenKind::Word(word) => word.eq_ignore_ascii_case("not"),
+            kind => *kind == TokenKind::Symbol("("),
+        };
+        if nests {
+            self.nesting += 1;
+            if self.nesting > MAX_NESTING {
+                return Err(self.lexer.error_at(
+                    token.offset,
+                    format!("conditions are nested more than {MAX_NESTING} deep"),
+                ));
+            }
+            self.lexer.next_token()?;
+            let inner = if token.kind == TokenKind::Symbol("(") {
+                let inner = self.or_expression()?;
+                self.expect_symbol(")")?;
+                inner
+            } else {
+                Expr::Not(Box::new(self.unary()?))
+            };
+            self.nesting -= 1;
             return Ok(inner);
         }
-        let token = self.lexer.peek()?;
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return Err(self.lexer.error_at(
+                token.offset,
+                format!("a where clause holds at most {MAX_CONDITIONS} conditions"),
+            ));
+        }
         let TokenKind::Word(word) = &token.kind else {
             return Err(unexpected(&token, "a condition"));
         };
