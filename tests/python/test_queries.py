@@ -54,6 +54,8 @@ def query(session):
 def test_filters(people):
     with people.open_session() as s:
         assert names(query(s).where_equals("name", "ann")) == ["Ann"]
+        assert names(query(s).where_equals("name", "ann", exact=True)) == []
+        assert names(query(s).where_equals("name", "Ann", exact=True)) == ["Ann"]
         assert names(query(s).where_greater_than("age", 30)) == ["Carl", "Dora"]
         assert names(query(s).where_greater_than_or_equal("age", 30)) == ["Ann", "Carl", "Dora"]
         assert names(query(s).where_less_than("age", 30)) == ["Bob"]

@@ -242,6 +242,17 @@ async fn every_operator_selects_what_ravendb_selects() {
             json!({}),
             vec!["users/1"],
         ),
+        ("from Users where exact(Name = 'ann')", json!({}), vec![]),
+        (
+            "from Users where exact(Name = 'Ann' or Name = 'BOB')",
+            json!({}),
+            vec!["users/1"],
+        ),
+        (
+            "from Users where exact(startsWith(Name, 'b'))",
+            json!({}),
+            vec!["users/2"],
+        ),
         ("from Products", json!({}), vec!["products/1"]),
         (
             "from @all_docs where Name = 'p1'",

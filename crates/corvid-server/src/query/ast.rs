@@ -57,6 +57,8 @@ pub(crate) enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Not(Box<Expr>),
+    /// `exact(…)`: string comparisons inside are case-sensitive.
+    Exact(Box<Expr>),
     Compare {
         path: Path,
         op: CompareOp,

@@ -30,7 +30,7 @@ impl Query {
     pub fn matches(&self, document: &Document) -> bool {
         self.filter
             .as_ref()
-            .is_none_or(|filter| filter_matches(filter, document))
+            .is_none_or(|filter| filter_matches(filter, document, false))
     }
 
     /// The document's sort values, one per `order by` key.
@@ -142,25 +142,31 @@ pub(crate) fn values_of<'a>(document: &'a Document, path: &Path) -> Vec<Found<'a
     }
 }
 
-fn filter_matches(expr: &Expr, document: &Document) -> bool {
+/// `exact`: inside `exact(…)`, strings compare case-sensitively.
+fn filter_matches(expr: &Expr, document: &Document, exact: bool) -> bool {
     match expr {
         Expr::True => true,
-        Expr::And(left, right) => filter_matches(left, document) && filter_matches(right, document),
-        Expr::Or(left, right) => filter_matches(left, document) || filter_matches(right, document),
-        Expr::Not(inner) => !filter_matches(inner, document),
+        Expr::And(left, right) => {
+            filter_matches(left, document, exact) && filter_matches(right, document, exact)
+        }
+        Expr::Or(left, right) => {
+            filter_matches(left, document, exact) || filter_matches(right, document, exact)
+        }
+        Expr::Not(inner) => !filter_matches(inner, document, exact),
+        Expr::Exact(inner) => filter_matches(inner, document, true),
         Expr::Compare { path, op, value } => {
             let found = scalars(document, path);
             match op {
-                CompareOp::Equal => found.iter().any(|it| scalar_equals(it, value)),
+                CompareOp::Equal => found.iter().any(|it| scalar_equals(it, value, exact)),
                 CompareOp::NotEqual => {
                     let comparable = match value {
                         Scalar::Number(_) => found.iter().any(|it| matches!(it, Scalar::Number(_))),
                         _ => !found.is_empty(),
                     };
-                    comparable && !found.iter().any(|it| scalar_equals(it, value))
+                    comparable && !found.iter().any(|it| scalar_equals(it, value, exact))
                 }
                 _ => found.iter().any(|it| {
-                    let Some(ordering) = scalar_order(it, value) else {
+                    let Some(ordering) = scalar_order(it, value, exact) else {
                         return false;
                     };
                     match op {
@@ -173,12 +179,12 @@ fn filter_matches(expr: &Expr, document: &Document) -> bool {
             }
         }
         Expr::Between { path, low, high } => scalars(document, path).iter().any(|it| {
-            scalar_order(it, low).is_some_and(|it| it != Ordering::Less)
-                && scalar_order(it, high).is_some_and(|it| it != Ordering::Greater)
+            scalar_order(it, low, exact).is_some_and(|it| it != Ordering::Less)
+                && scalar_order(it, high, exact).is_some_and(|it| it != Ordering::Greater)
         }),
         Expr::In { path, values, all } => {
             let found = scalars(document, path);
-            let contains = |value: &Scalar| found.iter().any(|it| scalar_equals(it, value));
+            let contains = |value: &Scalar| found.iter().any(|it| scalar_equals(it, value, exact));
             if *all {
                 values.iter().all(contains)
             } else {
@@ -186,12 +192,12 @@ fn filter_matches(expr: &Expr, document: &Document) -> bool {
             }
         }
         Expr::StartsWith { path, prefix } => {
-            let prefix = prefix.to_lowercase();
-            strings(document, path).any(|it| it.to_lowercase().starts_with(&prefix))
+            let prefix = fold(prefix, exact);
+            strings(document, path).any(|it| fold(&it, exact).starts_with(prefix.as_ref()))
         }
         Expr::EndsWith { path, suffix } => {
-            let suffix = suffix.to_lowercase();
-            strings(document, path).any(|it| it.to_lowercase().ends_with(&suffix))
+            let suffix = fold(suffix, exact);
+            strings(document, path).any(|it| fold(&it, exact).ends_with(suffix.as_ref()))
         }
         Expr::Exists(path) => match path {
             Path::Id => true,
@@ -242,10 +248,19 @@ fn term_matches(term: &str, word: &str) -> bool {
     }
 }
 
-pub(crate) fn scalar_equals(found: &Scalar, value: &Scalar) -> bool {
+/// Strings as compared: lowercased unless `exact`.
+fn fold(text: &str, exact: bool) -> std::borrow::Cow<'_, str> {
+    if exact {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    }
+}
+
+pub(crate) fn scalar_equals(found: &Scalar, value: &Scalar, exact: bool) -> bool {
     match (found, value) {
         (Scalar::String(left), Scalar::String(right)) => {
-            left == right || left.to_lowercase() == right.to_lowercase()
+            left == right || (!exact && left.to_lowercase() == right.to_lowercase())
         }
         (Scalar::Number(left), Scalar::Number(right)) => left == right,
         (Scalar::Bool(left), Scalar::Bool(right)) => left == right,
@@ -255,11 +270,11 @@ pub(crate) fn scalar_equals(found: &Scalar, value: &Scalar) -> bool {
 }
 
 /// Orders a found value against a query value of the same type; `None` across types.
-pub(crate) fn scalar_order(found: &Scalar, value: &Scalar) -> Option<Ordering> {
+pub(crate) fn scalar_order(found: &Scalar, value: &Scalar, exact: bool) -> Option<Ordering> {
     match (found, value) {
         (Scalar::Number(left), Scalar::Number(right)) => left.partial_cmp(right),
         (Scalar::String(left), Scalar::String(right)) => {
-            Some(left.to_lowercase().cmp(&right.to_lowercase()))
+            Some(fold(left, exact).cmp(&fold(right, exact)))
         }
         _ => None,
     }

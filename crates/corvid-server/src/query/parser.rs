@@ -43,9 +43,8 @@ const UNSUPPORTED_CLAUSES: [(&str, &str); 6] = [
 ];
 
 /// Functions of `where` that are RavenDB features Corvid refuses.
-const UNSUPPORTED_FUNCTIONS: [&str; 12] = [
+const UNSUPPORTED_FUNCTIONS: [&str; 11] = [
     "boost",
-    "exact",
     "regex",
     "spatial.within",
     "within",
@@ -242,6 +241,19 @@ impl Parser<'_> {
             return Err(not_supported(&name_token, &format!("{name}()")));
         }
         self.expect_symbol("(")?;
+        if lowered == "exact" {
+            self.nesting += 1;
+            if self.nesting > MAX_NESTING {
+                return Err(self.lexer.error_at(
+                    name_token.offset,
+                    format!("conditions are nested more than {MAX_NESTING} deep"),
+                ));
+            }
+            let inner = self.or_expression()?;
+            self.nesting -= 1;
+            self.expect_symbol(")")?;
+            return Ok(Expr::Exact(Box::new(inner)));
+        }
         let path = self.path()?;
         let expression = match lowered.as_str() {
             "exists" => Expr::Exists(path),

@@ -208,7 +208,7 @@ fn collect_fields(expr: &Expr, fields: &mut Vec<String>) {
             collect_fields(right, fields);
             return;
         }
-        Expr::Not(inner) => return collect_fields(inner, fields),
+        Expr::Not(inner) | Expr::Exact(inner) => return collect_fields(inner, fields),
         Expr::Search { path, .. } => {
             fields.push(format!("Search({})", path.display_name()));
             return;
