@@ -10,10 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
 use corvid_client::{ClientOptions, create_database, delete_database};
 
-use crate::{batches, bulk_insert, memory_mib, spawn_corvid};
+use crate::{batches, bulk_insert, memory_mib, post_json, spawn_corvid};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct QueryArgs {
@@ -128,16 +127,16 @@ async fn measure(
         // The first answer that is not stale: Corvid's is the first; RavenDB builds its auto
         // index in the background and answers stale until it is done.
         let started = Instant::now();
-        let mut answer = run_query(&http, &endpoint, &body).await?;
+        let mut answer = post_json(&http, reqwest::Method::POST, &endpoint, &body).await?;
         while answer["IsStale"] == true {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            answer = run_query(&http, &endpoint, &body).await?;
+            answer = post_json(&http, reqwest::Method::POST, &endpoint, &body).await?;
         }
         let first_ms = started.elapsed().as_secs_f64() * 1000.0;
         let mut runs = Vec::with_capacity(args.runs);
         for _ in 0..args.runs.max(1) {
             let started = Instant::now();
-            answer = run_query(&http, &endpoint, &body).await?;
+            answer = post_json(&http, reqwest::Method::POST, &endpoint, &body).await?;
             runs.push(started.elapsed().as_secs_f64() * 1000.0);
         }
         runs.sort_by(f64::total_cmp);
@@ -150,24 +149,4 @@ async fn measure(
     }
     delete_database(url, &database, &options).await?;
     Ok(all)
-}
-
-/// Runs a query, reading the whole answer (the client's work counts too).
-async fn run_query(
-    http: &reqwest::Client,
-    endpoint: &str,
-    body: &serde_json::Value,
-) -> anyhow::Result<serde_json::Value> {
-    let response = http
-        .post(endpoint)
-        .body(body.to_string())
-        .send()
-        .await
-        .context("query request")?;
-    let status = response.status();
-    let text = response.text().await?;
-    if !status.is_success() {
-        bail!("{endpoint} answered {status}: {text}");
-    }
-    Ok(serde_json::from_str(&text)?)
 }

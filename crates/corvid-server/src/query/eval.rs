@@ -208,7 +208,7 @@ fn filter_matches(expr: &Expr, document: &Document, exact: bool) -> bool {
             lowered
                 .split(|it: char| !it.is_alphanumeric())
                 .filter(|word| !word.is_empty())
-                .any(|word| terms.iter().any(|term| term_matches(term, word)))
+                .any(|word| terms.iter().any(|term| wildcard_matches(term, word)))
         }),
     }
 }
@@ -232,20 +232,29 @@ fn strings(document: &Document, path: &Path) -> impl Iterator<Item = String> {
         })
 }
 
-/// A search term against one word: `*` at either end is a wildcard.
-fn term_matches(term: &str, word: &str) -> bool {
-    let leading = term.starts_with('*');
-    let trailing = term.len() > 1 && term.ends_with('*');
-    let core = term.trim_matches('*');
-    if core.is_empty() {
-        return leading || trailing;
+/// Wildcards as RavenDB reads them in `search` terms and stream `matches`: `*` any run,
+/// `?` one character; iterative with backtracking to the last `*`.
+pub(crate) fn wildcard_matches(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == '*' {
+            star = Some((p, t));
+            p += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
     }
-    match (leading, trailing) {
-        (true, true) => word.contains(core),
-        (true, false) => word.ends_with(core),
-        (false, true) => word.starts_with(core),
-        (false, false) => word == core,
-    }
+    pattern[p..].iter().all(|it| *it == '*')
 }
 
 /// Strings as compared: lowercased unless `exact`.
@@ -399,11 +408,14 @@ mod tests {
     }
 
     #[test]
-    fn search_terms_match_words_with_wildcards() {
-        assert!(term_matches("an*", "ann"));
-        assert!(term_matches("*nn", "ann"));
-        assert!(term_matches("*n*", "ann"));
-        assert!(!term_matches("an", "ann"));
-        assert!(term_matches("ann", "ann"));
+    fn wildcards_match_search_terms_and_id_patterns() {
+        assert!(wildcard_matches("an*", "ann"));
+        assert!(wildcard_matches("*nn", "ann"));
+        assert!(wildcard_matches("*n*", "ann"));
+        assert!(!wildcard_matches("an", "ann"));
+        assert!(wildcard_matches("ann", "ann"));
+        assert!(wildcard_matches("a?c", "abc"));
+        assert!(!wildcard_matches("b*", "abc"));
+        assert!(wildcard_matches("a*b*c", "aXbYbc"));
     }
 }

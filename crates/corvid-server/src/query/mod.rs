@@ -21,6 +21,7 @@ mod run;
 
 pub(crate) use ast::Query;
 pub(crate) use error::QueryError;
+pub(crate) use eval::wildcard_matches;
 pub(crate) use index::IndexRegistry;
 pub(crate) use parser::parse;
 // `matching_documents` and `Query::update_script` are the contract of patch/delete by query.

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::error::ApiError;
 use crate::extract::{Db, JsonObject, Params};
 use crate::http::QueryParams;
-use crate::query::{self, Query};
+use crate::query::{self, Query, wildcard_matches};
 use crate::routes::queries::QueryRequest;
 use crate::state::AppState;
 
@@ -200,33 +200,9 @@ impl IdFilter {
             return true;
         };
         let rest = id.get(prefix.len()..).unwrap_or("").to_lowercase();
-        (self.matches.is_empty() || self.matches.iter().any(|it| glob(it, &rest)))
-            && !self.exclude.iter().any(|it| glob(it, &rest))
+        (self.matches.is_empty() || self.matches.iter().any(|it| wildcard_matches(it, &rest)))
+            && !self.exclude.iter().any(|it| wildcard_matches(it, &rest))
     }
-}
-
-/// `*` any run, `?` one character; iterative with backtracking to the last `*`.
-fn glob(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == '*' {
-            star = Some((p, t));
-            p += 1;
-        } else if let Some((star_p, star_t)) = star {
-            p = star_p + 1;
-            t = star_t + 1;
-            star = Some((star_p, star_t + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|it| *it == '*')
 }
 
 /// The two shapes of a stream: RavenDB 4.1's one JSON object `{"Results":[…], …}`, or the
@@ -361,18 +337,4 @@ where
         header::HeaderValue::from_static("application/json; charset=utf-8"),
     );
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_patterns() {
-        assert!(glob("*", "abc"));
-        assert!(glob("a?c", "abc"));
-        assert!(glob("*c", "abc"));
-        assert!(!glob("b*", "abc"));
-        assert!(glob("a*b*c", "aXbYbc"));
-    }
 }
