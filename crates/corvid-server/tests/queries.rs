@@ -403,6 +403,29 @@ async fn includes_bring_the_documents_a_field_names() {
     assert_eq!(keys, ["users/1", "users/2", "users/3"]);
     assert_eq!(includes["users/3"]["Name"], "Carl");
     assert_eq!(answer["IncludedPaths"], json!(["Friend", "Friends"]));
+    // With a projection, RavenDB 4.1 reads includes from the projected fields.
+    for (query, expected) in [
+        (
+            "from Users where id() = 'users/1' select Friend include Friend",
+            json!(["users/2"]),
+        ),
+        (
+            "from Users where id() = 'users/1' select Friend as F include F",
+            json!(["users/2"]),
+        ),
+        (
+            "from Users where id() = 'users/1' select Friend as F include Friend",
+            json!([]),
+        ),
+    ] {
+        let answer = app.query(json!({"Query": query})).await;
+        let keys: Vec<&String> = answer["Includes"]
+            .as_object()
+            .expect("includes")
+            .keys()
+            .collect();
+        assert_eq!(json!(keys), expected, "{query}");
+    }
     let answer = app.query(json!({"Query": "from Users"})).await;
     assert_eq!(answer["Includes"], json!({}));
     assert_eq!(answer["IncludedPaths"], Value::Null);

@@ -99,10 +99,22 @@ impl Query {
         true
     }
 
-    /// The ids a document's `include` paths name (strings, or arrays of strings).
+    /// The ids a document's `include` paths name (strings, or arrays of strings). With a
+    /// `select`, RavenDB reads an include from the projection: the path names a projected
+    /// field (by its name, alias included), and a path that is not projected includes nothing.
     pub fn included_ids(&self, document: &Document) -> Vec<String> {
         let mut ids = Vec::new();
-        for path in &self.includes {
+        for include in &self.includes {
+            let path = match &self.select {
+                None => include,
+                Some(select) => {
+                    let name = include.display_name();
+                    match select.fields.iter().find(|it| it.name == name) {
+                        Some(projection) => &projection.path,
+                        None => continue,
+                    }
+                }
+            };
             for found in values_of(document, path) {
                 if let Found::Scalar(Scalar::String(id)) = found {
                     ids.push(id);
