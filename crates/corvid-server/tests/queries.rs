@@ -489,6 +489,15 @@ async fn paging_and_answer_shape() {
         .await;
     assert_eq!(answer["TotalResults"], 3);
     assert_eq!(answer["IndexName"], "Auto/Users/ByAge");
+    // An `or` whose sides both use an index is answered from their union.
+    let answer = app
+        .query(page(
+            "from Users where Name = 'Ann' or Age >= 100",
+            json!({}),
+        ))
+        .await;
+    assert_eq!(ids(&answer), ["users/1", "users/5"]);
+    assert_eq!(answer["IndexName"], "Auto/Users/ByAgeAndName");
     let answer = app
         .query(page(
             "from Users where Age > 0 and Name != 'x' order by Name",
@@ -726,7 +735,9 @@ async fn the_auto_index_answers_exactly_what_a_scan_answers() {
         let field = ["A", "B"][random.next(2) as usize];
         let value = random_value(&mut random);
         let other = random_value(&mut random);
-        let condition = match random.next(8) {
+        let condition = match random.next(10) {
+            8 => format!("{field} = $v or B < $w"),
+            9 => format!("(A = $v or startsWith(B, 'a')) and {field} != $w"),
             0 => format!("{field} = $v"),
             1 => format!("{field} > $v"),
             2 => format!("{field} <= $v"),

@@ -106,63 +106,71 @@ impl IndexRegistry {
         }
     }
 
-    /// Answers the candidates of a `where` from an index, when one of its conjuncts can use
-    /// one; `None` means scan.
+    /// Answers the candidates of a `where` from indexes, when one of its conjuncts can use
+    /// one (or, for an `or`, when each side can); `None` means scan.
     pub fn candidates(
         &self,
         snapshot: &Snapshot,
         collection: &str,
         filter: &Expr,
     ) -> Result<Option<Candidates>, ApiError> {
-        let Some((path, predicate)) = indexable_conjunct(filter) else {
+        let Some(plan) = index_plan(filter) else {
             return Ok(None);
         };
-        let id = IndexId {
-            database: snapshot.change_vector(0),
-            collection: key_of(collection),
-            path: path.clone(),
-        };
-        let index = {
-            let mut inner = lock(&self.inner);
-            inner.clock += 1;
-            let clock = inner.clock;
-            let index = inner.indexes.entry(id.clone()).or_default().clone();
-            lock(&index).last_used = clock;
-            index
-        };
         let snapshot_etag = snapshot.last_etag()?;
-        let ids = {
+        let mut found: Vec<(Etag, Arc<str>)> = Vec::new();
+        let mut used = Vec::new();
+        for (path, predicate) in &plan {
+            let id = IndexId {
+                database: snapshot.change_vector(0),
+                collection: key_of(collection),
+                path: (*path).clone(),
+            };
+            let index = {
+                let mut inner = lock(&self.inner);
+                inner.clock += 1;
+                let clock = inner.clock;
+                let index = inner.indexes.entry(id.clone()).or_default().clone();
+                lock(&index).last_used = clock;
+                index
+            };
             let mut index = lock(&index);
             if index.last_etag > snapshot_etag {
                 return Ok(None);
             }
             index.catch_up(snapshot, collection, path, snapshot_etag)?;
-            // In etag order, as a scan finds them, so ties sort the same either way.
-            let mut found: Vec<(Etag, Arc<str>)> = index
-                .lookup(predicate)
-                .into_iter()
-                .filter_map(|id| index.by_id.get(&id).map(|(etag, _)| (*etag, id)))
-                .collect();
-            found.sort_unstable_by_key(|it| it.0);
-            found.dedup_by_key(|it| it.0);
-            found.into_iter().map(|it| it.1).collect()
+            found.extend(
+                index
+                    .lookup(predicate)
+                    .into_iter()
+                    .filter_map(|id| index.by_id.get(&id).map(|(etag, _)| (*etag, id))),
+            );
+            used.push(id);
+        }
+        // In etag order, as a scan finds them, so ties sort the same either way.
+        found.sort_unstable_by_key(|it| it.0);
+        found.dedup_by_key(|it| it.0);
+        let ids = found.into_iter().map(|it| it.1).collect();
+        self.enforce_cap(&used);
+        let exact = match plan.as_slice() {
+            [(_, predicate)] => {
+                std::ptr::eq(*predicate, filter) && !matches!(predicate, Expr::In { all: true, .. })
+            }
+            _ => false,
         };
-        self.enforce_cap(&id);
-        let exact =
-            std::ptr::eq(predicate, filter) && !matches!(predicate, Expr::In { all: true, .. });
         Ok(Some(Candidates { ids, exact }))
     }
 
-    /// Drops least recently used indexes while the total passes the cap; the index just used
-    /// goes last, and goes too if it alone passes the cap.
-    fn enforce_cap(&self, just_used: &IndexId) {
+    /// Drops least recently used indexes while the total passes the cap; the indexes just
+    /// used go last, and go too if they alone pass the cap.
+    fn enforce_cap(&self, just_used: &[IndexId]) {
         let mut inner = lock(&self.inner);
         let mut sizes: Vec<(u64, usize, IndexId)> = inner
             .indexes
             .iter()
             .map(|(id, index)| {
                 let index = lock(index);
-                let order = if id == just_used {
+                let order = if just_used.contains(id) {
                     u64::MAX
                 } else {
                     index.last_used
@@ -362,57 +370,67 @@ impl IndexValue {
     }
 }
 
-/// The first conjunct of the `where` an index can answer, with its field: `=`, ranges,
-/// `between`, `in`, `all in` and `startsWith` on a field (not `id()`). The index only
-/// narrows: the whole condition is checked on every candidate.
-pub(crate) fn indexable_conjunct(filter: &Expr) -> Option<(&Path, &Expr)> {
-    let mut best: Option<(&Path, &Expr, u8)> = None;
+/// The conditions indexes answer for a `where`: for an `or`, the union of its sides' plans
+/// (each side must have one); otherwise the best conjunct: `=`, then `in`/`all in`, then
+/// `startsWith`, then ranges and `between` on a field (not `id()`), and last an `or` conjunct
+/// that has a plan. Candidates are then checked against the whole `where` (unless the plan is
+/// the whole `where`, see [`Candidates::exact`]).
+fn index_plan(filter: &Expr) -> Option<Vec<(&Path, &Expr)>> {
+    if let Expr::Or(left, right) = filter {
+        let mut plan = index_plan(left)?;
+        plan.extend(index_plan(right)?);
+        return Some(plan);
+    }
+    let mut best: Option<(Vec<(&Path, &Expr)>, u8)> = None;
     let mut pending = vec![filter];
     while let Some(expr) = pending.pop() {
-        let (path, preference) = match expr {
+        let (plan, preference) = match expr {
             Expr::And(left, right) => {
                 pending.push(right);
                 pending.push(left);
                 continue;
             }
-            Expr::Compare {
-                path,
-                op: CompareOp::Equal,
-                value,
-            } if *value != Scalar::Null => (path, 0),
-            Expr::In {
-                path,
-                values,
-                all: false,
-            } if !values.is_empty() => (path, 1),
-            Expr::In {
-                path,
-                values,
-                all: true,
-            } if !values.is_empty() => (path, 1),
-            Expr::StartsWith { path, .. } => (path, 2),
-            Expr::Compare { path, op, value }
-                if *op != CompareOp::NotEqual
-                    && matches!(value, Scalar::Number(_) | Scalar::String(_)) =>
-            {
-                (path, 3)
-            }
-            Expr::Between { path, low, high }
-                if std::mem::discriminant(low) == std::mem::discriminant(high)
-                    && matches!(low, Scalar::Number(_) | Scalar::String(_)) =>
-            {
-                (path, 3)
-            }
-            _ => continue,
+            Expr::Or(..) => match index_plan(expr) {
+                Some(plan) => (plan, 4),
+                None => continue,
+            },
+            _ => match indexable_condition(expr) {
+                Some((path, preference)) => (vec![(path, expr)], preference),
+                None => continue,
+            },
         };
-        if *path == Path::Id {
-            continue;
-        }
-        if best.is_none_or(|it| preference < it.2) {
-            best = Some((path, expr, preference));
+        if best.as_ref().is_none_or(|it| preference < it.1) {
+            best = Some((plan, preference));
         }
     }
-    best.map(|(path, expr, _)| (path, expr))
+    best.map(|it| it.0)
+}
+
+/// The field of a condition an index can answer, and how much it is preferred (lower first).
+fn indexable_condition(expr: &Expr) -> Option<(&Path, u8)> {
+    let (path, preference) = match expr {
+        Expr::Compare {
+            path,
+            op: CompareOp::Equal,
+            value,
+        } if *value != Scalar::Null => (path, 0),
+        Expr::In { path, values, .. } if !values.is_empty() => (path, 1),
+        Expr::StartsWith { path, .. } => (path, 2),
+        Expr::Compare { path, op, value }
+            if *op != CompareOp::NotEqual
+                && matches!(value, Scalar::Number(_) | Scalar::String(_)) =>
+        {
+            (path, 3)
+        }
+        Expr::Between { path, low, high }
+            if std::mem::discriminant(low) == std::mem::discriminant(high)
+                && matches!(low, Scalar::Number(_) | Scalar::String(_)) =>
+        {
+            (path, 3)
+        }
+        _ => return None,
+    };
+    (*path != Path::Id).then_some((path, preference))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
