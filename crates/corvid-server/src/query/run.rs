@@ -16,7 +16,7 @@ use crate::query::index::IndexRegistry;
 
 /// What a query answered.
 pub(crate) struct Outcome {
-    /// Matches, `skip` and `take` applied (`select distinct`: distinct projections counted).
+    /// Every match, before `skip` and `take` (for `select distinct`, the distinct projections).
     pub total: usize,
     /// RavenDB's `IndexName`: `Auto/<Coll>/By<Fields>` when an index answered,
     /// `collection/<Coll>` (or `AllDocs`) for a scan.
