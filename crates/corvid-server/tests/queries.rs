@@ -593,6 +593,15 @@ async fn nesting_and_long_chains_are_bounded() {
         vec!["Age = 1"; 1000].join(" or ")
     );
     assert_eq!(query_ids(&app, &allowed, json!({})).await, ["users/1"]);
+    // A long literal list is one condition, and parses in linear time.
+    let values: Vec<String> = (0..100_000).map(|idx| format!("'users/{idx}'")).collect();
+    let long_list = format!("from Users where id() in ({})", values.join(",\n"));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        query_ids(&app, &long_list, json!({})).await,
+        ["users/1", "users/2", "users/3", "users/4", "users/5"]
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
 
 /// Every prefix of a query and every single-character garbling answers 200 or a 400 with a

@@ -77,21 +77,18 @@ impl Parser<'_> {
         match &first.kind {
             TokenKind::Word(word) if word.eq_ignore_ascii_case("from") => {}
             TokenKind::Word(word) if is_one_of(word, &["declare", "match", "with"]) => {
-                return Err(not_supported(&first, word));
+                return Err(self.not_supported(&first, word));
             }
-            _ => return Err(unexpected(&first, "`from`")),
+            _ => return Err(self.unexpected(&first, "`from`")),
         }
         let source = self.lexer.next_token()?;
         let collection = match &source.kind {
             TokenKind::Word(word) if word.eq_ignore_ascii_case("@all_docs") => None,
             TokenKind::Word(word) if word.eq_ignore_ascii_case("index") => {
-                return Err(not_supported(
-                    &source,
-                    "static index queries (`from index`)",
-                ));
+                return Err(self.not_supported(&source, "static index queries (`from index`)"));
             }
             TokenKind::Word(word) | TokenKind::Str(word) => Some(word.clone()),
-            _ => return Err(unexpected(&source, "a collection name")),
+            _ => return Err(self.unexpected(&source, "a collection name")),
         };
         let mut query = Query {
             collection,
@@ -107,7 +104,7 @@ impl Parser<'_> {
             let alias = self.lexer.next_token()?;
             match alias.kind {
                 TokenKind::Word(word) if !is_reserved(&word) => self.alias = Some(word),
-                _ => return Err(unexpected(&alias, "an alias after `as`")),
+                _ => return Err(self.unexpected(&alias, "an alias after `as`")),
             }
         }
         // Each clause may appear once, in RavenDB's order.
@@ -118,11 +115,11 @@ impl Parser<'_> {
                 if token.kind == TokenKind::End {
                     return Ok(query);
                 }
-                return Err(unexpected(&token, "a clause or the end of the query"));
+                return Err(self.unexpected(&token, "a clause or the end of the query"));
             };
             let word = word.to_ascii_lowercase();
             if let Some((_, feature)) = UNSUPPORTED_CLAUSES.iter().find(|it| it.0 == word) {
-                return Err(not_supported(&token, feature));
+                return Err(self.not_supported(&token, feature));
             }
             let clause_rank = match word.as_str() {
                 "where" => 1,
@@ -132,7 +129,7 @@ impl Parser<'_> {
                 "limit" => 5,
                 "offset" => 6,
                 "update" => 7,
-                _ => return Err(unexpected(&token, "a clause or the end of the query")),
+                _ => return Err(self.unexpected(&token, "a clause or the end of the query")),
             };
             if clause_rank <= rank {
                 return Err(self.lexer.error_at(
@@ -215,7 +212,7 @@ impl Parser<'_> {
             ));
         }
         let TokenKind::Word(word) = &token.kind else {
-            return Err(unexpected(&token, "a condition"));
+            return Err(self.unexpected(&token, "a condition"));
         };
         if word.eq_ignore_ascii_case("true") {
             self.lexer.next_token()?;
@@ -234,11 +231,11 @@ impl Parser<'_> {
     fn function(&mut self) -> Result<Expr, QueryError> {
         let name_token = self.lexer.next_token()?;
         let TokenKind::Word(name) = &name_token.kind else {
-            return Err(unexpected(&name_token, "a function name"));
+            return Err(self.unexpected(&name_token, "a function name"));
         };
         let lowered = name.to_ascii_lowercase();
         if UNSUPPORTED_FUNCTIONS.contains(&lowered.as_str()) {
-            return Err(not_supported(&name_token, &format!("{name}()")));
+            return Err(self.not_supported(&name_token, &format!("{name}()")));
         }
         self.expect_symbol("(")?;
         if lowered == "exact" {
@@ -278,7 +275,7 @@ impl Parser<'_> {
                             match &operator.kind {
                                 TokenKind::Word(word) if word.eq_ignore_ascii_case("or") => {}
                                 _ => {
-                                    return Err(not_supported(
+                                    return Err(self.not_supported(
                                         &operator,
                                         "search() with an operator other than `or`",
                                     ));
@@ -325,7 +322,7 @@ impl Parser<'_> {
                 self.expect_keyword("in")?;
                 return self.in_list(path, true);
             }
-            _ => return Err(unexpected(&token, "an operator (=, !=, <, >, between, in)")),
+            _ => return Err(self.unexpected(&token, "an operator (=, !=, <, >, between, in)")),
         };
         let value = self.scalar()?;
         Ok(Expr::Compare { path, op, value })
@@ -359,7 +356,7 @@ impl Parser<'_> {
         let first = match &token.kind {
             TokenKind::Word(word) if !is_reserved(word) => word.clone(),
             TokenKind::Str(word) => word.clone(),
-            _ => return Err(unexpected(&token, "a field name")),
+            _ => return Err(self.unexpected(&token, "a field name")),
         };
         if first.eq_ignore_ascii_case("id") && self.symbol("(")? {
             if let TokenKind::Word(_) = self.lexer.peek()?.kind {
@@ -374,7 +371,7 @@ impl Parser<'_> {
             "counters" | "timeseries" | "score" | "random"
         ) && self.lexer.peek()?.kind == TokenKind::Symbol("(")
         {
-            return Err(not_supported(&token, &format!("{first}()")));
+            return Err(self.not_supported(&token, &format!("{first}()")));
         }
         let mut steps = Vec::new();
         if self.alias.as_deref() != Some(first.as_str())
@@ -390,14 +387,14 @@ impl Parser<'_> {
                 let part = self.lexer.next_token()?;
                 match part.kind {
                     TokenKind::Word(word) | TokenKind::Str(word) => steps.push(Step::Field(word)),
-                    _ => return Err(unexpected(&part, "a field name after `.`")),
+                    _ => return Err(self.unexpected(&part, "a field name after `.`")),
                 }
             } else {
                 break;
             }
         }
         if steps.is_empty() {
-            return Err(unexpected(&token, "a field name"));
+            return Err(self.unexpected(&token, "a field name"));
         }
         Ok(Path::Field(steps))
     }
@@ -409,7 +406,7 @@ impl Parser<'_> {
             if let TokenKind::Word(word) = &token.kind
                 && is_one_of(word, &["score", "random"])
             {
-                return Err(not_supported(&token, &format!("order by {word}()")));
+                return Err(self.not_supported(&token, &format!("order by {word}()")));
             }
             let path = self.path()?;
             let mut order_type = OrderType::String;
@@ -427,7 +424,7 @@ impl Parser<'_> {
                     TokenKind::Word(word) if word.eq_ignore_ascii_case("alphaNumeric") => {
                         OrderType::AlphaNumeric
                     }
-                    _ => return Err(unexpected(&kind, "long, double, string or alphaNumeric")),
+                    _ => return Err(self.unexpected(&kind, "long, double, string or alphaNumeric")),
                 };
             }
             if self.keyword("desc")? || self.keyword("descending")? {
@@ -456,21 +453,18 @@ impl Parser<'_> {
                 after.next_token()?;
                 if !word.eq_ignore_ascii_case("id") && after.peek()?.kind == TokenKind::Symbol("(")
                 {
-                    return Err(not_supported(&token, &format!("{word}() in select")));
+                    return Err(self.not_supported(&token, &format!("{word}() in select")));
                 }
             }
             if token.kind == TokenKind::Symbol("{") {
-                return Err(not_supported(
-                    &token,
-                    "JavaScript object literals in select",
-                ));
+                return Err(self.not_supported(&token, "JavaScript object literals in select"));
             }
             let path = self.path()?;
             let name = if self.keyword("as")? {
                 let alias = self.lexer.next_token()?;
                 match alias.kind {
                     TokenKind::Word(word) | TokenKind::Str(word) => word,
-                    _ => return Err(unexpected(&alias, "a name after `as`")),
+                    _ => return Err(self.unexpected(&alias, "a name after `as`")),
                 }
             } else {
                 match &path {
@@ -503,7 +497,7 @@ impl Parser<'_> {
                     ],
                 )
             {
-                return Err(not_supported(&token, &format!("include {word}()")));
+                return Err(self.not_supported(&token, &format!("include {word}()")));
             }
             paths.push(self.path()?);
             if !self.symbol(",")? {
@@ -517,7 +511,7 @@ impl Parser<'_> {
     fn update_block(&mut self) -> Result<String, QueryError> {
         let open = self.lexer.next_token()?;
         if open.kind != TokenKind::Symbol("{") {
-            return Err(unexpected(&open, "`{` after `update`"));
+            return Err(self.unexpected(&open, "`{` after `update`"));
         }
         let text = self.lexer.text();
         let bytes = text.as_bytes();
@@ -605,10 +599,26 @@ impl Parser<'_> {
             TokenKind::Word(word) if word.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
             TokenKind::Word(word) if word.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
             TokenKind::Word(word) if word.eq_ignore_ascii_case("null") => Ok(Value::Null),
-            _ => Err(unexpected(
+            _ => Err(self.unexpected(
                 token,
                 "a value (string, number, true, false, null or $parameter)",
             )),
+        }
+    }
+
+    fn unexpected(&self, token: &Token, expected: &str) -> QueryError {
+        self.lexer.error_at(
+            token.offset,
+            format!("expected {expected} but got {}", token.kind.describe()),
+        )
+    }
+
+    fn not_supported(&self, token: &Token, feature: &str) -> QueryError {
+        let (line, column) = self.lexer.position(token.offset);
+        QueryError::NotSupported {
+            line,
+            column,
+            feature: feature.to_owned(),
         }
     }
 
@@ -626,7 +636,7 @@ impl Parser<'_> {
         let token = self.lexer.next_token()?;
         match &token.kind {
             TokenKind::Word(word) if word.eq_ignore_ascii_case(keyword) => Ok(()),
-            _ => Err(unexpected(&token, &format!("`{keyword}`"))),
+            _ => Err(self.unexpected(&token, &format!("`{keyword}`"))),
         }
     }
 
@@ -642,7 +652,7 @@ impl Parser<'_> {
         let token = self.lexer.next_token()?;
         match token.kind {
             TokenKind::Symbol(it) if it == symbol => Ok(()),
-            _ => Err(unexpected(&token, &format!("`{symbol}`"))),
+            _ => Err(self.unexpected(&token, &format!("`{symbol}`"))),
         }
     }
 }
@@ -660,22 +670,6 @@ fn to_scalar(lexer: &Lexer<'_>, token: &Token, value: Value) -> Result<Scalar, Q
             token.offset,
             "a value here must be a string, number, boolean or null (arrays only inside `in (…)`)",
         )),
-    }
-}
-
-fn unexpected(token: &Token, expected: &str) -> QueryError {
-    QueryError::Syntax {
-        line: token.line,
-        column: token.column,
-        message: format!("expected {expected} but got {}", token.kind.describe()),
-    }
-}
-
-fn not_supported(token: &Token, feature: &str) -> QueryError {
-    QueryError::NotSupported {
-        line: token.line,
-        column: token.column,
-        feature: feature.to_owned(),
     }
 }
 
