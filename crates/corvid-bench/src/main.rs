@@ -14,6 +14,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod query;
 mod script;
 mod sql_etl;
 
@@ -48,6 +49,8 @@ enum Bench {
     /// The script runtime alone: microseconds per document for the scripts of `etl` and
     /// `sql-etl`.
     Script(script::ScriptArgs),
+    /// A collection query with a `where` over many documents: first run and median.
+    Query(query::QueryArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -102,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Etl(args) => runtime.block_on(etl(args)),
         Bench::SqlEtl(args) => runtime.block_on(sql_etl::sql_etl(args)),
         Bench::Script(args) => script::script(args),
+        Bench::Query(args) => runtime.block_on(query::query(args)),
     }
 }
 

@@ -9,6 +9,7 @@ use corvid_store::{Database, Storage};
 use crate::changes::{ChangesHub, ChangesOptions};
 use crate::error::ApiError;
 use crate::operations::Operations;
+use crate::query::IndexRegistry;
 
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
@@ -17,6 +18,9 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// Limits of the Changes API WebSocket connections.
     pub changes: ChangesOptions,
+    /// The memory all query auto indexes may use together, in bytes (estimated); past it the
+    /// least recently used are dropped.
+    pub query_index_max_bytes: usize,
 }
 
 impl Default for ServerOptions {
@@ -24,6 +28,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_body_bytes: 256 * 1024 * 1024,
             changes: ChangesOptions::default(),
+            query_index_max_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -41,6 +46,7 @@ struct Inner {
     operations: Arc<Operations>,
     /// The Changes API broadcasters of the watched databases.
     changes: ChangesHub,
+    query_indexes: Arc<IndexRegistry>,
     /// Stands in for RavenDB's Raft command index until the cluster exists.
     command_index: AtomicU64,
 }
@@ -54,6 +60,7 @@ impl AppState {
                 tracing::error!(database = database.name(), %error, "failed to start etl");
             }
         }
+        let query_indexes = Arc::new(IndexRegistry::new(options.query_index_max_bytes));
         AppState {
             inner: Arc::new(Inner {
                 storage,
@@ -61,6 +68,7 @@ impl AppState {
                 changes: ChangesHub::new(options.changes.clone()),
                 options,
                 operations: Arc::new(Operations::default()),
+                query_indexes,
                 command_index: AtomicU64::new(1),
             }),
         }
@@ -89,6 +97,11 @@ impl AppState {
     }
 
     /// Returns a database or RavenDB's 503 `Database-Missing` answer.
+    /// The auto indexes of collection queries.
+    pub(crate) fn query_indexes(&self) -> &Arc<IndexRegistry> {
+        &self.inner.query_indexes
+    }
+
     pub fn database(&self, name: &str) -> Result<Arc<Database>, ApiError> {
         if name.trim().is_empty() {
             return Err(ApiError::bad_request("the database name is empty"));

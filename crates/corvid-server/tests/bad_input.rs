@@ -638,19 +638,17 @@ async fn unknown_routes_are_400_route_not_found_json() {
 }
 
 #[tokio::test]
-async fn unsupported_rql_is_400_invalid_query() {
+async fn malformed_rql_is_400_invalid_query() {
     let app = app_with_ann().await;
     let uri = format!("/databases/{DB}/queries?queryHash=abc");
     for query in [
+        // Malformed RQL; unsupported features and positions are in tests/queries.rs.
         "select * from x",
-        "from Users where Age > 3",
-        "from Users where Age >= 3",
-        "from Users where Age < 3",
-        "from Users where Name in ('Ann')",
-        "from Users where search(Name, 'Ann')",
-        "from index 'Users/ByName'",
-        "from Users group by Name",
-        "from Users select Name",
+        "from Users where Age >",
+        "from Users where Age >= ",
+        "from Users where Name in ('Ann'",
+        "from Users where search(Name)",
+        "from Users select",
         "from Users where Name = $missing",
         "from 'Users",
         "from",
@@ -659,7 +657,7 @@ async fn unsupported_rql_is_400_invalid_query() {
         "from Users limit -1",
         "from Users limit 'ten'",
         "from Users order Name",
-        "from Users where Name = 'Ann' or Name = 'Bob'",
+        "from Users where Name = 'Ann' or",
         "delete from Users",
     ] {
         let body = json!({"Query": query, "QueryParameters": {}});

@@ -69,6 +69,10 @@ struct ServeArgs {
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 256)]
     max_body_mib: usize,
+    /// The memory the query auto indexes may use together, in MiB (least recently used
+    /// indexes are dropped past it).
+    #[arg(long, default_value_t = 1024)]
+    query_index_max_mib: usize,
     #[command(flatten)]
     etl: EtlArgs,
 }
@@ -170,6 +174,7 @@ fn main() -> anyhow::Result<()> {
                 bind: args.bind,
                 unsecured: false,
                 max_body_mib: 256,
+                query_index_max_mib: 1024,
                 etl: args.etl.clone(),
             };
             let size = demo::SampleSize::with_orders(args.orders);
@@ -193,6 +198,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         })?);
     let options = ServerOptions {
         max_body_bytes: args.max_body_mib * 1024 * 1024,
+        query_index_max_bytes: args.query_index_max_mib * 1024 * 1024,
         ..ServerOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -13,6 +13,7 @@ mod patch;
 mod queries;
 pub(crate) mod server;
 mod stats;
+mod streams;
 mod unsupported;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -98,6 +99,11 @@ fn routes() -> Router<AppState> {
                 .patch(patch::patch_by_query)
                 .delete(patch::delete_by_query),
         )
+        .route(
+            "/databases/{db}/streams/queries",
+            get(streams::stream_query_get).post(streams::stream_query_post),
+        )
+        .route("/databases/{db}/streams/docs", get(streams::stream_docs))
         .route(
             "/databases/{db}/admin/connection-strings",
             put(etl::put_connection_string)

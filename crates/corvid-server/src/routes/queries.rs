@@ -1,195 +1,224 @@
-//! `/databases/{db}/queries`: collection queries (see `crate::query` for the subset).
+//! `/databases/{db}/queries`: collection queries in RQL (see `crate::query`), answered in
+//! RavenDB's shape.
 
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use corvid_store::{Document, Timestamp};
+use corvid_store::{Document, Timestamp, push_json_string};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::http::{
-    QueryParams, blocking, etag_of, json_kind, json_text, not_modified, parse_json_object,
-    read_body, with_etag,
-};
-use crate::query;
+use crate::extract::{Db, JsonObject, Params};
+use crate::http::{QueryParams, blocking, etag_of, json_kind, json_text, not_modified, with_etag};
+use crate::query::{self, Query, QueryError};
 use crate::state::AppState;
 
-/// `POST /queries` with `{"Query": "...", "QueryParameters": {...}, "Start", "PageSize"}`.
+/// A query as a request carries it (body of `POST`, or `?query=` of `GET`).
+pub(super) struct QueryRequest {
+    pub text: String,
+    pub parameters: Map<String, Value>,
+    pub start: Option<usize>,
+    pub page_size: Option<usize>,
+}
+
+impl QueryRequest {
+    /// `{"Query": "...", "QueryParameters": {...}, "Start", "PageSize"}`.
+    pub fn from_body(body: &Map<String, Value>) -> Result<QueryRequest, ApiError> {
+        let text = match body.get("Query") {
+            Some(Value::String(it)) => it.clone(),
+            _ => return Err(ApiError::bad_request("`Query` must be a string")),
+        };
+        let parameters = match body.get("QueryParameters") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(it)) => it.clone(),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "`QueryParameters` must be an object, got {}",
+                    json_kind(other)
+                )));
+            }
+        };
+        let count = |name: &str| {
+            body.get(name)
+                .and_then(Value::as_u64)
+                .map(|it| usize::try_from(it).unwrap_or(usize::MAX))
+        };
+        Ok(QueryRequest {
+            text,
+            parameters,
+            start: count("Start"),
+            page_size: count("PageSize"),
+        })
+    }
+
+    /// `?query=...&start=&pageSize=`.
+    pub fn from_query_string(params: &QueryParams) -> Result<QueryRequest, ApiError> {
+        Ok(QueryRequest {
+            text: params.required("query")?.to_owned(),
+            parameters: Map::new(),
+            start: params.number("start")?,
+            page_size: params.number("pageSize")?,
+        })
+    }
+
+    /// Parses the RQL; errors are RavenDB's 400 with the position and the query.
+    pub fn parse(&self) -> Result<Query, ApiError> {
+        query::parse(&self.text, &self.parameters).map_err(|error| {
+            let type_name = match error {
+                QueryError::Syntax { .. } => "Raven.Client.Exceptions.InvalidQueryException",
+                QueryError::NotSupported { .. } => "System.NotSupportedException",
+            };
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                type_name,
+                format!("{error}\nQuery: \n{}", self.text),
+            )
+        })
+    }
+
+    /// The page: the RQL `limit`/`offset` first, `Start`/`PageSize` as fallbacks.
+    pub fn page(&self, query: &Query) -> (usize, usize) {
+        (
+            query.skip.or(self.start).unwrap_or(0),
+            query.take.or(self.page_size).unwrap_or(usize::MAX),
+        )
+    }
+}
+
+/// `POST /queries`.
 pub(crate) async fn post_query(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
-    body: Body,
+    JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
-    let body = parse_json_object(&bytes)?;
-    let text = match body.get("Query") {
-        Some(Value::String(it)) => it.clone(),
-        _ => return Err(ApiError::bad_request("`Query` must be a string")),
-    };
-    let parameters = match body.get("QueryParameters") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(it)) => it.clone(),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`QueryParameters` must be an object, got {}",
-                json_kind(other)
-            )));
-        }
-    };
-    let start = body
-        .get("Start")
-        .and_then(Value::as_u64)
-        .map(|it| it as usize);
-    let page_size = body
-        .get("PageSize")
-        .and_then(Value::as_u64)
-        .map(|it| it as usize);
-    run(
-        state, &db, text, parameters, start, page_size, &params, &headers,
-    )
-    .await
+    let request = QueryRequest::from_body(&body)?;
+    answer(state, database, request, &params, &headers).await
 }
 
 /// `GET /queries?query=...`.
 pub(crate) async fn get_query(
     State(state): State<AppState>,
-    Path(db): Path<String>,
-    RawQuery(raw): RawQuery,
+    Db(database): Db,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(raw.as_deref())?;
-    let text = params.required("query")?.to_owned();
-    let start = params.number("start")?;
-    let page_size = params.number("pageSize")?;
-    run(
-        state,
-        &db,
-        text,
-        Map::new(),
-        start,
-        page_size,
-        &params,
-        &headers,
-    )
-    .await
+    let request = QueryRequest::from_query_string(&params)?;
+    answer(state, database, request, &params, &headers).await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
+async fn answer(
     state: AppState,
-    db: &str,
-    text: String,
-    parameters: Map<String, Value>,
-    start: Option<usize>,
-    page_size: Option<usize>,
+    database: std::sync::Arc<corvid_store::Database>,
+    request: QueryRequest,
     params: &QueryParams,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let database = state.database(db)?;
-    let parsed = query::parse(&text, &parameters).map_err(|error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "Raven.Client.Exceptions.InvalidQueryException",
-            format!("{error}; query: {text}"),
-        )
-    })?;
+    let parsed = request.parse()?;
     let metadata_only = params.flag("metadataOnly");
     let started = Instant::now();
     let last_etag = database.last_etag();
     let etag = etag_of(&[
         &last_etag.to_string(),
-        &text,
-        &Value::Object(parameters).to_string(),
-        &format!("{start:?}/{page_size:?}/{metadata_only}"),
+        &request.text,
+        &Value::Object(request.parameters.clone()).to_string(),
+        &format!(
+            "{:?}/{:?}/{metadata_only}",
+            request.start, request.page_size
+        ),
     ]);
     if let Some(response) = not_modified(headers, &etag) {
         return Ok(response);
     }
-    // The RQL `limit` is authoritative; `Start`/`PageSize` only mirror it.
-    let index_name = match &parsed.collection {
-        Some(collection) => format!("collection/{collection}"),
-        None => "AllDocs".to_owned(),
-    };
-    let skip = parsed.skip.or(start).unwrap_or(0);
-    let take = parsed.take.or(page_size).unwrap_or(usize::MAX);
-    let (docs, total) = blocking(move || {
+    let (skip, take) = request.page(&parsed);
+    let included_paths: Option<Vec<String>> = (!parsed.includes.is_empty())
+        .then(|| parsed.includes.iter().map(|it| it.display_name()).collect());
+    let indexes = state.query_indexes().clone();
+    let (mut body, outcome) = blocking(move || {
         let snapshot = database.snapshot()?;
-        let collection = parsed.collection.as_deref();
-        if !parsed.needs_documents_parsed() {
-            let total = snapshot.count_documents(collection)? as usize;
-            let mut docs = Vec::new();
-            for doc in snapshot
-                .documents_after(collection, 0)?
-                .skip(skip)
-                .take(take)
-            {
-                docs.push(doc?);
+        let mut body = String::with_capacity(4096);
+        body.push_str("{\"Results\":[");
+        let mut included = Vec::new();
+        let mut first = true;
+        let mut write = |document: &Document, body: &mut String| {
+            if !first {
+                body.push(',');
             }
-            return Ok((docs, total));
-        }
-        let mut matching: Vec<(Value, Document)> = Vec::new();
-        for doc in snapshot.documents_after(collection, 0)? {
-            let doc = doc?;
-            let value: Value = serde_json::from_str(&doc.to_json_string()).map_err(|error| {
-                ApiError::internal(format!("stored document `{}` is not JSON: {error}", doc.id))
-            })?;
-            if parsed.matches(&value) {
-                matching.push((value, doc));
+            first = false;
+            if metadata_only {
+                Document {
+                    body: "{}".to_owned(),
+                    ..document.clone()
+                }
+                .write_json(body);
+            } else if !parsed.write_projection(document, body) {
+                document.write_json(body);
             }
-        }
-        if !parsed.order_by.is_empty() {
-            matching.sort_by(|left, right| parsed.compare(&left.0, &right.0));
-        }
-        let total = matching.len();
-        let docs = matching
-            .into_iter()
-            .skip(skip)
-            .take(take)
-            .map(|it| it.1)
-            .collect();
-        Ok((docs, total))
+        };
+        let outcome = if parsed.select.as_ref().is_some_and(|it| it.distinct) {
+            let (projections, outcome) =
+                query::run_distinct(&snapshot, &parsed, Some(&indexes), skip, take)?;
+            body.push_str(&projections.join(","));
+            outcome
+        } else {
+            query::run(&snapshot, &parsed, Some(&indexes), skip, take, |document| {
+                included.extend(parsed.included_ids(&document));
+                write(&document, &mut body);
+                Ok(true)
+            })?
+        };
+        body.push_str("],\"Includes\":{");
+        write_includes(&snapshot, included, &mut body)?;
+        body.push('}');
+        Ok((body, outcome))
     })
     .await?;
     let now = Timestamp::now().to_iso();
-    let mut body = String::with_capacity(docs.len() * 256 + 512);
-    body.push_str("{\"Results\":[");
-    for (idx, doc) in docs.iter().enumerate() {
-        if idx > 0 {
-            body.push(',');
-        }
-        if metadata_only {
-            Document {
-                body: "{}".to_owned(),
-                ..doc.clone()
-            }
-            .write_json(&mut body);
-        } else {
-            doc.write_json(&mut body);
-        }
-    }
     let tail = serde_json::json!({
-        "Includes": {},
-        "TotalResults": total,
-        "LongTotalResults": total,
+        "TotalResults": outcome.total,
+        "LongTotalResults": outcome.total,
         "SkippedResults": 0,
         "IsStale": false,
-        "IndexName": index_name,
+        "IndexName": outcome.index_name,
         "IndexTimestamp": now,
         "LastQueryTime": now,
         "ResultEtag": last_etag,
         "NodeTag": crate::routes::server::NODE_TAG,
         "DurationInMs": started.elapsed().as_millis() as u64,
-        "IncludedPaths": null,
+        "IncludedPaths": included_paths,
         "CappedMaxResults": null,
-    });
-    body.push_str("],");
-    let tail = tail.to_string();
+    })
+    .to_string();
+    body.push(',');
     body.push_str(&tail[1..]);
     Ok(with_etag(json_text(StatusCode::OK, body), &etag))
+}
+
+/// Writes `"id": document` for each included id that exists, once each.
+fn write_includes(
+    snapshot: &corvid_store::Snapshot,
+    ids: Vec<String>,
+    body: &mut String,
+) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut first = true;
+    for id in ids {
+        if !seen.insert(corvid_store::key_of(&id)) {
+            continue;
+        }
+        let Some(document) = snapshot.get(&id)? else {
+            continue;
+        };
+        if !first {
+            body.push(',');
+        }
+        first = false;
+        push_json_string(body, &document.id);
+        body.push(':');
+        document.write_json(body);
+    }
+    Ok(())
 }
