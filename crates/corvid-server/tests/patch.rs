@@ -702,7 +702,7 @@ async fn operations_fail_cleanly() {
         // No update clause, a bad script, a bad query, a malformed body.
         json!({"Query": {"Query": "from Users", "QueryParameters": {}}}),
         json!({"Query": {"Query": "from Users update { this.A = ; }"}}),
-        json!({"Query": {"Query": "from Users where A > 1 update { this.A = 1; }"}}),
+        json!({"Query": {"Query": "from Users where A >> 1 update { this.A = 1; }"}}),
         json!({"Query": "from Users update { this.A = 1 }"}),
         json!({"Query": {"Query": 5}}),
     ] {

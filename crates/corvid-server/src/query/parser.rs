@@ -156,7 +156,14 @@ impl Parser<'_> {
                     }
                 }
                 "offset" => query.skip = self.count()?,
-                _ => query.update = Some(self.update_block()?),
+                _ => {
+                    let script = self.update_block()?;
+                    // RavenDB binds the query's alias to the document in the update script.
+                    query.update = Some(match &self.alias {
+                        Some(alias) => format!("var {alias} = this; {script}"),
+                        None => script,
+                    });
+                }
             }
         }
     }
