@@ -12,8 +12,7 @@
 mod error;
 mod extract;
 mod http;
-// Bulk insert and patch/delete by query start operations; until they land only the routes
-// of `routes/operations.rs` read the registry.
+// Patch and delete by query will start operations too; until they land `spawn` is unused.
 #[allow(dead_code)]
 mod operations;
 mod query;

@@ -3,6 +3,7 @@
 
 mod attachments;
 mod bulk_docs;
+mod bulk_insert;
 mod docs;
 mod etl;
 mod hilo;
@@ -42,6 +43,10 @@ pub fn app(state: AppState) -> Router {
                 .post(docs::post_docs),
         )
         .route("/databases/{db}/bulk_docs", post(bulk_docs::bulk_docs))
+        .route(
+            "/databases/{db}/bulk_insert",
+            post(bulk_insert::bulk_insert),
+        )
         .route(
             "/databases/{db}/attachments",
             get(attachments::get_attachment)
