@@ -78,10 +78,7 @@ pub(crate) fn run_bulk_insert(
         in_flight: VecDeque::new(),
         committed: BulkInsertSummary::default(),
     };
-    let outcome = read_and_apply(
-        &mut pipeline,
-        CommandReader::new(input, max_command_bytes),
-    );
+    let outcome = read_and_apply(&mut pipeline, CommandReader::new(input, max_command_bytes));
     // Whatever happened, wait for the chunks already handed over: they commit (RavenDB keeps
     // what a failed bulk insert wrote before the failure), and the summary must say so.
     let drained = pipeline.drain();

@@ -321,7 +321,8 @@ impl<R: Read> CommandReader<R> {
                 return Ok(false);
             }
             let filled = self.buffer.len();
-            self.buffer.resize(filled + READ_BYTES.max(wanted - filled), 0);
+            self.buffer
+                .resize(filled + READ_BYTES.max(wanted - filled), 0);
             let read = loop {
                 match self.input.read(&mut self.buffer[filled..]) {
                     Ok(it) => break it,
@@ -351,9 +352,7 @@ impl<R: Read> CommandReader<R> {
 
     fn malformed(&self, reason: impl std::fmt::Display) -> ApiError {
         let at = self.offset + self.start as u64;
-        ApiError::bad_request(format!(
-            "malformed bulk insert body at byte {at}: {reason}"
-        ))
+        ApiError::bad_request(format!("malformed bulk insert body at byte {at}: {reason}"))
     }
 }
 
@@ -432,18 +431,45 @@ mod tests {
             ("", "empty"),
             ("{}", "expected `[`"),
             ("[", "before the closing"),
-            (r#"[{"Id":"a","Type":"PUT","Document":{"x":1}}"#, "before the closing"),
+            (
+                r#"[{"Id":"a","Type":"PUT","Document":{"x":1}}"#,
+                "before the closing",
+            ),
             (r#"[{"Id":"a","Type":"PUT","Document":{"x":1"#, "EOF"),
-            (r#"[{"Id":"a","Type":"PUT","Document":5}]"#, "must be a JSON object"),
+            (
+                r#"[{"Id":"a","Type":"PUT","Document":5}]"#,
+                "must be a JSON object",
+            ),
             (r#"[{"Id":"","Type":"PUT","Document":{}}]"#, "PUT"),
             (r#"[{"Id":"a","Type":"PUT"}]"#, "`Document` is required"),
-            (r#"[{"Id":"a","Type":"PUT","Document":{}} {"#, "expected `,` or `]`"),
-            (r#"[{"Id":"a","Type":"PUT","Document":{}}] x"#, "after the closing"),
-            (r#"[{"Id":"a","Type":"Counters"}]"#, "counters is not supported"),
-            (r#"[{"Id":"a","Type":"TimeSeriesBulkInsert"}]"#, "time series is not supported"),
-            (r#"[{"Id":"a","Type":"DELETE"}]"#, "not a bulk insert command"),
-            (r#"[{"Id":"a","Type":"AttachmentPUT","Name":"n","ContentLength":9}abc]"#, "ended inside"),
-            (r#"[{"Id":"a","Type":"PUT","Document":{"x":tru}}]"#, "expected"),
+            (
+                r#"[{"Id":"a","Type":"PUT","Document":{}} {"#,
+                "expected `,` or `]`",
+            ),
+            (
+                r#"[{"Id":"a","Type":"PUT","Document":{}}] x"#,
+                "after the closing",
+            ),
+            (
+                r#"[{"Id":"a","Type":"Counters"}]"#,
+                "counters is not supported",
+            ),
+            (
+                r#"[{"Id":"a","Type":"TimeSeriesBulkInsert"}]"#,
+                "time series is not supported",
+            ),
+            (
+                r#"[{"Id":"a","Type":"DELETE"}]"#,
+                "not a bulk insert command",
+            ),
+            (
+                r#"[{"Id":"a","Type":"AttachmentPUT","Name":"n","ContentLength":9}abc]"#,
+                "ended inside",
+            ),
+            (
+                r#"[{"Id":"a","Type":"PUT","Document":{"x":tru}}]"#,
+                "expected",
+            ),
             ("[1]", "expected a command object"),
         ];
         for (body, needle) in cases {
@@ -466,6 +492,10 @@ mod tests {
         );
         let mut reader = CommandReader::new(big.as_bytes(), 1000);
         let error = reader.next_command().err().expect("too large");
-        assert!(error.message.contains("larger than the limit"), "{}", error.message);
+        assert!(
+            error.message.contains("larger than the limit"),
+            "{}",
+            error.message
+        );
     }
 }

@@ -55,13 +55,7 @@ pub(crate) async fn bulk_insert(
             BodyEncoding::Identity => Box::new(body_reader),
             BodyEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body_reader)),
         };
-        run_bulk_insert(
-            database,
-            operations,
-            operation_id,
-            input,
-            max_command_bytes,
-        )
+        run_bulk_insert(database, operations, operation_id, input, max_command_bytes)
     });
     forward_body(body, sender).await;
     match worker.await {
@@ -112,7 +106,9 @@ fn body_encoding(headers: &HeaderMap) -> Result<BodyEncoding, ApiError> {
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "Raven.Client.Exceptions.BadRequestException",
-        format!("bulk insert bodies may be sent plain or as gzip; Content-Encoding {text:?} is not supported"),
+        format!(
+            "bulk insert bodies may be sent plain or as gzip; Content-Encoding {text:?} is not supported"
+        ),
     ))
 }
 
