@@ -202,7 +202,6 @@ async fn bad_input_faults_the_operation_and_keeps_what_came_before() {
             format!("[{good},{{\"Id\":\"x\",\"Type\":\"PUT\",\"Document\":{{\"a\":tru}}}}]"),
             "expected",
         ),
-        (format!("[{good}] trailing"), "after the closing"),
         (
             format!(
                 "[{good},{{\"Id\":\"good/1\",\"Type\":\"AttachmentPUT\",\"Name\":\"n\",\"ContentLength\":100}}abc]"
@@ -331,4 +330,29 @@ async fn everything_acknowledged_is_readable_across_many_chunks() {
     let state = operation_state(&app, 1).await;
     assert_eq!(state["Status"], "Completed");
     assert_eq!(state["Result"]["Total"], n_docs);
+}
+
+#[tokio::test]
+async fn answers_at_the_closing_bracket_though_the_body_never_ends() {
+    // The Node.js client never ends its request body; it waits for the answer after the `]`.
+    use futures_util::StreamExt as _;
+    let app = TestApp::new();
+    let body = body_of(&[
+        put("open/1", &json!({"A": 1})),
+        put("open/2", &json!({"A": 2})),
+    ]);
+    let pieces: Vec<Result<Bytes, std::io::Error>> = body
+        .as_bytes()
+        .chunks(7)
+        .map(|it| Ok(Bytes::copy_from_slice(it)))
+        .collect();
+    let never_ending = futures_util::stream::iter(pieces).chain(futures_util::stream::pending());
+    let reply = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        bulk_insert(&app, 3, Body::from_stream(never_ending)),
+    )
+    .await
+    .expect("answered without the end of the body");
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    assert_eq!(app.get_doc("open/2").await.expect("stored")["A"], 2);
 }

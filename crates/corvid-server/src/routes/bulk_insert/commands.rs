@@ -101,8 +101,14 @@ impl<R: Read> CommandReader<R> {
     }
 
     /// Returns the next command, or `None` after the closing `]` at the end of the body.
+    ///
+    /// Nothing after the `]` is read: the Node.js client never ends its request body, and waits
+    /// for the answer after sending the `]`, as RavenDB answers then.
     pub fn next_command(&mut self) -> Result<Option<BulkCommand>, ApiError> {
         loop {
+            if self.position == Position::AfterArray {
+                return Ok(None);
+            }
             let Some(byte) = self.next_significant_byte()? else {
                 return match self.position {
                     Position::AfterArray => Ok(None),
@@ -140,9 +146,7 @@ impl<R: Read> CommandReader<R> {
                 (Position::AfterCommand, _) => {
                     return Err(self.malformed("expected `,` or `]` after a command"));
                 }
-                (Position::AfterArray, _) => {
-                    return Err(self.malformed("unexpected data after the closing `]`"));
-                }
+                (Position::AfterArray, _) => return Ok(None),
             }
         }
     }
@@ -208,11 +212,10 @@ impl<R: Read> CommandReader<R> {
             if n_available >= self.max_command_bytes {
                 return Err(self.too_large());
             }
-            let wanted = (n_available * 2)
-                .max(n_available + READ_BYTES)
-                .min(self.max_command_bytes);
-            // At the end of the body the parse above reports the cut command precisely.
-            self.fill(wanted)?;
+            // One read, of what has arrived (at most as much again as is buffered): waiting for
+            // more than the command needs could wait for bytes the client never sends. At the
+            // end of the body the parse above reports the cut command precisely.
+            self.read_more(n_available.max(READ_BYTES))?;
         }
     }
 
@@ -309,38 +312,44 @@ impl<R: Read> CommandReader<R> {
 
     /// Reads until at least `wanted` unconsumed bytes are buffered; false if the body ends first.
     fn fill(&mut self, wanted: usize) -> Result<bool, ApiError> {
-        if self.buffer.len() - self.start >= wanted {
-            return Ok(true);
-        }
-        // Consumed bytes go first, so the buffer holds one command, not the body.
-        self.offset += self.start as u64;
-        self.buffer.drain(..self.start);
-        self.start = 0;
-        while self.buffer.len() < wanted {
-            if self.input_ended {
+        while self.buffer.len() - self.start < wanted {
+            if !self.read_more(READ_BYTES.max(wanted - (self.buffer.len() - self.start)))? {
                 return Ok(false);
-            }
-            let filled = self.buffer.len();
-            self.buffer
-                .resize(filled + READ_BYTES.max(wanted - filled), 0);
-            let read = loop {
-                match self.input.read(&mut self.buffer[filled..]) {
-                    Ok(it) => break it,
-                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(error) => {
-                        self.buffer.truncate(filled);
-                        return Err(ApiError::bad_request(format!(
-                            "failed to read the bulk insert body: {error}"
-                        )));
-                    }
-                }
-            };
-            self.buffer.truncate(filled + read);
-            if read == 0 {
-                self.input_ended = true;
             }
         }
         Ok(true)
+    }
+
+    /// Reads once, up to `room` bytes; false at the end of the body.
+    fn read_more(&mut self, room: usize) -> Result<bool, ApiError> {
+        if self.input_ended {
+            return Ok(false);
+        }
+        // Consumed bytes go first, so the buffer holds one command, not the body.
+        if self.start > 0 {
+            self.offset += self.start as u64;
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+        let filled = self.buffer.len();
+        self.buffer.resize(filled + room, 0);
+        let read = loop {
+            match self.input.read(&mut self.buffer[filled..]) {
+                Ok(it) => break it,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    self.buffer.truncate(filled);
+                    return Err(ApiError::bad_request(format!(
+                        "failed to read the bulk insert body: {error}"
+                    )));
+                }
+            }
+        };
+        self.buffer.truncate(filled + read);
+        if read == 0 {
+            self.input_ended = true;
+        }
+        Ok(read > 0)
     }
 
     fn too_large(&self) -> ApiError {
@@ -425,6 +434,38 @@ mod tests {
         assert!(read_all(b" [ ] ", 1).expect("valid").is_empty());
     }
 
+    /// Reads one byte at a time and fails the test if asked for more than `limit` bytes.
+    struct NoReadPast<'a> {
+        data: &'a [u8],
+        limit: usize,
+    }
+
+    impl Read for NoReadPast<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            assert!(self.limit > 0, "read past the closing `]`");
+            self.limit -= 1;
+            let n = out.len().min(self.data.len()).min(1);
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn stops_reading_at_the_closing_bracket() {
+        let body = br#"[{"Id":"a","Type":"PUT","Document":{}}]"#;
+        let mut reader = CommandReader::new(
+            NoReadPast {
+                data: body,
+                limit: body.len(),
+            },
+            1 << 20,
+        );
+        assert!(reader.next_command().expect("put").is_some());
+        assert!(reader.next_command().expect("end").is_none());
+        assert!(reader.next_command().expect("still the end").is_none());
+    }
+
     #[test]
     fn rejects_bad_bodies_with_a_position() {
         let cases: &[(&str, &str)] = &[
@@ -445,10 +486,6 @@ mod tests {
             (
                 r#"[{"Id":"a","Type":"PUT","Document":{}} {"#,
                 "expected `,` or `]`",
-            ),
-            (
-                r#"[{"Id":"a","Type":"PUT","Document":{}}] x"#,
-                "after the closing",
             ),
             (
                 r#"[{"Id":"a","Type":"Counters"}]"#,

@@ -1,6 +1,7 @@
 //! `POST /databases/{db}/bulk_insert?id=<operation id>`: the handler. The body is forwarded
 //! frame by frame to a blocking thread that decodes (gzip), parses and applies it (see
-//! `apply.rs`); the answer comes once every command is durable, or with the first error.
+//! `apply.rs`); the answer comes once every command up to the closing `]` is durable, or with the
+//! first error.
 
 use std::io::Read;
 
@@ -50,6 +51,7 @@ pub(crate) async fn bulk_insert(
         let body_reader = BodyReader {
             receiver,
             current: Bytes::new(),
+            pending_error: None,
         };
         let input: Box<dyn Read> = match encoding {
             BodyEncoding::Identity => Box::new(body_reader),
@@ -57,8 +59,16 @@ pub(crate) async fn bulk_insert(
         };
         run_bulk_insert(database, operations, operation_id, input, max_command_bytes)
     });
-    forward_body(body, sender).await;
-    match worker.await {
+    // The worker stops at the closing `]`: the answer must not wait for the end of the body,
+    // which the Node.js client never sends.
+    let forward = forward_body(body, sender);
+    tokio::pin!(forward);
+    let mut worker = worker;
+    let outcome = tokio::select! {
+        outcome = &mut worker => outcome,
+        () = &mut forward => worker.await,
+    };
+    match outcome {
         // RavenDB answers 201 with an empty body; both clients accept exactly that.
         Ok(Ok(_)) => Ok(json_text(StatusCode::CREATED, String::new())),
         Ok(Err(error)) => Err(error),
@@ -116,10 +126,17 @@ fn body_encoding(headers: &HeaderMap) -> Result<BodyEncoding, ApiError> {
 struct BodyReader {
     receiver: mpsc::Receiver<std::io::Result<Bytes>>,
     current: Bytes,
+    /// A read error that came after data already returned; the next read returns it.
+    pending_error: Option<std::io::Error>,
 }
 
 impl Read for BodyReader {
+    /// Waits for data only when none has arrived; otherwise returns what has, up to `out`'s
+    /// size, so a reader asking for much gets much when it is there.
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(error) = self.pending_error.take() {
+            return Err(error);
+        }
         while self.current.is_empty() {
             match self.receiver.blocking_recv() {
                 Some(Ok(data)) => self.current = data,
@@ -127,9 +144,24 @@ impl Read for BodyReader {
                 None => return Ok(0),
             }
         }
-        let n = out.len().min(self.current.len());
-        out[..n].copy_from_slice(&self.current[..n]);
-        self.current.advance(n);
-        Ok(n)
+        let mut n_read = 0;
+        loop {
+            let n = (out.len() - n_read).min(self.current.len());
+            out[n_read..n_read + n].copy_from_slice(&self.current[..n]);
+            self.current.advance(n);
+            n_read += n;
+            if n_read == out.len() {
+                return Ok(n_read);
+            }
+            match self.receiver.try_recv() {
+                Ok(Ok(data)) => self.current = data,
+                // An error or the end is seen by the next read.
+                Ok(Err(error)) => {
+                    self.pending_error = Some(error);
+                    return Ok(n_read);
+                }
+                Err(_) => return Ok(n_read),
+            }
+        }
     }
 }
