@@ -9,7 +9,7 @@ const crypto = require("node:crypto");
 const {
     DocumentStore,
     CreateDatabaseOperation,
-    DeleteDatabaseOperation,
+    DeleteDatabasesOperation,
     GetCollectionStatisticsOperation,
 } = require("ravendb");
 
@@ -40,7 +40,7 @@ describe("bulk insert", () => {
     });
 
     after(async () => {
-        await store.maintenance.server.send(new DeleteDatabaseOperation(database, true));
+        await store.maintenance.server.send(new DeleteDatabasesOperation({ databaseNames: [database], hardDelete: true }));
         store.dispose();
     });
 
