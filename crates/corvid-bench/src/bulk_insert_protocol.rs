@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use corvid_client::{ClientOptions, create_database, delete_database};
+use corvid_client::delete_database;
 
-use crate::{InsertArgs, document, memory_mib, spawn_corvid};
+use crate::{InsertArgs, collection_count, document, fresh_database, memory_mib, spawn_corvid};
 
 /// One measurement of one server.
 struct Measurement {
@@ -114,13 +114,8 @@ async fn measure(
     body: &Bytes,
     n_docs: usize,
 ) -> anyhow::Result<Measurement> {
-    let options = ClientOptions {
-        request_timeout: Duration::from_secs(1800),
-        ..ClientOptions::default()
-    };
     let database = format!("bench-bulk-insert-{}", std::process::id());
-    let _ = delete_database(url, &database, &options).await;
-    create_database(url, &database, &options).await?;
+    let options = fresh_database(url, &database, Duration::from_secs(1800)).await?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(1800))
@@ -174,13 +169,7 @@ async fn measure(
             String::from_utf8_lossy(&answer)
         );
     }
-    let stats: serde_json::Value = http
-        .get(format!("{url}/databases/{database}/collections/stats"))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let stored = stats["Collections"]["Users"].as_u64().unwrap_or(0);
+    let stored = collection_count(&http, url, &database, "Users").await?;
     if stored != n_docs as u64 {
         bail!("{url}: {stored} Users after the bulk insert, expected {n_docs}");
     }

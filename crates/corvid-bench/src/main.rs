@@ -292,13 +292,8 @@ async fn run_insert(
     n_docs: usize,
     concurrency: usize,
 ) -> anyhow::Result<f64> {
-    let options = ClientOptions {
-        request_timeout: Duration::from_secs(300),
-        ..ClientOptions::default()
-    };
     let database = format!("bench-insert-{}", std::process::id());
-    let _ = delete_database(url, &database, &options).await;
-    create_database(url, &database, &options).await?;
+    let options = fresh_database(url, &database, Duration::from_secs(300)).await?;
     let client = Client::new(&[url.to_owned()], &database, options.clone())?;
     // The timed loop posts with plain reqwest and reads the answer without parsing it, so the
     // figure measures the server rather than this client's JSON parsing.
@@ -343,6 +338,22 @@ async fn run_insert(
     }
     delete_database(url, &database, &options).await?;
     Ok(n_docs as f64 / elapsed)
+}
+
+/// Creates database `name` at `url`, deleting an earlier one of that name first; returns the
+/// client options for it, with `request_timeout`.
+pub(crate) async fn fresh_database(
+    url: &str,
+    name: &str,
+    request_timeout: Duration,
+) -> anyhow::Result<ClientOptions> {
+    let options = ClientOptions {
+        request_timeout,
+        ..ClientOptions::default()
+    };
+    let _ = delete_database(url, name, &options).await;
+    create_database(url, name, &options).await?;
+    Ok(options)
 }
 
 #[allow(clippy::print_stdout)]

@@ -183,11 +183,11 @@ async fn bad_input_faults_the_operation_and_keeps_what_came_before() {
         ),
         (
             format!("[{good},{}]", put("bad/1", &json!(5))),
-            "must be a JSON object",
+            "must be an object",
         ),
         (
             format!("[{good},{}]", put("bad/1", &json!([1]))),
-            "must be a JSON object",
+            "must be an object",
         ),
         (
             format!("[{good},{{\"Type\":\"PUT\",\"Document\":{{}}}}]"),

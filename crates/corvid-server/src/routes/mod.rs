@@ -2,7 +2,7 @@
 //! the answer; no business logic lives here.
 
 mod attachments;
-mod bulk_docs;
+pub(crate) mod bulk_docs;
 mod bulk_insert;
 mod docs;
 mod etl;

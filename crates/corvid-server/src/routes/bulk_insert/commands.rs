@@ -10,11 +10,9 @@
 
 use std::io::Read;
 
-use corvid_store::{PutDocument, WriteOp, validate_id};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
 use crate::error::ApiError;
+use crate::routes::bulk_docs::{CommandIn, put_operation, required_id};
+use corvid_store::WriteOp;
 
 /// How many bytes one read from the input asks for.
 const READ_BYTES: usize = 64 * 1024;
@@ -56,23 +54,6 @@ pub(crate) struct CommandReader<R> {
     max_command_bytes: usize,
     /// Commands read so far (heartbeats included), for messages.
     n_commands: u64,
-}
-
-/// The fields of a bulk insert command Corvid reads; documents stay raw JSON text.
-#[derive(Deserialize)]
-struct CommandIn<'a> {
-    #[serde(rename = "Type", default)]
-    kind: Option<String>,
-    #[serde(rename = "Id", default)]
-    id: Option<String>,
-    #[serde(rename = "Document", borrow, default)]
-    document: Option<&'a RawValue>,
-    #[serde(rename = "Name", default)]
-    name: Option<String>,
-    #[serde(rename = "ContentType", default)]
-    content_type: Option<String>,
-    #[serde(rename = "ContentLength", default)]
-    content_length: Option<u64>,
 }
 
 /// What a command object says, before an attachment's bytes are read.
@@ -222,34 +203,14 @@ impl<R: Read> CommandReader<R> {
     fn interpret(&self, command: CommandIn<'_>) -> Result<Parsed, ApiError> {
         let idx = self.n_commands;
         let kind = command.kind.unwrap_or_default();
-        let id_of = |id: Option<String>| -> Result<String, ApiError> {
-            let id = id.unwrap_or_default();
-            match validate_id(&id) {
-                Ok(()) => Ok(id),
-                Err(error) => Err(ApiError::bad_request(format!(
-                    "bulk insert command {idx} ({kind}): {error}"
-                ))),
-            }
-        };
+        let what = format!("bulk insert command {idx}");
+        let id_of = |id: Option<String>| required_id(&what, &kind, id);
         match kind.as_str() {
             "PUT" => {
                 let id = id_of(command.id)?;
-                let Some(document) = command.document else {
-                    return Err(ApiError::bad_request(format!(
-                        "bulk insert command {idx} (PUT `{id}`): `Document` is required"
-                    )));
-                };
-                if !document.get().starts_with('{') {
-                    return Err(ApiError::bad_request(format!(
-                        "bulk insert command {idx} (PUT `{id}`): `Document` must be a JSON object"
-                    )));
-                }
-                let put = PutDocument::from_json(&id, document.get(), None)?;
-                Ok(Parsed::Done(BulkCommand::Put {
-                    id,
-                    op: WriteOp::Put(put),
-                    n_bytes: document.get().len(),
-                }))
+                let n_bytes = command.document.map_or(0, |it| it.get().len());
+                let op = put_operation(&what, &id, command.document, None)?;
+                Ok(Parsed::Done(BulkCommand::Put { id, op, n_bytes }))
             }
             "AttachmentPUT" => {
                 let document_id = id_of(command.id)?;
@@ -479,7 +440,7 @@ mod tests {
             (r#"[{"Id":"a","Type":"PUT","Document":{"x":1"#, "EOF"),
             (
                 r#"[{"Id":"a","Type":"PUT","Document":5}]"#,
-                "must be a JSON object",
+                "must be an object",
             ),
             (r#"[{"Id":"","Type":"PUT","Document":{}}]"#, "PUT"),
             (r#"[{"Id":"a","Type":"PUT"}]"#, "`Document` is required"),
