@@ -356,3 +356,38 @@ async fn answers_at_the_closing_bracket_though_the_body_never_ends() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
     assert_eq!(app.get_doc("open/2").await.expect("stored")["A"], 2);
 }
+
+#[tokio::test]
+async fn skip_overwrite_if_unchanged_leaves_identical_documents_alone() {
+    let app = TestApp::new();
+    let same = json!({"Name": "Ann", "@metadata": {"@collection": "Users"}});
+    let changed = json!({"Name": "Bob", "@metadata": {"@collection": "Users"}});
+    let body = body_of(&[put("users/1", &same), put("users/2", &same)]);
+    assert_eq!(bulk_insert(&app, 1, body).await.status, StatusCode::CREATED);
+    let change_vector = |doc: &Value| doc["@metadata"]["@change-vector"].clone();
+    let first_1 = change_vector(&app.get_doc("users/1").await.expect("users/1"));
+    let first_2 = change_vector(&app.get_doc("users/2").await.expect("users/2"));
+    let before = app.db_state().await;
+
+    let uri = format!("/databases/{DB}/bulk_insert?id=2&skipOverwriteIfUnchanged=true");
+    let body = body_of(&[put("users/1", &same), put("users/2", &changed)]);
+    let reply = app.send("POST", &uri, body, &[]).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    // users/1 was the same: untouched; users/2 changed: a new version.
+    assert_eq!(
+        change_vector(&app.get_doc("users/1").await.expect("users/1")),
+        first_1
+    );
+    let second_2 = app.get_doc("users/2").await.expect("users/2");
+    assert_eq!(second_2["Name"], "Bob");
+    assert_ne!(change_vector(&second_2), first_2);
+    assert_eq!(app.db_state().await.last_etag, before.last_etag + 1);
+
+    // Without the option, the same document is written again.
+    let reply = bulk_insert(&app, 3, body_of(&[put("users/1", &same)])).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_ne!(
+        change_vector(&app.get_doc("users/1").await.expect("users/1")),
+        first_1
+    );
+}

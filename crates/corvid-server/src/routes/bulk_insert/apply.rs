@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::operations::{OperationStatus, Operations};
-use crate::routes::bulk_insert::commands::{BulkCommand, CommandReader};
+use crate::routes::bulk_insert::commands::{BulkCommand, BulkInsertOptions, CommandReader};
 
 /// The most commands in one chunk (one writer request).
 const CHUNK_MAX_OPS: usize = 16 * 1024;
@@ -69,7 +69,7 @@ pub(crate) fn run_bulk_insert(
     operations: Arc<Operations>,
     operation_id: u64,
     input: impl Read,
-    max_command_bytes: usize,
+    options: &BulkInsertOptions,
 ) -> Result<BulkInsertSummary, ApiError> {
     let mut pipeline = Pipeline {
         database,
@@ -78,7 +78,7 @@ pub(crate) fn run_bulk_insert(
         in_flight: VecDeque::new(),
         committed: BulkInsertSummary::default(),
     };
-    let outcome = read_and_apply(&mut pipeline, CommandReader::new(input, max_command_bytes));
+    let outcome = read_and_apply(&mut pipeline, CommandReader::new(input, options));
     // Whatever happened, wait for the chunks already handed over: they commit (RavenDB keeps
     // what a failed bulk insert wrote before the failure), and the summary must say so.
     let drained = pipeline.drain();

@@ -14,6 +14,15 @@ use crate::error::ApiError;
 use crate::routes::bulk_docs::{CommandIn, put_operation, required_id};
 use corvid_store::WriteOp;
 
+/// How a bulk insert reads its stream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BulkInsertOptions {
+    /// The largest command (or attachment) accepted, in bytes.
+    pub max_command_bytes: usize,
+    /// `skipOverwriteIfUnchanged`: a `PUT` of a document as it is stored writes nothing.
+    pub skip_overwrite_if_unchanged: bool,
+}
+
 /// How many bytes one read from the input asks for.
 const READ_BYTES: usize = 64 * 1024;
 
@@ -52,6 +61,8 @@ pub(crate) struct CommandReader<R> {
     position: Position,
     /// The largest command (or attachment) accepted, in bytes.
     max_command_bytes: usize,
+    /// `skipOverwriteIfUnchanged`: a `PUT` of a document as it is stored writes nothing.
+    skip_overwrite_if_unchanged: bool,
     /// Commands read so far (heartbeats included), for messages.
     n_commands: u64,
 }
@@ -68,7 +79,7 @@ enum Parsed {
 }
 
 impl<R: Read> CommandReader<R> {
-    pub fn new(input: R, max_command_bytes: usize) -> CommandReader<R> {
+    pub fn new(input: R, options: &BulkInsertOptions) -> CommandReader<R> {
         CommandReader {
             input,
             buffer: Vec::with_capacity(READ_BYTES * 2),
@@ -76,7 +87,8 @@ impl<R: Read> CommandReader<R> {
             offset: 0,
             input_ended: false,
             position: Position::BeforeArray,
-            max_command_bytes,
+            max_command_bytes: options.max_command_bytes,
+            skip_overwrite_if_unchanged: options.skip_overwrite_if_unchanged,
             n_commands: 0,
         }
     }
@@ -209,7 +221,12 @@ impl<R: Read> CommandReader<R> {
             "PUT" => {
                 let id = id_of(command.id)?;
                 let n_bytes = command.document.map_or(0, |it| it.get().len());
-                let op = put_operation(&what, &id, command.document, None)?;
+                let op = match put_operation(&what, &id, command.document, None)? {
+                    WriteOp::Put(put) if self.skip_overwrite_if_unchanged => {
+                        WriteOp::Put(put.skipping_if_unchanged())
+                    }
+                    other => other,
+                };
                 Ok(Parsed::Done(BulkCommand::Put { id, op, n_bytes }))
             }
             "AttachmentPUT" => {
@@ -353,8 +370,15 @@ mod tests {
         }
     }
 
+    fn options(max_command_bytes: usize) -> BulkInsertOptions {
+        BulkInsertOptions {
+            max_command_bytes,
+            skip_overwrite_if_unchanged: false,
+        }
+    }
+
     fn read_all(body: &[u8], piece: usize) -> Result<Vec<String>, ApiError> {
-        let mut reader = CommandReader::new(Pieces { data: body, piece }, 1 << 20);
+        let mut reader = CommandReader::new(Pieces { data: body, piece }, &options(1 << 20));
         let mut seen = Vec::new();
         while let Some(command) = reader.next_command()? {
             seen.push(match command {
@@ -420,7 +444,7 @@ mod tests {
                 data: body,
                 limit: body.len(),
             },
-            1 << 20,
+            &options(1 << 20),
         );
         assert!(reader.next_command().expect("put").is_some());
         assert!(reader.next_command().expect("end").is_none());
@@ -488,7 +512,7 @@ mod tests {
             r#"[{{"Id":"a","Type":"PUT","Document":{{"x":"{}"}}}}]"#,
             "y".repeat(5000)
         );
-        let mut reader = CommandReader::new(big.as_bytes(), 1000);
+        let mut reader = CommandReader::new(big.as_bytes(), &options(1000));
         let error = reader.next_command().err().expect("too large");
         assert!(
             error.message.contains("larger than the limit"),

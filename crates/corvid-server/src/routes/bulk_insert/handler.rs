@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::extract::{Db, Params};
 use crate::http::json_text;
 use crate::routes::bulk_insert::apply::run_bulk_insert;
+use crate::routes::bulk_insert::commands::BulkInsertOptions;
 use crate::state::AppState;
 
 /// Body frames buffered between the connection and the parsing thread.
@@ -46,7 +47,10 @@ pub(crate) async fn bulk_insert(
     operations.begin(database.name(), operation_id)?;
 
     let (sender, receiver) = mpsc::channel(FRAMES_IN_FLIGHT);
-    let max_command_bytes = state.options().max_body_bytes;
+    let options = BulkInsertOptions {
+        max_command_bytes: state.options().max_body_bytes,
+        skip_overwrite_if_unchanged: params.flag("skipOverwriteIfUnchanged"),
+    };
     let worker = tokio::task::spawn_blocking(move || {
         let body_reader = BodyReader {
             receiver,
@@ -57,7 +61,7 @@ pub(crate) async fn bulk_insert(
             BodyEncoding::Identity => Box::new(body_reader),
             BodyEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body_reader)),
         };
-        run_bulk_insert(database, operations, operation_id, input, max_command_bytes)
+        run_bulk_insert(database, operations, operation_id, input, &options)
     });
     // The worker stops at the closing `]`: the answer must not wait for the end of the body,
     // which the Node.js client never sends.
