@@ -391,3 +391,39 @@ async fn skip_overwrite_if_unchanged_leaves_identical_documents_alone() {
         first_1
     );
 }
+
+#[tokio::test]
+async fn a_killed_bulk_insert_stops_and_stays_canceled() {
+    let app = TestApp::new();
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let data = receiver.recv().await?;
+        Some((Ok::<Bytes, std::io::Error>(data), receiver))
+    });
+    let insert = bulk_insert(&app, 9, Body::from_stream(stream));
+    let control = async {
+        let first = format!("[{}", put("killed/1", &json!({"A": 1})));
+        sender.send(Bytes::from(first)).await.expect("send");
+        let state_uri = format!("/databases/{DB}/operations/state?id=9");
+        while app.get(&state_uri).await.status != StatusCode::OK {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let kill = app
+            .send(
+                "POST",
+                &format!("/databases/{DB}/operations/kill?id=9"),
+                "",
+                &[],
+            )
+            .await;
+        assert_eq!(kill.status, StatusCode::OK, "{}", kill.text());
+        let rest = format!(",{}]", put("killed/2", &json!({"A": 2})));
+        sender.send(Bytes::from(rest)).await.expect("send");
+    };
+    let (reply, ()) = tokio::join!(insert, control);
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert!(reply.text().contains("canceled"), "{}", reply.text());
+    assert_eq!(operation_state(&app, 9).await["Status"], "Canceled");
+    assert!(app.get_doc("killed/1").await.is_none());
+    assert!(app.get_doc("killed/2").await.is_none());
+}
