@@ -6,6 +6,9 @@
 //! docs/s and the server's memory, and, given `--baseline-url` (e.g. a RavenDB 4.1 from
 //! `shared/tools/ravendb-ref`), runs the same load against that server and prints the ratio.
 //!
+//! `corvid-bench insert --bulk-insert` streams the documents through RavenDB's bulk insert
+//! protocol instead, to both servers, in rounds (see [`bulk_insert_protocol`]).
+//!
 //! `corvid-bench etl` measures Raven ETL between two spawned `corvid serve`s; `corvid-bench
 //! sql-etl --engine postgres|mariadb` measures SQL ETL into the machine's PostgreSQL or
 //! MariaDB against the engine's bulk path and RavenDB's row-by-row algorithm (see
@@ -14,6 +17,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod bulk_insert_protocol;
 mod query;
 mod script;
 mod sql_etl;
@@ -39,7 +43,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Bench {
-    /// Bulk inserts through `POST /bulk_docs`.
+    /// Bulk inserts through `POST /bulk_docs`, or `--bulk-insert` through `POST /bulk_insert`.
     Insert(InsertArgs),
     /// Raven ETL from one Corvid to another: throughput, ratio to raw ingest, latency.
     Etl(EtlArgs),
@@ -93,6 +97,16 @@ struct InsertArgs {
     /// A second server to run the same load against, for the ratio (e.g. RavenDB 4.1).
     #[arg(long)]
     baseline_url: Option<String>,
+    /// Insert through RavenDB's bulk insert protocol (`POST /bulk_insert`, one stream)
+    /// instead of `bulk_docs` (see `bulk_insert_protocol.rs`).
+    #[arg(long)]
+    bulk_insert: bool,
+    /// With `--bulk-insert`: rounds, each with a fresh Corvid; the medians are compared.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// With `--bulk-insert`: the baseline server's process id, to report its memory.
+    #[arg(long)]
+    baseline_pid: Option<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -282,13 +296,8 @@ async fn run_insert(
     n_docs: usize,
     concurrency: usize,
 ) -> anyhow::Result<f64> {
-    let options = ClientOptions {
-        request_timeout: Duration::from_secs(300),
-        ..ClientOptions::default()
-    };
     let database = format!("bench-insert-{}", std::process::id());
-    let _ = delete_database(url, &database, &options).await;
-    create_database(url, &database, &options).await?;
+    let options = fresh_database(url, &database, Duration::from_secs(300)).await?;
     let client = Client::new(&[url.to_owned()], &database, options.clone())?;
     // The timed loop posts with plain reqwest and reads the answer without parsing it, so the
     // figure measures the server rather than this client's JSON parsing.
@@ -335,8 +344,27 @@ async fn run_insert(
     Ok(n_docs as f64 / elapsed)
 }
 
+/// Creates database `name` at `url`, deleting an earlier one of that name first; returns the
+/// client options for it, with `request_timeout`.
+pub(crate) async fn fresh_database(
+    url: &str,
+    name: &str,
+    request_timeout: Duration,
+) -> anyhow::Result<ClientOptions> {
+    let options = ClientOptions {
+        request_timeout,
+        ..ClientOptions::default()
+    };
+    let _ = delete_database(url, name, &options).await;
+    create_database(url, name, &options).await?;
+    Ok(options)
+}
+
 #[allow(clippy::print_stdout)]
 async fn insert(args: InsertArgs) -> anyhow::Result<()> {
+    if args.bulk_insert {
+        return bulk_insert_protocol::bulk_insert_bench(args).await;
+    }
     let (bodies, avg_doc_bytes) = batches(args.docs, args.batch.max(1))?;
     println!(
         "insert: {} docs of ~{avg_doc_bytes} bytes, batches of {}, concurrency {}",

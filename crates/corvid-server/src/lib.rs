@@ -13,8 +13,6 @@ mod changes;
 mod error;
 mod extract;
 mod http;
-// Patch and delete by query use the registry; `Operations::status` waits for bulk insert.
-#[allow(dead_code)]
 mod operations;
 mod patch;
 mod query;

@@ -39,6 +39,8 @@ pub struct PutDocument {
     metadata: String,
     body: String,
     expected_change_vector: Option<String>,
+    /// Leave the stored document alone when its body and metadata are already these.
+    skip_if_unchanged: bool,
 }
 
 impl PutDocument {
@@ -67,6 +69,7 @@ impl PutDocument {
             metadata,
             body,
             expected_change_vector,
+            skip_if_unchanged: false,
         })
     }
     /// Validates a document given as JSON text, touching only its top-level fields and
@@ -113,7 +116,18 @@ impl PutDocument {
             metadata,
             body,
             expected_change_vector,
+            skip_if_unchanged: false,
         })
+    }
+
+    /// Returns the put, changed so that it writes nothing when the stored document already has
+    /// this body and metadata (bulk insert's `skipOverwriteIfUnchanged`): the document keeps its
+    /// etag and change vector, and no change reaches the change feed.
+    pub fn skipping_if_unchanged(self) -> PutDocument {
+        PutDocument {
+            skip_if_unchanged: true,
+            ..self
+        }
     }
 
     /// Returns the collection the document goes to.
@@ -459,6 +473,21 @@ impl<'txn> Applier<'txn> {
     }
 
     fn put(&mut self, put: &PutDocument) -> Result<WriteResult, WriteError> {
+        if put.skip_if_unchanged
+            && let IdRequest::Exact(id) = &put.id
+            && let Some(existing) = self.read_doc(&key_of(id))?
+            && existing.body == put.body
+            && existing.metadata == put.metadata
+            && key_of(&existing.collection) == key_of(&put.collection)
+        {
+            return Ok(WriteResult::Put {
+                change_vector: self.change_vector(existing.etag),
+                id: existing.id,
+                collection: existing.collection,
+                etag: existing.etag,
+                last_modified: existing.last_modified,
+            });
+        }
         let (id, etag) = match &put.id {
             IdRequest::Exact(id) => (id.clone(), None),
             IdRequest::ServerGenerated { prefix } => {

@@ -95,23 +95,27 @@ struct BatchIn<'a> {
     commands: Option<Vec<CommandIn<'a>>>,
 }
 
-/// The fields of a command Corvid reads; documents stay raw JSON text.
+/// The fields of a command Corvid reads, in `bulk_docs` and in bulk insert streams; documents
+/// stay raw JSON text.
 #[derive(Deserialize)]
 pub(crate) struct CommandIn<'a> {
     #[serde(rename = "Type", default)]
-    kind: Option<String>,
+    pub kind: Option<String>,
     #[serde(rename = "Id", default)]
-    id: Option<String>,
+    pub id: Option<String>,
     #[serde(rename = "ChangeVector", default)]
-    change_vector: Option<String>,
+    pub change_vector: Option<String>,
     #[serde(rename = "Document", borrow, default)]
-    document: Option<&'a RawValue>,
+    pub document: Option<&'a RawValue>,
     #[serde(rename = "IdPrefixed", default)]
-    id_prefixed: Option<bool>,
+    pub id_prefixed: Option<bool>,
     #[serde(rename = "Name", default)]
-    name: Option<String>,
+    pub name: Option<String>,
     #[serde(rename = "ContentType", default)]
-    content_type: Option<String>,
+    pub content_type: Option<String>,
+    /// The length of the raw attachment bytes that follow an `AttachmentPUT` in a bulk insert.
+    #[serde(rename = "ContentLength", default)]
+    pub content_length: Option<u64>,
 }
 
 /// Parses `{"Commands": [...]}` into store operations. Any invalid command fails the whole
@@ -147,27 +151,12 @@ pub(crate) fn parse_command(
     streams: &mut VecDeque<AttachmentStream>,
 ) -> Result<WriteOp, ApiError> {
     let kind = command.kind.unwrap_or_default();
-    let id_required = |id: Option<String>| -> Result<String, ApiError> {
-        let id = id.unwrap_or_default();
-        validate_id(&id)
-            .map_err(|error| ApiError::bad_request(format!("command {idx} ({kind}): {error}")))?;
-        Ok(id)
-    };
+    let what = format!("command {idx}");
+    let id_required = |id: Option<String>| required_id(&what, &kind, id);
     match kind.as_str() {
         "PUT" => {
             let id = id_required(command.id)?;
-            let Some(document) = command.document else {
-                return Err(ApiError::bad_request(format!(
-                    "command {idx} (PUT `{id}`): `Document` is required"
-                )));
-            };
-            if !document.get().trim_start().starts_with('{') {
-                return Err(ApiError::bad_request(format!(
-                    "command {idx} (PUT `{id}`): `Document` must be an object"
-                )));
-            }
-            let put = PutDocument::from_json(&id, document.get(), command.change_vector)?;
-            Ok(WriteOp::Put(put))
+            put_operation(&what, &id, command.document, command.change_vector)
         }
         "DELETE" => {
             let id = id_required(command.id)?;
@@ -228,6 +217,37 @@ pub(crate) fn parse_command(
             "command {idx}: unknown command type `{other}`"
         ))),
     }
+}
+
+/// Returns a command's `Id`, which must be a valid document id; `what` names the command in
+/// the message.
+pub(crate) fn required_id(what: &str, kind: &str, id: Option<String>) -> Result<String, ApiError> {
+    let id = id.unwrap_or_default();
+    match validate_id(&id) {
+        Ok(()) => Ok(id),
+        Err(error) => Err(ApiError::bad_request(format!("{what} ({kind}): {error}"))),
+    }
+}
+
+/// Validates a `PUT` command's `Document` (required, a JSON object) into a store operation.
+pub(crate) fn put_operation(
+    what: &str,
+    id: &str,
+    document: Option<&RawValue>,
+    change_vector: Option<String>,
+) -> Result<WriteOp, ApiError> {
+    let Some(document) = document else {
+        return Err(ApiError::bad_request(format!(
+            "{what} (PUT `{id}`): `Document` is required"
+        )));
+    };
+    if !document.get().trim_start().starts_with('{') {
+        return Err(ApiError::bad_request(format!(
+            "{what} (PUT `{id}`): `Document` must be an object"
+        )));
+    }
+    let put = PutDocument::from_json(id, document.get(), change_vector)?;
+    Ok(WriteOp::Put(put))
 }
 
 /// Writes the `{"Results": [...]}` answer by hand: a batch of thousands of puts should not

@@ -3,6 +3,7 @@
 
 mod attachments;
 pub(crate) mod bulk_docs;
+mod bulk_insert;
 mod changes;
 mod docs;
 pub(crate) mod etl;
@@ -64,6 +65,10 @@ fn routes() -> Router<AppState> {
         .route(
             "/databases/{db}/json-patch",
             axum::routing::patch(patch::json_patch_doc),
+        )
+        .route(
+            "/databases/{db}/bulk_insert",
+            post(bulk_insert::bulk_insert),
         )
         .route(
             "/databases/{db}/attachments",
