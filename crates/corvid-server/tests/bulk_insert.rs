@@ -1,6 +1,7 @@
 //! Bulk insert (`POST /databases/{db}/bulk_insert?id=`): the wire format the official clients
 //! stream, bodies cut anywhere, bad input at several points, operation ids and states, and
 //! durability of everything acknowledged.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
