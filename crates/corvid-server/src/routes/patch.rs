@@ -19,7 +19,7 @@ use crate::patch::{
     ItemOutcome, PatchCommand, PatchRequest, PatchStatus, TransactionItem, apply_transaction,
     by_query,
 };
-use crate::query::{self, Query};
+use crate::routes::queries::QueryRequest;
 use crate::routes::server::NODE_TAG;
 use crate::state::AppState;
 
@@ -152,8 +152,10 @@ pub(crate) async fn patch_by_query(
         }
         None => return Err(ApiError::bad_request("`Query` is required")),
     };
-    let (text, parameters) = query_and_parameters(query_object)?;
-    let parsed = parse_query(&text, &parameters)?;
+    let QueryRequest {
+        text, parameters, ..
+    } = QueryRequest::from_body(query_object)?;
+    let parsed = QueryRequest::parse_text(&text, &parameters)?;
     let Some(script) = by_query::update_script(&parsed, &parameters) else {
         return Err(invalid_query(format!(
             "a patch by query must end with an `update {{ … }}` clause; query: {text}"
@@ -187,8 +189,9 @@ pub(crate) async fn delete_by_query(
         Some(Value::Object(it)) => it,
         _ => &body,
     };
-    let (text, parameters) = query_and_parameters(query_object)?;
-    let parsed = parse_query(&text, &parameters)?;
+    let request = QueryRequest::from_body(query_object)?;
+    let text = &request.text;
+    let parsed = request.parse()?;
     if parsed.update_script().is_some() {
         return Err(invalid_query(format!(
             "a delete by query cannot have an `update` clause; query: {text}"
@@ -218,30 +221,6 @@ where
         StatusCode::OK,
         &json!({"OperationId": operation_id, "OperationNodeTag": NODE_TAG}),
     ))
-}
-
-fn query_and_parameters(
-    object: &Map<String, Value>,
-) -> Result<(String, Map<String, Value>), ApiError> {
-    let text = match object.get("Query") {
-        Some(Value::String(it)) => it.clone(),
-        _ => return Err(ApiError::bad_request("`Query` must be a string")),
-    };
-    let parameters = match object.get("QueryParameters") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(it)) => it.clone(),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "`QueryParameters` must be an object, got {}",
-                json_kind(other)
-            )));
-        }
-    };
-    Ok((text, parameters))
-}
-
-fn parse_query(text: &str, parameters: &Map<String, Value>) -> Result<Query, ApiError> {
-    query::parse(text, parameters).map_err(|error| invalid_query(format!("{error}; query: {text}")))
 }
 
 fn invalid_query(message: String) -> ApiError {

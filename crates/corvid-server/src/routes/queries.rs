@@ -65,7 +65,12 @@ impl QueryRequest {
 
     /// Parses the RQL; errors are RavenDB's 400 with the position and the query.
     pub fn parse(&self) -> Result<Query, ApiError> {
-        query::parse(&self.text, &self.parameters).map_err(|error| {
+        QueryRequest::parse_text(&self.text, &self.parameters)
+    }
+
+    /// Parses `text` with `parameters` bound; errors as [`QueryRequest::parse`]'s.
+    pub fn parse_text(text: &str, parameters: &Map<String, Value>) -> Result<Query, ApiError> {
+        query::parse(text, parameters).map_err(|error| {
             let type_name = match error {
                 QueryError::Syntax { .. } => "Raven.Client.Exceptions.InvalidQueryException",
                 QueryError::NotSupported { .. } => "System.NotSupportedException",
@@ -73,7 +78,7 @@ impl QueryRequest {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 type_name,
-                format!("{error}\nQuery: \n{}", self.text),
+                format!("{error}\nQuery: \n{text}"),
             )
         })
     }
