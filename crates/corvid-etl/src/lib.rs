@@ -17,6 +17,7 @@
 //! This crate knows nothing about HTTP routes or status codes.
 
 pub mod config;
+mod destination;
 pub mod destinations;
 mod extract;
 mod manager;
@@ -30,6 +31,7 @@ pub use config::{
     SqlEtlTable, Transformation,
 };
 pub use corvid_script::ScriptOptions;
+pub use destination::{LoadError, LoadErrorClass, SkippedItem};
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
 pub use process::{BatchPerformance, EtlOptions, ProcessStats, ProcessStatus, progress_key};
 pub use test_script::{

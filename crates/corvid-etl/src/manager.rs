@@ -550,13 +550,12 @@ impl EtlManager {
                     database: entry.database.clone(),
                     task_name: config.name.clone(),
                     transform,
-                    destination: validated.destination.clone(),
                     options: self.options.clone(),
                     stats,
                     wake,
                     stop: stop_receiver,
                 };
-                process.handle = Some(tokio::spawn(crate::process::run(context)));
+                process.handle = Some(validated.destination.spawn_process(context));
             }
             entry.processes.push(process);
         }

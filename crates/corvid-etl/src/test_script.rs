@@ -9,14 +9,15 @@ use corvid_script::ScriptRuntime;
 use corvid_store::{Database, Timestamp, Tombstone, TombstoneKind};
 
 use crate::config::{ConnectionString, EtlConfiguration, EtlType};
+use crate::destinations::ValidatedDestination;
+use crate::destinations::raven::encoder::{ItemOutcome, copy_item, transform_item};
+use crate::destinations::sql::encoder::transform_sql_item;
 use crate::destinations::sql::rows::BatchBuilder;
 use crate::destinations::sql::{SqlWriter, Statement};
 use crate::extract::Item;
 use crate::manager::EtlError;
-use crate::validate::{ConfigError, Destination, validate_etl, validate_transform};
-use crate::worker::{
-    ItemOutcome, SnapshotHost, TransformFailure, copy_item, transform_item, transform_sql_item,
-};
+use crate::validate::{ConfigError, validate_etl, validate_transform};
+use crate::worker::{SnapshotHost, TransformFailure};
 
 /// What the transformation produced for the document.
 #[derive(Debug, Clone, Default)]
@@ -158,7 +159,7 @@ pub async fn test_sql_script(
         None => stored_connection_strings,
     };
     let validated = validate_etl(config, &connection_strings)?;
-    let (Destination::Sql(destination), [transform]) =
+    let (ValidatedDestination::Sql(destination), [transform]) =
         (validated.destination, validated.transforms.as_slice())
     else {
         return Err(not_exactly_one_transformation());

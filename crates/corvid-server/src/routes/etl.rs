@@ -334,6 +334,12 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
     } else {
         "Active"
     };
+    // Corvid's addition: why loading fails, classified (Reconnect, BadItem, Configuration).
+    let load_error = task
+        .processes
+        .iter()
+        .filter(|it| it.stats.status == ProcessStatus::Reconnect)
+        .find_map(|it| it.stats.last_load_error.as_ref().map(|(_, error)| error));
     let connection = connection_strings.iter().find(|it| {
         it.kind() == config.etl_type
             && it
@@ -350,6 +356,8 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
         "MentorNode": config.mentor_node,
         "PinToMentorNode": config.pin_to_mentor_node,
         "Error": if errors.is_empty() { Value::Null } else { Value::String(errors.join("; ")) },
+        "LoadErrorClass": load_error.map(|it| it.class().name()),
+        "LoadError": load_error.map(|it| it.to_string()),
         "Configuration": configuration_json(config),
         "ConnectionStringName": config.connection_string_name,
     });
@@ -600,6 +608,13 @@ pub(crate) async fn etl_stats(
                         json!({"Date": at.to_iso(), "DocumentId": failure.document_id, "Error": failure.message})
                     })
                     .collect();
+                let skipped: Vec<Value> = it
+                    .last_skipped_items
+                    .iter()
+                    .map(|(at, item)| {
+                        json!({"Date": at.to_iso(), "DocumentId": item.document_id, "Error": item.message})
+                    })
+                    .collect();
                 json!({
                     "TransformationName": process.transform_name,
                     "Statistics": {
@@ -608,11 +623,14 @@ pub(crate) async fn etl_stats(
                         "LastProcessedEtag": it.last_processed_etag,
                         "Extracted": it.n_extracted,
                         "Transformation": {"Successes": it.n_loaded, "Errors": it.n_transformation_errors},
-                        "Load": {"Batches": it.n_batches, "Errors": it.n_load_errors},
+                        "Load": {"Batches": it.n_batches, "Errors": it.n_load_errors, "SkippedItems": it.n_skipped_items},
                         "Filtered": it.n_filtered,
                         "LastTransformationErrors": errors,
                         "LastLoadErrorTime": it.last_load_error.as_ref().map(|(at, _)| at.to_iso()),
-                        "LastLoadError": it.last_load_error.as_ref().map(|(_, error)| error.clone()),
+                        "LastLoadError": it.last_load_error.as_ref().map(|(_, error)| error.to_string()),
+                        "LastLoadErrorClass": it.last_load_error.as_ref().map(|(_, error)| error.class().name()),
+                        // Documents the destination refused, left out so that later ones arrive.
+                        "LastSkippedItems": skipped,
                     },
                 })
             })
