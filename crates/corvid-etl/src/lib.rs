@@ -10,9 +10,14 @@
 //!   progress; when caught up it waits for a commit notification; when a load fails it keeps
 //!   its progress and retries the same items after a back-off (5 s doubling to 900 s).
 //!
+//! - A destination (`destination.rs`, the seam; `destinations/<name>/`) supplies the
+//!   encoder and the loader of its batches and classifies its load errors; the engine names
+//!   none.
+//!
 //! Invariants: progress never moves past a change that was not delivered (or deliberately
-//! filtered); a script error skips only its document and is reported with the document id;
-//! nothing is skipped because a destination was down. Delivery is at-least-once and every
+//! filtered, or refused by the destination on its own and reported); a script error skips
+//! only its document and is reported with the document id; nothing is skipped because a
+//! destination was down. Delivery is at-least-once and every
 //! load is idempotent (puts by id, delete-by-prefix before cross-collection puts).
 //! This crate knows nothing about HTTP routes or status codes.
 
@@ -22,7 +27,9 @@ pub mod destinations;
 mod extract;
 mod manager;
 mod process;
+mod task_store;
 mod test_script;
+mod tombstone_cleaner;
 pub mod validate;
 mod worker;
 
