@@ -34,8 +34,8 @@ pub mod validate;
 mod worker;
 
 pub use config::{
-    ConnectionString, EtlConfiguration, EtlType, RavenConnectionString, SqlConnectionString,
-    SqlEtlTable, Transformation,
+    ConnectionString, EtlConfiguration, EtlDestinationConfig, EtlType, RavenConnectionString,
+    RavenEtlConfig, SqlConnectionString, SqlEtlConfig, SqlEtlTable, Transformation,
 };
 pub use corvid_script::ScriptOptions;
 pub use destination::{LoadError, LoadErrorClass, SkippedItem};

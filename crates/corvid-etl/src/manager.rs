@@ -200,7 +200,7 @@ impl EtlManager {
             .configurations(database)?
             .into_iter()
             .filter(|it| {
-                it.etl_type == connection.kind()
+                it.etl_type() == connection.kind()
                     && it
                         .connection_string_name
                         .eq_ignore_ascii_case(connection.name())
@@ -219,11 +219,9 @@ impl EtlManager {
         name: &str,
         kind: EtlType,
     ) -> Result<(), EtlError> {
-        if let Some(task) = self
-            .configurations(database)?
-            .into_iter()
-            .find(|it| it.etl_type == kind && it.connection_string_name.eq_ignore_ascii_case(name))
-        {
+        if let Some(task) = self.configurations(database)?.into_iter().find(|it| {
+            it.etl_type() == kind && it.connection_string_name.eq_ignore_ascii_case(name)
+        }) {
             return Err(EtlError::ConnectionStringInUse {
                 name: name.to_owned(),
                 task: task.name,
@@ -523,7 +521,7 @@ impl EtlManager {
                 task_id: config.task_id,
                 task_name: config.name.clone(),
                 transform_name: transform.name.clone(),
-                etl_type: config.etl_type,
+                etl_type: config.etl_type(),
                 disabled,
                 stats: stats.clone(),
                 wake: None,

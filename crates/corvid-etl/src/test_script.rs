@@ -8,7 +8,9 @@ use corvid_client::Command;
 use corvid_script::ScriptRuntime;
 use corvid_store::{Database, Timestamp, Tombstone, TombstoneKind};
 
-use crate::config::{ConnectionString, EtlConfiguration, EtlType};
+use crate::config::{
+    ConnectionString, EtlConfiguration, EtlDestinationConfig, EtlType, SqlEtlConfig,
+};
 use crate::destinations::ValidatedDestination;
 use crate::destinations::raven::encoder::{ItemOutcome, copy_item, transform_item};
 use crate::destinations::sql::encoder::transform_sql_item;
@@ -144,7 +146,9 @@ pub async fn test_sql_script(
     script_options: corvid_script::ScriptOptions,
 ) -> Result<SqlTestResult, EtlError> {
     let mut config = request.configuration;
-    config.etl_type = EtlType::Sql;
+    if config.etl_type() != EtlType::Sql {
+        config.destination = EtlDestinationConfig::Sql(SqlEtlConfig::default());
+    }
     if config.name.trim().is_empty() {
         config.name = "test".to_owned();
     }

@@ -106,14 +106,14 @@ pub fn validate_etl(
         });
     }
     let Some(connection) = connection_strings.iter().find(|it| {
-        it.kind() == config.etl_type
+        it.kind() == config.etl_type()
             && it
                 .name()
                 .eq_ignore_ascii_case(&config.connection_string_name)
     }) else {
         return Err(ConfigError::UnknownConnectionString {
             name: config.connection_string_name.clone(),
-            expected: config.etl_type,
+            expected: config.etl_type(),
         });
     };
     let destination = ValidatedDestination::build(connection, &config)?;

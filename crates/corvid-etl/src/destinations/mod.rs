@@ -7,7 +7,7 @@ pub mod sql;
 
 use tokio::task::JoinHandle;
 
-use crate::config::{ConnectionString, EtlConfiguration};
+use crate::config::{ConnectionString, EtlConfiguration, EtlDestinationConfig};
 use crate::process::ProcessContext;
 use crate::validate::{ConfigError, ValidatedTransform};
 
@@ -27,12 +27,18 @@ impl ValidatedDestination {
         connection: &ConnectionString,
         config: &EtlConfiguration,
     ) -> Result<ValidatedDestination, ConfigError> {
-        Ok(match connection {
-            ConnectionString::Raven(raven) => {
-                ValidatedDestination::Raven(RavenDestination::build(raven, config))
+        Ok(match (connection, &config.destination) {
+            (ConnectionString::Raven(raven), EtlDestinationConfig::Raven(task)) => {
+                ValidatedDestination::Raven(RavenDestination::build(raven, task))
             }
-            ConnectionString::Sql(sql) => {
-                ValidatedDestination::Sql(SqlDestination::build(sql, config)?)
+            (ConnectionString::Sql(sql), EtlDestinationConfig::Sql(task)) => {
+                ValidatedDestination::Sql(SqlDestination::build(sql, task, &config.name)?)
+            }
+            _ => {
+                return Err(ConfigError::UnknownConnectionString {
+                    name: connection.name().to_owned(),
+                    expected: config.etl_type(),
+                });
             }
         })
     }

@@ -365,7 +365,7 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
         .filter(|it| it.stats.status == ProcessStatus::Reconnect)
         .find_map(|it| it.stats.last_load_error.as_ref().map(|(_, error)| error));
     let connection = connection_strings.iter().find(|it| {
-        it.kind() == config.etl_type
+        it.kind() == config.etl_type()
             && it
                 .name()
                 .eq_ignore_ascii_case(&config.connection_string_name)
@@ -373,7 +373,7 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
     let mut task = json!({
         "TaskId": config.task_id,
         "TaskName": config.name,
-        "TaskType": config.etl_type.task_type(),
+        "TaskType": config.etl_type().task_type(),
         "TaskState": state,
         "TaskConnectionStatus": connection_status,
         "ResponsibleNode": {"NodeTag": NODE_TAG, "NodeUrl": url, "ResponsibleNode": null},
@@ -407,7 +407,7 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
                 "DestinationDatabase": target.map(|it| it.database),
             })
         }
-        None if config.etl_type == EtlType::Sql => json!({
+        None if config.etl_type() == EtlType::Sql => json!({
             "ConnectionStringDefined": false,
             "DestinationServer": null,
             "DestinationDatabase": null,
@@ -665,7 +665,7 @@ pub(crate) async fn etl_stats(
             .collect();
         results.push(json!({
             "TaskName": task.config.name,
-            "EtlType": task.config.etl_type,
+            "EtlType": task.config.etl_type(),
             "Stats": stats,
         }));
     }
@@ -720,7 +720,7 @@ pub(crate) async fn etl_progress(
             }
             results.push(json!({
                 "TaskName": task.config.name,
-                "EtlType": task.config.etl_type,
+                "EtlType": task.config.etl_type(),
                 "ProcessesProgress": processes,
             }));
         }
@@ -769,7 +769,7 @@ pub(crate) async fn etl_performance(
             .collect();
         results.push(json!({
             "TaskName": task.config.name,
-            "EtlType": task.config.etl_type,
+            "EtlType": task.config.etl_type(),
             "Stats": stats,
         }));
     }

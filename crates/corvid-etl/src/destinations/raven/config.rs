@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use corvid_client::{Client, ClientOptions};
 
-use crate::config::{EtlConfiguration, RavenConnectionString};
+use crate::config::{RavenConnectionString, RavenEtlConfig};
 use crate::destination::{Destination, LoadError};
 use crate::destinations::raven::encoder::{RavenEncoder, RavenLoad};
 use crate::destinations::raven::loader::RavenLoader;
@@ -37,7 +37,7 @@ pub(crate) fn check_connection_string(raven: &RavenConnectionString) -> Result<(
 }
 
 impl RavenDestination {
-    pub(crate) fn build(raven: &RavenConnectionString, config: &EtlConfiguration) -> Self {
+    pub(crate) fn build(raven: &RavenConnectionString, config: &RavenEtlConfig) -> Self {
         RavenDestination {
             database: raven.database.clone(),
             urls: raven

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use corvid_script::ScriptOptions;
 
-use crate::config::{EtlConfiguration, SqlConnectionString};
+use crate::config::{SqlConnectionString, SqlEtlConfig};
 use crate::destination::{Destination, LoadError};
 use crate::destinations::sql::batch::{SqlBatch, SqlSettings};
 use crate::destinations::sql::connection::{self, SqlTarget};
@@ -35,7 +35,8 @@ pub(crate) fn check_connection_string(sql: &SqlConnectionString) -> Result<(), S
 impl SqlDestination {
     pub(crate) fn build(
         sql: &SqlConnectionString,
-        config: &EtlConfiguration,
+        config: &SqlEtlConfig,
+        task_name: &str,
     ) -> Result<SqlDestination, ConfigError> {
         let target =
             connection::parse(&sql.factory_name, &sql.connection_string).map_err(|reason| {
@@ -44,7 +45,7 @@ impl SqlDestination {
                     reason,
                 }
             })?;
-        let task = || config.name.clone();
+        let task = || task_name.to_owned();
         let configured = config.sql_tables.as_deref().unwrap_or_default();
         if configured.is_empty() {
             return Err(ConfigError::NoSqlTables { task: task() });
