@@ -99,7 +99,9 @@ pub(crate) fn classify_client_error(error: &ClientError) -> LoadError {
                 document_id: None,
                 message,
             },
-            // RavenDB answers 500 for an argument it refuses (an id too long, a bad name).
+            // RavenDB answers 500 for an argument it refuses: 4.1, asked to put an id of 3,015
+            // bytes, answers `System.ArgumentException` "Key size is too big, must be at most
+            // 2025 bytes" (checked against the reference server).
             (500, "ArgumentException" | "ArgumentOutOfRangeException" | "InvalidDataException") => {
                 LoadError::BadItem {
                     document_id: None,
