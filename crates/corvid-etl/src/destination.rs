@@ -20,7 +20,7 @@ use corvid_script::{ScriptOptions, ScriptRuntime};
 use corvid_store::Snapshot;
 
 use crate::extract::Item;
-use crate::process::EtlOptions;
+use crate::options::EtlOptions;
 use crate::validate::ValidatedTransform;
 use crate::worker::TransformFailure;
 

@@ -26,6 +26,7 @@ mod destination;
 pub mod destinations;
 mod extract;
 mod manager;
+mod options;
 mod process;
 mod task_store;
 mod test_script;
@@ -40,7 +41,8 @@ pub use config::{
 pub use corvid_script::ScriptOptions;
 pub use destination::{LoadError, LoadErrorClass, SkippedItem};
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
-pub use process::{BatchPerformance, EtlOptions, ProcessStats, ProcessStatus, progress_key};
+pub use options::EtlOptions;
+pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};
 pub use test_script::{
     ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_script, test_sql_connection,
     test_sql_script,

@@ -14,7 +14,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConnectionString, EtlConfiguration, EtlType};
-use crate::process::{EtlOptions, ProcessContext, ProcessStats, progress_key, read_progress};
+use crate::options::EtlOptions;
+use crate::process::{ProcessContext, ProcessStats, progress_key, read_progress};
 use crate::task_store::{
     self, NEXT_TASK_ID, configurations, connection_string_key, storage, task_key, write,
 };

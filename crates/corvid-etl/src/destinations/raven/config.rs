@@ -9,7 +9,7 @@ use crate::config::{RavenConnectionString, RavenEtlConfig};
 use crate::destination::{Destination, LoadError};
 use crate::destinations::raven::encoder::{RavenEncoder, RavenLoad};
 use crate::destinations::raven::loader::RavenLoader;
-use crate::process::EtlOptions;
+use crate::options::EtlOptions;
 
 /// Where a Raven ETL task writes.
 #[derive(Debug, Clone, PartialEq)]
