@@ -71,65 +71,187 @@ impl EtlType {
     }
 }
 
-/// An ETL task: one connection string, one or more transformations.
+/// An ETL task: one connection string, one or more transformations, and what its
+/// destination type adds ([`EtlDestinationConfig`]). In JSON it is RavenDB's flat shape (a
+/// base class plus one subclass per `EtlType`); in memory the per-destination part is a
+/// tagged enum, so no code reads a SQL field of a Raven task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "EtlConfigurationJson", into = "EtlConfigurationJson")]
 pub struct EtlConfiguration {
-    #[serde(rename = "EtlType", default = "default_etl_type")]
-    pub etl_type: EtlType,
-    #[serde(rename = "TaskId", default)]
     pub task_id: u64,
-    #[serde(rename = "Name", default, deserialize_with = "null_as_default")]
     pub name: String,
+    pub connection_string_name: String,
+    pub mentor_node: Option<String>,
+    pub pin_to_mentor_node: bool,
+    pub allow_etl_on_non_encrypted_channel: bool,
+    pub disabled: bool,
+    pub transforms: Vec<Transformation>,
+    /// What the destination type adds.
+    pub destination: EtlDestinationConfig,
+}
+
+/// The part of an ETL configuration that depends on its `EtlType`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EtlDestinationConfig {
+    Raven(RavenEtlConfig),
+    Sql(SqlEtlConfig),
+}
+
+/// What a Raven ETL task adds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RavenEtlConfig {
+    /// The timeout of one load request, seconds (default 300).
+    pub load_request_timeout_in_sec: Option<u64>,
+}
+
+/// What a SQL ETL task adds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SqlEtlConfig {
+    /// The destination tables.
+    pub sql_tables: Option<Vec<SqlEtlTable>>,
+    pub parameterize_deletes: Option<bool>,
+    pub quote_tables: Option<bool>,
+    /// Seconds.
+    pub command_timeout: Option<u64>,
+    pub force_query_recompile: Option<bool>,
+}
+
+impl EtlConfiguration {
+    /// RavenDB's `EtlType` of the task.
+    pub fn etl_type(&self) -> EtlType {
+        match self.destination {
+            EtlDestinationConfig::Raven(_) => EtlType::Raven,
+            EtlDestinationConfig::Sql(_) => EtlType::Sql,
+        }
+    }
+}
+
+/// RavenDB's JSON shape of an ETL configuration, as clients send it and answers return it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EtlConfigurationJson {
+    /// Absent: SQL when `SqlTables` is given, Raven otherwise.
+    #[serde(rename = "EtlType", default)]
+    etl_type: Option<EtlType>,
+    #[serde(rename = "TaskId", default)]
+    task_id: u64,
+    #[serde(rename = "Name", default, deserialize_with = "null_as_default")]
+    name: String,
     #[serde(
         rename = "ConnectionStringName",
         default,
         deserialize_with = "null_as_default"
     )]
-    pub connection_string_name: String,
+    connection_string_name: String,
     #[serde(rename = "MentorNode", default)]
-    pub mentor_node: Option<String>,
+    mentor_node: Option<String>,
     #[serde(rename = "PinToMentorNode", default)]
-    pub pin_to_mentor_node: bool,
+    pin_to_mentor_node: bool,
     #[serde(rename = "AllowEtlOnNonEncryptedChannel", default)]
-    pub allow_etl_on_non_encrypted_channel: bool,
+    allow_etl_on_non_encrypted_channel: bool,
     #[serde(rename = "Disabled", default)]
-    pub disabled: bool,
+    disabled: bool,
     #[serde(rename = "Transforms", default, deserialize_with = "null_as_default")]
-    pub transforms: Vec<Transformation>,
-    /// Raven ETL: the timeout of one load request, seconds (default 300).
+    transforms: Vec<Transformation>,
     #[serde(
         rename = "LoadRequestTimeoutInSec",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub load_request_timeout_in_sec: Option<u64>,
-    /// SQL ETL: the destination tables.
+    load_request_timeout_in_sec: Option<u64>,
     #[serde(rename = "SqlTables", default, skip_serializing_if = "Option::is_none")]
-    pub sql_tables: Option<Vec<SqlEtlTable>>,
+    sql_tables: Option<Vec<SqlEtlTable>>,
     #[serde(
         rename = "ParameterizeDeletes",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub parameterize_deletes: Option<bool>,
+    parameterize_deletes: Option<bool>,
     #[serde(
         rename = "QuoteTables",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub quote_tables: Option<bool>,
+    quote_tables: Option<bool>,
     #[serde(
         rename = "CommandTimeout",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub command_timeout: Option<u64>,
+    command_timeout: Option<u64>,
     #[serde(
         rename = "ForceQueryRecompile",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub force_query_recompile: Option<bool>,
+    force_query_recompile: Option<bool>,
+}
+
+impl From<EtlConfigurationJson> for EtlConfiguration {
+    fn from(json: EtlConfigurationJson) -> Self {
+        let etl_type = json.etl_type.unwrap_or(if json.sql_tables.is_some() {
+            EtlType::Sql
+        } else {
+            EtlType::Raven
+        });
+        let destination = match etl_type {
+            EtlType::Raven => EtlDestinationConfig::Raven(RavenEtlConfig {
+                load_request_timeout_in_sec: json.load_request_timeout_in_sec,
+            }),
+            EtlType::Sql => EtlDestinationConfig::Sql(SqlEtlConfig {
+                sql_tables: json.sql_tables,
+                parameterize_deletes: json.parameterize_deletes,
+                quote_tables: json.quote_tables,
+                command_timeout: json.command_timeout,
+                force_query_recompile: json.force_query_recompile,
+            }),
+        };
+        EtlConfiguration {
+            task_id: json.task_id,
+            name: json.name,
+            connection_string_name: json.connection_string_name,
+            mentor_node: json.mentor_node,
+            pin_to_mentor_node: json.pin_to_mentor_node,
+            allow_etl_on_non_encrypted_channel: json.allow_etl_on_non_encrypted_channel,
+            disabled: json.disabled,
+            transforms: json.transforms,
+            destination,
+        }
+    }
+}
+
+impl From<EtlConfiguration> for EtlConfigurationJson {
+    fn from(config: EtlConfiguration) -> Self {
+        let mut json = EtlConfigurationJson {
+            etl_type: Some(config.etl_type()),
+            task_id: config.task_id,
+            name: config.name,
+            connection_string_name: config.connection_string_name,
+            mentor_node: config.mentor_node,
+            pin_to_mentor_node: config.pin_to_mentor_node,
+            allow_etl_on_non_encrypted_channel: config.allow_etl_on_non_encrypted_channel,
+            disabled: config.disabled,
+            transforms: config.transforms,
+            load_request_timeout_in_sec: None,
+            sql_tables: None,
+            parameterize_deletes: None,
+            quote_tables: None,
+            command_timeout: None,
+            force_query_recompile: None,
+        };
+        match config.destination {
+            EtlDestinationConfig::Raven(raven) => {
+                json.load_request_timeout_in_sec = raven.load_request_timeout_in_sec;
+            }
+            EtlDestinationConfig::Sql(sql) => {
+                json.sql_tables = sql.sql_tables;
+                json.parameterize_deletes = sql.parameterize_deletes;
+                json.quote_tables = sql.quote_tables;
+                json.command_timeout = sql.command_timeout;
+                json.force_query_recompile = sql.force_query_recompile;
+            }
+        }
+        json
+    }
 }
 
 /// The official clients send `null` for an unset string or list (`"Script": null` is an
@@ -140,10 +262,6 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-}
-
-fn default_etl_type() -> EtlType {
-    EtlType::Raven
 }
 
 /// One script of a task, run by its own ETL process.
@@ -192,6 +310,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.transforms[0].script, "");
-        assert_eq!(config.load_request_timeout_in_sec, None);
+        assert_eq!(
+            config.destination,
+            EtlDestinationConfig::Raven(RavenEtlConfig::default())
+        );
+    }
+
+    #[test]
+    fn the_json_shape_is_ravendbs_flat_one_and_round_trips() {
+        let text = r#"{"EtlType":"Sql","TaskId":7,"Name":"t","ConnectionStringName":"cs","MentorNode":null,"PinToMentorNode":false,"AllowEtlOnNonEncryptedChannel":false,"Disabled":false,"Transforms":[],"SqlTables":[{"TableName":"Orders","DocumentIdColumn":"Id","InsertOnlyMode":false}],"QuoteTables":false}"#;
+        let config: EtlConfiguration = serde_json::from_str(text).unwrap();
+        let EtlDestinationConfig::Sql(sql) = &config.destination else {
+            panic!("expected SQL: {config:?}");
+        };
+        assert_eq!(sql.quote_tables, Some(false));
+        assert_eq!(serde_json::to_string(&config).unwrap(), text);
+        // Without `EtlType`: SQL when it names tables, Raven otherwise.
+        let untyped: EtlConfiguration =
+            serde_json::from_str(r#"{"Name":"t","SqlTables":[]}"#).unwrap();
+        assert_eq!(untyped.etl_type(), EtlType::Sql);
+        let untyped: EtlConfiguration = serde_json::from_str(r#"{"Name":"t"}"#).unwrap();
+        assert_eq!(untyped.etl_type(), EtlType::Raven);
     }
 }

@@ -18,6 +18,14 @@ impl Item {
         }
     }
 
+    /// The id of the document changed or deleted.
+    pub fn id(&self) -> &str {
+        match self {
+            Item::Document(it) => &it.id,
+            Item::Tombstone(it) => &it.id,
+        }
+    }
+
     fn size(&self) -> usize {
         match self {
             Item::Document(it) => it.body.len() + it.metadata.len() + it.id.len(),

@@ -10,28 +10,39 @@
 //!   progress; when caught up it waits for a commit notification; when a load fails it keeps
 //!   its progress and retries the same items after a back-off (5 s doubling to 900 s).
 //!
+//! - A destination (`destination.rs`, the seam; `destinations/<name>/`) supplies the
+//!   encoder and the loader of its batches and classifies its load errors; the engine names
+//!   none.
+//!
 //! Invariants: progress never moves past a change that was not delivered (or deliberately
-//! filtered); a script error skips only its document and is reported with the document id;
-//! nothing is skipped because a destination was down. Delivery is at-least-once and every
+//! filtered, or refused by the destination on its own and reported); a script error skips
+//! only its document and is reported with the document id; nothing is skipped because a
+//! destination was down. Delivery is at-least-once and every
 //! load is idempotent (puts by id, delete-by-prefix before cross-collection puts).
 //! This crate knows nothing about HTTP routes or status codes.
 
 pub mod config;
+mod destination;
 pub mod destinations;
 mod extract;
 mod manager;
+mod options;
 mod process;
+mod task_store;
 mod test_script;
+mod tombstone_cleaner;
 pub mod validate;
 mod worker;
 
 pub use config::{
-    ConnectionString, EtlConfiguration, EtlType, RavenConnectionString, SqlConnectionString,
-    SqlEtlTable, Transformation,
+    ConnectionString, EtlConfiguration, EtlDestinationConfig, EtlType, RavenConnectionString,
+    RavenEtlConfig, SqlConnectionString, SqlEtlConfig, SqlEtlTable, Transformation,
 };
 pub use corvid_script::ScriptOptions;
+pub use destination::{LoadError, LoadErrorClass, SkippedItem};
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
-pub use process::{BatchPerformance, EtlOptions, ProcessStats, ProcessStatus, progress_key};
+pub use options::EtlOptions;
+pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};
 pub use test_script::{
     ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_script, test_sql_connection,
     test_sql_script,

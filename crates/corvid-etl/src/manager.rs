@@ -1,27 +1,26 @@
-//! The ETL manager (RavenDB's task supervisor): keeps connection strings and ETL
-//! configurations in each database's records, and runs one process per enabled
-//! transformation — started at server start, restarted when its configuration changes,
-//! stopped when disabled or deleted. What it reports as a process's status is the status
-//! the process itself last recorded.
+//! The ETL manager (RavenDB's task supervisor): runs one process per enabled transformation
+//! — started at server start, restarted when its configuration changes, stopped when
+//! disabled or deleted. The configurations live in the task store (`task_store.rs`), the
+//! tombstones are purged by the tombstone cleaner (`tombstone_cleaner.rs`). A configuration
+//! is validated once, off the async runtime, before the supervisor's lock is taken; the
+//! lock guards only the table of running processes (no I/O, no script analysis under it).
+//! What it reports as a process's status is the status the process itself last recorded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use corvid_store::{Database, Etag, Snapshot, Subscription, WriteOp, WriteResult, key_of};
+use corvid_store::{Database, Subscription, WriteOp, WriteResult, key_of};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConnectionString, EtlConfiguration, EtlType};
-use crate::process::{
-    EtlOptions, ProcessContext, ProcessStats, StoredProgress, progress_key, read_progress,
+use crate::options::EtlOptions;
+use crate::process::{ProcessContext, ProcessStats, progress_key, read_progress};
+use crate::task_store::{
+    self, NEXT_TASK_ID, configurations, connection_string_key, storage, task_key, write,
 };
-use crate::validate::{ConfigError, validate_connection_string, validate_etl};
-
-const CONNECTION_STRINGS: &str = "etl/connection-strings/";
-const TASKS: &str = "etl/tasks/";
-const NEXT_TASK_ID: &str = "etl/next-task-id";
-/// Tombstones purged per write transaction, so that other writes wait little.
-const PURGE_CHUNK: u64 = 10_000;
+use crate::tombstone_cleaner::{TombstoneCleaner, purge_tombstones};
+use crate::validate::{ConfigError, ValidatedEtl, validate_connection_string, validate_etl};
 
 /// Why an ETL operation was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -84,15 +83,7 @@ struct DatabaseEtl {
     wakers: Wakers,
     _subscription: Subscription,
     /// The periodic tombstone cleaner, ended with the entry.
-    _cleaner: Option<AbortOnDrop>,
-}
-
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    _cleaner: Option<TombstoneCleaner>,
 }
 
 /// Runs the ETL of every database of a server.
@@ -134,24 +125,8 @@ impl EtlManager {
             }
         });
         let key = key_of(database.name());
-        let interval = self.options.tombstone_cleanup_interval;
-        let cleaner = (!interval.is_zero()).then(|| {
-            let database = database.clone();
-            AbortOnDrop(tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(interval).await;
-                    match purge_tombstones(&database).await {
-                        Ok(0) => {}
-                        Ok(purged) => {
-                            tracing::debug!(database = database.name(), purged, "tombstones purged")
-                        }
-                        Err(error) => {
-                            tracing::warn!(database = database.name(), %error, "tombstone cleanup failed")
-                        }
-                    }
-                }
-            }))
-        });
+        let cleaner =
+            TombstoneCleaner::start(database.clone(), self.options.tombstone_cleanup_interval);
         let entry = DatabaseEtl {
             database: database.clone(),
             processes: Vec::new(),
@@ -162,8 +137,12 @@ impl EtlManager {
         if let Some(mut old) = lock(&self.databases).insert(key.clone(), entry) {
             stop_all(&mut old.processes);
         }
+        let connection_strings = self.connection_strings(&database)?;
         for config in self.configurations(&database)? {
-            self.start_task(&key, config)?;
+            match validate_etl(config, &connection_strings) {
+                Ok(validated) => self.start_validated(&key, validated),
+                Err(error) => tracing::error!(%error, "etl task cannot start"),
+            }
         }
         Ok(())
     }
@@ -187,15 +166,7 @@ impl EtlManager {
         &self,
         database: &Database,
     ) -> Result<Vec<ConnectionString>, EtlError> {
-        let snapshot = database.snapshot().map_err(storage)?;
-        let mut found = Vec::new();
-        for (_, value) in snapshot
-            .records_with_prefix(CONNECTION_STRINGS)
-            .map_err(storage)?
-        {
-            found.push(serde_json::from_slice(&value).map_err(storage)?);
-        }
-        Ok(found)
+        task_store::connection_strings(database)
     }
 
     /// Returns the database's ETL configurations, by task id.
@@ -230,7 +201,7 @@ impl EtlManager {
             .configurations(database)?
             .into_iter()
             .filter(|it| {
-                it.etl_type == connection.kind()
+                it.etl_type() == connection.kind()
                     && it
                         .connection_string_name
                         .eq_ignore_ascii_case(connection.name())
@@ -249,11 +220,9 @@ impl EtlManager {
         name: &str,
         kind: EtlType,
     ) -> Result<(), EtlError> {
-        if let Some(task) = self
-            .configurations(database)?
-            .into_iter()
-            .find(|it| it.etl_type == kind && it.connection_string_name.eq_ignore_ascii_case(name))
-        {
+        if let Some(task) = self.configurations(database)?.into_iter().find(|it| {
+            it.etl_type() == kind && it.connection_string_name.eq_ignore_ascii_case(name)
+        }) {
             return Err(EtlError::ConnectionStringInUse {
                 name: name.to_owned(),
                 task: task.name,
@@ -285,15 +254,17 @@ impl EtlManager {
         database: &Arc<Database>,
         config: EtlConfiguration,
     ) -> Result<u64, EtlError> {
-        validate_etl(config.clone(), &self.connection_strings(database)?)?;
+        let validated = validate_off_runtime(database, config).await?;
         if self
             .configurations(database)?
             .iter()
-            .any(|it| it.name.eq_ignore_ascii_case(&config.name))
+            .any(|it| it.name.eq_ignore_ascii_case(&validated.config.name))
         {
-            return Err(EtlError::DuplicateTaskName { name: config.name });
+            return Err(EtlError::DuplicateTaskName {
+                name: validated.config.name,
+            });
         }
-        self.store_new_task(database, config, Vec::new()).await
+        self.store_new_task(database, validated, Vec::new()).await
     }
 
     /// Replaces a task's configuration (RavenDB: delete and add, so the task id changes);
@@ -306,13 +277,16 @@ impl EtlManager {
         reset: &[String],
     ) -> Result<u64, EtlError> {
         let old = self.task_config(database, task_id)?;
-        validate_etl(config.clone(), &self.connection_strings(database)?)?;
+        let validated = validate_off_runtime(database, config).await?;
+        let config = &validated.config;
         if self
             .configurations(database)?
             .iter()
             .any(|it| it.task_id != task_id && it.name.eq_ignore_ascii_case(&config.name))
         {
-            return Err(EtlError::DuplicateTaskName { name: config.name });
+            return Err(EtlError::DuplicateTaskName {
+                name: config.name.clone(),
+            });
         }
         let mut ops = vec![WriteOp::PutRecord {
             key: task_key(task_id),
@@ -325,13 +299,13 @@ impl EtlManager {
             });
         }
         self.stop_task(database, old.task_id).await;
-        self.store_new_task(database, config, ops).await
+        self.store_new_task(database, validated, ops).await
     }
 
     async fn store_new_task(
         &self,
         database: &Arc<Database>,
-        mut config: EtlConfiguration,
+        mut validated: ValidatedEtl,
         mut ops: Vec<WriteOp>,
     ) -> Result<u64, EtlError> {
         let results = write(
@@ -344,14 +318,14 @@ impl EtlManager {
         let Some(WriteResult::NextSequence(task_id)) = results.first() else {
             return Err(EtlError::Storage("no task id was allocated".to_owned()));
         };
-        config.task_id = *task_id;
+        validated.config.task_id = *task_id;
+        let task_id = *task_id;
         ops.push(WriteOp::PutRecord {
-            key: task_key(config.task_id),
-            value: Some(serde_json::to_vec(&config).map_err(storage)?),
+            key: task_key(task_id),
+            value: Some(serde_json::to_vec(&validated.config).map_err(storage)?),
         });
         write(database, ops).await?;
-        let task_id = config.task_id;
-        self.start_task(&key_of(database.name()), config)?;
+        self.start_validated(&key_of(database.name()), validated);
         Ok(task_id)
     }
 
@@ -381,7 +355,7 @@ impl EtlManager {
             }],
         )
         .await?;
-        self.start_task(&key_of(database.name()), config)
+        self.start_stored_task(database, config).await
     }
 
     /// Enables or disables a whole task.
@@ -514,19 +488,32 @@ impl EtlManager {
         Ok((docs_left, docs_total, tombstones_left, tombstones_total))
     }
 
-    fn start_task(&self, database_key: &str, config: EtlConfiguration) -> Result<(), EtlError> {
+    /// Starts a stored task again: validated off the runtime (a stored configuration may no
+    /// longer fit a changed connection string: it is logged and not started).
+    async fn start_stored_task(
+        &self,
+        database: &Arc<Database>,
+        config: EtlConfiguration,
+    ) -> Result<(), EtlError> {
+        let name = config.name.clone();
+        match validate_off_runtime(database, config).await {
+            Ok(validated) => self.start_validated(&key_of(database.name()), validated),
+            Err(EtlError::Config(error)) => {
+                tracing::error!(task = %name, %error, "etl task cannot start");
+            }
+            Err(error) => return Err(error),
+        }
+        Ok(())
+    }
+
+    /// Starts the processes of a validated task. The manager's lock is held only to add
+    /// them: no I/O and no script analysis under it.
+    fn start_validated(&self, database_key: &str, validated: ValidatedEtl) {
         let mut databases = lock(&self.databases);
         let Some(entry) = databases.get_mut(database_key) else {
-            return Ok(());
+            return;
         };
-        let connection_strings = self.connection_strings(&entry.database)?;
-        let validated = match validate_etl(config.clone(), &connection_strings) {
-            Ok(it) => it,
-            Err(error) => {
-                tracing::error!(task = %config.name, %error, "etl task cannot start");
-                return Ok(());
-            }
-        };
+        let config = &validated.config;
         for transform in validated.transforms {
             let disabled = config.disabled || transform.disabled;
             let stats = Arc::new(Mutex::new(ProcessStats::default()));
@@ -535,7 +522,7 @@ impl EtlManager {
                 task_id: config.task_id,
                 task_name: config.name.clone(),
                 transform_name: transform.name.clone(),
-                etl_type: config.etl_type,
+                etl_type: config.etl_type(),
                 disabled,
                 stats: stats.clone(),
                 wake: None,
@@ -550,17 +537,15 @@ impl EtlManager {
                     database: entry.database.clone(),
                     task_name: config.name.clone(),
                     transform,
-                    destination: validated.destination.clone(),
                     options: self.options.clone(),
                     stats,
                     wake,
                     stop: stop_receiver,
                 };
-                process.handle = Some(tokio::spawn(crate::process::run(context)));
+                process.handle = Some(validated.destination.spawn_process(context));
             }
             entry.processes.push(process);
         }
-        Ok(())
     }
 
     /// Stops the processes of a task and returns once each has ended. A process aborted
@@ -608,75 +593,23 @@ impl EtlManager {
         config: EtlConfiguration,
     ) -> Result<(), EtlError> {
         self.stop_task(database, config.task_id).await;
-        self.start_task(&key_of(database.name()), config)
+        self.start_stored_task(database, config).await
     }
 }
 
-fn configurations(snapshot: &Snapshot) -> Result<Vec<EtlConfiguration>, EtlError> {
-    let mut found = Vec::new();
-    for (_, value) in snapshot.records_with_prefix(TASKS).map_err(storage)? {
-        found.push(serde_json::from_slice(&value).map_err(storage)?);
-    }
-    Ok(found)
-}
-
-/// See [`EtlManager::purge_tombstones`].
-async fn purge_tombstones(database: &Arc<Database>) -> Result<u64, EtlError> {
-    let (limits, others) = tombstone_limits(database)?;
-    let mut purged = 0;
-    loop {
-        let op = WriteOp::PurgeTombstones {
-            limits: limits.clone(),
-            others,
-            max: PURGE_CHUNK,
-        };
-        match write(database, vec![op]).await?.first() {
-            Some(WriteResult::PurgeTombstones { purged: n, more }) => {
-                purged += n;
-                if !more {
-                    return Ok(purged);
-                }
-            }
-            other => return Err(storage(format!("unexpected answer {other:?}"))),
-        }
-    }
-}
-
-/// Up to which etag the tombstones of each collection are no longer needed: the stored
-/// progress of every transformation of every task that processes the collection — enabled
-/// or not, since a disabled task resumes from its progress — and of every transformation of
-/// all documents; for the other collections, of the latter only. Lower-cased collection
-/// names, and the limit of every other collection.
-fn tombstone_limits(database: &Database) -> Result<(Vec<(String, Etag)>, Etag), EtlError> {
-    // Read first: a tombstone written after the snapshot is not purged in this round even
-    // where no transformation would need it.
-    let last_etag = database.last_etag();
-    let snapshot = database.snapshot().map_err(storage)?;
-    let mut all_documents = last_etag;
-    let mut per_collection: BTreeMap<String, Etag> = BTreeMap::new();
-    for config in configurations(&snapshot)? {
-        for transform in &config.transforms {
-            let progress = snapshot
-                .record_value(&progress_key(&config.name, &transform.name))
-                .map_err(storage)?
-                .and_then(|it| serde_json::from_slice::<StoredProgress>(&it).ok())
-                .unwrap_or_default()
-                .last_processed_etag;
-            if transform.apply_to_all_documents || transform.collections.is_empty() {
-                all_documents = all_documents.min(progress);
-                continue;
-            }
-            for collection in &transform.collections {
-                let limit = per_collection.entry(key_of(collection)).or_insert(progress);
-                *limit = (*limit).min(progress);
-            }
-        }
-    }
-    let limits = per_collection
-        .into_iter()
-        .map(|(collection, limit)| (collection, limit.min(all_documents)))
-        .collect();
-    Ok((limits, all_documents))
+/// Validates a configuration against the database's connection strings on a blocking
+/// thread: reading the records and analysing the scripts stay off the async runtime.
+async fn validate_off_runtime(
+    database: &Arc<Database>,
+    config: EtlConfiguration,
+) -> Result<ValidatedEtl, EtlError> {
+    let database = database.clone();
+    tokio::task::spawn_blocking(move || {
+        let connection_strings = task_store::connection_strings(&database)?;
+        Ok(validate_etl(config, &connection_strings)?)
+    })
+    .await
+    .map_err(|error| EtlError::Storage(format!("the validation stopped: {error}")))?
 }
 
 fn stop_all(processes: &mut Vec<RunningProcess>) {
@@ -685,32 +618,5 @@ fn stop_all(processes: &mut Vec<RunningProcess>) {
         if let Some(handle) = process.handle {
             handle.abort();
         }
-    }
-}
-
-fn connection_string_key(kind: EtlType, name: &str) -> String {
-    format!("{CONNECTION_STRINGS}{kind:?}/{}", name.to_lowercase())
-}
-
-fn task_key(task_id: u64) -> String {
-    format!("{TASKS}{task_id:020}")
-}
-
-fn storage(error: impl std::fmt::Display) -> EtlError {
-    EtlError::Storage(error.to_string())
-}
-
-async fn write(database: &Arc<Database>, ops: Vec<WriteOp>) -> Result<Vec<WriteResult>, EtlError> {
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    database.write_async(
-        ops,
-        Box::new(move |result| {
-            let _ = sender.send(result);
-        }),
-    );
-    match receiver.await {
-        Ok(Ok(it)) => Ok(it),
-        Ok(Err(error)) => Err(storage(error)),
-        Err(_) => Err(storage("the database closed")),
     }
 }

@@ -6,58 +6,16 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use corvid_client::{Client, ClientOptions};
-use corvid_script::ScriptOptions;
 use corvid_store::{Database, Etag, Timestamp, WriteOp};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
-use crate::destinations::raven::commands::collection_id_prefix;
-use crate::destinations::sql::{SqlLoadError, SqlWriter};
-use crate::validate::{Destination, ValidatedTransform};
-use crate::worker::{
-    Batch, BatchLimits, Load, PrefixDelete, ScriptWorker, Shape, TransformFailure,
+use crate::destination::{
+    Delivered, Delivery, Destination, EncodedBatch, LoadError, Loader, SkippedItem, Targets,
 };
-
-/// Settings of every ETL process of a server.
-#[derive(Debug, Clone)]
-pub struct EtlOptions {
-    pub max_batch_items: usize,
-    pub max_batch_bytes: usize,
-    /// Threads (each with its own script runtime) that transform a large batch together.
-    /// Default: half the machine's cores (at least 1, at most 4): the rest is left to loading,
-    /// HTTP and the store. On the 2-core benchmark machine, where the destination shares the
-    /// cores, 2 threads made no difference beyond the noise to Raven ETL and SQL ETL to
-    /// PostgreSQL slower (docs/benchmarks.md, session 4).
-    pub transform_threads: usize,
-    /// Raven ETL batches being loaded at once (at least 1). With 2, the next batch is sent
-    /// while the destination still applies the previous one; batches that delete, or write a
-    /// document in common, are still loaded one after the other.
-    pub raven_loads_in_flight: usize,
-    /// The first wait after a failed load; it doubles up to `max_fallback`.
-    pub initial_fallback: Duration,
-    pub max_fallback: Duration,
-    pub script: ScriptOptions,
-    /// How often each database's tombstones that every ETL transformation has processed are
-    /// removed (RavenDB's `Tombstones.CleanupIntervalInMin`, 5 minutes); zero: never.
-    pub tombstone_cleanup_interval: Duration,
-}
-
-impl Default for EtlOptions {
-    fn default() -> Self {
-        EtlOptions {
-            max_batch_items: 8192,
-            max_batch_bytes: 64 * 1024 * 1024,
-            transform_threads: (std::thread::available_parallelism().map_or(1, |it| it.get()) / 2)
-                .clamp(1, 4),
-            raven_loads_in_flight: 2,
-            initial_fallback: Duration::from_secs(5),
-            max_fallback: Duration::from_secs(900),
-            script: ScriptOptions::default(),
-            tombstone_cleanup_interval: Duration::from_secs(300),
-        }
-    }
-}
+use crate::options::EtlOptions;
+use crate::validate::ValidatedTransform;
+use crate::worker::{Batch, BatchLimits, ScriptWorker, TransformFailure};
 
 /// What a process reports about itself.
 #[derive(Debug, Clone, Default)]
@@ -69,9 +27,12 @@ pub struct ProcessStats {
     pub n_filtered: u64,
     pub n_transformation_errors: u64,
     pub n_load_errors: u64,
+    /// Items the destination refused, left out of delivered batches.
+    pub n_skipped_items: u64,
     pub n_batches: u64,
     pub last_transformation_errors: VecDeque<(Timestamp, TransformFailure)>,
-    pub last_load_error: Option<(Timestamp, String)>,
+    pub last_load_error: Option<(Timestamp, LoadError)>,
+    pub last_skipped_items: VecDeque<(Timestamp, SkippedItem)>,
     pub last_batches: VecDeque<BatchPerformance>,
     /// Documents per second over the last batch.
     pub processed_per_second: f64,
@@ -168,12 +129,11 @@ fn read_stored_progress(database: &Database, key: &str) -> StoredProgress {
         .unwrap_or_default()
 }
 
-/// Everything one process needs.
+/// Everything one process needs but its destination.
 pub(crate) struct ProcessContext {
     pub database: Arc<Database>,
     pub task_name: String,
     pub transform: ValidatedTransform,
-    pub destination: Destination,
     pub options: EtlOptions,
     pub stats: Arc<Mutex<ProcessStats>>,
     pub wake: Arc<Notify>,
@@ -186,19 +146,19 @@ fn lock(stats: &Mutex<ProcessStats>) -> std::sync::MutexGuard<'_, ProcessStats> 
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub(crate) async fn run(mut ctx: ProcessContext) {
+pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Arc<D>) {
     let key = progress_key(&ctx.task_name, &ctx.transform.name);
     let stored = read_stored_progress(&ctx.database, &key);
     let mut last = stored.last_processed_etag;
     // In memory: the end of every batch whose load started; on disk where it matters.
     let mut sent_up_to = stored.sent_up_to_etag;
     let mut stored_sent_up_to = stored.sent_up_to_etag;
-    let destination = destination_identity(&ctx.destination);
+    let identity = destination.identity();
     let mut owned = stored
         .owned
-        .filter(|it| it.destination == destination)
+        .filter(|it| it.destination == identity)
         .unwrap_or(Ownership {
-            destination,
+            destination: identity,
             targets: Default::default(),
         });
     // Targets seen holding data: not looked at again while the process runs.
@@ -210,19 +170,11 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         transform_threads: ctx.options.transform_threads,
     };
     let thread_name = format!("corvid-etl-{}", ctx.transform.name);
-    let shape = match &ctx.destination {
-        Destination::Raven(_) => Shape::Raven,
-        Destination::Sql(sql) => Shape::Sql(sql.tables.clone()),
-    };
-    // SQL ETL takes a loaded object's members as values (no JSON text and parse back).
-    let script_options = corvid_script::ScriptOptions {
-        load_as_values: matches!(shape, Shape::Sql(_)),
-        ..ctx.options.script.clone()
-    };
+    let script_options = destination.script_options(&ctx.options.script);
     let worker = match ScriptWorker::spawn(
         ctx.database.clone(),
         ctx.transform.clone(),
-        shape,
+        destination.clone(),
         script_options,
         limits,
         thread_name,
@@ -233,23 +185,19 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
             return;
         }
     };
-    let mut loader = match Loader::new(&ctx.destination) {
+    let mut loader = match destination.new_loader() {
         Ok(it) => it,
         Err(error) => {
-            lock(&ctx.stats).status = ProcessStatus::Error(error);
+            lock(&ctx.stats).status = ProcessStatus::Error(error.to_string());
             return;
         }
     };
     let mut fallback = ctx.options.initial_fallback;
-    // Raven loads overlap: the next batch is sent while the destination still applies the
-    // previous one (its parse and its write then run side by side). Batches that share a
-    // document never overlap, so the destination cannot apply an older version last. SQL
-    // loads run one at a time on their connection.
-    let loads_in_flight = match &ctx.destination {
-        Destination::Raven(_) => ctx.options.raven_loads_in_flight.max(1),
-        Destination::Sql(_) => 1,
-    };
-    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    // Where the destination allows it, loads overlap: the next batch is sent while the
+    // destination still applies the previous one. Batches that share a document never
+    // overlap, so the destination cannot apply an older version last.
+    let loads_in_flight = destination.loads_in_flight(&ctx.options).max(1);
+    let mut in_flight: VecDeque<InFlight<D::Batch>> = VecDeque::new();
     // Where the pending batch starts: `last`, or the end of the newest batch in flight.
     let mut next_after = last;
     // Batch N+1 is extracted and transformed on the worker while batch N loads; progress
@@ -303,7 +251,7 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
             // and the documents in them are no longer taken for new).
             drop(following);
             for rest in in_flight.drain(..) {
-                let _ = rest.load.finish().await;
+                let _ = rest.delivery.finish().await;
             }
             tracing::warn!(task = %ctx.task_name, transform = %ctx.transform.name, %error, wait_ms = fallback.as_millis() as u64, "etl load failed; retrying the same batch after a pause");
             tokio::select! {
@@ -354,14 +302,19 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
         };
         sent_up_to = sending_up_to;
         let mut batch = batch;
-        let (load, n_commands) = match recorded {
+        let (delivery, n_commands) = match recorded {
+            Ok(()) if batch.load.is_empty() => (Delivery::Done(Ok(Delivered::default())), 0),
             Ok(()) => {
-                loader
-                    .start(&mut batch.load, &owned.targets, &mut not_empty)
-                    .await
+                let targets = Targets {
+                    owned: &owned.targets,
+                    not_empty: &mut not_empty,
+                };
+                loader.start(&mut batch.load, targets).await
             }
             Err(error) => (
-                LoadInFlight::Done(Err(format!("failed to save progress: {error}"))),
+                Delivery::Done(Err(LoadError::Reconnect {
+                    message: format!("failed to save progress: {error}"),
+                })),
                 0,
             ),
         };
@@ -370,7 +323,7 @@ pub(crate) async fn run(mut ctx: ProcessContext) {
             n_commands,
             ids,
             started,
-            load,
+            delivery,
             batch,
         });
         pending = following;
@@ -398,35 +351,39 @@ fn must_wait(
 }
 
 /// A batch handed to the destination, not yet known to be delivered.
-struct InFlight {
-    /// The batch; its load may have been moved out to be sent.
-    batch: Batch,
+struct InFlight<B> {
+    /// The batch; the destination may have moved its load out to send it.
+    batch: Batch<B>,
     n_commands: usize,
-    /// The ids it writes, when it may overlap with other loads (see `Load::overlap_ids`).
+    /// The ids it writes, when it may overlap with other loads (see
+    /// [`EncodedBatch::overlap_ids`]).
     ids: Option<HashSet<String>>,
     started: Instant,
-    load: LoadInFlight,
+    delivery: Delivery,
 }
 
 /// Waits for the oldest batch in flight and, once the destination acknowledged it, moves the
 /// progress past it.
-async fn deliver(
+async fn deliver<B: EncodedBatch>(
     ctx: &ProcessContext,
     key: &str,
-    delivered: InFlight,
+    delivered: InFlight<B>,
     last: &mut Etag,
     owned: &mut Ownership,
     stored_sent_up_to: Etag,
-) -> Result<(), String> {
+) -> Result<(), LoadError> {
     let InFlight {
         batch,
         n_commands,
         started,
-        load,
+        delivery,
         ..
     } = delivered;
-    let loaded = match load.finish().await {
-        Ok(newly_owned) => {
+    let loaded = match delivery.finish().await {
+        Ok(Delivered {
+            newly_owned,
+            skipped,
+        }) => {
             owned.targets.extend(newly_owned);
             let progress = StoredProgress {
                 last_processed_etag: batch.last_etag,
@@ -435,14 +392,18 @@ async fn deliver(
             };
             persist(&ctx.database, key, progress)
                 .await
-                .map_err(|error| format!("failed to save progress: {error}"))
+                .map(|()| skipped)
+                .map_err(|error| LoadError::Reconnect {
+                    message: format!("failed to save progress: {error}"),
+                })
         }
         Err(error) => Err(error),
     };
     let load_time = started.elapsed();
     let res = match loaded {
-        Ok(()) => {
+        Ok(skipped) => {
             *last = batch.last_etag;
+            record_skipped(&ctx.stats, skipped);
             record_load(&ctx.stats, &batch, n_commands, load_time, None, *last);
             Ok(())
         }
@@ -462,216 +423,6 @@ async fn deliver(
     // held up the next load by about 10 ms per batch.
     tokio::task::spawn_blocking(move || drop(batch));
     res
-}
-
-/// A load under way: sent and awaited in a task of its own, or already finished.
-enum LoadInFlight {
-    Done(Result<Vec<String>, String>),
-    /// The targets to own once the batch is delivered travel along.
-    Sending {
-        task: AbortOnDrop<Result<(), String>>,
-        newly_owned: Vec<String>,
-    },
-}
-
-impl LoadInFlight {
-    /// The load's outcome: the targets the process now owns, or why it failed.
-    async fn finish(self) -> Result<Vec<String>, String> {
-        match self {
-            LoadInFlight::Done(result) => result,
-            LoadInFlight::Sending {
-                mut task,
-                newly_owned,
-            } => match (&mut task.0).await {
-                Ok(Ok(())) => Ok(newly_owned),
-                Ok(Err(error)) => Err(error),
-                Err(error) => Err(format!("the load stopped: {error}")),
-            },
-        }
-    }
-}
-
-/// A spawned task that is cancelled when its handle is dropped (the process stopping).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The destination side of a process: a RavenDB-protocol client or a SQL connection.
-enum Loader {
-    Raven(Client),
-    Sql(SqlWriter),
-}
-
-impl Loader {
-    fn new(destination: &Destination) -> Result<Loader, String> {
-        match destination {
-            Destination::Raven(raven) => {
-                // The connection string's URLs are the node list: a Corvid destination is not
-                // a cluster yet, so its topology names only itself and would hide the other
-                // URLs from failover.
-                let options = ClientOptions {
-                    request_timeout: raven.load_timeout,
-                    disable_topology_updates: true,
-                    ..ClientOptions::default()
-                };
-                Client::new(&raven.urls, &raven.database, options)
-                    .map(Loader::Raven)
-                    .map_err(|error| error.to_string())
-            }
-            Destination::Sql(sql) => Ok(Loader::Sql(SqlWriter::new(
-                sql.target.clone(),
-                sql.settings.clone(),
-            ))),
-        }
-    }
-
-    /// Starts sending a batch, leaving out the deletes that cannot delete anything: those of
-    /// new documents in `owned` targets, and all of them in targets seen empty just now. The
-    /// targets seen empty are owned once the batch is delivered. Targets found holding data
-    /// go into `not_empty` and are not looked at again. A Raven batch is sent by a task of its
-    /// own (the commands move there); a SQL batch is written before this returns. Also
-    /// returns the number of commands (or rows) sent.
-    async fn start(
-        &mut self,
-        load: &mut Load,
-        owned: &BTreeSet<String>,
-        not_empty: &mut BTreeSet<String>,
-    ) -> (LoadInFlight, usize) {
-        if load.is_empty() {
-            return (LoadInFlight::Done(Ok(Vec::new())), 0);
-        }
-        match (self, load) {
-            (Loader::Raven(client), Load::Raven(load)) => {
-                let empty = empty_collections(client, &load.prefix_deletes, owned, not_empty).await;
-                let skipped: Vec<usize> = load
-                    .prefix_deletes
-                    .iter()
-                    .filter(|it| {
-                        empty.contains(&it.collection_prefix)
-                            || (it.new_document && owned.contains(&it.collection_prefix))
-                    })
-                    .map(|it| it.index)
-                    .collect();
-                if !skipped.is_empty() {
-                    let mut skipped = skipped.into_iter().peekable();
-                    let mut idx = 0;
-                    load.commands.retain(|_| {
-                        let keep = skipped.next_if_eq(&idx).is_none();
-                        idx += 1;
-                        keep
-                    });
-                    load.prefix_deletes.clear();
-                }
-                let client = client.clone();
-                let commands = std::mem::take(&mut load.commands);
-                let n_commands = commands.len();
-                let task = tokio::spawn(async move {
-                    client
-                        .bulk_docs_applied(&commands)
-                        .await
-                        .map_err(|error| error.to_string())
-                });
-                let sending = LoadInFlight::Sending {
-                    task: AbortOnDrop(task),
-                    newly_owned: empty.into_iter().collect(),
-                };
-                (sending, n_commands)
-            }
-            (Loader::Sql(writer), Load::Sql(batch)) => {
-                let mut empty = Vec::new();
-                for table in &batch.tables {
-                    let key = table.table.to_lowercase();
-                    let deletes = !table.deletes.is_empty() || !table.new_documents.is_empty();
-                    if table.insert_only
-                        || !deletes
-                        || owned.contains(&key)
-                        || not_empty.contains(&key)
-                    {
-                        continue;
-                    }
-                    // A failed probe leaves the deletes in: the write reports the problem.
-                    match writer.table_has_rows(&table.table).await {
-                        Ok(false) => empty.push(key),
-                        Ok(true) => {
-                            not_empty.insert(key);
-                        }
-                        Err(_) => {}
-                    }
-                }
-                for table in &mut batch.tables {
-                    if empty.contains(&table.table.to_lowercase()) {
-                        table.deletes.clear();
-                    }
-                }
-                batch.resolve_new_documents(|table| {
-                    let key = table.table.to_lowercase();
-                    owned.contains(&key) || empty.contains(&key)
-                });
-                let written = writer
-                    .write(batch, true)
-                    .await
-                    .map(|()| empty)
-                    .map_err(|error: SqlLoadError| error.to_string());
-                (LoadInFlight::Done(written), batch.n_rows())
-            }
-            _ => (
-                LoadInFlight::Done(Err(
-                    "internal error: a batch for another kind of destination".to_owned(),
-                )),
-                0,
-            ),
-        }
-    }
-}
-
-/// The collection id prefixes, among those of `prefix_deletes` not yet owned or seen holding
-/// data, that no document of the destination can start with: no collection with that id
-/// prefix holds a document. The others go into `not_empty`. A destination that cannot
-/// answer owns nothing new.
-async fn empty_collections(
-    client: &Client,
-    prefix_deletes: &[PrefixDelete],
-    owned: &BTreeSet<String>,
-    not_empty: &mut BTreeSet<String>,
-) -> BTreeSet<String> {
-    let wanted: BTreeSet<&str> = prefix_deletes
-        .iter()
-        .map(|it| it.collection_prefix.as_str())
-        .filter(|it| !owned.contains(*it) && !not_empty.contains(*it))
-        .collect();
-    if wanted.is_empty() {
-        return BTreeSet::new();
-    }
-    let Ok(counts) = client.collection_counts().await else {
-        return BTreeSet::new();
-    };
-    let (holding, empty): (Vec<&str>, Vec<&str>) = wanted.into_iter().partition(|prefix| {
-        counts.iter().any(|(collection, count)| {
-            *count > 0 && collection_id_prefix(collection).eq_ignore_ascii_case(prefix)
-        })
-    });
-    not_empty.extend(holding.into_iter().map(str::to_owned));
-    empty.into_iter().map(str::to_owned).collect()
-}
-
-/// What a process's [`Ownership`] is tied to: the destination database, no secret.
-fn destination_identity(destination: &Destination) -> String {
-    match destination {
-        Destination::Raven(raven) => {
-            let mut urls: Vec<String> = raven
-                .urls
-                .iter()
-                .map(|it| it.trim_end_matches('/').to_lowercase())
-                .collect();
-            urls.sort();
-            format!("raven:{}@{}", raven.database.to_lowercase(), urls.join(","))
-        }
-        Destination::Sql(sql) => format!("sql:{:?}:{}", sql.target.provider, sql.target),
-    }
 }
 
 async fn persist(
@@ -697,7 +448,7 @@ async fn persist(
     }
 }
 
-fn record_transform(stats: &Mutex<ProcessStats>, batch: &Batch) {
+fn record_transform<B>(stats: &Mutex<ProcessStats>, batch: &Batch<B>) {
     if batch.errors.is_empty() {
         return;
     }
@@ -715,12 +466,29 @@ fn record_transform(stats: &Mutex<ProcessStats>, batch: &Batch) {
     }
 }
 
-fn record_load(
+/// Items the destination refused: left out for good, and reported with their ids.
+fn record_skipped(stats: &Mutex<ProcessStats>, skipped: Vec<SkippedItem>) {
+    if skipped.is_empty() {
+        return;
+    }
+    let mut stats = lock(stats);
+    let now = Timestamp::now();
+    for item in skipped {
+        tracing::warn!(document = %item.document_id, error = %item.message, "the destination refused a document; it was left out");
+        stats.n_skipped_items += 1;
+        stats.last_skipped_items.push_back((now, item));
+        if stats.last_skipped_items.len() > KEEP_ERRORS {
+            stats.last_skipped_items.pop_front();
+        }
+    }
+}
+
+fn record_load<B>(
     stats: &Mutex<ProcessStats>,
-    batch: &Batch,
+    batch: &Batch<B>,
     n_commands: usize,
     load_time: Duration,
-    error: Option<String>,
+    error: Option<LoadError>,
     last: Etag,
 ) {
     let mut stats = lock(stats);

@@ -8,15 +8,18 @@ use corvid_client::Command;
 use corvid_script::ScriptRuntime;
 use corvid_store::{Database, Timestamp, Tombstone, TombstoneKind};
 
-use crate::config::{ConnectionString, EtlConfiguration, EtlType};
+use crate::config::{
+    ConnectionString, EtlConfiguration, EtlDestinationConfig, EtlType, SqlEtlConfig,
+};
+use crate::destinations::ValidatedDestination;
+use crate::destinations::raven::encoder::{ItemOutcome, copy_item, transform_item};
+use crate::destinations::sql::encoder::transform_sql_item;
 use crate::destinations::sql::rows::BatchBuilder;
 use crate::destinations::sql::{SqlWriter, Statement};
 use crate::extract::Item;
 use crate::manager::EtlError;
-use crate::validate::{ConfigError, Destination, validate_etl, validate_transform};
-use crate::worker::{
-    ItemOutcome, SnapshotHost, TransformFailure, copy_item, transform_item, transform_sql_item,
-};
+use crate::validate::{ConfigError, validate_etl, validate_transform};
+use crate::worker::{SnapshotHost, TransformFailure};
 
 /// What the transformation produced for the document.
 #[derive(Debug, Clone, Default)]
@@ -143,7 +146,9 @@ pub async fn test_sql_script(
     script_options: corvid_script::ScriptOptions,
 ) -> Result<SqlTestResult, EtlError> {
     let mut config = request.configuration;
-    config.etl_type = EtlType::Sql;
+    if config.etl_type() != EtlType::Sql {
+        config.destination = EtlDestinationConfig::Sql(SqlEtlConfig::default());
+    }
     if config.name.trim().is_empty() {
         config.name = "test".to_owned();
     }
@@ -158,7 +163,7 @@ pub async fn test_sql_script(
         None => stored_connection_strings,
     };
     let validated = validate_etl(config, &connection_strings)?;
-    let (Destination::Sql(destination), [transform]) =
+    let (ValidatedDestination::Sql(destination), [transform]) =
         (validated.destination, validated.transforms.as_slice())
     else {
         return Err(not_exactly_one_transformation());

@@ -1,16 +1,10 @@
 //! Validation of connection strings and ETL configurations into runtime types, with the
 //! precise messages a user needs when saving a task (not later, when it runs).
 
-use std::time::Duration;
-
 use corvid_script::{ScriptAnalysis, ScriptError, analyze};
 
-use crate::config::{
-    ConnectionString, EtlConfiguration, EtlType, RavenConnectionString, SqlConnectionString,
-};
-use crate::destinations::sql::SqlSettings;
-use crate::destinations::sql::connection::{self, SqlTarget};
-use crate::destinations::sql::rows::SqlTable;
+use crate::config::{ConnectionString, EtlConfiguration, EtlType};
+use crate::destinations::{ValidatedDestination, check_connection_string};
 
 /// Why a connection string or an ETL configuration was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -68,29 +62,6 @@ pub enum ConfigError {
     Unsupported { feature: &'static str },
 }
 
-/// Where a Raven ETL task writes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RavenDestination {
-    pub database: String,
-    pub urls: Vec<String>,
-    pub load_timeout: Duration,
-}
-
-/// Where a SQL ETL task writes, and how.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SqlDestination {
-    pub target: SqlTarget,
-    pub settings: SqlSettings,
-    pub tables: Vec<SqlTable>,
-}
-
-/// Where an ETL task writes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Destination {
-    Raven(RavenDestination),
-    Sql(SqlDestination),
-}
-
 /// A transformation ready to run.
 #[derive(Debug, Clone)]
 pub struct ValidatedTransform {
@@ -106,7 +77,7 @@ pub struct ValidatedTransform {
 #[derive(Debug, Clone)]
 pub struct ValidatedEtl {
     pub config: EtlConfiguration,
-    pub destination: Destination,
+    pub destination: ValidatedDestination,
     pub transforms: Vec<ValidatedTransform>,
 }
 
@@ -117,38 +88,10 @@ pub fn validate_connection_string(connection: &ConnectionString) -> Result<(), C
             what: "the connection string `Name`",
         });
     }
-    let invalid = |reason: String| ConfigError::InvalidConnectionString {
+    check_connection_string(connection).map_err(|reason| ConfigError::InvalidConnectionString {
         name: connection.name().to_owned(),
         reason,
-    };
-    match connection {
-        ConnectionString::Raven(raven) => {
-            if raven.database.trim().is_empty() {
-                return Err(invalid("`Database` must not be empty".to_owned()));
-            }
-            if raven.topology_discovery_urls.is_empty() {
-                return Err(invalid(
-                    "`TopologyDiscoveryUrls` must list at least one URL".to_owned(),
-                ));
-            }
-            for url in &raven.topology_discovery_urls {
-                let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
-                if !scheme_ok || url.len() <= "http://".len() {
-                    return Err(invalid(format!(
-                        "`{url}` is not an http:// or https:// URL"
-                    )));
-                }
-            }
-            Ok(())
-        }
-        ConnectionString::Sql(sql) => {
-            if sql.connection_string.trim().is_empty() {
-                return Err(invalid("`ConnectionString` must not be empty".to_owned()));
-            }
-            connection::parse(&sql.factory_name, &sql.connection_string).map_err(invalid)?;
-            Ok(())
-        }
-    }
+    })
 }
 
 /// Validates an ETL configuration against the database's connection strings, compiling and
@@ -163,20 +106,17 @@ pub fn validate_etl(
         });
     }
     let Some(connection) = connection_strings.iter().find(|it| {
-        it.kind() == config.etl_type
+        it.kind() == config.etl_type()
             && it
                 .name()
                 .eq_ignore_ascii_case(&config.connection_string_name)
     }) else {
         return Err(ConfigError::UnknownConnectionString {
             name: config.connection_string_name.clone(),
-            expected: config.etl_type,
+            expected: config.etl_type(),
         });
     };
-    let destination = match connection {
-        ConnectionString::Raven(raven) => Destination::Raven(destination_of(raven, &config)),
-        ConnectionString::Sql(sql) => Destination::Sql(sql_destination_of(sql, &config)?),
-    };
+    let destination = ValidatedDestination::build(connection, &config)?;
     if config.transforms.is_empty() {
         return Err(ConfigError::NoTransforms {
             task: config.name.clone(),
@@ -199,9 +139,7 @@ pub fn validate_etl(
             });
         }
         let validated = validate_transform(transform)?;
-        if let Destination::Sql(sql) = &destination {
-            check_sql_transform(&validated, &sql.tables)?;
-        }
+        destination.check_transform(&validated)?;
         transforms.push(validated);
     }
     Ok(ValidatedEtl {
@@ -209,115 +147,6 @@ pub fn validate_etl(
         transforms,
         config,
     })
-}
-
-fn destination_of(raven: &RavenConnectionString, config: &EtlConfiguration) -> RavenDestination {
-    RavenDestination {
-        database: raven.database.clone(),
-        urls: raven
-            .topology_discovery_urls
-            .iter()
-            .map(|it| it.trim_end_matches('/').to_owned())
-            .collect(),
-        load_timeout: Duration::from_secs(config.load_request_timeout_in_sec.unwrap_or(300)),
-    }
-}
-
-fn sql_destination_of(
-    sql: &SqlConnectionString,
-    config: &EtlConfiguration,
-) -> Result<SqlDestination, ConfigError> {
-    let target =
-        connection::parse(&sql.factory_name, &sql.connection_string).map_err(|reason| {
-            ConfigError::InvalidConnectionString {
-                name: sql.name.clone(),
-                reason,
-            }
-        })?;
-    let task = || config.name.clone();
-    let configured = config.sql_tables.as_deref().unwrap_or_default();
-    if configured.is_empty() {
-        return Err(ConfigError::NoSqlTables { task: task() });
-    }
-    let mut tables: Vec<SqlTable> = Vec::with_capacity(configured.len());
-    for table in configured {
-        let invalid = |reason: String| ConfigError::InvalidSqlTable {
-            task: task(),
-            reason,
-        };
-        if table.table_name.trim().is_empty() {
-            return Err(invalid("a table has an empty `TableName`".to_owned()));
-        }
-        if table.document_id_column.trim().is_empty() {
-            return Err(invalid(format!(
-                "table `{}` has an empty `DocumentIdColumn`",
-                table.table_name
-            )));
-        }
-        if tables
-            .iter()
-            .any(|it| it.table.eq_ignore_ascii_case(&table.table_name))
-        {
-            return Err(invalid(format!(
-                "table `{}` is listed more than once",
-                table.table_name
-            )));
-        }
-        tables.push(SqlTable {
-            table: table.table_name.clone(),
-            document_id_column: table.document_id_column.clone(),
-            insert_only: table.insert_only_mode,
-        });
-    }
-    let settings = SqlSettings {
-        quote_tables: config.quote_tables.unwrap_or(true),
-        parameterize_deletes: config.parameterize_deletes.unwrap_or(true),
-        command_timeout: config.command_timeout.map(Duration::from_secs),
-    };
-    Ok(SqlDestination {
-        target,
-        settings,
-        tables,
-    })
-}
-
-/// What SQL ETL asks of a script beyond what every script must be.
-pub(crate) fn check_sql_transform(
-    transform: &ValidatedTransform,
-    tables: &[SqlTable],
-) -> Result<(), ConfigError> {
-    let not_supported = |feature: &'static str| ConfigError::NotSupportedBySql {
-        transform: transform.name.clone(),
-        feature,
-    };
-    let analysis = &transform.analysis;
-    if analysis.is_empty {
-        return Err(not_supported(
-            "an empty script (name the tables and columns with `loadTo<Table>({...})`)",
-        ));
-    }
-    if !analysis.delete_behaviors.is_empty() || analysis.has_generic_delete_behavior {
-        return Err(not_supported(
-            "delete behaviour functions (deletes always remove the document's rows)",
-        ));
-    }
-    if analysis.uses_add_attachment {
-        return Err(not_supported(
-            "`addAttachment` (put `loadAttachment(name)` into a binary column instead)",
-        ));
-    }
-    for target in &analysis.load_targets {
-        if !tables
-            .iter()
-            .any(|it| it.table.eq_ignore_ascii_case(target))
-        {
-            return Err(ConfigError::UnknownSqlTable {
-                transform: transform.name.clone(),
-                table: target.clone(),
-            });
-        }
-    }
-    Ok(())
 }
 
 pub(crate) fn validate_transform(

@@ -531,6 +531,7 @@ async fn reports_statement_errors_and_keeps_working(test: &str, load_data: bool)
             column,
             document_id,
             message,
+            ..
         } => (table, column, document_id, message),
         other => panic!("{other:?}"),
     };

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use corvid_etl::destinations::sql::connection::{self, SqlTarget};
 use corvid_etl::destinations::sql::postgres::{PgWriter, plan};
 use corvid_etl::destinations::sql::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, TableBatch,
+    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault, TableBatch,
 };
 use tokio_postgres::{Client, NoTls};
 
@@ -445,6 +445,7 @@ async fn constraint_violations_name_column_and_document() {
         column,
         document_id,
         message,
+        ..
     } = &error
     else {
         panic!("expected a statement error, got {error:?}");
@@ -538,6 +539,7 @@ async fn a_missing_table_names_the_table() {
             column,
             document_id,
             message,
+            ..
         }) => {
             assert_eq!(table, name);
             assert_eq!((column, document_id), (None, None));
@@ -645,6 +647,7 @@ async fn a_bad_value_names_column_and_document_and_the_writer_recovers() {
             column: Some("Total".to_owned()),
             document_id: Some("orders/2".to_owned()),
             message: "invalid input syntax for type integer: \"abc\"".to_owned(),
+            fault: StatementFault::Item,
         }
     );
     assert!(error.to_string().contains("document `orders/2`"), "{error}");

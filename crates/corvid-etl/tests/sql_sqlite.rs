@@ -12,7 +12,8 @@ use bytes::Bytes;
 use corvid_etl::destinations::sql::connection;
 use corvid_etl::destinations::sql::sqlite::{SqliteWriter, plan};
 use corvid_etl::destinations::sql::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlTarget, SqlValue, Statement, TableBatch,
+    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlTarget, SqlValue, Statement, StatementFault,
+    TableBatch,
 };
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -358,6 +359,7 @@ async fn sqlite_reports_statement_errors_and_keeps_working() {
             column,
             document_id,
             message,
+            ..
         } => {
             assert_eq!(table, "Orders");
             assert_eq!(column.as_deref(), Some("Bogus"));
@@ -386,6 +388,7 @@ async fn sqlite_reports_statement_errors_and_keeps_working() {
             column: Some("Total".to_owned()),
             document_id: Some("orders/2".to_owned()),
             message: "NOT NULL constraint failed: Orders.Total".to_owned(),
+            fault: StatementFault::Item,
         }
     );
     assert!(error.to_string().contains("document `orders/2`"), "{error}");

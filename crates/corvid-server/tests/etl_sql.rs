@@ -671,6 +671,14 @@ async fn a_statement_error_is_reported_with_table_and_column_and_retried() {
     assert!(last_error.contains("Orders"), "{last_error}");
     assert!(last_error.contains("Customer"), "{last_error}");
     assert_eq!(task_connection_status(&server, task_id).await, "Reconnect");
+    // A missing column is the destination's schema, not a row: nothing is skipped.
+    let stats = etl_stats(&server).await;
+    let statistics = &stats["Results"][0]["Stats"][0]["Statistics"];
+    assert_eq!(
+        statistics["LastLoadErrorClass"], "Configuration",
+        "{statistics:#}"
+    );
+    assert_eq!(statistics["Load"]["SkippedItems"], 0, "{statistics:#}");
     // Nothing was half-applied: the lines went in the same transaction as the orders.
     assert_eq!(destination.count("OrderLines").await, 0);
 
@@ -1103,4 +1111,114 @@ async fn mariadb_deletes_are_left_out_only_where_nothing_can_be_deleted() {
         return;
     };
     rows_already_in_the_tables_are_replaced(&destination).await;
+}
+
+/// Rows the database refuses: each document is left out and reported with its id, the
+/// others of the same batch and every later one arrive (issue 14, "Poison items"). `bad`
+/// lists the refused documents as (id, name, age): a name longer than the column, an age the
+/// CHECK constraint refuses, and on PostgreSQL a name containing U+0000.
+async fn refused_rows_are_skipped_and_later_documents_arrive(
+    destination: &Destination,
+    bad: &[(&str, &str, i64)],
+) {
+    let people = destination.quoted("People");
+    let (id, name, age) = (
+        column(destination, "Id"),
+        column(destination, "Name"),
+        column(destination, "Age"),
+    );
+    destination
+        .exec(&format!(
+            "CREATE TABLE {people} ({id} varchar(200) PRIMARY KEY, {name} varchar(5), {age} integer CHECK ({age} >= 0))"
+        ))
+        .await;
+    let server = start().await;
+    let src = database(&server, "src").await;
+    put_connection_string(&server, destination.connection_string("sql")).await;
+    let table = destination.table("People");
+    let task_id = add_task(
+        &server,
+        json!({
+            "EtlType": "Sql", "Name": "people-to-sql", "ConnectionStringName": "sql",
+            "SqlTables": [{"TableName": table, "DocumentIdColumn": "Id", "InsertOnlyMode": false}],
+            "Transforms": [{"Name": "people", "Collections": ["Users"],
+                            "Script": format!("loadTo('{table}', {{Name: this.Name, Age: this.Age}});")}],
+        }),
+    )
+    .await;
+    set_task_disabled(&server, "src", task_id, "SqlEtl", true).await;
+    let person = |name: &str, age: i64| json!({"Name": name, "Age": age, "@metadata": {"@collection": "Users"}});
+    // One batch: good, bad, good, bad, ...
+    src.put("users/good-1", &person("Ann", 30), None)
+        .await
+        .unwrap();
+    for (id, name, age) in bad {
+        src.put(id, &person(name, *age), None).await.unwrap();
+    }
+    src.put("users/good-2", &person("Bob", 40), None)
+        .await
+        .unwrap();
+    set_task_disabled(&server, "src", task_id, "SqlEtl", false).await;
+    rows_become(&server, destination, "People", 2).await;
+    src.put("users/good-3", &person("Cy", 50), None)
+        .await
+        .unwrap();
+    rows_become(&server, destination, "People", 3).await;
+    let stats = etl_stats(&server).await;
+    let statistics = &stats["Results"][0]["Stats"][0]["Statistics"];
+    let skipped: Vec<&str> = statistics["LastSkippedItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|it| it["DocumentId"].as_str())
+        .collect();
+    for (id, _, _) in bad {
+        assert!(skipped.contains(id), "{id} not reported: {statistics:#}");
+    }
+    assert_eq!(
+        statistics["Load"]["SkippedItems"],
+        bad.len(),
+        "{statistics:#}"
+    );
+    assert_eq!(task_connection_status(&server, task_id).await, "Active");
+    drop(server);
+    destination.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refused_rows_are_skipped_and_later_documents_arrive() {
+    let test = "postgres_refused_rows_are_skipped_and_later_documents_arrive";
+    let Some(destination) = Destination::postgres(test).await else {
+        return;
+    };
+    let bad = [
+        ("users/too-long", "Much too long", 1),
+        ("users/negative", "Neg", -1),
+        ("users/nul", "a\u{0}b", 2),
+    ];
+    refused_rows_are_skipped_and_later_documents_arrive(&destination, &bad).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_refused_rows_are_skipped_and_later_documents_arrive() {
+    let test = "mariadb_refused_rows_are_skipped_and_later_documents_arrive";
+    let Some(destination) = Destination::mariadb(test).await else {
+        return;
+    };
+    let bad = [
+        ("users/too-long", "Much too long", 1),
+        ("users/negative", "Neg", -1),
+    ];
+    refused_rows_are_skipped_and_later_documents_arrive(&destination, &bad).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refused_rows_are_skipped_and_later_documents_arrive() {
+    // SQLite does not enforce varchar lengths: only the CHECK constraint refuses a row.
+    let destination = Destination::sqlite();
+    refused_rows_are_skipped_and_later_documents_arrive(
+        &destination,
+        &[("users/negative", "Neg", -1)],
+    )
+    .await;
 }

@@ -1,4 +1,78 @@
-//! Destinations, one folder each with the same shape.
+//! Destinations, one folder each with the same shape (`config.rs`, `encoder.rs`,
+//! `loader.rs`, plus engine-specific files), and the one list of them: [`ValidatedDestination`].
+//! Adding a destination is a new folder, one variant here, and one section in `docs/etl.md`.
 
 pub mod raven;
 pub mod sql;
+
+use tokio::task::JoinHandle;
+
+use crate::config::{ConnectionString, EtlConfiguration, EtlDestinationConfig};
+use crate::process::ProcessContext;
+use crate::validate::{ConfigError, ValidatedTransform};
+
+pub use raven::RavenDestination;
+pub use sql::SqlDestination;
+
+/// Where an ETL task writes: one variant per destination.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValidatedDestination {
+    Raven(RavenDestination),
+    Sql(SqlDestination),
+}
+
+impl ValidatedDestination {
+    /// Builds the destination of a task from its connection string.
+    pub(crate) fn build(
+        connection: &ConnectionString,
+        config: &EtlConfiguration,
+    ) -> Result<ValidatedDestination, ConfigError> {
+        Ok(match (connection, &config.destination) {
+            (ConnectionString::Raven(raven), EtlDestinationConfig::Raven(task)) => {
+                ValidatedDestination::Raven(RavenDestination::build(raven, task))
+            }
+            (ConnectionString::Sql(sql), EtlDestinationConfig::Sql(task)) => {
+                ValidatedDestination::Sql(SqlDestination::build(sql, task, &config.name)?)
+            }
+            _ => {
+                return Err(ConfigError::UnknownConnectionString {
+                    name: connection.name().to_owned(),
+                    expected: config.etl_type(),
+                });
+            }
+        })
+    }
+
+    /// What the destination asks of a transformation's script beyond what every script must be.
+    pub(crate) fn check_transform(
+        &self,
+        transform: &ValidatedTransform,
+    ) -> Result<(), ConfigError> {
+        match self {
+            ValidatedDestination::Raven(_) => Ok(()),
+            ValidatedDestination::Sql(sql) => sql.check_transform(transform),
+        }
+    }
+
+    /// Starts an ETL process of one transformation loading into this destination.
+    pub(crate) fn spawn_process(&self, context: ProcessContext) -> JoinHandle<()> {
+        match self {
+            ValidatedDestination::Raven(it) => tokio::spawn(crate::process::run(
+                context,
+                std::sync::Arc::new(it.clone()),
+            )),
+            ValidatedDestination::Sql(it) => tokio::spawn(crate::process::run(
+                context,
+                std::sync::Arc::new(it.clone()),
+            )),
+        }
+    }
+}
+
+/// Checks a connection string on its own; the reason is for the user.
+pub(crate) fn check_connection_string(connection: &ConnectionString) -> Result<(), String> {
+    match connection {
+        ConnectionString::Raven(raven) => raven::config::check_connection_string(raven),
+        ConnectionString::Sql(sql) => sql::config::check_connection_string(sql),
+    }
+}

@@ -1,6 +1,8 @@
 //! ETL routes, RavenDB's paths and shapes: connection strings, ETL tasks (add, update,
 //! reset, toggle, delete), ongoing-task info, and `/etl/stats` and `/etl/progress`.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
@@ -79,13 +81,17 @@ pub(crate) async fn get_connection_strings(
 ) -> Result<Response, ApiError> {
     let name = params
         .get("connectionStringName")
-        .filter(|it| !it.is_empty());
+        .filter(|it| !it.is_empty())
+        .map(str::to_owned);
     let kind = etl_type(params.get("type"))?;
-    let ConnectionStringsByKind { raven, sql } =
+    let ConnectionStringsByKind { raven, sql } = crate::http::blocking(move || {
         redacted_connection_strings(&state, &database, |connection| {
-            name.is_none_or(|it| it.eq_ignore_ascii_case(connection.name()))
+            name.as_deref()
+                .is_none_or(|it| it.eq_ignore_ascii_case(connection.name()))
                 && kind.is_none_or(|it| it == connection.kind())
-        })?;
+        })
+    })
+    .await?;
     Ok(json_value(
         StatusCode::OK,
         &json!({
@@ -200,20 +206,41 @@ pub(crate) async fn admin_etl(
     ))
 }
 
-fn find_task(
+/// The task named by `taskName` or numbered by `id_param`, read off the async runtime.
+async fn find_task(
     state: &AppState,
-    database: &Database,
+    database: &Arc<Database>,
     params: &QueryParams,
     id_param: &str,
 ) -> Result<EtlConfiguration, ApiError> {
-    let name = params.get("taskName").filter(|it| !it.is_empty());
-    match (params.number::<u64>(id_param)?, name) {
-        (_, Some(name)) => Ok(state.etl().task_by_name(database, name)?),
-        (Some(id), None) => Ok(state.etl().task_config(database, id)?),
-        (None, None) => Err(ApiError::bad_request(format!(
+    let name = params
+        .get("taskName")
+        .filter(|it| !it.is_empty())
+        .map(str::to_owned);
+    let id = params.number::<u64>(id_param)?;
+    if id.is_none() && name.is_none() {
+        return Err(ApiError::bad_request(format!(
             "query string parameter `{id_param}` or `taskName` is required"
-        ))),
+        )));
     }
+    let (etl, database) = (state.etl().clone(), database.clone());
+    crate::http::blocking(move || match (id, name) {
+        (_, Some(name)) => Ok(etl.task_by_name(&database, &name)?),
+        (Some(id), None) => Ok(etl.task_config(&database, id)?),
+        (None, None) => Err(ApiError::bad_request("no task named")),
+    })
+    .await
+}
+
+/// The database's tasks with their processes, and its connection strings, read off the
+/// async runtime.
+async fn tasks_and_connection_strings(
+    state: &AppState,
+    database: &Arc<Database>,
+) -> Result<(Vec<TaskInfo>, Vec<ConnectionString>), ApiError> {
+    let (etl, database) = (state.etl().clone(), database.clone());
+    crate::http::blocking(move || Ok((etl.tasks(&database)?, etl.connection_strings(&database)?)))
+        .await
 }
 
 /// `POST /admin/tasks/state?key=&type=&disable=[&taskName=]`.
@@ -222,7 +249,7 @@ pub(crate) async fn set_task_state(
     Db(database): Db,
     Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let config = find_task(&state, &database, &params, "key")?;
+    let config = find_task(&state, &database, &params, "key").await?;
     let disable = params.flag("disable");
     let task_id = state
         .etl()
@@ -241,7 +268,7 @@ pub(crate) async fn delete_task(
     Params(params): Params,
 ) -> Result<Response, ApiError> {
     // Deleting a task that is not there is done, as in RavenDB.
-    let task_id = match find_task(&state, &database, &params, "id") {
+    let task_id = match find_task(&state, &database, &params, "id").await {
         Ok(config) => {
             state.etl().delete_task(&database, config.task_id).await?;
             config.task_id
@@ -262,7 +289,7 @@ pub(crate) async fn get_task(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // A missing task is a 404, which the official clients turn into `None`.
-    let config = match find_task(&state, &database, &params, "key") {
+    let config = match find_task(&state, &database, &params, "key").await {
         Ok(it) => it,
         Err(error) => {
             return Err(ApiError::not_found(
@@ -271,14 +298,13 @@ pub(crate) async fn get_task(
             ));
         }
     };
-    let tasks = state.etl().tasks(&database)?;
+    let (tasks, connection_strings) = tasks_and_connection_strings(&state, &database).await?;
     let Some(task) = tasks.iter().find(|it| it.config.task_id == config.task_id) else {
         return Err(EtlError::TaskNotFound {
             task: config.task_id.to_string(),
         }
         .into());
     };
-    let connection_strings = state.etl().connection_strings(&database)?;
     Ok(json_value(
         StatusCode::OK,
         &task_json(task, &connection_strings, &node_url(&headers)),
@@ -291,11 +317,9 @@ pub(crate) async fn get_tasks(
     Db(database): Db,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let connection_strings = state.etl().connection_strings(&database)?;
+    let (tasks, connection_strings) = tasks_and_connection_strings(&state, &database).await?;
     let url = node_url(&headers);
-    let tasks: Vec<Value> = state
-        .etl()
-        .tasks(&database)?
+    let tasks: Vec<Value> = tasks
         .iter()
         .map(|it| task_json(it, &connection_strings, &url))
         .collect();
@@ -334,8 +358,14 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
     } else {
         "Active"
     };
+    // Corvid's addition: why loading fails, classified (Reconnect, BadItem, Configuration).
+    let load_error = task
+        .processes
+        .iter()
+        .filter(|it| it.stats.status == ProcessStatus::Reconnect)
+        .find_map(|it| it.stats.last_load_error.as_ref().map(|(_, error)| error));
     let connection = connection_strings.iter().find(|it| {
-        it.kind() == config.etl_type
+        it.kind() == config.etl_type()
             && it
                 .name()
                 .eq_ignore_ascii_case(&config.connection_string_name)
@@ -343,13 +373,15 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
     let mut task = json!({
         "TaskId": config.task_id,
         "TaskName": config.name,
-        "TaskType": config.etl_type.task_type(),
+        "TaskType": config.etl_type().task_type(),
         "TaskState": state,
         "TaskConnectionStatus": connection_status,
         "ResponsibleNode": {"NodeTag": NODE_TAG, "NodeUrl": url, "ResponsibleNode": null},
         "MentorNode": config.mentor_node,
         "PinToMentorNode": config.pin_to_mentor_node,
         "Error": if errors.is_empty() { Value::Null } else { Value::String(errors.join("; ")) },
+        "LoadErrorClass": load_error.map(|it| it.class().name()),
+        "LoadError": load_error.map(|it| it.to_string()),
         "Configuration": configuration_json(config),
         "ConnectionStringName": config.connection_string_name,
     });
@@ -375,7 +407,7 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
                 "DestinationDatabase": target.map(|it| it.database),
             })
         }
-        None if config.etl_type == EtlType::Sql => json!({
+        None if config.etl_type() == EtlType::Sql => json!({
             "ConnectionStringDefined": false,
             "DestinationServer": null,
             "DestinationDatabase": null,
@@ -482,7 +514,10 @@ pub(crate) async fn test_sql_etl(
         connection,
         configuration,
     };
-    let stored = state.etl().connection_strings(&database)?;
+    let stored = {
+        let (etl, database) = (state.etl().clone(), database.clone());
+        crate::http::blocking(move || Ok(etl.connection_strings(&database)?)).await?
+    };
     let result = corvid_etl::test_sql_script(
         database,
         stored,
@@ -563,13 +598,14 @@ pub(crate) async fn test_sql_connection(
 
 /// The database's tasks; only those listed by `?name=` (any number of them, compared
 /// case-insensitively) when there is one, as RavenDB's ETL stats, progress and performance do.
-fn named_tasks(
+async fn named_tasks(
     state: &AppState,
-    database: &Database,
+    database: &Arc<Database>,
     params: &QueryParams,
 ) -> Result<Vec<TaskInfo>, ApiError> {
     let names = params.get_all("name");
-    let mut tasks = state.etl().tasks(database)?;
+    let (etl, database) = (state.etl().clone(), database.clone());
+    let mut tasks = crate::http::blocking(move || Ok(etl.tasks(&database)?)).await?;
     if !names.is_empty() {
         tasks.retain(|task| {
             names
@@ -587,7 +623,7 @@ pub(crate) async fn etl_stats(
     Params(params): Params,
 ) -> Result<Response, ApiError> {
     let mut results = Vec::new();
-    for task in named_tasks(&state, &database, &params)? {
+    for task in named_tasks(&state, &database, &params).await? {
         let stats: Vec<Value> = task
             .processes
             .iter()
@@ -600,6 +636,13 @@ pub(crate) async fn etl_stats(
                         json!({"Date": at.to_iso(), "DocumentId": failure.document_id, "Error": failure.message})
                     })
                     .collect();
+                let skipped: Vec<Value> = it
+                    .last_skipped_items
+                    .iter()
+                    .map(|(at, item)| {
+                        json!({"Date": at.to_iso(), "DocumentId": item.document_id, "Error": item.message})
+                    })
+                    .collect();
                 json!({
                     "TransformationName": process.transform_name,
                     "Statistics": {
@@ -608,18 +651,21 @@ pub(crate) async fn etl_stats(
                         "LastProcessedEtag": it.last_processed_etag,
                         "Extracted": it.n_extracted,
                         "Transformation": {"Successes": it.n_loaded, "Errors": it.n_transformation_errors},
-                        "Load": {"Batches": it.n_batches, "Errors": it.n_load_errors},
+                        "Load": {"Batches": it.n_batches, "Errors": it.n_load_errors, "SkippedItems": it.n_skipped_items},
                         "Filtered": it.n_filtered,
                         "LastTransformationErrors": errors,
                         "LastLoadErrorTime": it.last_load_error.as_ref().map(|(at, _)| at.to_iso()),
-                        "LastLoadError": it.last_load_error.as_ref().map(|(_, error)| error.clone()),
+                        "LastLoadError": it.last_load_error.as_ref().map(|(_, error)| error.to_string()),
+                        "LastLoadErrorClass": it.last_load_error.as_ref().map(|(_, error)| error.class().name()),
+                        // Documents the destination refused, left out so that later ones arrive.
+                        "LastSkippedItems": skipped,
                     },
                 })
             })
             .collect();
         results.push(json!({
             "TaskName": task.config.name,
-            "EtlType": task.config.etl_type,
+            "EtlType": task.config.etl_type(),
             "Stats": stats,
         }));
     }
@@ -640,7 +686,7 @@ pub(crate) async fn etl_progress(
     Db(database): Db,
     Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let tasks = named_tasks(&state, &database, &params)?;
+    let tasks = named_tasks(&state, &database, &params).await?;
     let etl = state.etl().clone();
     let results = crate::http::blocking(move || {
         let mut results = Vec::new();
@@ -674,7 +720,7 @@ pub(crate) async fn etl_progress(
             }
             results.push(json!({
                 "TaskName": task.config.name,
-                "EtlType": task.config.etl_type,
+                "EtlType": task.config.etl_type(),
                 "ProcessesProgress": processes,
             }));
         }
@@ -691,7 +737,7 @@ pub(crate) async fn etl_performance(
     Params(params): Params,
 ) -> Result<Response, ApiError> {
     let mut results = Vec::new();
-    for task in named_tasks(&state, &database, &params)? {
+    for task in named_tasks(&state, &database, &params).await? {
         let stats: Vec<Value> = task
             .processes
             .iter()
@@ -723,7 +769,7 @@ pub(crate) async fn etl_performance(
             .collect();
         results.push(json!({
             "TaskName": task.config.name,
-            "EtlType": task.config.etl_type,
+            "EtlType": task.config.etl_type(),
             "Stats": stats,
         }));
     }

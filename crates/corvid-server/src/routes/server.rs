@@ -218,7 +218,7 @@ pub(crate) async fn database_record(
     let mut raven_etls = Vec::new();
     let mut sql_etls = Vec::new();
     for config in state.etl().configurations(&database)? {
-        let etl_type = config.etl_type;
+        let etl_type = config.etl_type();
         let value = serde_json::to_value(config).map_err(ApiError::internal)?;
         match etl_type {
             corvid_etl::EtlType::Raven => raven_etls.push(value),

@@ -241,7 +241,49 @@ pub enum SqlLoadError {
         column: Option<String>,
         document_id: Option<String>,
         message: String,
+        /// What the failure is about, from the database's error code.
+        fault: StatementFault,
     },
+}
+
+/// What a failed statement is about, decided from the database's error code: the loader
+/// leaves out an item the database refuses, and retries the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementFault {
+    /// A value or row of one document (too long, a constraint, an invalid byte sequence).
+    Item,
+    /// The destination's schema or permissions (a missing table or column, access denied).
+    Configuration,
+    /// The database was busy or slow (a timeout, a deadlock, resources): retried as it is.
+    Transient,
+}
+
+impl StatementFault {
+    /// From a PostgreSQL SQLSTATE: class 22 (data exception) and 23 (integrity constraint)
+    /// are about a row; 28 (authorization), 3D/3F (catalog, schema), 42 (syntax or access
+    /// rule: undefined table or column) and 0A (feature not supported) about the
+    /// destination; everything else (57014 query canceled, 40 rollback, 53 resources) is
+    /// retried.
+    pub fn of_postgres(sqlstate: &str) -> StatementFault {
+        match sqlstate.get(..2).unwrap_or_default() {
+            "22" | "23" => StatementFault::Item,
+            "28" | "3D" | "3F" | "42" | "0A" => StatementFault::Configuration,
+            _ => StatementFault::Transient,
+        }
+    }
+
+    /// From a MySQL/MariaDB error (or `LOAD DATA` warning) code.
+    pub fn of_mysql(code: u16) -> StatementFault {
+        match code {
+            // Duplicate key, NULL into NOT NULL, data too long, out of range, truncated,
+            // incorrect string or date value, foreign keys, check constraints, invalid JSON.
+            1048 | 1062 | 1216 | 1217 | 1264 | 1265 | 1292 | 1366 | 1406 | 1451 | 1452 | 1586
+            | 3140 | 3819 | 4025 => StatementFault::Item,
+            // Access denied, unknown database, table or column, syntax.
+            1044 | 1045 | 1049 | 1054 | 1064 | 1142 | 1143 | 1146 => StatementFault::Configuration,
+            _ => StatementFault::Transient,
+        }
+    }
 }
 
 fn statement_message(

@@ -53,8 +53,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Params, Value};
 
 use crate::destinations::sql::batch::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, TableBatch, push_tab_escaped,
-    quote_identifier, quote_table, rendered_positional_ids,
+    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault, TableBatch,
+    push_tab_escaped, quote_identifier, quote_table, rendered_positional_ids,
 };
 use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
 
@@ -349,6 +349,7 @@ impl MySqlWriter {
                         "no answer within {} s (command timeout); the connection was closed",
                         limit.as_secs_f64()
                     ),
+                    fault: StatementFault::Transient,
                 },
                 broken: true,
             },
@@ -382,6 +383,7 @@ fn statement_failure(table: String, step: Option<&Step<'_>>, code: u16, message:
             column,
             document_id,
             message,
+            fault: StatementFault::of_mysql(code),
         },
         broken: false,
     }

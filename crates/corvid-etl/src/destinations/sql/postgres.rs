@@ -22,8 +22,8 @@ use tokio_postgres::{Client, Config, NoTls, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::destinations::sql::batch::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, push_tab_escaped,
-    quote_identifier, quote_table,
+    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault,
+    push_tab_escaped, quote_identifier, quote_table,
 };
 use crate::destinations::sql::connection::{SqlProvider, SqlTarget, TlsMode};
 use crate::destinations::sql::tls;
@@ -547,6 +547,7 @@ fn statement_error(
     batch: &SqlBatch,
 ) -> SqlLoadError {
     let message = db_message(db);
+    let fault = StatementFault::of_postgres(db.code().code());
     match operation {
         Some(Operation::Copy {
             table,
@@ -585,6 +586,7 @@ fn statement_error(
                 column,
                 document_id,
                 message,
+                fault,
             }
         }
         Some(Operation::Delete {
@@ -597,12 +599,14 @@ fn statement_error(
                 .or_else(|| undefined_column(db, &[id_column])),
             document_id: None,
             message,
+            fault,
         },
         None => SqlLoadError::Statement {
             table: configured_table(db, batch),
             column: db.column().map(str::to_owned),
             document_id: None,
             message,
+            fault,
         },
     }
 }

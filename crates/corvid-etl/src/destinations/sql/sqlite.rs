@@ -30,8 +30,8 @@ use rusqlite::{Connection, ErrorCode, InterruptHandle, params_from_iter};
 use tokio::task::JoinHandle;
 
 use crate::destinations::sql::batch::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, TableBatch, quote_identifier,
-    quote_table, rendered_positional_ids,
+    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault, TableBatch,
+    quote_identifier, quote_table, rendered_positional_ids,
 };
 use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
 
@@ -394,11 +394,13 @@ fn failure(
                 "the statement timed out after {} s (command timeout) and was interrupted",
                 limit.as_secs_f64()
             ),
+            fault: StatementFault::Transient,
         },
         None => SqlLoadError::Statement {
             table: table.to_owned(),
             column: sqlite_column(&message),
             document_id,
+            fault: sqlite_fault(&error),
             message,
         },
     };
@@ -409,6 +411,20 @@ fn connection_error(target: &SqlTarget, error: &rusqlite::Error) -> SqlLoadError
     SqlLoadError::Connection {
         destination: target.to_string(),
         message: sqlite_message(error),
+    }
+}
+
+/// What a failed SQLite statement is about: a constraint, a value too big or of the wrong
+/// type is about a row; a missing table or column (a generic error) about the schema; a
+/// busy or locked database is retried.
+fn sqlite_fault(error: &rusqlite::Error) -> StatementFault {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch) => {
+            StatementFault::Item
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StatementFault::Transient,
+        Some(_) => StatementFault::Configuration,
+        None => StatementFault::Transient,
     }
 }
 
