@@ -2,6 +2,8 @@
 //! stream, bodies cut anywhere, bad input at several points, operation ids and states, and
 //! durability of everything acknowledged.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write as _;

@@ -38,8 +38,20 @@ pub type WriteCallback = Box<dyn FnOnce(Result<Vec<WriteResult>, WriteError>) + 
 
 type Subscriber = Arc<dyn Fn(&CommitNotice) + Send + Sync>;
 
+/// One part of a write request handed to the writer in parts ([`Database::write_in_parts_async`]).
+#[derive(Debug)]
+pub enum RequestPart {
+    /// The next operations of the request, in order.
+    Ops(Vec<WriteOp>),
+    /// The request is complete: it may commit.
+    End,
+}
+
 struct WriteRequest {
+    /// The operations received so far (all of them once `parts` is `None`).
     ops: Vec<WriteOp>,
+    /// Where the rest of a request in parts comes from, until its `End`.
+    parts: Option<Receiver<RequestPart>>,
     reply: WriteCallback,
 }
 
@@ -196,7 +208,31 @@ impl Database {
     /// are merged into one transaction; a request that fails applies none of its operations and
     /// does not affect the others.
     pub fn write_async(&self, ops: Vec<WriteOp>, reply: WriteCallback) {
-        let request = WriteRequest { ops, reply };
+        self.queue(WriteRequest {
+            ops,
+            parts: None,
+            reply,
+        });
+    }
+
+    /// Queues a write request whose operations arrive in parts from `parts`, so the writer
+    /// applies the first parts while the sender is still preparing the next ones. The request is
+    /// still one unit: it commits only after its [`RequestPart::End`], in one transaction with
+    /// everything it holds, and if the sender hangs up before the `End` (or any part fails)
+    /// nothing of it is written and `reply` gets [`WriteError::Abandoned`] (or the part's error).
+    ///
+    /// The writer waits for the parts while holding the database's write transaction, so the
+    /// sender must produce them promptly from data it already has (never from a network peer)
+    /// and must never wait for a write to this database.
+    pub fn write_in_parts_async(&self, parts: Receiver<RequestPart>, reply: WriteCallback) {
+        self.queue(WriteRequest {
+            ops: Vec::new(),
+            parts: Some(parts),
+            reply,
+        });
+    }
+
+    fn queue(&self, request: WriteRequest) {
         let sent = match &*lock(&self.sender) {
             Some(sender) => sender.send(request).map_err(|it| it.0),
             None => Err(request),
@@ -319,10 +355,10 @@ impl Writer {
     /// Commits a group of requests in one transaction. A request that fails on its own content
     /// is answered with its error and the group is applied again without it, so no partial
     /// request is ever committed.
-    fn commit_group(&self, group: Vec<WriteRequest>) {
+    fn commit_group(&self, mut group: Vec<WriteRequest>) {
         let mut failed: Vec<Option<WriteError>> = group.iter().map(|_| None).collect();
         let outcome = loop {
-            match self.try_commit(&group, &failed) {
+            match self.try_commit(&mut group, &failed) {
                 Ok(Attempt::Committed(results, notice)) => break Ok((results, notice)),
                 Ok(Attempt::RequestFailed(idx, error)) => failed[idx] = Some(error),
                 Err(error) => break Err(error),
@@ -361,7 +397,7 @@ impl Writer {
 
     fn try_commit(
         &self,
-        group: &[WriteRequest],
+        group: &mut [WriteRequest],
         failed: &[Option<WriteError>],
     ) -> Result<Attempt, StorageError> {
         let mut txn = self.redb.begin_write()?;
@@ -370,12 +406,12 @@ impl Writer {
         let mut results = Vec::with_capacity(group.len());
         let (new_last_etag, collections, wrote_records) = {
             let mut applier = Applier::open(&txn, &self.db_id, last_etag)?;
-            for (idx, request) in group.iter().enumerate() {
+            for (idx, request) in group.iter_mut().enumerate() {
                 if failed[idx].is_some() {
                     results.push(Vec::new());
                     continue;
                 }
-                match applier.apply(&request.ops) {
+                match apply_request(&mut applier, request) {
                     Ok(it) => results.push(it),
                     Err(WriteError::Storage(error)) => return Err(error),
                     Err(error) if error.is_request_error() => {
@@ -429,6 +465,38 @@ impl Writer {
             }
         }
     }
+}
+
+/// Applies one request: the operations it holds, then (for a request in parts) each part as it
+/// arrives, kept in the request so that a retry of the group applies them again. A request that
+/// fails stops listening to its sender, who learns it when its next send fails.
+fn apply_request(
+    applier: &mut Applier<'_>,
+    request: &mut WriteRequest,
+) -> Result<Vec<WriteResult>, WriteError> {
+    let outcome = apply_request_parts(applier, request);
+    if outcome.is_err() {
+        request.parts = None;
+    }
+    outcome
+}
+
+fn apply_request_parts(
+    applier: &mut Applier<'_>,
+    request: &mut WriteRequest,
+) -> Result<Vec<WriteResult>, WriteError> {
+    let mut results = applier.apply(&request.ops)?;
+    while let Some(parts) = &request.parts {
+        match parts.recv() {
+            Ok(RequestPart::Ops(ops)) => {
+                results.extend(applier.apply_more(&ops)?);
+                request.ops.extend(ops);
+            }
+            Ok(RequestPart::End) => request.parts = None,
+            Err(_) => return Err(WriteError::Abandoned),
+        }
+    }
+    Ok(results)
 }
 
 enum Attempt {

@@ -299,6 +299,11 @@ impl<'txn> Applier<'txn> {
     /// of the request may already be applied.
     pub fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, WriteError> {
         self.generated_ids.clear();
+        self.apply_more(ops)
+    }
+
+    /// Applies more operations of the request [`Applier::apply`] began (a request in parts).
+    pub fn apply_more(&mut self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, WriteError> {
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             let result = match op {
