@@ -36,6 +36,10 @@ pub struct CommitNotice {
 /// Called with the result of a write request once it is durable (or failed).
 pub type WriteCallback = Box<dyn FnOnce(Result<Vec<WriteResult>, WriteError>) + Send>;
 
+/// Called with the results of a request in parts, one list per part, once it is durable (or
+/// failed). Kept per part so the writer never grows one long list as the parts come in.
+pub type PartsCallback = Box<dyn FnOnce(Result<Vec<Vec<WriteResult>>, WriteError>) + Send>;
+
 type Subscriber = Arc<dyn Fn(&CommitNotice) + Send + Sync>;
 
 /// One part of a write request handed to the writer in parts ([`Database::write_in_parts_async`]).
@@ -48,11 +52,37 @@ pub enum RequestPart {
 }
 
 struct WriteRequest {
-    /// The operations received so far (all of them once `parts` is `None`).
-    ops: Vec<WriteOp>,
+    /// The operations received so far, one list per part (a whole request is one part).
+    parts: Vec<Vec<WriteOp>>,
     /// Where the rest of a request in parts comes from, until its `End`.
-    parts: Option<Receiver<RequestPart>>,
-    reply: WriteCallback,
+    more: Option<Receiver<RequestPart>>,
+    reply: Reply,
+}
+
+impl WriteRequest {
+    fn n_ops(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+}
+
+enum Reply {
+    Whole(WriteCallback),
+    InParts(PartsCallback),
+}
+
+impl Reply {
+    fn send(self, outcome: Result<Vec<Vec<WriteResult>>, WriteError>) {
+        match self {
+            Reply::InParts(reply) => reply(outcome),
+            Reply::Whole(reply) => reply(outcome.map(|mut parts| {
+                if parts.len() == 1 {
+                    parts.pop().unwrap_or_default()
+                } else {
+                    parts.concat()
+                }
+            })),
+        }
+    }
 }
 
 /// An open database. Cheap to share through `Arc`; reads run on the caller's thread, writes
@@ -209,9 +239,9 @@ impl Database {
     /// does not affect the others.
     pub fn write_async(&self, ops: Vec<WriteOp>, reply: WriteCallback) {
         self.queue(WriteRequest {
-            ops,
-            parts: None,
-            reply,
+            parts: vec![ops],
+            more: None,
+            reply: Reply::Whole(reply),
         });
     }
 
@@ -220,15 +250,16 @@ impl Database {
     /// still one unit: it commits only after its [`RequestPart::End`], in one transaction with
     /// everything it holds, and if the sender hangs up before the `End` (or any part fails)
     /// nothing of it is written and `reply` gets [`WriteError::Abandoned`] (or the part's error).
+    /// The results come one list per part.
     ///
     /// The writer waits for the parts while holding the database's write transaction, so the
     /// sender must produce them promptly from data it already has (never from a network peer)
     /// and must never wait for a write to this database.
-    pub fn write_in_parts_async(&self, parts: Receiver<RequestPart>, reply: WriteCallback) {
+    pub fn write_in_parts_async(&self, parts: Receiver<RequestPart>, reply: PartsCallback) {
         self.queue(WriteRequest {
-            ops: Vec::new(),
-            parts: Some(parts),
-            reply,
+            parts: Vec::new(),
+            more: Some(parts),
+            reply: Reply::InParts(reply),
         });
     }
 
@@ -238,7 +269,7 @@ impl Database {
             None => Err(request),
         };
         if let Err(request) = sent {
-            (request.reply)(Err(WriteError::Closed {
+            request.reply.send(Err(WriteError::Closed {
                 name: self.name.clone(),
             }));
         }
@@ -339,13 +370,13 @@ struct Writer {
 impl Writer {
     fn run(self, receiver: Receiver<WriteRequest>) {
         while let Ok(first) = receiver.recv() {
-            let mut n_ops = first.ops.len();
+            let mut n_ops = first.n_ops();
             let mut group = vec![first];
             while group.len() < MAX_MERGED_REQUESTS && n_ops < MAX_MERGED_OPS {
                 let Ok(next) = receiver.try_recv() else {
                     break;
                 };
-                n_ops += next.ops.len();
+                n_ops += next.n_ops();
                 group.push(next);
             }
             self.commit_group(group);
@@ -375,8 +406,8 @@ impl Writer {
                     group.into_iter().zip(failed).zip(results.iter_mut())
                 {
                     match error {
-                        Some(error) => (request.reply)(Err(error)),
-                        None => (request.reply)(Ok(std::mem::take(result))),
+                        Some(error) => request.reply.send(Err(error)),
+                        None => request.reply.send(Ok(std::mem::take(result))),
                     }
                 }
             }
@@ -389,7 +420,7 @@ impl Writer {
                             message.clone(),
                         )))
                     });
-                    (request.reply)(Err(error));
+                    request.reply.send(Err(error));
                 }
             }
         }
@@ -467,16 +498,16 @@ impl Writer {
     }
 }
 
-/// Applies one request: the operations it holds, then (for a request in parts) each part as it
+/// Applies one request: the parts it holds, then (for a request in parts) each part as it
 /// arrives, kept in the request so that a retry of the group applies them again. A request that
 /// fails stops listening to its sender, who learns it when its next send fails.
 fn apply_request(
     applier: &mut Applier<'_>,
     request: &mut WriteRequest,
-) -> Result<Vec<WriteResult>, WriteError> {
+) -> Result<Vec<Vec<WriteResult>>, WriteError> {
     let outcome = apply_request_parts(applier, request);
     if outcome.is_err() {
-        request.parts = None;
+        request.more = None;
     }
     outcome
 }
@@ -484,15 +515,19 @@ fn apply_request(
 fn apply_request_parts(
     applier: &mut Applier<'_>,
     request: &mut WriteRequest,
-) -> Result<Vec<WriteResult>, WriteError> {
-    let mut results = applier.apply(&request.ops)?;
-    while let Some(parts) = &request.parts {
-        match parts.recv() {
+) -> Result<Vec<Vec<WriteResult>>, WriteError> {
+    applier.begin_request();
+    let mut results = Vec::with_capacity(request.parts.len());
+    for ops in &request.parts {
+        results.push(applier.apply(ops)?);
+    }
+    while let Some(more) = &request.more {
+        match more.recv() {
             Ok(RequestPart::Ops(ops)) => {
-                results.extend(applier.apply_more(&ops)?);
-                request.ops.extend(ops);
+                results.push(applier.apply(&ops)?);
+                request.parts.push(ops);
             }
-            Ok(RequestPart::End) => request.parts = None,
+            Ok(RequestPart::End) => request.more = None,
             Err(_) => return Err(WriteError::Abandoned),
         }
     }
@@ -500,6 +535,7 @@ fn apply_request_parts(
 }
 
 enum Attempt {
-    Committed(Vec<Vec<WriteResult>>, Option<CommitNotice>),
+    /// Per request, its results per part.
+    Committed(Vec<Vec<Vec<WriteResult>>>, Option<CommitNotice>),
     RequestFailed(usize, WriteError),
 }

@@ -54,12 +54,13 @@ pub(crate) async fn bulk_docs(
 }
 
 /// Parses the batch on a blocking thread and hands its operations to the database's writer in
-/// parts as they are parsed (see the module comment); returns once the batch is durable.
+/// parts as they are parsed (see the module comment); returns the results, per part, once the
+/// batch is durable.
 async fn write_in_parts(
     database: &Arc<Database>,
     body: Bytes,
     streams: VecDeque<AttachmentStream>,
-) -> Result<Vec<WriteResult>, ApiError> {
+) -> Result<Vec<Vec<WriteResult>>, ApiError> {
     let (part_sender, part_receiver) = sync_channel(PARTS_IN_FLIGHT);
     let (reply_sender, reply_receiver) = tokio::sync::oneshot::channel();
     database.write_in_parts_async(
@@ -419,10 +420,11 @@ pub(crate) fn put_operation(
 
 /// Writes the `{"Results": [...]}` answer by hand: a batch of thousands of puts should not
 /// build a JSON tree just to print it.
-fn results_json(results: &[WriteResult]) -> String {
-    let mut out = String::with_capacity(results.len() * 160 + 16);
+fn results_json(parts: &[Vec<WriteResult>]) -> String {
+    let n_results: usize = parts.iter().map(Vec::len).sum();
+    let mut out = String::with_capacity(n_results * 160 + 16);
     out.push_str("{\"Results\":[");
-    for (idx, result) in results.iter().enumerate() {
+    for (idx, result) in parts.iter().flatten().enumerate() {
         if idx > 0 {
             out.push(',');
         }
