@@ -7,32 +7,39 @@ use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::time::Duration;
 
 use corvid_store::{Database, PutDocument, RequestPart, Storage, WriteError, WriteOp, WriteResult};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 type Outcome = Result<Vec<WriteResult>, WriteError>;
 
 fn put(id: &str, name: &str) -> WriteOp {
-    let document = json!({"Name": name, "@metadata": {"@collection": "Users"}});
-    let Value::Object(document) = document else {
-        panic!("not an object");
-    };
-    WriteOp::Put(PutDocument::new(id, document, None).expect("valid document"))
+    WriteOp::Put(PutDocument::new(id, user(name), None).expect("valid document"))
 }
 
 fn put_expecting(id: &str, change_vector: &str) -> WriteOp {
-    let document = json!({"Name": "conditional", "@metadata": {"@collection": "Users"}});
-    let Value::Object(document) = document else {
-        panic!("not an object");
-    };
-    WriteOp::Put(
-        PutDocument::new(id, document, Some(change_vector.to_owned())).expect("valid document"),
-    )
+    let expected = Some(change_vector.to_owned());
+    WriteOp::Put(PutDocument::new(id, user("conditional"), expected).expect("valid document"))
+}
+
+fn user(name: &str) -> Map<String, Value> {
+    match json!({"Name": name, "@metadata": {"@collection": "Users"}}) {
+        Value::Object(it) => it,
+        _ => unreachable!("a JSON object literal"),
+    }
 }
 
 fn setup() -> (tempfile::TempDir, Storage, Arc<Database>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let storage = Storage::open(dir.path()).expect("storage");
     let database = storage.create_database("Parts").expect("database");
+    (dir, storage, database)
+}
+
+/// A database holding `users/0` at etag 1, for writes that expect another change vector.
+fn setup_holding_users_0() -> (tempfile::TempDir, Storage, Arc<Database>) {
+    let (dir, storage, database) = setup();
+    database
+        .write(vec![put("users/0", "zero")])
+        .expect("written");
     (dir, storage, database)
 }
 
@@ -141,10 +148,7 @@ fn a_request_whose_sender_hangs_up_before_the_end_writes_nothing() {
 
 #[test]
 fn a_failing_part_rolls_back_the_parts_before_it() {
-    let (_dir, _storage, database) = setup();
-    database
-        .write(vec![put("users/0", "zero")])
-        .expect("written");
+    let (_dir, _storage, database) = setup_holding_users_0();
     let (parts, outcome) = in_parts(&database, 2);
     parts
         .send(RequestPart::Ops(vec![
@@ -176,10 +180,7 @@ fn a_failing_part_rolls_back_the_parts_before_it() {
 
 #[test]
 fn a_request_in_parts_merges_with_whole_requests_and_survives_their_failures() {
-    let (_dir, _storage, database) = setup();
-    database
-        .write(vec![put("users/0", "zero")])
-        .expect("written");
+    let (_dir, _storage, database) = setup_holding_users_0();
     // The first request keeps the writer waiting, so everything after it queues up and is
     // merged into the next group: a request in parts, good requests and a failing one.
     // A rendezvous channel: the send returns once the writer took the part, so the first
