@@ -101,7 +101,8 @@ struct InsertArgs {
     /// instead of `bulk_docs` (see `bulk_insert_protocol.rs`).
     #[arg(long)]
     bulk_insert: bool,
-    /// With `--bulk-insert`: rounds, each with a fresh Corvid; the medians are compared.
+    /// Rounds, each Corvid then the baseline; the medians are compared. With `--bulk-insert`
+    /// each round starts a fresh Corvid; otherwise each round inserts into a fresh database.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// With `--bulk-insert`: the baseline server's process id, to report its memory.
@@ -379,18 +380,49 @@ async fn insert(args: InsertArgs) -> anyhow::Result<()> {
         (None, Some(server)) => server.url.clone(),
         (None, None) => bail!("no server to benchmark"),
     };
-    let corvid_rate = run_insert(&url, &bodies, args.docs, args.concurrency.max(1)).await?;
-    println!("corvid   {url}: {corvid_rate:>10.0} docs/s");
+    // Rounds of Corvid then the baseline, each into a fresh database: on the shared VM one
+    // measurement alone can be off by half, so the median of the rounds' ratios is reported.
+    let mut corvid_rates = Vec::new();
+    let mut baseline_rates = Vec::new();
+    let mut ratios = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        let load = sql_etl::load_average();
+        let corvid_rate = run_insert(&url, &bodies, args.docs, args.concurrency.max(1)).await?;
+        println!("round {round}: corvid   {url}: {corvid_rate:>10.0} docs/s (load average {load})");
+        corvid_rates.push(corvid_rate);
+        if let Some(baseline) = &args.baseline_url {
+            let load = sql_etl::load_average();
+            let baseline_rate =
+                run_insert(baseline, &bodies, args.docs, args.concurrency.max(1)).await?;
+            println!(
+                "round {round}: baseline {baseline}: {baseline_rate:>10.0} docs/s (load average {load}); ratio {:.2}x",
+                corvid_rate / baseline_rate
+            );
+            baseline_rates.push(baseline_rate);
+            ratios.push(corvid_rate / baseline_rate);
+        }
+    }
     if let Some(server) = &spawned
         && let Some((rss, hwm)) = memory_mib(server.child.id())
     {
         println!("corvid memory: {rss:.0} MiB resident now, {hwm:.0} MiB peak");
     }
-    if let Some(baseline) = &args.baseline_url {
-        let baseline_rate =
-            run_insert(baseline, &bodies, args.docs, args.concurrency.max(1)).await?;
-        println!("baseline {baseline}: {baseline_rate:>10.0} docs/s");
-        println!("ratio corvid/baseline: {:.2}x", corvid_rate / baseline_rate);
+    println!(
+        "corvid median: {:.0} docs/s",
+        sql_etl::median(&mut corvid_rates)
+    );
+    if !ratios.is_empty() {
+        let rounds: Vec<String> = ratios.iter().map(|it| format!("{it:.2}x")).collect();
+        println!(
+            "baseline median: {:.0} docs/s",
+            sql_etl::median(&mut baseline_rates)
+        );
+        println!(
+            "ratio corvid/baseline, median of {} rounds: {:.2}x (rounds: {})",
+            ratios.len(),
+            sql_etl::median(&mut ratios),
+            rounds.join(", ")
+        );
     }
     Ok(())
 }

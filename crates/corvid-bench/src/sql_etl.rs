@@ -1113,7 +1113,7 @@ impl Sql {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .map(|it| it.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -1159,7 +1159,7 @@ struct Round {
     bulk: Vec<Phase>,
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }

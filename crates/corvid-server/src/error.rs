@@ -102,7 +102,9 @@ impl From<WriteError> for ApiError {
             ),
             WriteError::InvalidId { .. }
             | WriteError::InvalidDocument { .. }
-            | WriteError::InvalidAttachmentName { .. } => ApiError::bad_request(error.to_string()),
+            | WriteError::InvalidAttachmentName { .. }
+            // A request's sender abandons it on bad input (and reports that input itself).
+            | WriteError::Abandoned => ApiError::bad_request(error.to_string()),
             WriteError::Closed { name } => ApiError::database_missing(name),
             WriteError::Storage(_) => ApiError::internal(error),
         }

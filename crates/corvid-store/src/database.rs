@@ -36,11 +36,53 @@ pub struct CommitNotice {
 /// Called with the result of a write request once it is durable (or failed).
 pub type WriteCallback = Box<dyn FnOnce(Result<Vec<WriteResult>, WriteError>) + Send>;
 
+/// Called with the results of a request in parts, one list per part, once it is durable (or
+/// failed). Kept per part so the writer never grows one long list as the parts come in.
+pub type PartsCallback = Box<dyn FnOnce(Result<Vec<Vec<WriteResult>>, WriteError>) + Send>;
+
 type Subscriber = Arc<dyn Fn(&CommitNotice) + Send + Sync>;
 
+/// One part of a write request handed to the writer in parts ([`Database::write_in_parts_async`]).
+#[derive(Debug)]
+pub enum RequestPart {
+    /// The next operations of the request, in order.
+    Ops(Vec<WriteOp>),
+    /// The request is complete: it may commit.
+    End,
+}
+
 struct WriteRequest {
-    ops: Vec<WriteOp>,
-    reply: WriteCallback,
+    /// The operations received so far, one list per part (a whole request is one part).
+    parts: Vec<Vec<WriteOp>>,
+    /// Where the rest of a request in parts comes from, until its `End`.
+    more: Option<Receiver<RequestPart>>,
+    reply: Reply,
+}
+
+impl WriteRequest {
+    fn n_ops(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+}
+
+enum Reply {
+    Whole(WriteCallback),
+    InParts(PartsCallback),
+}
+
+impl Reply {
+    fn send(self, outcome: Result<Vec<Vec<WriteResult>>, WriteError>) {
+        match self {
+            Reply::InParts(reply) => reply(outcome),
+            Reply::Whole(reply) => reply(outcome.map(|mut parts| {
+                if parts.len() == 1 {
+                    parts.pop().unwrap_or_default()
+                } else {
+                    parts.concat()
+                }
+            })),
+        }
+    }
 }
 
 /// An open database. Cheap to share through `Arc`; reads run on the caller's thread, writes
@@ -196,13 +238,38 @@ impl Database {
     /// are merged into one transaction; a request that fails applies none of its operations and
     /// does not affect the others.
     pub fn write_async(&self, ops: Vec<WriteOp>, reply: WriteCallback) {
-        let request = WriteRequest { ops, reply };
+        self.queue(WriteRequest {
+            parts: vec![ops],
+            more: None,
+            reply: Reply::Whole(reply),
+        });
+    }
+
+    /// Queues a write request whose operations arrive in parts from `parts`, so the writer
+    /// applies the first parts while the sender is still preparing the next ones. The request is
+    /// still one unit: it commits only after its [`RequestPart::End`], in one transaction with
+    /// everything it holds, and if the sender hangs up before the `End` (or any part fails)
+    /// nothing of it is written and `reply` gets [`WriteError::Abandoned`] (or the part's error).
+    /// The results come one list per part.
+    ///
+    /// The writer waits for the parts while holding the database's write transaction, so the
+    /// sender must produce them promptly from data it already has (never from a network peer)
+    /// and must never wait for a write to this database.
+    pub fn write_in_parts_async(&self, parts: Receiver<RequestPart>, reply: PartsCallback) {
+        self.queue(WriteRequest {
+            parts: Vec::new(),
+            more: Some(parts),
+            reply: Reply::InParts(reply),
+        });
+    }
+
+    fn queue(&self, request: WriteRequest) {
         let sent = match &*lock(&self.sender) {
             Some(sender) => sender.send(request).map_err(|it| it.0),
             None => Err(request),
         };
         if let Err(request) = sent {
-            (request.reply)(Err(WriteError::Closed {
+            request.reply.send(Err(WriteError::Closed {
                 name: self.name.clone(),
             }));
         }
@@ -303,13 +370,13 @@ struct Writer {
 impl Writer {
     fn run(self, receiver: Receiver<WriteRequest>) {
         while let Ok(first) = receiver.recv() {
-            let mut n_ops = first.ops.len();
+            let mut n_ops = first.n_ops();
             let mut group = vec![first];
             while group.len() < MAX_MERGED_REQUESTS && n_ops < MAX_MERGED_OPS {
                 let Ok(next) = receiver.try_recv() else {
                     break;
                 };
-                n_ops += next.ops.len();
+                n_ops += next.n_ops();
                 group.push(next);
             }
             self.commit_group(group);
@@ -319,10 +386,10 @@ impl Writer {
     /// Commits a group of requests in one transaction. A request that fails on its own content
     /// is answered with its error and the group is applied again without it, so no partial
     /// request is ever committed.
-    fn commit_group(&self, group: Vec<WriteRequest>) {
+    fn commit_group(&self, mut group: Vec<WriteRequest>) {
         let mut failed: Vec<Option<WriteError>> = group.iter().map(|_| None).collect();
         let outcome = loop {
-            match self.try_commit(&group, &failed) {
+            match self.try_commit(&mut group, &failed) {
                 Ok(Attempt::Committed(results, notice)) => break Ok((results, notice)),
                 Ok(Attempt::RequestFailed(idx, error)) => failed[idx] = Some(error),
                 Err(error) => break Err(error),
@@ -339,8 +406,8 @@ impl Writer {
                     group.into_iter().zip(failed).zip(results.iter_mut())
                 {
                     match error {
-                        Some(error) => (request.reply)(Err(error)),
-                        None => (request.reply)(Ok(std::mem::take(result))),
+                        Some(error) => request.reply.send(Err(error)),
+                        None => request.reply.send(Ok(std::mem::take(result))),
                     }
                 }
             }
@@ -353,7 +420,7 @@ impl Writer {
                             message.clone(),
                         )))
                     });
-                    (request.reply)(Err(error));
+                    request.reply.send(Err(error));
                 }
             }
         }
@@ -361,7 +428,7 @@ impl Writer {
 
     fn try_commit(
         &self,
-        group: &[WriteRequest],
+        group: &mut [WriteRequest],
         failed: &[Option<WriteError>],
     ) -> Result<Attempt, StorageError> {
         let mut txn = self.redb.begin_write()?;
@@ -370,12 +437,12 @@ impl Writer {
         let mut results = Vec::with_capacity(group.len());
         let (new_last_etag, collections, wrote_records) = {
             let mut applier = Applier::open(&txn, &self.db_id, last_etag)?;
-            for (idx, request) in group.iter().enumerate() {
+            for (idx, request) in group.iter_mut().enumerate() {
                 if failed[idx].is_some() {
                     results.push(Vec::new());
                     continue;
                 }
-                match applier.apply(&request.ops) {
+                match apply_request(&mut applier, request) {
                     Ok(it) => results.push(it),
                     Err(WriteError::Storage(error)) => return Err(error),
                     Err(error) if error.is_request_error() => {
@@ -431,7 +498,44 @@ impl Writer {
     }
 }
 
+/// Applies one request: the parts it holds, then (for a request in parts) each part as it
+/// arrives, kept in the request so that a retry of the group applies them again. A request that
+/// fails stops listening to its sender, who learns it when its next send fails.
+fn apply_request(
+    applier: &mut Applier<'_>,
+    request: &mut WriteRequest,
+) -> Result<Vec<Vec<WriteResult>>, WriteError> {
+    let outcome = apply_request_parts(applier, request);
+    if outcome.is_err() {
+        request.more = None;
+    }
+    outcome
+}
+
+fn apply_request_parts(
+    applier: &mut Applier<'_>,
+    request: &mut WriteRequest,
+) -> Result<Vec<Vec<WriteResult>>, WriteError> {
+    applier.begin_request();
+    let mut results = Vec::with_capacity(request.parts.len());
+    for ops in &request.parts {
+        results.push(applier.apply(ops)?);
+    }
+    while let Some(more) = &request.more {
+        match more.recv() {
+            Ok(RequestPart::Ops(ops)) => {
+                results.push(applier.apply(&ops)?);
+                request.parts.push(ops);
+            }
+            Ok(RequestPart::End) => request.more = None,
+            Err(_) => return Err(WriteError::Abandoned),
+        }
+    }
+    Ok(results)
+}
+
 enum Attempt {
-    Committed(Vec<Vec<WriteResult>>, Option<CommitNotice>),
+    /// Per request, its results per part.
+    Committed(Vec<Vec<Vec<WriteResult>>>, Option<CommitNotice>),
     RequestFailed(usize, WriteError),
 }

@@ -79,6 +79,10 @@ pub enum WriteError {
         name: String,
         reason: &'static str,
     },
+    /// A request sent in parts ended without its `End`: its sender gave up (e.g. a later part
+    /// was malformed), so none of it is written.
+    #[error("the write request was abandoned before it was complete")]
+    Abandoned,
     /// The database was deleted or closed while the request waited.
     #[error("database `{name}` is closed")]
     Closed { name: String },

@@ -44,7 +44,9 @@ mod tables;
 mod time;
 mod write;
 
-pub use database::{CommitNotice, Database, Subscription, WriteCallback};
+pub use database::{
+    CommitNotice, Database, PartsCallback, RequestPart, Subscription, WriteCallback,
+};
 pub use error::{OpenError, ReadError, StorageError, WriteError};
 pub use ids::{EMPTY_COLLECTION, HILO_COLLECTION, IdRequest, MAX_ID_BYTES, key_of, validate_id};
 pub use record::{

@@ -295,10 +295,14 @@ impl<'txn> Applier<'txn> {
         })
     }
 
-    /// Applies one request. On error the caller must abort the transaction: some operations
-    /// of the request may already be applied.
-    pub fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, WriteError> {
+    /// Starts a request; its operations follow through [`Applier::apply`], in one or more calls.
+    pub fn begin_request(&mut self) {
         self.generated_ids.clear();
+    }
+
+    /// Applies operations of the request [`Applier::begin_request`] started. On error the caller
+    /// must abort the transaction: some operations of the request may already be applied.
+    pub fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, WriteError> {
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
             let result = match op {

@@ -1,30 +1,42 @@
 //! `POST /databases/{db}/bulk_docs`: a batch of commands applied in one transaction, all or
 //! nothing. JSON bodies, or `multipart/form-data` when attachments travel with the batch.
+//!
+//! The body is received whole first (a slow client never holds the database's writer), then
+//! parsed on a blocking thread and handed to the writer in parts as they are parsed: the writer
+//! applies the first commands while the rest are parsed, and commits the batch once the last
+//! part is in. An invalid command anywhere fails the whole batch, and nothing of it is written.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::sync_channel;
 
-use axum::body::Body;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
-use corvid_store::{PutDocument, WriteOp, WriteResult, push_json_string, validate_id};
-use serde::Deserialize;
+use corvid_store::{
+    Database, PutDocument, RequestPart, WriteOp, WriteResult, push_json_string, validate_id,
+};
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::http::{json_text, read_body, write};
-use crate::state::AppState;
+use crate::extract::{BodyBytes, Db};
+use crate::http::json_text;
+
+/// Commands per part handed to the writer: few enough that the writer starts soon after the
+/// body arrives, enough that handing a part over costs little per command.
+const PART_COMMANDS: usize = 128;
+/// Parts parsed ahead of the writer. The body is in memory already, so this only bounds the
+/// operations built ahead of it.
+const PARTS_IN_FLIGHT: usize = 4;
 
 pub(crate) async fn bulk_docs(
-    State(state): State<AppState>,
-    Path(db): Path<String>,
+    Db(database): Db,
     headers: HeaderMap,
-    body: Body,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Response, ApiError> {
-    let database = state.database(&db)?;
-    let bytes = read_body(body, state.options().max_body_bytes).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|it| it.to_str().ok())
@@ -37,9 +49,53 @@ pub(crate) async fn bulk_docs(
     if crate::patch::batch::may_hold_patches(&main) {
         return crate::patch::batch::bulk_docs_with_patches(&database, &main, streams).await;
     }
-    let ops = parse_commands(&main, streams)?;
-    let results = write(&database, ops).await?;
+    let results = write_in_parts(&database, main, streams).await?;
     Ok(json_text(StatusCode::CREATED, results_json(&results)))
+}
+
+/// Parses the batch on a blocking thread and hands its operations to the database's writer in
+/// parts as they are parsed (see the module comment); returns the results, per part, once the
+/// batch is durable.
+async fn write_in_parts(
+    database: &Arc<Database>,
+    body: Bytes,
+    streams: VecDeque<AttachmentStream>,
+) -> Result<Vec<Vec<WriteResult>>, ApiError> {
+    let (part_sender, part_receiver) = sync_channel(PARTS_IN_FLIGHT);
+    let (reply_sender, reply_receiver) = tokio::sync::oneshot::channel();
+    database.write_in_parts_async(
+        part_receiver,
+        Box::new(move |result| {
+            let _ = reply_sender.send(result);
+        }),
+    );
+    let parsed = tokio::task::spawn_blocking(move || {
+        // Once the writer stops listening (a command failed there), the rest is still parsed:
+        // a malformed body is reported as such whatever the writer found first.
+        let mut writer_listening = true;
+        let parsed = parse_commands_in_parts(&body, streams, PART_COMMANDS, |ops| {
+            writer_listening = writer_listening && part_sender.send(RequestPart::Ops(ops)).is_ok();
+        });
+        if parsed.is_ok() {
+            let _ = part_sender.send(RequestPart::End);
+        }
+        // Without the `End`, dropping the sender abandons the request: nothing is written.
+        parsed
+    })
+    .await;
+    match parsed {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => return Err(error),
+        Err(error) => {
+            return Err(ApiError::internal(format!(
+                "parsing the batch failed: {error}"
+            )));
+        }
+    }
+    match reply_receiver.await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(ApiError::database_missing(database.name())),
+    }
 }
 
 /// An attachment part of a multipart batch.
@@ -88,13 +144,6 @@ async fn split_multipart(
     Ok((main, streams))
 }
 
-/// The batch body, parsed in one pass; documents stay raw JSON text.
-#[derive(Deserialize)]
-struct BatchIn<'a> {
-    #[serde(rename = "Commands", borrow)]
-    commands: Option<Vec<CommandIn<'a>>>,
-}
-
 /// The fields of a command Corvid reads, in `bulk_docs` and in bulk insert streams; documents
 /// stay raw JSON text.
 #[derive(Deserialize)]
@@ -118,31 +167,150 @@ pub(crate) struct CommandIn<'a> {
     pub content_length: Option<u64>,
 }
 
-/// Parses `{"Commands": [...]}` into store operations. Any invalid command fails the whole
-/// batch before anything is written.
-pub(crate) fn parse_commands(
+/// Parses `{"Commands": [...]}` into store operations, handing them to `deliver` in parts of
+/// at most `part_size` commands as they are parsed. Any invalid command fails the whole batch;
+/// the caller must then discard the parts delivered before it.
+pub(crate) fn parse_commands_in_parts(
     body: &[u8],
-    mut streams: VecDeque<AttachmentStream>,
-) -> Result<Vec<WriteOp>, ApiError> {
+    streams: VecDeque<AttachmentStream>,
+    part_size: usize,
+    deliver: impl FnMut(Vec<WriteOp>),
+) -> Result<(), ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("malformed JSON: the body is not UTF-8"))?;
-    let batch: BatchIn<'_> = serde_json::from_str(text)
-        .map_err(|error| ApiError::bad_request(format!("malformed batch: {error}")))?;
-    let Some(commands) = batch.commands else {
-        return Err(ApiError::bad_request("`Commands` is required"));
+    let mut sink = CommandSink {
+        streams,
+        part: Vec::with_capacity(part_size),
+        part_size: part_size.max(1),
+        deliver,
+        n_commands: 0,
+        commands_key_seen: false,
+        commands_given: false,
+        command_error: None,
     };
-    let mut ops = Vec::with_capacity(commands.len());
-    for (idx, command) in commands.into_iter().enumerate() {
-        ops.push(parse_command(idx, command, &mut streams)?);
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let outcome = BatchSeed(&mut sink)
+        .deserialize(&mut deserializer)
+        .and_then(|()| deserializer.end());
+    if let Some(error) = sink.command_error.take() {
+        return Err(error);
     }
-
-    if !streams.is_empty() {
+    outcome.map_err(|error| ApiError::bad_request(format!("malformed batch: {error}")))?;
+    if !sink.commands_given {
+        return Err(ApiError::bad_request("`Commands` is required"));
+    }
+    if !sink.streams.is_empty() {
         return Err(ApiError::bad_request(format!(
             "{} attachment streams have no AttachmentPUT command",
-            streams.len()
+            sink.streams.len()
         )));
     }
-    Ok(ops)
+    if !sink.part.is_empty() {
+        (sink.deliver)(std::mem::take(&mut sink.part));
+    }
+    Ok(())
+}
+
+/// Where [`parse_commands_in_parts`] collects operations while serde walks the body.
+struct CommandSink<F> {
+    streams: VecDeque<AttachmentStream>,
+    part: Vec<WriteOp>,
+    part_size: usize,
+    deliver: F,
+    n_commands: usize,
+    commands_key_seen: bool,
+    commands_given: bool,
+    /// The first invalid command; serde only carries a placeholder error out.
+    command_error: Option<ApiError>,
+}
+
+impl<F: FnMut(Vec<WriteOp>)> CommandSink<F> {
+    fn push(&mut self, command: CommandIn<'_>) -> Result<(), ApiError> {
+        let op = parse_command(self.n_commands, command, &mut self.streams)?;
+        self.n_commands += 1;
+        self.part.push(op);
+        if self.part.len() >= self.part_size {
+            let full = std::mem::replace(&mut self.part, Vec::with_capacity(self.part_size));
+            (self.deliver)(full);
+        }
+        Ok(())
+    }
+}
+
+/// The batch object: `Commands` goes to the sink, other keys are skipped.
+struct BatchSeed<'s, F>(&'s mut CommandSink<F>);
+
+impl<'de, F: FnMut(Vec<WriteOp>)> DeserializeSeed<'de> for BatchSeed<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(Vec<WriteOp>)> Visitor<'de> for BatchSeed<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a batch object with `Commands`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "Commands" {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if self.0.commands_key_seen {
+                return Err(A::Error::custom("duplicate field `Commands`"));
+            }
+            self.0.commands_key_seen = true;
+            map.next_value_seed(CommandsSeed(&mut *self.0))?;
+        }
+        Ok(())
+    }
+}
+
+/// The `Commands` array (or `null`, which counts as missing).
+struct CommandsSeed<'s, F>(&'s mut CommandSink<F>);
+
+impl<'de, F: FnMut(Vec<WriteOp>)> DeserializeSeed<'de> for CommandsSeed<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de, F: FnMut(Vec<WriteOp>)> Visitor<'de> for CommandsSeed<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an array of commands")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.commands_given = true;
+        while let Some(command) = seq.next_element::<CommandIn<'de>>()? {
+            if let Err(error) = self.0.push(command) {
+                self.0.command_error = Some(error);
+                return Err(A::Error::custom("invalid command"));
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn parse_command(
@@ -252,10 +420,11 @@ pub(crate) fn put_operation(
 
 /// Writes the `{"Results": [...]}` answer by hand: a batch of thousands of puts should not
 /// build a JSON tree just to print it.
-fn results_json(results: &[WriteResult]) -> String {
-    let mut out = String::with_capacity(results.len() * 160 + 16);
+fn results_json(parts: &[Vec<WriteResult>]) -> String {
+    let n_results: usize = parts.iter().map(Vec::len).sum();
+    let mut out = String::with_capacity(n_results * 160 + 16);
     out.push_str("{\"Results\":[");
-    for (idx, result) in results.iter().enumerate() {
+    for (idx, result) in parts.iter().flatten().enumerate() {
         if idx > 0 {
             out.push(',');
         }
