@@ -198,7 +198,10 @@ impl<R: Read> CommandReader<R> {
                 Some(Err(error)) => error,
                 None => return Err(self.malformed("expected a command object")),
             };
-            if !error.is_eof() || self.input_ended {
+            // A buffer cut inside a number (`1.`, `1e`) is a syntax error to serde_json, not an
+            // EOF: only an object whose closing brace has arrived is really malformed.
+            let cut_short = error.is_eof() || !object_is_complete(available);
+            if !cut_short || self.input_ended {
                 return Err(self.malformed(format!("command {}: {error}", self.n_commands)));
             }
             let n_available = available.len();
@@ -351,6 +354,37 @@ fn unsupported(idx: u64, feature: &str) -> ApiError {
     )
 }
 
+/// Whether `bytes`, which start with a JSON object's `{`, hold that object's closing `}`:
+/// braces are counted outside strings, escapes respected.
+fn object_is_complete(bytes: &[u8]) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in bytes {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +443,20 @@ mod tests {
             assert_eq!(
                 read_all(BODY.as_bytes(), piece).expect("valid body"),
                 expected,
+                "pieces of {piece}"
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_cut_anywhere_read_the_same() {
+        // serde_json calls `1.` or `1e` at the end of its input a syntax error, not an EOF.
+        let body =
+            br#"[{"Id":"n/1","Type":"PUT","Document":{"A":1.5e3,"B":-2.25E-7,"C":[10,0.5]}}]"#;
+        for piece in 1..body.len() {
+            assert_eq!(
+                read_all(body, piece).expect("valid body"),
+                vec!["put n/1"],
                 "pieces of {piece}"
             );
         }
