@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use corvid_store::{Database, WriteOp, WriteResult};
+use corvid_store::{Database, WriteError, WriteOp, WriteResult};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorBody};
@@ -252,6 +252,15 @@ pub(crate) async fn write(
     database: &Arc<Database>,
     ops: Vec<WriteOp>,
 ) -> Result<Vec<WriteResult>, ApiError> {
+    Ok(write_keeping_error(database, ops).await??)
+}
+
+/// [`write`], keeping the store's own error for callers whose next step depends on its kind
+/// (a patch planned again after a concurrent change).
+pub(crate) async fn write_keeping_error(
+    database: &Arc<Database>,
+    ops: Vec<WriteOp>,
+) -> Result<Result<Vec<WriteResult>, WriteError>, ApiError> {
     let (sender, receiver) = tokio::sync::oneshot::channel();
     database.write_async(
         ops,
@@ -259,10 +268,9 @@ pub(crate) async fn write(
             let _ = sender.send(result);
         }),
     );
-    match receiver.await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(ApiError::database_missing(database.name())),
-    }
+    receiver
+        .await
+        .map_err(|_| ApiError::database_missing(database.name()))
 }
 
 /// Returns the change vector a client sent in `If-Match`, without quotes. A header that is

@@ -163,7 +163,7 @@ pub(crate) async fn apply_transaction(
         if test {
             return Ok(finish(plan.slots, &[]));
         }
-        match write_ops(database, plan.ops).await? {
+        match crate::http::write_keeping_error(database, plan.ops).await? {
             Ok(results) => return Ok(finish(plan.slots, &results)),
             Err(WriteError::Concurrency { id, .. })
                 if plan.guarded.contains(&key_of(&id)) && attempt < MAX_ATTEMPTS =>
@@ -173,23 +173,6 @@ pub(crate) async fn apply_transaction(
             Err(error) => return Err(error.into()),
         }
     }
-}
-
-/// Sends `ops` to the writer; keeps the store's error, whose kind decides a retry.
-async fn write_ops(
-    database: &Arc<Database>,
-    ops: Vec<WriteOp>,
-) -> Result<Result<Vec<WriteResult>, WriteError>, ApiError> {
-    let (sender, receiver) = tokio::sync::oneshot::channel();
-    database.write_async(
-        ops,
-        Box::new(move |result| {
-            let _ = sender.send(result);
-        }),
-    );
-    receiver
-        .await
-        .map_err(|_| ApiError::internal("the database writer stopped before answering"))
 }
 
 fn finish(slots: Vec<Slot>, results: &[WriteResult]) -> Vec<ItemOutcome> {
