@@ -13,7 +13,7 @@ use corvid_store::Database;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-use crate::http::{QueryParams, parse_json_object, read_body};
+use crate::http::{QueryParams, parse_json_object, read_body, too_large};
 use crate::state::AppState;
 
 /// The database named by the route's `{db}` segment; an unknown one is RavenDB's 503
@@ -50,7 +50,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
-/// The whole body, at most `ServerOptions::max_body_bytes` (a larger one is a 413).
+/// The whole body, at most `ServerOptions::max_body_bytes` (a larger one is a 413). A body
+/// whose declared `Content-Length` is over the limit is refused before any of it is read.
 pub(crate) struct BodyBytes(pub Bytes);
 
 impl FromRequest<AppState> for BodyBytes {
@@ -58,6 +59,14 @@ impl FromRequest<AppState> for BodyBytes {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.options().max_body_bytes;
+        let declared = request
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|it| it.to_str().ok())
+            .and_then(|it| it.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(too_large(limit));
+        }
         Ok(BodyBytes(read_body(request.into_body(), limit).await?))
     }
 }

@@ -12,6 +12,7 @@
 mod changes;
 mod error;
 mod extract;
+mod guard;
 mod http;
 mod operations;
 mod patch;
@@ -23,6 +24,7 @@ use std::future::Future;
 
 pub use changes::ChangesOptions;
 pub use error::ApiError;
+pub use guard::RequestGuard;
 pub use routes::app;
 pub use state::{AppState, ServerOptions};
 

@@ -8,6 +8,7 @@ use corvid_store::{Database, Storage};
 
 use crate::changes::{ChangesHub, ChangesOptions};
 use crate::error::ApiError;
+use crate::guard::RequestGuard;
 use crate::operations::Operations;
 use crate::query::IndexRegistry;
 
@@ -21,6 +22,8 @@ pub struct ServerOptions {
     /// The memory all query auto indexes may use together, in bytes (estimated); past it the
     /// least recently used are dropped.
     pub query_index_max_bytes: usize,
+    /// Which `Host` names and web origins are served (see [`crate::guard`]).
+    pub guard: RequestGuard,
 }
 
 impl Default for ServerOptions {
@@ -29,6 +32,7 @@ impl Default for ServerOptions {
             max_body_bytes: 256 * 1024 * 1024,
             changes: ChangesOptions::default(),
             query_index_max_bytes: 1024 * 1024 * 1024,
+            guard: RequestGuard::default(),
         }
     }
 }

@@ -326,7 +326,7 @@ Change a document and watch it arrive. {order} has not shipped, so Shipping has 
   curl -s '{url}/databases/{SHIPPING}/docs?startsWith={order}/'
 Ship it: it leaves Shipping's database, and its row in the Orders table gets a ShippedAt.
   curl -s '{url}/databases/{SOURCE}/docs?id={order}' | python3 -c 'import json,sys; d=json.load(sys.stdin)["Results"][0]; d["ShippedAt"]="2026-01-01T10:00:00.0000000Z"; print(json.dumps(d))' > /tmp/order.json
-  curl -s -X PUT '{url}/databases/{SOURCE}/docs?id={order}' -d @/tmp/order.json
+  curl -s -X PUT '{url}/databases/{SOURCE}/docs?id={order}' --json @/tmp/order.json
   curl -s '{url}/databases/{SHIPPING}/docs?startsWith={order}/'
   sqlite3 {db} "SELECT Id, ShippedAt FROM Orders WHERE Id = '{order}'"
 

@@ -73,6 +73,14 @@ struct ServeArgs {
     /// indexes are dropped past it).
     #[arg(long, default_value_t = 1024)]
     query_index_max_mib: usize,
+    /// Host names served besides IP addresses and `localhost` (comma-separated; `*`: any).
+    /// Requests for other names are refused, which stops DNS-rebinding attacks from web pages.
+    #[arg(long, value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// Web origins (`https://studio.example.com`) allowed to change data besides the server's
+    /// own pages (comma-separated; `*`: any). Browsers' cross-origin writes are refused.
+    #[arg(long, value_delimiter = ',')]
+    allowed_origins: Vec<String>,
     #[command(flatten)]
     etl: EtlArgs,
 }
@@ -175,6 +183,8 @@ fn main() -> anyhow::Result<()> {
                 unsecured: false,
                 max_body_mib: 256,
                 query_index_max_mib: 1024,
+                allowed_hosts: Vec::new(),
+                allowed_origins: Vec::new(),
                 etl: args.etl.clone(),
             };
             let size = demo::SampleSize::with_orders(args.orders);
@@ -199,6 +209,8 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
     let options = ServerOptions {
         max_body_bytes: args.max_body_mib * 1024 * 1024,
         query_index_max_bytes: args.query_index_max_mib * 1024 * 1024,
+        guard: corvid_server::RequestGuard::from_lists(&args.allowed_hosts, &args.allowed_origins)
+            .map_err(anyhow::Error::msg)?,
         ..ServerOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -25,6 +25,7 @@ use axum::{Extension, Router};
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
+use crate::guard::guard_requests;
 use crate::http::render_errors;
 use crate::state::AppState;
 
@@ -150,6 +151,10 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
+        .layer(middleware::from_fn_with_state(
+            std::sync::Arc::new(state.options().guard.clone()),
+            guard_requests,
+        ))
         .layer(middleware::from_fn(render_errors))
         .layer(middleware::from_fn(trace_request))
         // Handlers enforce the configured limit themselves, with a JSON 413.
