@@ -58,6 +58,14 @@ pub enum ConfigError {
         transform: String,
         feature: &'static str,
     },
+    /// RavenDB's message, word for word (its clients and users know it).
+    #[error("No `loadTo<{noun}>()` method call found in '{transform}' script")]
+    NoLoadTo {
+        transform: String,
+        noun: &'static str,
+    },
+    #[error("{what} {reason}")]
+    InvalidName { what: &'static str, reason: String },
     #[error("{feature} is not supported yet")]
     Unsupported { feature: &'static str },
 }
@@ -81,13 +89,34 @@ pub struct ValidatedEtl {
     pub transforms: Vec<ValidatedTransform>,
 }
 
+/// The longest task, transformation or connection string name, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// Names are shown in lists, logs, metrics labels and error messages: they must be visible
+/// text of a sensible length.
+fn check_name(what: &'static str, name: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: String| Err(ConfigError::InvalidName { what, reason });
+    if name.trim().is_empty() {
+        return Err(ConfigError::Empty { what });
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return invalid(format!("is longer than {MAX_NAME_CHARS} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|it| it.is_control() || corvid_store::is_invisible_format_char(*it))
+    {
+        return invalid(format!(
+            "contains the invisible or control character U+{:04X}",
+            u32::from(c)
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a connection string on its own.
 pub fn validate_connection_string(connection: &ConnectionString) -> Result<(), ConfigError> {
-    if connection.name().trim().is_empty() {
-        return Err(ConfigError::Empty {
-            what: "the connection string `Name`",
-        });
-    }
+    check_name("the connection string `Name`", connection.name())?;
     check_connection_string(connection).map_err(|reason| ConfigError::InvalidConnectionString {
         name: connection.name().to_owned(),
         reason,
@@ -100,11 +129,7 @@ pub fn validate_etl(
     config: EtlConfiguration,
     connection_strings: &[ConnectionString],
 ) -> Result<ValidatedEtl, ConfigError> {
-    if config.name.trim().is_empty() {
-        return Err(ConfigError::Empty {
-            what: "the ETL task `Name`",
-        });
-    }
+    check_name("the ETL task `Name`", &config.name)?;
     let Some(connection) = connection_strings.iter().find(|it| {
         it.kind() == config.etl_type()
             && it
@@ -124,11 +149,7 @@ pub fn validate_etl(
     }
     let mut transforms = Vec::with_capacity(config.transforms.len());
     for (idx, transform) in config.transforms.iter().enumerate() {
-        if transform.name.trim().is_empty() {
-            return Err(ConfigError::Empty {
-                what: "a transformation `Name`",
-            });
-        }
+        check_name("a transformation `Name`", &transform.name)?;
         let duplicate = config.transforms[..idx]
             .iter()
             .any(|it| it.name.eq_ignore_ascii_case(&transform.name));
@@ -139,6 +160,12 @@ pub fn validate_etl(
             });
         }
         let validated = validate_transform(transform)?;
+        if !validated.analysis.is_empty && !validated.analysis.has_load_to {
+            return Err(ConfigError::NoLoadTo {
+                transform: validated.name,
+                noun: destination.load_target_noun(),
+            });
+        }
         destination.check_transform(&validated)?;
         transforms.push(validated);
     }

@@ -34,6 +34,9 @@ pub struct ScriptAnalysis {
     /// first appearance, de-duplicated case-sensitively.
     /// A `loadTo(expr, …)` whose name is computed at run time is not listed.
     pub load_targets: Vec<String>,
+    /// The script calls `loadTo(…)` or refers to a `loadTo<Name>` function (literal or computed
+    /// target): a script that never does sends nothing, which RavenDB refuses.
+    pub has_load_to: bool,
     /// The script calls `loadAttachment`.
     pub uses_load_attachment: bool,
     /// The script uses `addAttachment` (on the result of a `loadTo…` call).
@@ -94,6 +97,28 @@ const REPLICATE_TO: &str = "replicateTo";
 const DELETE_BEHAVIOR_PREFIX: &str = "deleteDocumentsOf";
 const DELETE_BEHAVIOR_SUFFIX: &str = "Behavior";
 pub(crate) const GENERIC_DELETE_BEHAVIOR: &str = "deleteDocumentsBehavior";
+
+/// The deepest nesting of syntax nodes a script may have. Real scripts stay under 100; a chain
+/// such as `this.a.a.a…` counts one level per member.
+pub const MAX_NESTING_DEPTH: usize = 1000;
+
+/// The deepest nesting of the syntax tree.
+#[derive(Default)]
+struct NestingDepth {
+    depth: usize,
+    max: usize,
+}
+
+impl<'a> Visit<'a> for NestingDepth {
+    fn enter_node(&mut self, _kind: oxc_ast::AstKind<'a>) {
+        self.depth += 1;
+        self.max = self.max.max(self.depth);
+    }
+
+    fn leave_node(&mut self, _kind: oxc_ast::AstKind<'a>) {
+        self.depth -= 1;
+    }
+}
 
 /// Scripts larger than this are refused: parsing needs stack in proportion to nesting depth.
 pub const MAX_SCRIPT_BYTES: usize = 1024 * 1024;
@@ -171,6 +196,20 @@ fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
         });
     }
     let program = parser_return.program;
+    // Everything after the parse (the visitors, the direct compiler, the runtime, and dropping
+    // what they build) recurses once per level of nesting, on threads with ordinary stacks: a
+    // 40 KB member chain overflowed a 2 MiB stack and aborted the server. Refuse deep scripts
+    // here, on the parser's large stack, before anything deep leaves it.
+    let mut nesting = NestingDepth::default();
+    nesting.visit_program(&program);
+    if nesting.max > MAX_NESTING_DEPTH {
+        return Err(ScriptError::Invalid {
+            message: format!(
+                "the script nests more than {MAX_NESTING_DEPTH} levels deep (a member or call chain, \
+                 or an expression, of that length); split it into statements"
+            ),
+        });
+    }
 
     let mut collector = Collector::default();
     collector.visit_program(&program);
@@ -199,6 +238,7 @@ fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
 
     let mut analysis = ScriptAnalysis {
         is_empty: program.body.is_empty() && program.directives.is_empty(),
+        has_load_to: collector.calls_load_to || !collector.load_to_functions.is_empty(),
         load_targets: collector.load_targets,
         uses_load_attachment: collector.uses_load_attachment,
         uses_add_attachment: collector.uses_add_attachment,
@@ -269,6 +309,8 @@ fn push_unique(names: &mut Vec<String>, name: &str) {
 struct Collector {
     load_targets: Vec<String>,
     load_to_functions: Vec<String>,
+    /// `loadTo(…)` is called.
+    calls_load_to: bool,
     uses_load_attachment: bool,
     uses_add_attachment: bool,
     replicate_to: Option<String>,
@@ -279,6 +321,7 @@ impl<'a> Visit<'a> for Collector {
         if let Expression::Identifier(callee) = &it.callee {
             let name = callee.name.as_str();
             if name == LOAD_TO {
+                self.calls_load_to = true;
                 if let Some(target) = it.arguments.first().and_then(literal_target) {
                     push_unique(&mut self.load_targets, &target);
                 }

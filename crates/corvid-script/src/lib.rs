@@ -125,7 +125,7 @@ mod projection;
 mod runtime;
 mod source_map;
 
-pub use analysis::{MAX_SCRIPT_BYTES, ScriptAnalysis, analyze};
+pub use analysis::{MAX_NESTING_DEPTH, MAX_SCRIPT_BYTES, ScriptAnalysis, analyze};
 pub use document::{AttachmentMeta, DocumentInput, NoDocuments, ScriptHost};
 pub use error::{ScriptError, TransformError};
 pub use options::ScriptOptions;

@@ -114,6 +114,7 @@ fn a_plain_script_has_nothing_to_report() {
         analyze("var x = this.Name;").unwrap(),
         ScriptAnalysis {
             is_empty: false,
+            has_load_to: false,
             load_targets: Vec::new(),
             uses_load_attachment: false,
             uses_add_attachment: false,
@@ -121,6 +122,45 @@ fn a_plain_script_has_nothing_to_report() {
             has_generic_delete_behavior: false,
         }
     );
+}
+
+#[test]
+fn any_load_to_call_or_reference_counts_as_loading() {
+    for (script, loads) in [
+        ("loadToX({});", true),
+        ("loadTo(this.Kind, {});", true),
+        ("var f = loadToX; f({});", true),
+        ("this.Total = 10;", false),
+        (
+            "function deleteDocumentsOfOrdersBehavior(id) { return false; }",
+            false,
+        ),
+        ("var s = 'loadToX({})'; // loadToY({})", false),
+    ] {
+        assert_eq!(analyze(script).unwrap().has_load_to, loads, "{script}");
+    }
+}
+
+/// Issue 18, finding 5: a 100 KB member chain, saved as an ETL script, overflowed the stack of
+/// the thread that analysed it (and so aborted the server); chains of every kind are refused
+/// quickly, on a thread with an ordinary 2 MiB stack.
+#[test]
+fn long_member_and_call_chains_are_refused_quickly_on_a_small_stack() {
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            for chain in [".a", "[0]", ".f()", " + 1"] {
+                let body = chain.repeat(100_000 / chain.len());
+                let script = format!("loadToX({{v: this{body}}});");
+                let error = analyze(&script).unwrap_err().to_string();
+                assert!(error.contains("levels deep"), "{chain}: {error}");
+            }
+            // A long but shallow script is fine.
+            let script = "loadToX({v: this.a.b.c});\n".repeat(3000);
+            assert!(analyze(&script).is_ok());
+        })
+        .unwrap();
+    handle.join().unwrap();
 }
 
 #[test]

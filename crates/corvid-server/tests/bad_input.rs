@@ -135,6 +135,12 @@ fn invalid_ids() -> Vec<(&'static str, String)> {
         ("a DEL", "users/\u{7f}".to_owned()),
         ("a C1 control", "users/\u{85}".to_owned()),
         ("only spaces", "   ".to_owned()),
+        (
+            "a right-to-left override",
+            "users/1\u{202E}gpj.exe".to_owned(),
+        ),
+        ("a zero-width space", "users/\u{200B}1".to_owned()),
+        ("a byte order mark", "\u{FEFF}users/1".to_owned()),
     ]
 }
 
@@ -750,6 +756,13 @@ async fn bad_database_names_are_refused_by_create_database() {
         "trailing.",
         "%00",
         "x%0Ay",
+        // Windows device names, which RavenDB refuses too.
+        "con",
+        "NUL",
+        "aux",
+        "nul.db",
+        "com1",
+        "LPT9",
     ] {
         let uri = format!("/admin/databases?name={name}&replicationFactor=1");
         let reply = app.send("PUT", &uri, "", &[]).await;

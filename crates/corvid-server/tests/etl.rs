@@ -406,6 +406,31 @@ async fn bad_configurations_are_refused_with_their_reason() {
             "Script": "function deleteDocumentsOfOrdersBehavior(id) { return false; }"}]}),
             "not one of the transformation's collections",
         ),
+        (
+            json!({"Name": "t", "ConnectionStringName": "dst", "Transforms": [{"Name": "a", "Collections": ["Users"],
+            "Script": "function deleteDocumentsOfUsersBehavior(id) { return false; }"}]}),
+            "No `loadTo<CollectionName>()` method call found in 'a' script",
+        ),
+        (
+            json!({"Name": "t", "ConnectionStringName": "dst", "Transforms": [{"Name": "a", "Collections": ["Users"],
+            "Script": "this.Total = 10;"}]}),
+            "No `loadTo<CollectionName>()` method call found in 'a' script",
+        ),
+        (
+            json!({"Name": "t\u{0}x", "ConnectionStringName": "dst", "Transforms": [
+            {"Name": "a", "Collections": ["Users"], "Script": ""}]}),
+            "control character U+0000",
+        ),
+        (
+            json!({"Name": "t".repeat(10_000), "ConnectionStringName": "dst", "Transforms": [
+            {"Name": "a", "Collections": ["Users"], "Script": ""}]}),
+            "longer than 256 characters",
+        ),
+        (
+            json!({"Name": "t", "ConnectionStringName": "dst", "Transforms": [
+            {"Name": "a\u{202E}b", "Collections": ["Users"], "Script": ""}]}),
+            "U+202E",
+        ),
     ];
     for (config, expected) in cases {
         let (status, body) = send("PUT", &url, Some(config.clone())).await;

@@ -21,6 +21,11 @@ pub fn validate_id(id: &str) -> Result<(), WriteError> {
         "id is longer than 512 bytes"
     } else if id.chars().any(char::is_control) {
         "id contains a control character"
+    } else if id.chars().any(is_invisible_format_char) {
+        // An id that reads differently from what it is ("users/1\u{202E}gpj.exe" shows as
+        // "users/1exe.jpg") would let one document pass for another in a list or a log.
+        "id contains an invisible or text-direction character (zero-width space, joiner, \
+         byte order mark, or a bidirectional control such as U+202E)"
     } else if id.trim().is_empty() {
         "id is only whitespace"
     } else {
@@ -30,6 +35,15 @@ pub fn validate_id(id: &str) -> Result<(), WriteError> {
         id: truncate_for_message(id),
         reason,
     })
+}
+
+/// Unicode format characters that change how text is shown without being seen: zero-width
+/// spaces and joiners, the byte order mark, and the bidirectional marks, embeddings, overrides
+/// and isolates.
+pub fn is_invisible_format_char(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
 }
 
 /// Returns the storage key of an id or collection name (case-insensitive).

@@ -48,7 +48,10 @@ pub use database::{
     CommitNotice, Database, PartsCallback, RequestPart, Subscription, WriteCallback,
 };
 pub use error::{OpenError, ReadError, StorageError, WriteError};
-pub use ids::{EMPTY_COLLECTION, HILO_COLLECTION, IdRequest, MAX_ID_BYTES, key_of, validate_id};
+pub use ids::{
+    EMPTY_COLLECTION, HILO_COLLECTION, IdRequest, MAX_ID_BYTES, is_invisible_format_char, key_of,
+    validate_id,
+};
 pub use record::{
     AttachmentInfo, Document, DocumentFlags, Etag, Tombstone, TombstoneKind, push_json_string,
 };

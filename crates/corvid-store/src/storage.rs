@@ -107,6 +107,15 @@ impl Storage {
     }
 }
 
+/// Windows device names, also with an extension (`nul.db` opens the device too).
+fn is_reserved_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).to_ascii_lowercase();
+    matches!(stem.as_str(), "con" | "prn" | "aux" | "nul")
+        || ((stem.starts_with("com") || stem.starts_with("lpt"))
+            && stem.len() == 4
+            && matches!(stem.as_bytes()[3], b'1'..=b'9'))
+}
+
 /// Checks a database name: RavenDB allows letters, digits, `_`, `-` and `.`.
 pub fn validate_database_name(name: &str) -> Result<(), OpenError> {
     let reason = if name.is_empty() {
@@ -120,6 +129,9 @@ pub fn validate_database_name(name: &str) -> Result<(), OpenError> {
         "name may contain only letters, digits, `_`, `-` and `.`"
     } else if name.starts_with('.') || name.ends_with('.') {
         "name may not start or end with `.`"
+    } else if is_reserved_device_name(name) {
+        // RavenDB refuses them too: Windows cannot create such a file or folder.
+        "name is reserved by Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9)"
     } else {
         return Ok(());
     };

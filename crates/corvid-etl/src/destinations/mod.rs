@@ -44,6 +44,14 @@ impl ValidatedDestination {
     }
 
     /// What the destination asks of a transformation's script beyond what every script must be.
+    /// What `loadTo<…>` names in this destination, for RavenDB's "no `loadTo`" message.
+    pub(crate) fn load_target_noun(&self) -> &'static str {
+        match self {
+            ValidatedDestination::Raven(_) => "CollectionName",
+            ValidatedDestination::Sql(_) => "TableName",
+        }
+    }
+
     pub(crate) fn check_transform(
         &self,
         transform: &ValidatedTransform,

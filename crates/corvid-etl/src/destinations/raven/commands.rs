@@ -154,6 +154,7 @@ mod tests {
     fn analysis(targets: &[&str], add_attachment: bool) -> ScriptAnalysis {
         ScriptAnalysis {
             is_empty: false,
+            has_load_to: true,
             load_targets: targets.iter().map(|it| (*it).to_owned()).collect(),
             uses_load_attachment: add_attachment,
             uses_add_attachment: add_attachment,
