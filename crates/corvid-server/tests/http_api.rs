@@ -519,6 +519,8 @@ async fn attachment_put_get_head_and_delete_operations() {
     assert_eq!(put["ContentType"], "text/plain");
     assert_eq!(put["Size"], 5);
     assert_eq!(put["DocumentId"], "users/1");
+    // What RavenDB 4.1 answers for the same five bytes (BLAKE2b-256, base64).
+    assert_eq!(put["Hash"], "Mk3PAn3UowqTLEQfNlol6GsXPe+kuOWJSCU0cbgbcs8=");
 
     let get_uri = format!("/databases/{DB}/attachments?id=users%2F1&name=a.txt");
     let reply = app.send("HEAD", &get_uri, "", &[]).await;
@@ -897,7 +899,11 @@ async fn create_database_then_again_is_409_then_delete_removes_it() {
 
 #[tokio::test]
 async fn topology_builds_the_node_url_from_the_host_header() {
-    let app = TestApp::new();
+    // A host name is served once configured (`--allowed-hosts`), see tests/guards.rs.
+    let app = TestApp::with_options(corvid_server::ServerOptions {
+        guard: corvid_server::RequestGuard::from_lists(&["corvid.example".into()], &[]).unwrap(),
+        ..corvid_server::ServerOptions::default()
+    });
     let reply = app
         .send(
             "GET",

@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
+use blake2::{Blake2b, Digest, digest::consts::U32};
 use redb::{ReadableTable, Table, WriteTransaction};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::error::{StorageError, WriteError};
 use crate::ids::{EMPTY_COLLECTION, HILO_COLLECTION, IdRequest, key_of, truncate_for_message};
@@ -814,7 +814,10 @@ impl<'txn> Applier<'txn> {
             expected,
             existing.as_ref().map(|it| it.etag),
         )?;
-        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(content));
+        // RavenDB's algorithm (BLAKE2b, 256 bits, base64), so `Hash` values agree between the
+        // two systems and across ETL.
+        let hash =
+            base64::engine::general_purpose::STANDARD.encode(Blake2b::<U32>::digest(content));
         self.retain_blob(&hash, content)?;
         if let Some(old) = &existing {
             self.release_blob(&old.hash)?;
