@@ -179,6 +179,12 @@ impl Command {
     pub fn to_json(&self) -> Value {
         serde_json::to_value(WireCommand::from_command(self)).unwrap_or(Value::Null)
     }
+
+    /// The command's JSON text exactly as it goes over the wire: unlike [`Command::to_json`],
+    /// a raw document keeps its numbers as written (a 30-digit integer stays one).
+    pub fn to_json_text(&self) -> String {
+        serde_json::to_string(&WireCommand::from_command(self)).unwrap_or_else(|_| "null".into())
+    }
 }
 
 impl<'a> WireCommand<'a> {

@@ -299,3 +299,48 @@ fn every_fixture_is_tested() {
     listed.sort();
     assert_eq!(on_disk, listed);
 }
+
+/// Issue 18, Build 4: with an empty script the test endpoint shows exactly what the process
+/// sends — the stored JSON text, a 30-digit integer included (it was re-encoded as a double) —
+/// and, as in RavenDB 4.1's answer, no `@id`, `@change-vector`, `@last-modified` or `@flags`
+/// inside `@metadata`. RavenDB 4.1 answers this request with
+/// `{"Name":"a","Big":123456789012345678901234567890,"@metadata":{"@collection":"Users"}}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_script_shows_the_stored_text_without_destination_owned_metadata() {
+    let server = start().await;
+    let db = "exact";
+    create_database(&server.url, db, &options()).await.unwrap();
+    let http = reqwest::Client::new();
+    let stored =
+        r#"{"Name":"a","Big":123456789012345678901234567890,"@metadata":{"@collection":"Users"}}"#;
+    let reply = http
+        .put(format!("{}/databases/{db}/docs?id=users/1", server.url))
+        .body(stored)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 201);
+    let request = json!({"DocumentId": "users/1", "IsDelete": false, "Configuration": {
+        "Name": "t", "ConnectionStringName": "", "Transforms": [
+            {"Name": "s", "Collections": ["Users"], "Script": ""}]}});
+    let reply = http
+        .post(format!(
+            "{}/databases/{db}/admin/etl/raven/test",
+            server.url
+        ))
+        .body(request.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let text = reply.text().await.unwrap();
+    assert!(
+        text.contains(&format!(r#""Document":{stored}"#)),
+        "the document is not shown as stored: {text}"
+    );
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        body["Commands"][0]["Document"]["@metadata"],
+        json!({"@collection": "Users"})
+    );
+}

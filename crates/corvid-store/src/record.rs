@@ -42,7 +42,7 @@ impl DocumentFlags {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentInfo {
     pub name: String,
-    /// Base64 SHA-256 of the content; equal content is stored once.
+    /// Base64 BLAKE2b-256 of the content, as RavenDB computes it; equal content is stored once.
     pub hash: String,
     pub content_type: String,
     pub size: u64,
@@ -78,6 +78,19 @@ impl Document {
     /// user's metadata and the server-owned `@id`, `@change-vector`, `@last-modified`, `@flags`
     /// and `@attachments`.
     pub fn write_json(&self, out: &mut String) {
+        self.write_json_with(out, true);
+    }
+
+    /// Returns the document as Raven ETL sends it (and RavenDB's ETL test shows it): the user's
+    /// metadata and `@attachments`, without the fields the destination owns (`@id`,
+    /// `@change-vector`, `@last-modified`, `@flags`).
+    pub fn to_etl_json_string(&self) -> String {
+        let mut out = String::with_capacity(self.body.len() + self.metadata.len() + 64);
+        self.write_json_with(&mut out, false);
+        out
+    }
+
+    fn write_json_with(&self, out: &mut String, server_fields: bool) {
         let body_inner = inner_of_object(&self.body);
         let metadata_inner = inner_of_object(&self.metadata);
         out.push('{');
@@ -87,20 +100,27 @@ impl Document {
         }
         out.push_str("\"@metadata\":{");
         out.push_str(metadata_inner);
-        if !metadata_inner.trim().is_empty() {
+        let mut separate = !metadata_inner.trim().is_empty();
+        if server_fields {
+            if separate {
+                out.push(',');
+            }
+            push_json_field(out, "@id", &self.id);
             out.push(',');
-        }
-        push_json_field(out, "@id", &self.id);
-        out.push(',');
-        push_json_field(out, "@change-vector", &self.change_vector);
-        out.push(',');
-        push_json_field(out, "@last-modified", &self.last_modified.to_iso());
-        if let Some(flags) = self.flags.render() {
+            push_json_field(out, "@change-vector", &self.change_vector);
             out.push(',');
-            push_json_field(out, "@flags", flags);
+            push_json_field(out, "@last-modified", &self.last_modified.to_iso());
+            if let Some(flags) = self.flags.render() {
+                out.push(',');
+                push_json_field(out, "@flags", flags);
+            }
+            separate = true;
         }
         if !self.attachments.is_empty() {
-            out.push_str(",\"@attachments\":[");
+            if separate {
+                out.push(',');
+            }
+            out.push_str("\"@attachments\":[");
             for (idx, attachment) in self.attachments.iter().enumerate() {
                 if idx > 0 {
                     out.push(',');

@@ -193,6 +193,17 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The host names and origins served: the configured ones, and this machine's host name (a web
+/// page cannot make a name the attacker does not control resolve to this machine).
+fn request_guard(args: &ServeArgs) -> anyhow::Result<corvid_server::RequestGuard> {
+    let mut hosts = args.allowed_hosts.clone();
+    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        hosts.push(name.trim().to_owned());
+    }
+    corvid_server::RequestGuard::from_lists(&hosts, &args.allowed_origins)
+        .map_err(anyhow::Error::msg)
+}
+
 /// Runs the server until SIGINT/SIGTERM; with `demo`, sets up the demo once it listens (a
 /// failed setup stops the server with the error).
 fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::Result<()> {
@@ -209,8 +220,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
     let options = ServerOptions {
         max_body_bytes: args.max_body_mib * 1024 * 1024,
         query_index_max_bytes: args.query_index_max_mib * 1024 * 1024,
-        guard: corvid_server::RequestGuard::from_lists(&args.allowed_hosts, &args.allowed_origins)
-            .map_err(anyhow::Error::msg)?,
+        guard: request_guard(&args)?,
         ..ServerOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -232,9 +232,10 @@ pub(crate) fn copy_item(snapshot: &Snapshot, item: &Item) -> Result<ItemOutcome,
                 document_id: doc.id.clone(),
                 message,
             };
-            // The stored JSON goes as it is (the destination ignores server-owned metadata).
+            // The stored JSON goes as it is, without the metadata the destination owns: what
+            // RavenDB sends (its test endpoint shows no `@id`, `@change-vector`, ...).
             let document =
-                RawDocument::new(doc.to_json_string()).map_err(|it| failure(it.to_string()))?;
+                RawDocument::new(doc.to_etl_json_string()).map_err(|it| failure(it.to_string()))?;
             let mut commands = vec![Command::PutRaw {
                 id: doc.id.clone(),
                 document,
