@@ -13,6 +13,7 @@ use redb::{Durability, ReadableDatabase};
 use crate::error::{OpenError, ReadError, StorageError, WriteError};
 use crate::record::Etag;
 use crate::snapshot::{Snapshot, decode_u64};
+use crate::storage::StorageOptions;
 use crate::tables::{
     ATTACHMENTS, BLOB_REFS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG,
     FORMAT_VERSION, IDENTITIES, META, RECORDS, TOMBSTONES, TOMBSTONES_BY_COLLECTION,
@@ -101,13 +102,20 @@ pub struct Database {
 
 impl Database {
     /// Creates a new database file. Fails if the file exists.
-    pub(crate) fn create(name: &str, path: &Path) -> Result<Database, OpenError> {
+    pub(crate) fn create(
+        name: &str,
+        path: &Path,
+        options: &StorageOptions,
+    ) -> Result<Database, OpenError> {
         if path.exists() {
             return Err(OpenError::AlreadyExists {
                 name: name.to_owned(),
             });
         }
-        let redb = redb::Database::create(path).map_err(StorageError::from)?;
+        let redb = redb::Database::builder()
+            .set_cache_size(options.cache_bytes_per_database)
+            .create(path)
+            .map_err(StorageError::from)?;
         let db_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(uuid::Uuid::new_v4().as_bytes())
             .replace(['-', '_'], "x");
@@ -129,8 +137,11 @@ impl Database {
     }
 
     /// Opens an existing database file and returns it with the name stored in it.
-    pub(crate) fn open(path: &Path) -> Result<Database, OpenError> {
-        let redb = redb::Database::open(path).map_err(StorageError::from)?;
+    pub(crate) fn open(path: &Path, options: &StorageOptions) -> Result<Database, OpenError> {
+        let redb = redb::Database::builder()
+            .set_cache_size(options.cache_bytes_per_database)
+            .open(path)
+            .map_err(StorageError::from)?;
         let txn = redb.begin_read().map_err(StorageError::from)?;
         let meta = txn.open_table(META).map_err(StorageError::from)?;
         let text = |key: &'static str| -> Result<String, StorageError> {

@@ -56,6 +56,6 @@ pub use record::{
     AttachmentInfo, Document, DocumentFlags, Etag, Tombstone, TombstoneKind, push_json_string,
 };
 pub use snapshot::{CollectionStats, DocumentIter, Snapshot, TombstoneIter};
-pub use storage::{MAX_DATABASE_NAME, Storage, validate_database_name};
+pub use storage::{MAX_DATABASE_NAME, Storage, StorageOptions, validate_database_name};
 pub use time::Timestamp;
 pub use write::{PutDocument, WriteOp, WriteResult};

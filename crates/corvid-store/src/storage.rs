@@ -11,15 +11,38 @@ use crate::ids::key_of;
 /// The longest accepted database name.
 pub const MAX_DATABASE_NAME: usize = 128;
 
+/// How the databases of a data directory are opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageOptions {
+    /// The page cache of each database file, in bytes (redb's own default is 1 GiB, which a
+    /// large ETL filled: 680 MiB resident for 1,000,000 small documents).
+    pub cache_bytes_per_database: usize,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            cache_bytes_per_database: 64 * 1024 * 1024,
+        }
+    }
+}
+
 /// All databases under one data directory (`<data>/databases/<name>.redb`).
 pub struct Storage {
     root: PathBuf,
+    options: StorageOptions,
     databases: RwLock<BTreeMap<String, Arc<Database>>>,
 }
 
 impl Storage {
-    /// Opens (creating if needed) a data directory and every database in it.
+    /// Opens (creating if needed) a data directory and every database in it, with the default
+    /// [`StorageOptions`].
     pub fn open(root: &Path) -> Result<Storage, OpenError> {
+        Storage::open_with(root, StorageOptions::default())
+    }
+
+    /// Opens (creating if needed) a data directory and every database in it.
+    pub fn open_with(root: &Path, options: StorageOptions) -> Result<Storage, OpenError> {
         let databases_dir = root.join("databases");
         std::fs::create_dir_all(&databases_dir).map_err(StorageError::Io)?;
         let mut databases = BTreeMap::new();
@@ -28,12 +51,13 @@ impl Storage {
             if path.extension().and_then(|it| it.to_str()) != Some("redb") {
                 continue;
             }
-            let database = Database::open(&path)?;
+            let database = Database::open(&path, &options)?;
             tracing::info!(database = database.name(), path = %path.display(), last_etag = database.last_etag(), "opened database");
             databases.insert(key_of(database.name()), Arc::new(database));
         }
         Ok(Storage {
             root: root.to_owned(),
+            options,
             databases: RwLock::new(databases),
         })
     }
@@ -57,7 +81,7 @@ impl Storage {
             });
         }
         let path = self.root.join("databases").join(format!("{key}.redb"));
-        let database = Arc::new(Database::create(name, &path)?);
+        let database = Arc::new(Database::create(name, &path, &self.options)?);
         databases.insert(key, database.clone());
         Ok(database)
     }
