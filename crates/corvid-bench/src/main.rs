@@ -19,6 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bulk_insert_protocol;
 mod query;
+mod rss;
 mod script;
 mod sql_etl;
 
@@ -75,6 +76,10 @@ struct EtlArgs {
     /// The `corvid` binary to start (default: next to this executable).
     #[arg(long)]
     corvid_bin: Option<PathBuf>,
+    /// An argument for both `corvid serve`s, e.g. `--server-arg=--memory-budget-mib=128`;
+    /// repeatable.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -139,6 +144,11 @@ impl Drop for SpawnedServer {
 }
 
 fn spawn_corvid(binary: Option<PathBuf>) -> anyhow::Result<SpawnedServer> {
+    spawn_corvid_with(binary, &[])
+}
+
+/// Starts `corvid serve` with `extra` arguments.
+fn spawn_corvid_with(binary: Option<PathBuf>, extra: &[String]) -> anyhow::Result<SpawnedServer> {
     let binary = match binary {
         Some(it) => it,
         None => std::env::current_exe()?
@@ -150,6 +160,7 @@ fn spawn_corvid(binary: Option<PathBuf>) -> anyhow::Result<SpawnedServer> {
     let mut child = Process::new(&binary)
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir.path())
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -487,8 +498,15 @@ async fn bulk_insert(
 
 #[allow(clippy::print_stdout)]
 async fn etl(args: EtlArgs) -> anyhow::Result<()> {
-    let source = spawn_corvid(args.corvid_bin.clone())?;
-    let destination = spawn_corvid(args.corvid_bin.clone())?;
+    let source = spawn_corvid_with(args.corvid_bin.clone(), &args.server_args)?;
+    let destination = spawn_corvid_with(args.corvid_bin.clone(), &args.server_args)?;
+    let rss = rss::RssSampler::start(
+        &[
+            ("source", source.child.id()),
+            ("destination", destination.child.id()),
+        ],
+        Duration::from_secs(1),
+    );
     let http = reqwest::Client::builder().no_proxy().build()?;
     let options = ClientOptions::default();
     create_database(&source.url, "src", &options).await?;
@@ -610,6 +628,9 @@ async fn etl(args: EtlArgs) -> anyhow::Result<()> {
             if !response.status().is_success() {
                 bail!("deleting task {task_id} answered {}", response.status());
             }
+            // And the round's databases: the destination keeps two, as a real one would.
+            delete_database(&destination.url, &raw_db, &options).await?;
+            delete_database(&destination.url, &dst_db, &options).await?;
         }
     }
     let mut sorted = ratios.clone();
@@ -629,6 +650,7 @@ async fn etl(args: EtlArgs) -> anyhow::Result<()> {
             println!("{name} memory: {rss:.0} MiB resident, {hwm:.0} MiB peak");
         }
     }
+    rss.report(12);
 
     // Latency: single updates under a light steady load, each awaited at the destination.
     let src = Client::new(std::slice::from_ref(&source.url), "src", options.clone())?;

@@ -28,7 +28,8 @@ use mysql_async::prelude::Queryable as _;
 use serde_json::{Value, json};
 
 use crate::{
-    BatchTimings, bulk_insert, busy_cpu_seconds, busy_since, memory_mib, post_json, spawn_corvid,
+    BatchTimings, bulk_insert, busy_cpu_seconds, busy_since, memory_mib, post_json,
+    spawn_corvid_with,
 };
 
 /// Corvid's default `max_batch_items`, used for baseline (b) when `/etl/performance` does
@@ -91,6 +92,10 @@ pub(crate) struct SqlEtlArgs {
     /// `AllowLoadLocalInfile=false` to measure MariaDB's multi-row `INSERT` path.
     #[arg(long)]
     connection_options: Option<String>,
+    /// An argument for `corvid serve`, e.g. `--server-arg=--memory-budget-mib=128`;
+    /// repeatable.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
 }
 
 impl SqlEtlArgs {
@@ -1320,7 +1325,9 @@ async fn run(
     println!("load average at start: {started_load}");
 
     // Corvid, end to end.
-    let server = spawn_corvid(args.corvid_bin.clone())?;
+    let server = spawn_corvid_with(args.corvid_bin.clone(), &args.server_args)?;
+    let rss =
+        crate::rss::RssSampler::start(&[("corvid", server.child.id())], Duration::from_secs(1));
     let http = reqwest::Client::builder().no_proxy().build()?;
     create_database(&server.url, DATABASE, &ClientOptions::default()).await?;
     bulk_insert(&http, &server.url, DATABASE, &bodies).await?;
@@ -1389,6 +1396,8 @@ async fn run(
     }
     let corvid_fingerprint = corvid_fingerprint.context("no round")?;
     let memory = memory_mib(server.child.id());
+    rss.report(12);
+    drop(rss);
     drop(server);
 
     // (b) RavenDB's algorithm.

@@ -28,6 +28,7 @@ mod extract;
 mod manager;
 mod options;
 mod process;
+mod script_budget;
 mod task_store;
 mod test_script;
 mod tombstone_cleaner;
@@ -43,6 +44,7 @@ pub use destination::{LoadError, LoadErrorClass, SkippedItem};
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
 pub use options::EtlOptions;
 pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};
+pub use script_budget::{MIN_GRANT_BYTES, ScriptMemoryBudget, ScriptMemoryGrant};
 pub use test_script::{
     ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_script, test_sql_connection,
     test_sql_script,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use corvid_script::ScriptOptions;
 
+use crate::script_budget::ScriptMemoryBudget;
+
 /// Settings of every ETL process of a server.
 #[derive(Debug, Clone)]
 pub struct EtlOptions {
@@ -23,7 +25,10 @@ pub struct EtlOptions {
     /// The first wait after a failed load; it doubles up to `max_fallback`.
     pub initial_fallback: Duration,
     pub max_fallback: Duration,
+    /// Each runtime's limit is `script.memory_limit_bytes`, granted from `script_budget`.
     pub script: ScriptOptions,
+    /// The memory all script runtimes of the server may take together.
+    pub script_budget: ScriptMemoryBudget,
     /// How often each database's tombstones that every ETL transformation has processed are
     /// removed (RavenDB's `Tombstones.CleanupIntervalInMin`, 5 minutes); zero: never.
     pub tombstone_cleanup_interval: Duration,
@@ -40,6 +45,7 @@ impl Default for EtlOptions {
             initial_fallback: Duration::from_secs(5),
             max_fallback: Duration::from_secs(900),
             script: ScriptOptions::default(),
+            script_budget: ScriptMemoryBudget::new(256 * 1024 * 1024),
             tombstone_cleanup_interval: Duration::from_secs(300),
         }
     }

@@ -168,6 +168,7 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
         max_items: ctx.options.max_batch_items,
         max_bytes: ctx.options.max_batch_bytes,
         transform_threads: ctx.options.transform_threads,
+        script_budget: ctx.options.script_budget.clone(),
     };
     let thread_name = format!("corvid-etl-{}", ctx.transform.name);
     let script_options = destination.script_options(&ctx.options.script);

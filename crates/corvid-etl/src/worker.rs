@@ -8,6 +8,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use corvid_script::{AttachmentMeta, DocumentInput, ScriptHost, ScriptOptions, ScriptRuntime};
+
+use crate::script_budget::{ScriptMemoryBudget, ScriptMemoryGrant};
 use corvid_store::{Database, Etag, Snapshot};
 
 use crate::destination::{BatchEncoder, Destination, Encoded, ItemSource};
@@ -21,6 +23,8 @@ pub struct BatchLimits {
     pub max_bytes: usize,
     /// Script runtimes (threads) a large batch is split between.
     pub transform_threads: usize,
+    /// Where each runtime's memory limit is granted from.
+    pub script_budget: ScriptMemoryBudget,
 }
 
 /// A transformed batch, ready to load: the destination's batch and what the engine counts.
@@ -158,14 +162,20 @@ struct Chunk<E> {
     errors: Vec<TransformFailure>,
 }
 
+/// A runtime whose memory limit is `grant`'s (`None` for an empty script, which needs none).
 fn new_runtime(
     transform: &ValidatedTransform,
     options: &ScriptOptions,
+    grant: &ScriptMemoryGrant,
 ) -> Result<Option<ScriptRuntime>, WorkerError> {
     if transform.analysis.is_empty {
         return Ok(None);
     }
-    ScriptRuntime::new(&transform.script, options.clone())
+    let options = ScriptOptions {
+        memory_limit_bytes: grant.bytes,
+        ..options.clone()
+    };
+    ScriptRuntime::new(&transform.script, options)
         .map(Some)
         .map_err(|error| WorkerError::Script(error.to_string()))
 }
@@ -178,12 +188,22 @@ fn run<D: Destination>(
     limits: BatchLimits,
     receiver: Receiver<Job<D::Batch>>,
 ) {
-    let mut runtime = new_runtime(&transform, &script_options);
+    let wanted = if transform.analysis.is_empty {
+        0
+    } else {
+        script_options.memory_limit_bytes
+    };
+    let grant = limits.script_budget.grant_main(wanted);
+    let mut runtime = new_runtime(&transform, &script_options, &grant);
     // Helper threads, each with its own runtime (QuickJS runtimes are single-threaded): a
     // large batch is split between them and this thread, in order, and merged back.
     let mut helpers: Vec<Sender<ChunkJob<D::Encoder>>> = Vec::new();
     if matches!(runtime, Ok(Some(_))) {
         for idx in 1..limits.transform_threads.max(1) {
+            // No room left in the scripts' memory budget: fewer threads, not more memory.
+            let Some(grant) = limits.script_budget.grant_helper(wanted) else {
+                break;
+            };
             let (sender, jobs) = channel::<ChunkJob<D::Encoder>>();
             let (transform, destination, options) = (
                 transform.clone(),
@@ -195,7 +215,7 @@ fn run<D: Destination>(
                 std::thread::current().name().unwrap_or("corvid-etl")
             );
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                let mut runtime = new_runtime(&transform, &options);
+                let mut runtime = new_runtime(&transform, &options, &grant);
                 while let Ok(job) = jobs.recv() {
                     let result = match &mut runtime {
                         Ok(runtime) => Ok(transform_chunk(

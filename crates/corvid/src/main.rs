@@ -52,6 +52,8 @@ struct DemoArgs {
     #[arg(long, default_value_t = 5000)]
     orders: usize,
     #[command(flatten)]
+    memory: MemoryArgs,
+    #[command(flatten)]
     etl: EtlArgs,
 }
 
@@ -69,10 +71,12 @@ struct ServeArgs {
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 256)]
     max_body_mib: usize,
+    #[command(flatten)]
+    memory: MemoryArgs,
     /// The memory the query auto indexes may use together, in MiB (least recently used
-    /// indexes are dropped past it).
-    #[arg(long, default_value_t = 1024)]
-    query_index_max_mib: usize,
+    /// indexes are dropped past it). Default: an eighth of --memory-budget-mib.
+    #[arg(long)]
+    query_index_max_mib: Option<usize>,
     /// Host names served besides IP addresses and `localhost` (comma-separated; `*`: any).
     /// Requests for other names are refused, which stops DNS-rebinding attacks from web pages.
     #[arg(long, value_delimiter = ',')]
@@ -85,15 +89,45 @@ struct ServeArgs {
     etl: EtlArgs,
 }
 
+/// The memory budget and what it is divided into (docs/operations/memory.md).
+#[derive(clap::Args, Debug, Clone)]
+struct MemoryArgs {
+    /// The memory the server should stay within, in MiB: the storage cache of each database
+    /// (a quarter), the query indexes (an eighth), all ETL script runtimes together (a
+    /// quarter) and each ETL batch (a sixteenth) are derived from it unless set on their own.
+    #[arg(long, default_value_t = 256)]
+    memory_budget_mib: usize,
+    /// The page cache of each database, in MiB. Default: a quarter of the budget.
+    #[arg(long)]
+    storage_cache_mib: Option<usize>,
+    /// The memory all ETL script runtimes may take together, in MiB (each runtime's limit is
+    /// granted from it). Default: a quarter of the budget.
+    #[arg(long)]
+    script_memory_total_mib: Option<usize>,
+}
+
+impl MemoryArgs {
+    fn part(&self, explicit: Option<usize>, divisor: usize) -> usize {
+        explicit.unwrap_or((self.memory_budget_mib / divisor).max(1)) * 1024 * 1024
+    }
+
+    fn storage_options(&self) -> corvid_store::StorageOptions {
+        corvid_store::StorageOptions {
+            cache_bytes_per_database: self.part(self.storage_cache_mib, 4),
+        }
+    }
+}
+
 /// Limits of every ETL process (RavenDB's `ETL.*` settings).
 #[derive(clap::Args, Debug, Clone)]
 struct EtlArgs {
     /// Most documents and tombstones in one ETL batch.
     #[arg(long, default_value_t = 8192)]
     etl_batch_items: usize,
-    /// Most bytes of source documents in one ETL batch, in MiB.
-    #[arg(long, default_value_t = 64)]
-    etl_batch_mib: usize,
+    /// Most bytes of source documents in one ETL batch, in MiB. Default: a sixteenth of
+    /// --memory-budget-mib.
+    #[arg(long)]
+    etl_batch_mib: Option<usize>,
     /// Threads (each with its own script runtime) that transform a large ETL batch together;
     /// 0 means half the cores (at least 1, at most 4).
     #[arg(long, default_value_t = 0)]
@@ -112,9 +146,10 @@ struct EtlArgs {
     /// is a transformation error.
     #[arg(long, default_value_t = 100)]
     script_time_budget_ms: u64,
-    /// Memory one ETL script runtime may allocate, in MiB.
-    #[arg(long, default_value_t = 64)]
-    script_memory_mib: usize,
+    /// Memory one ETL script runtime may allocate, in MiB. Default: half of
+    /// --script-memory-total-mib, at most 64.
+    #[arg(long)]
+    script_memory_mib: Option<usize>,
     /// How often tombstones (deleted documents) that every ETL task has processed are
     /// removed, in seconds (RavenDB's `Tombstones.CleanupIntervalInMin`); 0: never.
     #[arg(long, default_value_t = 300)]
@@ -122,11 +157,17 @@ struct EtlArgs {
 }
 
 impl EtlArgs {
-    fn options(&self) -> anyhow::Result<corvid_etl::EtlOptions> {
-        if self.etl_batch_items == 0 || self.etl_batch_mib == 0 {
+    fn options(&self, memory: &MemoryArgs) -> anyhow::Result<corvid_etl::EtlOptions> {
+        let batch_bytes = memory.part(self.etl_batch_mib, 16);
+        let script_total = memory.part(memory.script_memory_total_mib, 4);
+        let script_memory = match self.script_memory_mib {
+            Some(it) => it * 1024 * 1024,
+            None => (script_total / 2).min(64 * 1024 * 1024),
+        };
+        if self.etl_batch_items == 0 || self.etl_batch_mib == Some(0) {
             bail!("--etl-batch-items and --etl-batch-mib must be at least 1");
         }
-        if self.script_time_budget_ms == 0 || self.script_memory_mib < 4 {
+        if self.script_time_budget_ms == 0 || script_memory < 4 * 1024 * 1024 {
             bail!("--script-time-budget-ms must be at least 1 and --script-memory-mib at least 4");
         }
         if self.etl_raven_loads_in_flight == 0 {
@@ -138,7 +179,7 @@ impl EtlArgs {
         let defaults = corvid_etl::EtlOptions::default();
         Ok(corvid_etl::EtlOptions {
             max_batch_items: self.etl_batch_items,
-            max_batch_bytes: self.etl_batch_mib * 1024 * 1024,
+            max_batch_bytes: batch_bytes,
             transform_threads: match self.etl_transform_threads {
                 0 => defaults.transform_threads,
                 n => n,
@@ -148,12 +189,13 @@ impl EtlArgs {
             max_fallback: std::time::Duration::from_secs(self.etl_max_fallback_secs),
             script: corvid_etl::ScriptOptions {
                 time_budget: std::time::Duration::from_millis(self.script_time_budget_ms),
-                memory_limit_bytes: self.script_memory_mib * 1024 * 1024,
+                memory_limit_bytes: script_memory,
                 ..defaults.script
             },
             tombstone_cleanup_interval: std::time::Duration::from_secs(
                 self.tombstone_cleanup_interval_secs,
             ),
+            script_budget: corvid_etl::ScriptMemoryBudget::new(script_total),
         })
     }
 }
@@ -182,7 +224,8 @@ fn main() -> anyhow::Result<()> {
                 bind: args.bind,
                 unsecured: false,
                 max_body_mib: 256,
-                query_index_max_mib: 1024,
+                query_index_max_mib: None,
+                memory: args.memory.clone(),
                 allowed_hosts: Vec::new(),
                 allowed_origins: Vec::new(),
                 etl: args.etl.clone(),
@@ -213,13 +256,14 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
             args.bind
         );
     }
-    let storage =
-        Arc::new(Storage::open(&args.data_dir).with_context(|| {
+    let storage = Arc::new(
+        Storage::open_with(&args.data_dir, args.memory.storage_options()).with_context(|| {
             format!("failed to open data directory {}", args.data_dir.display())
-        })?);
+        })?,
+    );
     let options = ServerOptions {
         max_body_bytes: args.max_body_mib * 1024 * 1024,
-        query_index_max_bytes: args.query_index_max_mib * 1024 * 1024,
+        query_index_max_bytes: args.memory.part(args.query_index_max_mib, 8),
         guard: request_guard(&args)?,
         ..ServerOptions::default()
     };
@@ -227,7 +271,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         .enable_all()
         .thread_name("corvid-http")
         .build()?;
-    let etl = corvid_etl::EtlManager::new(args.etl.options()?);
+    let etl = corvid_etl::EtlManager::new(args.etl.options(&args.memory)?);
     let etl_for_shutdown = etl.clone();
     let state_storage = storage.clone();
     runtime.block_on(async move {
