@@ -10,7 +10,8 @@
 //!   clients, curl) are not browser cross-origin requests and pass.
 //! - **Content-Type.** The three content types a page may send cross-site without a CORS
 //!   preflight (`text/plain`, `application/x-www-form-urlencoded`, `multipart/form-data`) are
-//!   refused with 415 on every route that takes JSON, so even a browser that omits `Origin`
+//!   refused with 415 on every POST route that takes JSON (POST is the one state-changing
+//!   method a page can send without a preflight), so even a browser that omits `Origin`
 //!   cannot post a form into the API. (`bulk_docs` takes `multipart/form-data`, which RavenDB's
 //!   clients send for batches with attachments; there the `Origin` check is the protection.)
 
@@ -106,7 +107,8 @@ impl RequestGuard {
                 ));
             }
         }
-        if state_changing
+        // POST is the one state-changing method a page can send cross-site without a preflight.
+        if *method == Method::POST
             && !takes_any_content_type(path)
             && let Some(content_type) = headers.get(header::CONTENT_TYPE)
         {
