@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::destinations::sql::connection::SqlProvider;
+use crate::destinations::sql::identifier::is_unquoted_table;
 
 /// One value bound to a column.
 #[derive(Debug, Clone, PartialEq)]
@@ -319,9 +320,11 @@ pub fn render_value(value: &SqlValue) -> String {
 
 /// Quotes a table name for a provider: each dot-separated part when `quote` (RavenDB's
 /// `QuoteTables`), `"` for PostgreSQL and SQLite, `` ` `` for MySQL; a quote inside a part is
-/// doubled.
+/// doubled. Unquoted, a name goes into SQL as written only when it is a plain identifier
+/// ([`is_unquoted_table`]; saving a task refuses any other); otherwise it is quoted anyway,
+/// so no configured name is ever SQL text.
 pub fn quote_table(provider: SqlProvider, table: &str, quote: bool) -> String {
-    if !quote {
+    if !quote && is_unquoted_table(provider, table) {
         return table.to_owned();
     }
     table

@@ -15,6 +15,7 @@ pub mod batch;
 pub(crate) mod config;
 pub mod connection;
 pub(crate) mod encoder;
+pub mod identifier;
 pub(crate) mod loader;
 pub mod mysql;
 pub mod postgres;

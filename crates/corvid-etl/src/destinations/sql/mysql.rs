@@ -157,7 +157,8 @@ impl MySqlWriter {
             None => self.connect().await?,
         };
         let limit = self.connect_limit();
-        let query = session.conn.query_first::<Value, _>(sql);
+        // Prepared: one statement, whatever `sql` holds (the text protocol runs several).
+        let query = session.conn.exec_first::<Value, _, _>(sql, Params::Empty);
         match tokio::time::timeout(limit, query).await {
             Ok(Ok(row)) => {
                 self.session = Some(session);
@@ -295,7 +296,8 @@ impl MySqlWriter {
                     .await
                 }
                 Kind::Delete { bound: false, .. } => {
-                    bounded(limit, conn.query_drop(step.text.as_str())).await
+                    // Prepared, so the inlined ids can never make it more than one statement.
+                    bounded(limit, conn.exec_drop(step.text.as_str(), Params::Empty)).await
                 }
                 Kind::Insert { rows } => {
                     let mut params = Vec::with_capacity(rows.len() * (step.width));

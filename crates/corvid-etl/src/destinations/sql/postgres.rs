@@ -100,12 +100,11 @@ impl PgWriter {
     /// whether it returned a row. A failure drops the connection.
     pub async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
         let client = self.take_client().await?;
-        match client.simple_query(sql).await {
-            Ok(messages) => {
+        // The extended protocol: exactly one statement, whatever `sql` holds.
+        match client.query(sql, &[]).await {
+            Ok(rows) => {
                 self.client = Some(client);
-                Ok(messages
-                    .iter()
-                    .any(|it| matches!(it, tokio_postgres::SimpleQueryMessage::Row(_))))
+                Ok(!rows.is_empty())
             }
             Err(error) => Err(self.connection_error(error_text(&error))),
         }

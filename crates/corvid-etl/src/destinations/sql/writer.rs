@@ -66,7 +66,9 @@ impl SqlWriter {
         self.query_returns_rows(&sql).await
     }
 
-    async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
+    /// Runs `sql` as exactly one statement (prepared; a text of several is refused) outside
+    /// any transaction and returns whether it returned a row.
+    pub async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
         match self {
             SqlWriter::Postgres(it) => it.query_returns_rows(sql).await,
             SqlWriter::MySql(it) => it.query_returns_rows(sql).await,
