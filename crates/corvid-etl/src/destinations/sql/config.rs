@@ -8,7 +8,7 @@ use corvid_script::ScriptOptions;
 
 use crate::config::{SqlConnectionString, SqlEtlConfig};
 use crate::destination::{Destination, LoadError};
-use crate::destinations::sql::batch::{SqlBatch, SqlSettings};
+use crate::destinations::sql::batch::{DEFAULT_COMMAND_TIMEOUT, SqlBatch, SqlSettings};
 use crate::destinations::sql::connection::{self, SqlTarget};
 use crate::destinations::sql::encoder::SqlEncoder;
 use crate::destinations::sql::identifier::check_unquoted_table;
@@ -88,7 +88,11 @@ impl SqlDestination {
         let settings = SqlSettings {
             quote_tables,
             parameterize_deletes: config.parameterize_deletes.unwrap_or(true),
-            command_timeout: config.command_timeout.map(Duration::from_secs),
+            command_timeout: Some(
+                config
+                    .command_timeout
+                    .map_or(DEFAULT_COMMAND_TIMEOUT, Duration::from_secs),
+            ),
         };
         Ok(SqlDestination {
             target,

@@ -25,8 +25,8 @@ mod tls;
 pub mod writer;
 
 pub use batch::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault, TableBatch,
-    quote_identifier, quote_table, render_value,
+    DEFAULT_COMMAND_TIMEOUT, SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement,
+    StatementFault, TableBatch, quote_identifier, quote_table, render_value,
 };
 pub use config::SqlDestination;
 pub use connection::{SqlProvider, SqlTarget, TlsMode};

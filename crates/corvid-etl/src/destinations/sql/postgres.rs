@@ -32,6 +32,8 @@ use crate::destinations::sql::tls;
 const DEFAULT_USER: &str = "postgres";
 /// Npgsql's default `Timeout`.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How much longer than the command timeout the client waits before it gives a statement up.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 /// Ids bound in one `= ANY($1)` array.
 const ANY_DELETE_CHUNK: usize = 50_000;
 /// Ids inlined in one `IN (…)` list.
@@ -86,7 +88,10 @@ impl PgWriter {
             Err(Failure::Statement(error)) => {
                 // Leave the connection idle, not in a failed transaction; keep it only if
                 // that worked.
-                if !client.is_closed() && client.batch_execute("ROLLBACK").await.is_ok() {
+                let limit =
+                    client_limit(self.settings.command_timeout).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+                let rollback = tokio::time::timeout(limit, client.batch_execute("ROLLBACK"));
+                if !client.is_closed() && matches!(rollback.await, Ok(Ok(()))) {
                     self.client = Some(client);
                 }
                 Err(error)
@@ -101,7 +106,14 @@ impl PgWriter {
     pub async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
         let client = self.take_client().await?;
         // The extended protocol: exactly one statement, whatever `sql` holds.
-        match client.query(sql, &[]).await {
+        let limit = client_limit(self.settings.command_timeout).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let Ok(answer) = tokio::time::timeout(limit, client.query(sql, &[])).await else {
+            return Err(self.connection_error(format!(
+                "no answer within {} s; the connection was closed",
+                limit.as_secs_f64()
+            )));
+        };
+        match answer {
             Ok(rows) => {
                 self.client = Some(client);
                 Ok(!rows.is_empty())
@@ -352,17 +364,14 @@ async fn run(
     command_timeout: Option<Duration>,
     commit: bool,
 ) -> Result<(), Failure> {
-    client
-        .batch_execute("BEGIN")
-        .await
+    let limit = client_limit(command_timeout);
+    bounded(limit, client.batch_execute("BEGIN"))
+        .await?
         .map_err(|error| failure(&error, None, batch))?;
     if let Some(timeout) = command_timeout {
-        client
-            .batch_execute(&format!(
-                "SET LOCAL statement_timeout = {}",
-                timeout_millis(timeout)
-            ))
-            .await
+        let set = format!("SET LOCAL statement_timeout = {}", timeout_millis(timeout));
+        bounded(limit, client.batch_execute(&set))
+            .await?
             .map_err(|error| failure(&error, None, batch))?;
     }
     for operation in operations {
@@ -376,29 +385,58 @@ async fn run(
                 // `$1` is declared `text[]`, so a `varchar` id column compares through its
                 // implicit cast to text, and a column of another type fails on the server.
                 let ids: &(dyn ToSql + Sync) = ids;
-                client
-                    .execute_typed(text, &[(ids, Type::TEXT_ARRAY)])
-                    .await
-                    .map_err(|error| failure(&error, Some(operation), batch))?;
+                bounded(
+                    limit,
+                    client.execute_typed(text, &[(ids, Type::TEXT_ARRAY)]),
+                )
+                .await?
+                .map_err(|error| failure(&error, Some(operation), batch))?;
             }
             Operation::Delete { text, .. } => {
                 // The extended protocol runs exactly one statement, whatever the ids hold.
-                client
-                    .execute_typed(text, &[])
-                    .await
+                bounded(limit, client.execute_typed(text, &[]))
+                    .await?
                     .map_err(|error| failure(&error, Some(operation), batch))?;
             }
             Operation::Copy { text, rows, .. } => {
-                copy(client, text, rows)
-                    .await
+                bounded(limit, copy(client, text, rows))
+                    .await?
                     .map_err(|error| failure(&error, Some(operation), batch))?;
             }
         }
     }
-    client
-        .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
-        .await
-        .map_err(|error| failure(&error, None, batch))
+    bounded(
+        limit,
+        client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }),
+    )
+    .await?
+    .map_err(|error| failure(&error, None, batch))
+}
+
+/// How long the client waits for one statement: the command timeout plus a grace, so that the
+/// server's `statement_timeout` normally ends a slow statement first (a statement error, the
+/// connection kept) and this bound only catches a destination that stopped answering at all
+/// (the connection is then dropped). `None` without a command timeout.
+fn client_limit(command_timeout: Option<Duration>) -> Option<Duration> {
+    command_timeout
+        .filter(|it| !it.is_zero())
+        .map(|it| it + TIMEOUT_GRACE)
+}
+
+/// Runs one step of a batch, giving up after `limit` as a connection failure.
+async fn bounded<T>(
+    limit: Option<Duration>,
+    run: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<Result<T, tokio_postgres::Error>, Failure> {
+    match limit {
+        None => Ok(run.await),
+        Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| {
+            Failure::Connection(format!(
+                "no answer within {} s (command timeout); the connection was closed",
+                limit.as_secs_f64()
+            ))
+        }),
+    }
 }
 
 /// `statement_timeout` in milliseconds: at least 1 for a non-zero timeout (0 disables it), at
