@@ -263,3 +263,37 @@ async fn connecting_to_a_silent_server_fails_within_the_connect_timeout() {
     }
     listener.abort();
 }
+
+/// Issue 18 finding 4: a connection string pointing at another service (Redis) gets a generic
+/// error that echoes nothing the service said.
+#[tokio::test]
+async fn errors_do_not_describe_other_services() {
+    if !common::service_available("Redis", "127.0.0.1:6379", "redis banner") {
+        return;
+    }
+    for (factory, text) in [
+        ("Npgsql", "Host=127.0.0.1;Port=6379;Database=test;Timeout=3"),
+        (
+            "MySqlConnector.MySqlConnectorFactory",
+            "Server=127.0.0.1;Port=6379;Database=test;Connect Timeout=3",
+        ),
+    ] {
+        let target = connection::parse(factory, text).unwrap();
+        let mut writer = SqlWriter::new(target, SqlSettings::default());
+        let error = writer.test_connection().await.unwrap_err().to_string();
+        let lower = error.to_lowercase();
+        assert!(
+            !lower.contains("-err") && !lower.contains("redis") && !lower.contains("protocol"),
+            "{factory}: {error}"
+        );
+        assert!(error.contains("127.0.0.1:6379"), "{factory}: {error}");
+    }
+    // Nothing listens on port 1.
+    let target = connection::parse("Npgsql", "Host=127.0.0.1;Port=1;Database=test").unwrap();
+    let error = SqlWriter::new(target, SqlSettings::default())
+        .test_connection()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("connection refused"), "{error}");
+}

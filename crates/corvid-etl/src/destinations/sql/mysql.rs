@@ -56,7 +56,7 @@ use crate::destinations::sql::batch::{
     SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault, TableBatch,
     push_tab_escaped, quote_identifier, quote_table, rendered_positional_ids,
 };
-use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
+use crate::destinations::sql::connection::{self, SqlProvider, SqlTarget};
 
 /// Rows per multi-row `INSERT`.
 const MAX_ROWS: usize = 1000;
@@ -189,6 +189,23 @@ impl MySqlWriter {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
     }
 
+    /// Why connecting failed: a MySQL/MariaDB server's own error as it is; anything else as a
+    /// generic message that echoes nothing the remote end sent.
+    fn connect_error(&self, error: &mysql_async::Error) -> String {
+        match error {
+            mysql_async::Error::Server(_) => describe(error),
+            other => connection::generic_connect_error(
+                &self.target.host,
+                self.target.port,
+                match other {
+                    mysql_async::Error::Io(mysql_async::IoError::Io(io)) => Some(io),
+                    other => connection::io_cause(other),
+                },
+                "MySQL/MariaDB",
+            ),
+        }
+    }
+
     fn connection_error(&self, message: String) -> SqlLoadError {
         SqlLoadError::Connection {
             destination: self.target.to_string(),
@@ -199,7 +216,7 @@ impl MySqlWriter {
     async fn connect(&self) -> Result<Session, SqlLoadError> {
         let limit = self.connect_limit();
         match tokio::time::timeout(limit, self.open()).await {
-            Ok(result) => result.map_err(|error| self.connection_error(describe(&error))),
+            Ok(result) => result.map_err(|error| self.connection_error(self.connect_error(&error))),
             Err(_) => Err(self.connection_error(no_answer(limit))),
         }
     }

@@ -25,7 +25,7 @@ use crate::destinations::sql::batch::{
     SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault,
     push_tab_escaped, quote_identifier, quote_table,
 };
-use crate::destinations::sql::connection::{SqlProvider, SqlTarget, TlsMode};
+use crate::destinations::sql::connection::{self, SqlProvider, SqlTarget, TlsMode};
 use crate::destinations::sql::tls;
 
 /// The user when the connection string names none (Npgsql needs one; `postgres` is the usual).
@@ -207,7 +207,7 @@ where
             Err(_) => return Err(format!("timed out after {} s", timeout.as_secs_f64())),
         }
     };
-    let (client, connection) = connected.map_err(|error| error_text(&error))?;
+    let (client, connection) = connected.map_err(|error| connect_error_text(config, &error))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%destination, "PostgreSQL connection ended: {error}");
@@ -654,6 +654,28 @@ fn db_message(db: &DbError) -> String {
         Some(detail) if !detail.trim().is_empty() => format!("{}. {}", db.message(), detail),
         _ => db.message().to_owned(),
     }
+}
+
+/// Why connecting failed: a PostgreSQL server's own error (authentication, unknown database)
+/// or a local TLS failure as they are; anything else as a generic message that echoes nothing
+/// the remote end sent.
+fn connect_error_text(config: &Config, error: &tokio_postgres::Error) -> String {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(it) = cause {
+        if it.downcast_ref::<rustls::Error>().is_some() {
+            return error_text(error);
+        }
+        cause = it.source();
+    }
+    if error.as_db_error().is_some() {
+        return error_text(error);
+    }
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => String::new(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    connection::generic_connect_error(&host, port, connection::io_cause(error), "PostgreSQL")
 }
 
 /// An error's text; for a server error its message and detail, without the severity.
