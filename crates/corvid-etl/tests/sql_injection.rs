@@ -163,3 +163,30 @@ async fn sqlite_unquoted_names_never_run_as_sql() {
         .unwrap();
     assert_eq!(exists, 1, "the victim table was dropped");
 }
+
+/// Issue 18 finding 4: testing a SQLite connection never creates the file.
+#[tokio::test]
+async fn testing_a_sqlite_connection_never_creates_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing.db");
+    let target = connection::parse(
+        "Microsoft.Data.Sqlite",
+        &format!("Data Source={}", path.display()),
+    )
+    .unwrap();
+    let error = SqlWriter::new(target.clone(), SqlSettings::default())
+        .test_connection()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!path.exists(), "the test created {}", path.display());
+    assert!(error.contains("does not exist"), "{error}");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x int)")
+        .unwrap();
+    SqlWriter::new(target, SqlSettings::default())
+        .test_connection()
+        .await
+        .unwrap();
+}

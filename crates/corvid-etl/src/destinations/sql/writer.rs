@@ -48,7 +48,11 @@ impl SqlWriter {
     }
 
     /// Connects (or reuses the connection) and runs a trivial query.
+    /// A SQLite file is opened without being created.
     pub async fn test_connection(&mut self) -> Result<(), SqlLoadError> {
+        if let SqlWriter::Sqlite(it) = self {
+            return it.test_connection().await;
+        }
         self.query_returns_rows("SELECT 1").await.map(drop)
     }
 
