@@ -41,7 +41,7 @@ pub use config::{
 pub use corvid_script::ScriptOptions;
 pub use destination::{LoadError, LoadErrorClass, SkippedItem};
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
-pub use options::EtlOptions;
+pub use options::{EtlOptions, SqlitePaths};
 pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};
 pub use test_script::{
     ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_script, test_sql_connection,

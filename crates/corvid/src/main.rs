@@ -111,10 +111,18 @@ struct EtlArgs {
     /// removed, in seconds (RavenDB's `Tombstones.CleanupIntervalInMin`); 0: never.
     #[arg(long, default_value_t = 300)]
     tombstone_cleanup_interval_secs: u64,
+    /// Where SQL ETL's SQLite files are: relative `Data Source` paths resolve here and
+    /// absolute ones outside it are refused. Default: `<data-dir>/sqlite`.
+    #[arg(long)]
+    sqlite_dir: Option<PathBuf>,
+    /// Allows SQLite `Data Source` paths anywhere the server can write (relative ones still
+    /// resolve in --sqlite-dir).
+    #[arg(long)]
+    sqlite_allow_any_path: bool,
 }
 
 impl EtlArgs {
-    fn options(&self) -> anyhow::Result<corvid_etl::EtlOptions> {
+    fn options(&self, data_dir: &std::path::Path) -> anyhow::Result<corvid_etl::EtlOptions> {
         if self.etl_batch_items == 0 || self.etl_batch_mib == 0 {
             bail!("--etl-batch-items and --etl-batch-mib must be at least 1");
         }
@@ -146,6 +154,19 @@ impl EtlArgs {
             tombstone_cleanup_interval: std::time::Duration::from_secs(
                 self.tombstone_cleanup_interval_secs,
             ),
+            sqlite: {
+                let dir = std::path::absolute(
+                    self.sqlite_dir
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("sqlite")),
+                )?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("failed to create {}", dir.display()))?;
+                corvid_etl::SqlitePaths {
+                    dir: Some(dir),
+                    allow_any_path: self.sqlite_allow_any_path,
+                }
+            },
         })
     }
 }
@@ -205,7 +226,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         .enable_all()
         .thread_name("corvid-http")
         .build()?;
-    let etl = corvid_etl::EtlManager::new(args.etl.options()?);
+    let etl = corvid_etl::EtlManager::new(args.etl.options(&args.data_dir)?);
     let etl_for_shutdown = etl.clone();
     let state_storage = storage.clone();
     runtime.block_on(async move {
