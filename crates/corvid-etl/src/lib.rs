@@ -28,6 +28,7 @@ mod extract;
 mod manager;
 mod options;
 mod process;
+mod secrets;
 mod task_store;
 mod test_script;
 mod tombstone_cleaner;
@@ -43,6 +44,7 @@ pub use destination::{LoadError, LoadErrorClass, SkippedItem};
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
 pub use options::{EtlOptions, SqlitePaths};
 pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};
+pub use secrets::SecretsKey;
 pub use test_script::{
     ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_script, test_sql_connection,
     test_sql_script,

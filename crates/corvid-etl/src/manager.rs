@@ -18,6 +18,7 @@ use crate::destinations::ValidatedDestination;
 use crate::destinations::sql::connection::{self, SqlProvider};
 use crate::options::{EtlOptions, SqlitePaths};
 use crate::process::{ProcessContext, ProcessStats, progress_key, read_progress};
+use crate::secrets::SecretsKey;
 use crate::task_store::{
     self, NEXT_TASK_ID, configurations, connection_string_key, storage, task_key, write,
 };
@@ -91,6 +92,8 @@ struct DatabaseEtl {
 /// Runs the ETL of every database of a server.
 pub struct EtlManager {
     options: EtlOptions,
+    /// Loaded (or created) on first use from `options.secrets_key_file`.
+    secrets: std::sync::OnceLock<Result<Option<Arc<SecretsKey>>, String>>,
     databases: Mutex<HashMap<String, DatabaseEtl>>,
 }
 
@@ -101,6 +104,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl EtlManager {
+    /// The key connection strings are sealed with, if the server has one.
+    fn secrets(&self) -> Result<Option<Arc<SecretsKey>>, EtlError> {
+        self.secrets
+            .get_or_init(|| match &self.options.secrets_key_file {
+                None => Ok(None),
+                Some(path) => SecretsKey::load_or_create(path).map(|it| Some(Arc::new(it))),
+            })
+            .clone()
+            .map_err(EtlError::Storage)
+    }
+
     /// Where SQL ETL's SQLite files may be (for the test endpoints).
     pub fn sqlite_paths(&self) -> &SqlitePaths {
         &self.options.sqlite
@@ -109,6 +123,7 @@ impl EtlManager {
     pub fn new(options: EtlOptions) -> Arc<EtlManager> {
         Arc::new(EtlManager {
             options,
+            secrets: std::sync::OnceLock::new(),
             databases: Mutex::new(HashMap::new()),
         })
     }
@@ -175,7 +190,7 @@ impl EtlManager {
         &self,
         database: &Database,
     ) -> Result<Vec<ConnectionString>, EtlError> {
-        task_store::connection_strings(database)
+        task_store::connection_strings(database, self.secrets()?.as_deref())
     }
 
     /// Returns the database's ETL configurations, by task id.
@@ -209,11 +224,15 @@ impl EtlManager {
                     reason,
                 })?;
         }
-        let value = serde_json::to_vec(&connection).map_err(storage)?;
+        let key = connection_string_key(connection.kind(), connection.name());
+        let mut value = serde_json::to_vec(&connection).map_err(storage)?;
+        if let Some(secrets) = self.secrets()? {
+            value = secrets.seal(&key, &value).map_err(EtlError::Storage)?;
+        }
         write(
             database,
             vec![WriteOp::PutRecord {
-                key: connection_string_key(connection.kind(), connection.name()),
+                key,
                 value: Some(value),
             }],
         )
@@ -275,7 +294,7 @@ impl EtlManager {
         database: &Arc<Database>,
         config: EtlConfiguration,
     ) -> Result<u64, EtlError> {
-        let validated = validate_off_runtime(database, config, &self.options.sqlite).await?;
+        let validated = validate_off_runtime(database, config, self).await?;
         if self
             .configurations(database)?
             .iter()
@@ -298,7 +317,7 @@ impl EtlManager {
         reset: &[String],
     ) -> Result<u64, EtlError> {
         let old = self.task_config(database, task_id)?;
-        let validated = validate_off_runtime(database, config, &self.options.sqlite).await?;
+        let validated = validate_off_runtime(database, config, self).await?;
         let config = &validated.config;
         if self
             .configurations(database)?
@@ -517,7 +536,7 @@ impl EtlManager {
         config: EtlConfiguration,
     ) -> Result<(), EtlError> {
         let name = config.name.clone();
-        match validate_off_runtime(database, config, &self.options.sqlite).await {
+        match validate_off_runtime(database, config, self).await {
             Ok(validated) => self.start_validated(&key_of(database.name()), validated),
             Err(EtlError::Config(error)) => {
                 tracing::error!(task = %name, %error, "etl task cannot start");
@@ -623,12 +642,13 @@ impl EtlManager {
 async fn validate_off_runtime(
     database: &Arc<Database>,
     config: EtlConfiguration,
-    sqlite: &SqlitePaths,
+    manager: &EtlManager,
 ) -> Result<ValidatedEtl, EtlError> {
     let database = database.clone();
-    let sqlite = sqlite.clone();
+    let sqlite = manager.options.sqlite.clone();
+    let secrets = manager.secrets()?;
     tokio::task::spawn_blocking(move || {
-        let connection_strings = task_store::connection_strings(&database)?;
+        let connection_strings = task_store::connection_strings(&database, secrets.as_deref())?;
         Ok(confine_sqlite(
             validate_etl(config, &connection_strings)?,
             &sqlite,

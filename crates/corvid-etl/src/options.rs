@@ -30,6 +30,10 @@ pub struct EtlOptions {
     pub tombstone_cleanup_interval: Duration,
     /// Where SQL ETL's SQLite files may be.
     pub sqlite: SqlitePaths,
+    /// The key file connection strings are encrypted with at rest (created 0600 on first
+    /// use); `None`: stored in clear (the library's default; `corvid serve` uses
+    /// `<data-dir>/secrets.key`, or `--secrets-key-file`).
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 /// Where SQL ETL's SQLite files may be (issue 18 finding 4): a connection string's
@@ -93,6 +97,7 @@ impl Default for EtlOptions {
             script: ScriptOptions::default(),
             tombstone_cleanup_interval: Duration::from_secs(300),
             sqlite: SqlitePaths::default(),
+            secrets_key_file: None,
         }
     }
 }

@@ -119,6 +119,10 @@ struct EtlArgs {
     /// resolve in --sqlite-dir).
     #[arg(long)]
     sqlite_allow_any_path: bool,
+    /// The key file connection strings are encrypted with at rest (32 bytes, created with
+    /// mode 0600 on first use). Default: `<data-dir>/secrets.key`.
+    #[arg(long)]
+    secrets_key_file: Option<PathBuf>,
 }
 
 impl EtlArgs {
@@ -167,6 +171,11 @@ impl EtlArgs {
                     allow_any_path: self.sqlite_allow_any_path,
                 }
             },
+            secrets_key_file: Some(
+                self.secrets_key_file
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("secrets.key")),
+            ),
         })
     }
 }
