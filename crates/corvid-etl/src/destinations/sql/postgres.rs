@@ -660,9 +660,14 @@ fn db_message(db: &DbError) -> String {
 /// or a local TLS failure as they are; anything else as a generic message that echoes nothing
 /// the remote end sent.
 fn connect_error_text(config: &Config, error: &tokio_postgres::Error) -> String {
+    // A TLS failure is local (the handshake, the certificate checks): its text says why. The
+    // `rustls::Error` may sit inside an `io::Error`, whose `source` skips it.
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(it) = cause {
-        if it.downcast_ref::<rustls::Error>().is_some() {
+        let inner = it
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if it.is::<rustls::Error>() || inner.is_some_and(|it| it.is::<rustls::Error>()) {
             return error_text(error);
         }
         cause = it.source();
