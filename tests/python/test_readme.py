@@ -51,11 +51,13 @@ def test_the_readme_tour_runs(tmp_path, admin_store):
     # The tour starts from a server without its databases (a rerun against the same server).
     for name in ("shop", "shipping"):
         delete_database_quietly(admin_store, name)
-    sqlite_file = tmp_path / "corvid-tour.db"
+    # SQLite files live in the server's `<data-dir>/sqlite` (docs/security/destinations.md).
+    data_dir = Path(os.environ.get("CORVID_DATA_DIR", "corvid-data"))
+    sqlite_file = data_dir / "sqlite" / "tour.db"
     blocks = tour_blocks()
     assert [kind for kind, _ in blocks] == ["sh", "sh", "sh", "python"], blocks
     for kind, code in blocks:
-        code = code.replace("http://127.0.0.1:8080", url).replace("/tmp/corvid-tour.db", str(sqlite_file))
+        code = code.replace("http://127.0.0.1:8080", url).replace("corvid-data/sqlite/tour.db", str(sqlite_file))
         if kind == "sh":
             result = subprocess.run(
                 ["bash", "-c", "set -euo pipefail\n" + code], capture_output=True, text=True, timeout=60

@@ -43,8 +43,9 @@ pub struct RavenConnectionString {
     pub topology_discovery_urls: Vec<String>,
 }
 
-/// Where SQL ETL writes: an ADO.NET-style provider name and connection string.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Where SQL ETL writes: an ADO.NET-style provider name and connection string. `Debug`
+/// shows the connection string with its password redacted, so that no log holds it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct SqlConnectionString {
     #[serde(rename = "Name")]
     pub name: String,
@@ -52,6 +53,19 @@ pub struct SqlConnectionString {
     pub connection_string: String,
     #[serde(rename = "FactoryName", default)]
     pub factory_name: String,
+}
+
+impl std::fmt::Debug for SqlConnectionString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlConnectionString")
+            .field("name", &self.name)
+            .field(
+                "connection_string",
+                &crate::destinations::sql::connection::redact_password(&self.connection_string),
+            )
+            .field("factory_name", &self.factory_name)
+            .finish()
+    }
 }
 
 /// RavenDB's `EtlType`.
@@ -331,5 +345,16 @@ mod tests {
         assert_eq!(untyped.etl_type(), EtlType::Sql);
         let untyped: EtlConfiguration = serde_json::from_str(r#"{"Name":"t"}"#).unwrap();
         assert_eq!(untyped.etl_type(), EtlType::Raven);
+    }
+
+    #[test]
+    fn debug_never_shows_a_password() {
+        let sql = SqlConnectionString {
+            name: "pg".to_owned(),
+            connection_string: "Host=h;Database=d;Password=hunter22".to_owned(),
+            factory_name: "Npgsql".to_owned(),
+        };
+        let shown = format!("{sql:?} {:?}", ConnectionString::Sql(sql.clone()));
+        assert!(!shown.contains("hunter22"), "{shown}");
     }
 }

@@ -29,6 +29,7 @@ mod manager;
 mod options;
 mod process;
 mod script_budget;
+mod secrets;
 mod task_store;
 mod test_script;
 mod tombstone_cleaner;
@@ -42,9 +43,10 @@ pub use config::{
 pub use corvid_script::ScriptOptions;
 pub use destination::{LoadError, LoadErrorClass, SkippedItem};
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
-pub use options::EtlOptions;
+pub use options::{EtlOptions, SqlitePaths};
 pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};
 pub use script_budget::{MIN_GRANT_BYTES, ScriptMemoryBudget, ScriptMemoryGrant};
+pub use secrets::SecretsKey;
 pub use test_script::{
     ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_script, test_sql_connection,
     test_sql_script,

@@ -14,8 +14,11 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConnectionString, EtlConfiguration, EtlType};
-use crate::options::EtlOptions;
+use crate::destinations::ValidatedDestination;
+use crate::destinations::sql::connection::{self, SqlProvider};
+use crate::options::{EtlOptions, SqlitePaths};
 use crate::process::{ProcessContext, ProcessStats, progress_key, read_progress};
+use crate::secrets::SecretsKey;
 use crate::task_store::{
     self, NEXT_TASK_ID, configurations, connection_string_key, storage, task_key, write,
 };
@@ -89,6 +92,8 @@ struct DatabaseEtl {
 /// Runs the ETL of every database of a server.
 pub struct EtlManager {
     options: EtlOptions,
+    /// Loaded (or created) on first use from `options.secrets_key_file`.
+    secrets: std::sync::OnceLock<Result<Option<Arc<SecretsKey>>, String>>,
     databases: Mutex<HashMap<String, DatabaseEtl>>,
 }
 
@@ -99,9 +104,26 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl EtlManager {
+    /// The key connection strings are sealed with, if the server has one.
+    fn secrets(&self) -> Result<Option<Arc<SecretsKey>>, EtlError> {
+        self.secrets
+            .get_or_init(|| match &self.options.secrets_key_file {
+                None => Ok(None),
+                Some(path) => SecretsKey::load_or_create(path).map(|it| Some(Arc::new(it))),
+            })
+            .clone()
+            .map_err(EtlError::Storage)
+    }
+
+    /// Where SQL ETL's SQLite files may be (for the test endpoints).
+    pub fn sqlite_paths(&self) -> &SqlitePaths {
+        &self.options.sqlite
+    }
+
     pub fn new(options: EtlOptions) -> Arc<EtlManager> {
         Arc::new(EtlManager {
             options,
+            secrets: std::sync::OnceLock::new(),
             databases: Mutex::new(HashMap::new()),
         })
     }
@@ -139,7 +161,9 @@ impl EtlManager {
         }
         let connection_strings = self.connection_strings(&database)?;
         for config in self.configurations(&database)? {
-            match validate_etl(config, &connection_strings) {
+            match validate_etl(config, &connection_strings)
+                .and_then(|it| confine_sqlite(it, &self.options.sqlite))
+            {
                 Ok(validated) => self.start_validated(&key, validated),
                 Err(error) => tracing::error!(%error, "etl task cannot start"),
             }
@@ -166,7 +190,7 @@ impl EtlManager {
         &self,
         database: &Database,
     ) -> Result<Vec<ConnectionString>, EtlError> {
-        task_store::connection_strings(database)
+        task_store::connection_strings(database, self.secrets()?.as_deref())
     }
 
     /// Returns the database's ETL configurations, by task id.
@@ -188,11 +212,27 @@ impl EtlManager {
         connection: ConnectionString,
     ) -> Result<(), EtlError> {
         validate_connection_string(&connection)?;
-        let value = serde_json::to_vec(&connection).map_err(storage)?;
+        if let ConnectionString::Sql(sql) = &connection
+            && let Ok(target) = connection::parse(&sql.factory_name, &sql.connection_string)
+            && target.provider == SqlProvider::Sqlite
+        {
+            self.options
+                .sqlite
+                .resolve(&target.database)
+                .map_err(|reason| ConfigError::InvalidConnectionString {
+                    name: sql.name.clone(),
+                    reason,
+                })?;
+        }
+        let key = connection_string_key(connection.kind(), connection.name());
+        let mut value = serde_json::to_vec(&connection).map_err(storage)?;
+        if let Some(secrets) = self.secrets()? {
+            value = secrets.seal(&key, &value).map_err(EtlError::Storage)?;
+        }
         write(
             database,
             vec![WriteOp::PutRecord {
-                key: connection_string_key(connection.kind(), connection.name()),
+                key,
                 value: Some(value),
             }],
         )
@@ -254,7 +294,7 @@ impl EtlManager {
         database: &Arc<Database>,
         config: EtlConfiguration,
     ) -> Result<u64, EtlError> {
-        let validated = validate_off_runtime(database, config).await?;
+        let validated = validate_off_runtime(database, config, self).await?;
         if self
             .configurations(database)?
             .iter()
@@ -277,7 +317,7 @@ impl EtlManager {
         reset: &[String],
     ) -> Result<u64, EtlError> {
         let old = self.task_config(database, task_id)?;
-        let validated = validate_off_runtime(database, config).await?;
+        let validated = validate_off_runtime(database, config, self).await?;
         let config = &validated.config;
         if self
             .configurations(database)?
@@ -496,7 +536,7 @@ impl EtlManager {
         config: EtlConfiguration,
     ) -> Result<(), EtlError> {
         let name = config.name.clone();
-        match validate_off_runtime(database, config).await {
+        match validate_off_runtime(database, config, self).await {
             Ok(validated) => self.start_validated(&key_of(database.name()), validated),
             Err(EtlError::Config(error)) => {
                 tracing::error!(task = %name, %error, "etl task cannot start");
@@ -602,14 +642,40 @@ impl EtlManager {
 async fn validate_off_runtime(
     database: &Arc<Database>,
     config: EtlConfiguration,
+    manager: &EtlManager,
 ) -> Result<ValidatedEtl, EtlError> {
     let database = database.clone();
+    let sqlite = manager.options.sqlite.clone();
+    let secrets = manager.secrets()?;
     tokio::task::spawn_blocking(move || {
-        let connection_strings = task_store::connection_strings(&database)?;
-        Ok(validate_etl(config, &connection_strings)?)
+        let connection_strings = task_store::connection_strings(&database, secrets.as_deref())?;
+        Ok(confine_sqlite(
+            validate_etl(config, &connection_strings)?,
+            &sqlite,
+        )?)
     })
     .await
     .map_err(|error| EtlError::Storage(format!("the validation stopped: {error}")))?
+}
+
+/// Resolves a SQL ETL task's SQLite file in the SQLite directory; a file outside it is refused
+/// (issue 18 finding 4).
+pub(crate) fn confine_sqlite(
+    mut validated: ValidatedEtl,
+    sqlite: &SqlitePaths,
+) -> Result<ValidatedEtl, ConfigError> {
+    if let ValidatedDestination::Sql(destination) = &mut validated.destination
+        && destination.target.provider == SqlProvider::Sqlite
+    {
+        let resolved = sqlite
+            .resolve(&destination.target.database)
+            .map_err(|reason| ConfigError::InvalidConnectionString {
+                name: validated.config.connection_string_name.clone(),
+                reason,
+            })?;
+        destination.target.database = resolved.to_string_lossy().into_owned();
+    }
+    Ok(validated)
 }
 
 fn stop_all(processes: &mut Vec<RunningProcess>) {

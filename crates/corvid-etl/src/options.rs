@@ -1,6 +1,7 @@
 //! The settings of every ETL process of a server, given by the binary (`corvid serve`'s
 //! `--etl-*` flags); each destination reads the ones that concern it.
 
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use corvid_script::ScriptOptions;
@@ -32,6 +33,60 @@ pub struct EtlOptions {
     /// How often each database's tombstones that every ETL transformation has processed are
     /// removed (RavenDB's `Tombstones.CleanupIntervalInMin`, 5 minutes); zero: never.
     pub tombstone_cleanup_interval: Duration,
+    /// Where SQL ETL's SQLite files may be.
+    pub sqlite: SqlitePaths,
+    /// The key file connection strings are encrypted with at rest (created 0600 on first
+    /// use); `None`: stored in clear (the library's default; `corvid serve` uses
+    /// `<data-dir>/secrets.key`, or `--secrets-key-file`).
+    pub secrets_key_file: Option<PathBuf>,
+}
+
+/// Where SQL ETL's SQLite files may be (issue 18 finding 4): a connection string's
+/// `Data Source` must not name any file the server can write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqlitePaths {
+    /// The directory relative `Data Source` paths resolve in, and outside which absolute ones
+    /// are refused. `None`: paths are used as written (the library's default; `corvid serve`
+    /// sets `<data-dir>/sqlite`, or `--sqlite-dir`).
+    pub dir: Option<PathBuf>,
+    /// Absolute paths outside `dir` are allowed (`--sqlite-allow-any-path`); relative ones
+    /// still resolve in `dir`.
+    pub allow_any_path: bool,
+}
+
+impl SqlitePaths {
+    /// The file a `Data Source` names; `Err` (for the user) when it is outside the directory.
+    /// The check is lexical: a path with `..` is refused, symbolic links inside the directory
+    /// are the operator's.
+    pub fn resolve(&self, data_source: &str) -> Result<PathBuf, String> {
+        let path = Path::new(data_source);
+        let Some(dir) = &self.dir else {
+            return Ok(path.to_path_buf());
+        };
+        if path.is_absolute() && self.allow_any_path {
+            return Ok(path.to_path_buf());
+        }
+        let outside = || {
+            format!(
+                "the SQLite file `{data_source}` is outside the SQLite directory `{}`; use a path relative to it (or start the server with --sqlite-allow-any-path)",
+                dir.display()
+            )
+        };
+        if path
+            .components()
+            .any(|it| matches!(it, Component::ParentDir | Component::Prefix(_)))
+        {
+            return Err(outside());
+        }
+        if path.is_absolute() {
+            return if path.starts_with(dir) {
+                Ok(path.to_path_buf())
+            } else {
+                Err(outside())
+            };
+        }
+        Ok(dir.join(path))
+    }
 }
 
 impl Default for EtlOptions {
@@ -47,6 +102,54 @@ impl Default for EtlOptions {
             script: ScriptOptions::default(),
             script_budget: ScriptMemoryBudget::new(256 * 1024 * 1024),
             tombstone_cleanup_interval: Duration::from_secs(300),
+            sqlite: SqlitePaths::default(),
+            secrets_key_file: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_files_stay_in_their_directory() {
+        let confined = SqlitePaths {
+            dir: Some(PathBuf::from("/data/sqlite")),
+            allow_any_path: false,
+        };
+        assert_eq!(
+            confined.resolve("reports.db").unwrap(),
+            PathBuf::from("/data/sqlite/reports.db")
+        );
+        assert_eq!(
+            confined.resolve("/data/sqlite/a/b.db").unwrap(),
+            PathBuf::from("/data/sqlite/a/b.db")
+        );
+        for refused in [
+            "/etc/passwd",
+            "../x.db",
+            "/data/sqlite/../x.db",
+            "a/../../x.db",
+        ] {
+            let error = confined.resolve(refused).unwrap_err();
+            assert!(error.contains("--sqlite-allow-any-path"), "{error}");
+        }
+        let any = SqlitePaths {
+            allow_any_path: true,
+            ..confined.clone()
+        };
+        assert_eq!(
+            any.resolve("/tmp/x.db").unwrap(),
+            PathBuf::from("/tmp/x.db")
+        );
+        assert_eq!(
+            any.resolve("x.db").unwrap(),
+            PathBuf::from("/data/sqlite/x.db")
+        );
+        assert_eq!(
+            SqlitePaths::default().resolve("/tmp/x.db").unwrap(),
+            PathBuf::from("/tmp/x.db")
+        );
     }
 }

@@ -9,20 +9,26 @@ use corvid_store::{Database, Snapshot, WriteOp, WriteResult};
 
 use crate::config::{ConnectionString, EtlConfiguration, EtlType};
 use crate::manager::EtlError;
+use crate::secrets::SecretsKey;
 
 const CONNECTION_STRINGS: &str = "etl/connection-strings/";
 const TASKS: &str = "etl/tasks/";
 pub(crate) const NEXT_TASK_ID: &str = "etl/next-task-id";
 
 /// The database's connection strings.
-pub(crate) fn connection_strings(database: &Database) -> Result<Vec<ConnectionString>, EtlError> {
+/// Records sealed with `secrets` (see `secrets.rs`) are opened; plain ones read as they are.
+pub(crate) fn connection_strings(
+    database: &Database,
+    secrets: Option<&SecretsKey>,
+) -> Result<Vec<ConnectionString>, EtlError> {
     let snapshot = database.snapshot().map_err(storage)?;
     let mut found = Vec::new();
-    for (_, value) in snapshot
+    for (key, value) in snapshot
         .records_with_prefix(CONNECTION_STRINGS)
         .map_err(storage)?
     {
-        found.push(serde_json::from_slice(&value).map_err(storage)?);
+        let plain = crate::secrets::open(secrets, &key, &value).map_err(storage)?;
+        found.push(serde_json::from_slice(&plain).map_err(storage)?);
     }
     Ok(found)
 }

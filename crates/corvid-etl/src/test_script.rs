@@ -144,6 +144,7 @@ pub async fn test_sql_script(
     stored_connection_strings: Vec<ConnectionString>,
     request: SqlTestRequest,
     script_options: corvid_script::ScriptOptions,
+    sqlite: &crate::options::SqlitePaths,
 ) -> Result<SqlTestResult, EtlError> {
     let mut config = request.configuration;
     if config.etl_type() != EtlType::Sql {
@@ -162,7 +163,8 @@ pub async fn test_sql_script(
         }
         None => stored_connection_strings,
     };
-    let validated = validate_etl(config, &connection_strings)?;
+    let validated =
+        crate::manager::confine_sqlite(validate_etl(config, &connection_strings)?, sqlite)?;
     let (ValidatedDestination::Sql(destination), [transform]) =
         (validated.destination, validated.transforms.as_slice())
     else {
@@ -224,11 +226,18 @@ pub async fn test_sql_script(
 /// Connects to a SQL database with a connection string and runs a trivial query.
 pub async fn test_sql_connection(
     connection: &crate::config::SqlConnectionString,
+    sqlite: &crate::options::SqlitePaths,
 ) -> Result<(), String> {
-    let target = crate::destinations::sql::connection::parse(
+    let mut target = crate::destinations::sql::connection::parse(
         &connection.factory_name,
         &connection.connection_string,
     )?;
+    if target.provider == crate::destinations::sql::SqlProvider::Sqlite {
+        target.database = sqlite
+            .resolve(&target.database)?
+            .to_string_lossy()
+            .into_owned();
+    }
     let mut writer = SqlWriter::new(target, crate::destinations::sql::SqlSettings::default());
     writer.test_connection().await.map_err(|it| it.to_string())
 }

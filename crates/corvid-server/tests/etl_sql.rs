@@ -796,6 +796,19 @@ async fn bad_sql_configurations_are_refused_and_passwords_stay_secret() {
             "delete behaviour functions",
         ),
         (with("ConnectionStringName", json!("nope")), "`nope`"),
+        // Issue 18 finding 1: an unquoted name reaches SQL as written.
+        (
+            {
+                let mut config = with(
+                    "SqlTables",
+                    json!([{"TableName": "Orders LIMIT 1; DROP TABLE victim; --",
+                            "DocumentIdColumn": "Id"}]),
+                );
+                config["QuoteTables"] = json!(false);
+                config
+            },
+            "is not a plain identifier",
+        ),
     ];
     for (config, expected) in cases {
         let (status, body) = send(

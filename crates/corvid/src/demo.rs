@@ -160,7 +160,8 @@ pub async fn run(url: String, data_dir: PathBuf, size: SampleSize) -> anyhow::Re
         size.orders, size.companies, size.products, size.employees
     );
 
-    let sqlite = std::path::absolute(data_dir.join("reporting.db"))?;
+    // In the SQLite directory (`corvid serve` refuses SQLite files outside it).
+    let sqlite = std::path::absolute(data_dir.join("sqlite").join("reporting.db"))?;
     create_reporting_tables(&sqlite)?;
     define_tasks(&url, &sqlite).await?;
     println!(

@@ -154,10 +154,26 @@ struct EtlArgs {
     /// removed, in seconds (RavenDB's `Tombstones.CleanupIntervalInMin`); 0: never.
     #[arg(long, default_value_t = 300)]
     tombstone_cleanup_interval_secs: u64,
+    /// Where SQL ETL's SQLite files are: relative `Data Source` paths resolve here and
+    /// absolute ones outside it are refused. Default: `<data-dir>/sqlite`.
+    #[arg(long)]
+    sqlite_dir: Option<PathBuf>,
+    /// Allows SQLite `Data Source` paths anywhere the server can write (relative ones still
+    /// resolve in --sqlite-dir).
+    #[arg(long)]
+    sqlite_allow_any_path: bool,
+    /// The key file connection strings are encrypted with at rest (32 bytes, created with
+    /// mode 0600 on first use). Default: `<data-dir>/secrets.key`.
+    #[arg(long)]
+    secrets_key_file: Option<PathBuf>,
 }
 
 impl EtlArgs {
-    fn options(&self, memory: &MemoryArgs) -> anyhow::Result<corvid_etl::EtlOptions> {
+    fn options(
+        &self,
+        memory: &MemoryArgs,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<corvid_etl::EtlOptions> {
         let batch_bytes = memory.part(self.etl_batch_mib, 16);
         let script_total = memory.part(memory.script_memory_total_mib, 4);
         let script_memory = match self.script_memory_mib {
@@ -196,6 +212,24 @@ impl EtlArgs {
                 self.tombstone_cleanup_interval_secs,
             ),
             script_budget: corvid_etl::ScriptMemoryBudget::new(script_total),
+            sqlite: {
+                let dir = std::path::absolute(
+                    self.sqlite_dir
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("sqlite")),
+                )?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("failed to create {}", dir.display()))?;
+                corvid_etl::SqlitePaths {
+                    dir: Some(dir),
+                    allow_any_path: self.sqlite_allow_any_path,
+                }
+            },
+            secrets_key_file: Some(
+                self.secrets_key_file
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("secrets.key")),
+            ),
         })
     }
 }
@@ -271,7 +305,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         .enable_all()
         .thread_name("corvid-http")
         .build()?;
-    let etl = corvid_etl::EtlManager::new(args.etl.options(&args.memory)?);
+    let etl = corvid_etl::EtlManager::new(args.etl.options(&args.memory, &args.data_dir)?);
     let etl_for_shutdown = etl.clone();
     let state_storage = storage.clone();
     runtime.block_on(async move {

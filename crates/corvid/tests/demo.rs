@@ -145,7 +145,7 @@ fn the_demo_moves_the_sample_data_and_its_tour_works() {
         "{stats}"
     );
     assert_eq!(stats["Collections"]["Customers"], 6, "{stats}");
-    let sqlite = data_dir.join("reporting.db");
+    let sqlite = data_dir.join("sqlite").join("reporting.db");
     assert_eq!(
         sqlite_rows(&sqlite, "SELECT COUNT(*) FROM Orders"),
         [["300"]]

@@ -529,6 +529,7 @@ pub(crate) async fn test_sql_etl(
         stored,
         request,
         corvid_etl::ScriptOptions::default(),
+        state.etl().sqlite_paths(),
     )
     .await?;
     let now = corvid_store::Timestamp::now().to_iso();
@@ -575,6 +576,7 @@ pub(crate) async fn test_sql_etl(
 /// `POST /admin/etl/sql/test-connection?factoryName=Npgsql` with the connection string as
 /// the body: `{Success: true}` or `{Success: false, Error}`, as RavenDB answers.
 pub(crate) async fn test_sql_connection(
+    State(state): State<AppState>,
     // The database must exist, as in RavenDB, though the test does not touch it.
     Db(_database): Db,
     Params(params): Params,
@@ -595,10 +597,11 @@ pub(crate) async fn test_sql_connection(
         connection_string,
         factory_name: factory_name.to_owned(),
     };
-    let answer = match corvid_etl::test_sql_connection(&connection).await {
-        Ok(()) => json!({"Success": true}),
-        Err(error) => json!({"Success": false, "Error": error}),
-    };
+    let answer =
+        match corvid_etl::test_sql_connection(&connection, state.etl().sqlite_paths()).await {
+            Ok(()) => json!({"Success": true}),
+            Err(error) => json!({"Success": false, "Error": error}),
+        };
     Ok(json_value(StatusCode::OK, &answer))
 }
 

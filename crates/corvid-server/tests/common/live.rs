@@ -51,7 +51,7 @@ pub async fn start_with_options(options: EtlOptions) -> Server {
     start_with(0, storage, Some(dir), options).await
 }
 
-async fn start_with(
+pub async fn start_with(
     port: u16,
     storage: Arc<Storage>,
     dir: Option<tempfile::TempDir>,

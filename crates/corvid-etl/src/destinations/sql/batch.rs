@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::destinations::sql::connection::SqlProvider;
+use crate::destinations::sql::identifier::is_unquoted_table;
 
 /// One value bound to a column.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +193,12 @@ impl SqlBatch {
     }
 }
 
+/// The command timeout of a task whose `CommandTimeout` is null: that of the .NET providers
+/// RavenDB uses (Npgsql, MySqlConnector: 30 s). RavenDB itself sets none, so its SQL ETL waits
+/// as long as the provider does; without any limit a destination that stops answering would
+/// stall the task while it reports `Active` (issue 18 finding 3).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Settings of a SQL ETL task that shape statements.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlSettings {
@@ -199,7 +206,8 @@ pub struct SqlSettings {
     pub quote_tables: bool,
     /// Bind deleted ids as parameters (default true); otherwise inline them, `'` doubled.
     pub parameterize_deletes: bool,
-    /// Per-statement timeout; `None` leaves the provider default.
+    /// Per-statement timeout (RavenDB's `CommandTimeout`); [`DEFAULT_COMMAND_TIMEOUT`] when
+    /// the task sets none; zero or `None`: no limit.
     pub command_timeout: Option<Duration>,
 }
 
@@ -208,7 +216,7 @@ impl Default for SqlSettings {
         SqlSettings {
             quote_tables: true,
             parameterize_deletes: true,
-            command_timeout: None,
+            command_timeout: Some(DEFAULT_COMMAND_TIMEOUT),
         }
     }
 }
@@ -319,9 +327,11 @@ pub fn render_value(value: &SqlValue) -> String {
 
 /// Quotes a table name for a provider: each dot-separated part when `quote` (RavenDB's
 /// `QuoteTables`), `"` for PostgreSQL and SQLite, `` ` `` for MySQL; a quote inside a part is
-/// doubled.
+/// doubled. Unquoted, a name goes into SQL as written only when it is a plain identifier
+/// ([`is_unquoted_table`]; saving a task refuses any other); otherwise it is quoted anyway,
+/// so no configured name is ever SQL text.
 pub fn quote_table(provider: SqlProvider, table: &str, quote: bool) -> String {
-    if !quote {
+    if !quote && is_unquoted_table(provider, table) {
         return table.to_owned();
     }
     table

@@ -8,9 +8,10 @@ use corvid_script::ScriptOptions;
 
 use crate::config::{SqlConnectionString, SqlEtlConfig};
 use crate::destination::{Destination, LoadError};
-use crate::destinations::sql::batch::{SqlBatch, SqlSettings};
+use crate::destinations::sql::batch::{DEFAULT_COMMAND_TIMEOUT, SqlBatch, SqlSettings};
 use crate::destinations::sql::connection::{self, SqlTarget};
 use crate::destinations::sql::encoder::SqlEncoder;
+use crate::destinations::sql::identifier::check_unquoted_table;
 use crate::destinations::sql::loader::SqlLoader;
 use crate::destinations::sql::rows::{BatchBuilder, SqlTable};
 use crate::destinations::sql::writer::SqlWriter;
@@ -50,6 +51,7 @@ impl SqlDestination {
         if configured.is_empty() {
             return Err(ConfigError::NoSqlTables { task: task() });
         }
+        let quote_tables = config.quote_tables.unwrap_or(true);
         let mut tables: Vec<SqlTable> = Vec::with_capacity(configured.len());
         for table in configured {
             let invalid = |reason: String| ConfigError::InvalidSqlTable {
@@ -64,6 +66,9 @@ impl SqlDestination {
                     "table `{}` has an empty `DocumentIdColumn`",
                     table.table_name
                 )));
+            }
+            if !quote_tables {
+                check_unquoted_table(target.provider, &table.table_name).map_err(invalid)?;
             }
             if tables
                 .iter()
@@ -81,9 +86,13 @@ impl SqlDestination {
             });
         }
         let settings = SqlSettings {
-            quote_tables: config.quote_tables.unwrap_or(true),
+            quote_tables,
             parameterize_deletes: config.parameterize_deletes.unwrap_or(true),
-            command_timeout: config.command_timeout.map(Duration::from_secs),
+            command_timeout: Some(
+                config
+                    .command_timeout
+                    .map_or(DEFAULT_COMMAND_TIMEOUT, Duration::from_secs),
+            ),
         };
         Ok(SqlDestination {
             target,

@@ -108,6 +108,46 @@ impl SqlTarget {
     }
 }
 
+/// The message of a failed connection attempt that reached no database server of the
+/// expected kind: only what the local network stack knows (refused, timed out, unreachable),
+/// never what the remote end sent, so that a connection string cannot be used to read other
+/// hosts' services (issue 18 finding 4). `io` is the I/O error found among the causes, if any.
+pub fn generic_connect_error(
+    host: &str,
+    port: u16,
+    io: Option<&std::io::Error>,
+    server: &str,
+) -> String {
+    use std::io::ErrorKind;
+    let why = match io.map(std::io::Error::kind) {
+        Some(ErrorKind::ConnectionRefused) => "connection refused".to_owned(),
+        Some(ErrorKind::TimedOut | ErrorKind::WouldBlock) => "timed out".to_owned(),
+        Some(ErrorKind::NotFound) => "host not found".to_owned(),
+        Some(ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable) => {
+            "host unreachable".to_owned()
+        }
+        Some(ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted) => {
+            format!("the connection was closed (not a {server} server?)")
+        }
+        _ => format!("not a {server} server"),
+    };
+    format!("could not connect to {host}:{port}: {why}")
+}
+
+/// The first I/O error among an error's causes.
+pub(crate) fn io_cause<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a std::io::Error> {
+    let mut current = Some(error);
+    while let Some(it) = current {
+        if let Some(io) = it.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        current = it.source();
+    }
+    None
+}
+
 /// Parses a `FactoryName` and connection string. Error messages never quote the string
 /// itself (it may hold a password), only the key at fault.
 pub fn parse(factory: &str, connection_string: &str) -> Result<SqlTarget, String> {

@@ -15,6 +15,7 @@ pub mod batch;
 pub(crate) mod config;
 pub mod connection;
 pub(crate) mod encoder;
+pub mod identifier;
 pub(crate) mod loader;
 pub mod mysql;
 pub mod postgres;
@@ -24,8 +25,8 @@ mod tls;
 pub mod writer;
 
 pub use batch::{
-    SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault, TableBatch,
-    quote_identifier, quote_table, render_value,
+    DEFAULT_COMMAND_TIMEOUT, SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement,
+    StatementFault, TableBatch, quote_identifier, quote_table, render_value,
 };
 pub use config::SqlDestination;
 pub use connection::{SqlProvider, SqlTarget, TlsMode};

@@ -56,7 +56,7 @@ use crate::destinations::sql::batch::{
     SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault, TableBatch,
     push_tab_escaped, quote_identifier, quote_table, rendered_positional_ids,
 };
-use crate::destinations::sql::connection::{SqlProvider, SqlTarget};
+use crate::destinations::sql::connection::{self, SqlProvider, SqlTarget};
 
 /// Rows per multi-row `INSERT`.
 const MAX_ROWS: usize = 1000;
@@ -157,7 +157,8 @@ impl MySqlWriter {
             None => self.connect().await?,
         };
         let limit = self.connect_limit();
-        let query = session.conn.query_first::<Value, _>(sql);
+        // Prepared: one statement, whatever `sql` holds (the text protocol runs several).
+        let query = session.conn.exec_first::<Value, _, _>(sql, Params::Empty);
         match tokio::time::timeout(limit, query).await {
             Ok(Ok(row)) => {
                 self.session = Some(session);
@@ -188,6 +189,23 @@ impl MySqlWriter {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
     }
 
+    /// Why connecting failed: a MySQL/MariaDB server's own error as it is; anything else as a
+    /// generic message that echoes nothing the remote end sent.
+    fn connect_error(&self, error: &mysql_async::Error) -> String {
+        match error {
+            mysql_async::Error::Server(_) => describe(error),
+            other => connection::generic_connect_error(
+                &self.target.host,
+                self.target.port,
+                match other {
+                    mysql_async::Error::Io(mysql_async::IoError::Io(io)) => Some(io),
+                    other => connection::io_cause(other),
+                },
+                "MySQL/MariaDB",
+            ),
+        }
+    }
+
     fn connection_error(&self, message: String) -> SqlLoadError {
         SqlLoadError::Connection {
             destination: self.target.to_string(),
@@ -198,7 +216,7 @@ impl MySqlWriter {
     async fn connect(&self) -> Result<Session, SqlLoadError> {
         let limit = self.connect_limit();
         match tokio::time::timeout(limit, self.open()).await {
-            Ok(result) => result.map_err(|error| self.connection_error(describe(&error))),
+            Ok(result) => result.map_err(|error| self.connection_error(self.connect_error(&error))),
             Err(_) => Err(self.connection_error(no_answer(limit))),
         }
     }
@@ -295,7 +313,8 @@ impl MySqlWriter {
                     .await
                 }
                 Kind::Delete { bound: false, .. } => {
-                    bounded(limit, conn.query_drop(step.text.as_str())).await
+                    // Prepared, so the inlined ids can never make it more than one statement.
+                    bounded(limit, conn.exec_drop(step.text.as_str(), Params::Empty)).await
                 }
                 Kind::Insert { rows } => {
                     let mut params = Vec::with_capacity(rows.len() * (step.width));

@@ -25,13 +25,15 @@ use crate::destinations::sql::batch::{
     SqlBatch, SqlLoadError, SqlRow, SqlSettings, SqlValue, Statement, StatementFault,
     push_tab_escaped, quote_identifier, quote_table,
 };
-use crate::destinations::sql::connection::{SqlProvider, SqlTarget, TlsMode};
+use crate::destinations::sql::connection::{self, SqlProvider, SqlTarget, TlsMode};
 use crate::destinations::sql::tls;
 
 /// The user when the connection string names none (Npgsql needs one; `postgres` is the usual).
 const DEFAULT_USER: &str = "postgres";
 /// Npgsql's default `Timeout`.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How much longer than the command timeout the client waits before it gives a statement up.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 /// Ids bound in one `= ANY($1)` array.
 const ANY_DELETE_CHUNK: usize = 50_000;
 /// Ids inlined in one `IN (…)` list.
@@ -86,7 +88,10 @@ impl PgWriter {
             Err(Failure::Statement(error)) => {
                 // Leave the connection idle, not in a failed transaction; keep it only if
                 // that worked.
-                if !client.is_closed() && client.batch_execute("ROLLBACK").await.is_ok() {
+                let limit =
+                    client_limit(self.settings.command_timeout).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+                let rollback = tokio::time::timeout(limit, client.batch_execute("ROLLBACK"));
+                if !client.is_closed() && matches!(rollback.await, Ok(Ok(()))) {
                     self.client = Some(client);
                 }
                 Err(error)
@@ -100,12 +105,18 @@ impl PgWriter {
     /// whether it returned a row. A failure drops the connection.
     pub async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
         let client = self.take_client().await?;
-        match client.simple_query(sql).await {
-            Ok(messages) => {
+        // The extended protocol: exactly one statement, whatever `sql` holds.
+        let limit = client_limit(self.settings.command_timeout).unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let Ok(answer) = tokio::time::timeout(limit, client.query(sql, &[])).await else {
+            return Err(self.connection_error(format!(
+                "no answer within {} s; the connection was closed",
+                limit.as_secs_f64()
+            )));
+        };
+        match answer {
+            Ok(rows) => {
                 self.client = Some(client);
-                Ok(messages
-                    .iter()
-                    .any(|it| matches!(it, tokio_postgres::SimpleQueryMessage::Row(_))))
+                Ok(!rows.is_empty())
             }
             Err(error) => Err(self.connection_error(error_text(&error))),
         }
@@ -196,7 +207,7 @@ where
             Err(_) => return Err(format!("timed out after {} s", timeout.as_secs_f64())),
         }
     };
-    let (client, connection) = connected.map_err(|error| error_text(&error))?;
+    let (client, connection) = connected.map_err(|error| connect_error_text(config, &error))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%destination, "PostgreSQL connection ended: {error}");
@@ -353,17 +364,14 @@ async fn run(
     command_timeout: Option<Duration>,
     commit: bool,
 ) -> Result<(), Failure> {
-    client
-        .batch_execute("BEGIN")
-        .await
+    let limit = client_limit(command_timeout);
+    bounded(limit, client.batch_execute("BEGIN"))
+        .await?
         .map_err(|error| failure(&error, None, batch))?;
     if let Some(timeout) = command_timeout {
-        client
-            .batch_execute(&format!(
-                "SET LOCAL statement_timeout = {}",
-                timeout_millis(timeout)
-            ))
-            .await
+        let set = format!("SET LOCAL statement_timeout = {}", timeout_millis(timeout));
+        bounded(limit, client.batch_execute(&set))
+            .await?
             .map_err(|error| failure(&error, None, batch))?;
     }
     for operation in operations {
@@ -377,29 +385,58 @@ async fn run(
                 // `$1` is declared `text[]`, so a `varchar` id column compares through its
                 // implicit cast to text, and a column of another type fails on the server.
                 let ids: &(dyn ToSql + Sync) = ids;
-                client
-                    .execute_typed(text, &[(ids, Type::TEXT_ARRAY)])
-                    .await
-                    .map_err(|error| failure(&error, Some(operation), batch))?;
+                bounded(
+                    limit,
+                    client.execute_typed(text, &[(ids, Type::TEXT_ARRAY)]),
+                )
+                .await?
+                .map_err(|error| failure(&error, Some(operation), batch))?;
             }
             Operation::Delete { text, .. } => {
                 // The extended protocol runs exactly one statement, whatever the ids hold.
-                client
-                    .execute_typed(text, &[])
-                    .await
+                bounded(limit, client.execute_typed(text, &[]))
+                    .await?
                     .map_err(|error| failure(&error, Some(operation), batch))?;
             }
             Operation::Copy { text, rows, .. } => {
-                copy(client, text, rows)
-                    .await
+                bounded(limit, copy(client, text, rows))
+                    .await?
                     .map_err(|error| failure(&error, Some(operation), batch))?;
             }
         }
     }
-    client
-        .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
-        .await
-        .map_err(|error| failure(&error, None, batch))
+    bounded(
+        limit,
+        client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }),
+    )
+    .await?
+    .map_err(|error| failure(&error, None, batch))
+}
+
+/// How long the client waits for one statement: the command timeout plus a grace, so that the
+/// server's `statement_timeout` normally ends a slow statement first (a statement error, the
+/// connection kept) and this bound only catches a destination that stopped answering at all
+/// (the connection is then dropped). `None` without a command timeout.
+fn client_limit(command_timeout: Option<Duration>) -> Option<Duration> {
+    command_timeout
+        .filter(|it| !it.is_zero())
+        .map(|it| it + TIMEOUT_GRACE)
+}
+
+/// Runs one step of a batch, giving up after `limit` as a connection failure.
+async fn bounded<T>(
+    limit: Option<Duration>,
+    run: impl Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<Result<T, tokio_postgres::Error>, Failure> {
+    match limit {
+        None => Ok(run.await),
+        Some(limit) => tokio::time::timeout(limit, run).await.map_err(|_| {
+            Failure::Connection(format!(
+                "no answer within {} s (command timeout); the connection was closed",
+                limit.as_secs_f64()
+            ))
+        }),
+    }
 }
 
 /// `statement_timeout` in milliseconds: at least 1 for a non-zero timeout (0 disables it), at
@@ -617,6 +654,33 @@ fn db_message(db: &DbError) -> String {
         Some(detail) if !detail.trim().is_empty() => format!("{}. {}", db.message(), detail),
         _ => db.message().to_owned(),
     }
+}
+
+/// Why connecting failed: a PostgreSQL server's own error (authentication, unknown database)
+/// or a local TLS failure as they are; anything else as a generic message that echoes nothing
+/// the remote end sent.
+fn connect_error_text(config: &Config, error: &tokio_postgres::Error) -> String {
+    // A TLS failure is local (the handshake, the certificate checks): its text says why. The
+    // `rustls::Error` may sit inside an `io::Error`, whose `source` skips it.
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(it) = cause {
+        let inner = it
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if it.is::<rustls::Error>() || inner.is_some_and(|it| it.is::<rustls::Error>()) {
+            return error_text(error);
+        }
+        cause = it.source();
+    }
+    if error.as_db_error().is_some() {
+        return error_text(error);
+    }
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => String::new(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    connection::generic_connect_error(&host, port, connection::io_cause(error), "PostgreSQL")
 }
 
 /// An error's text; for a server error its message and detail, without the severity.

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-use rusqlite::{Connection, ErrorCode, InterruptHandle, params_from_iter};
+use rusqlite::{Connection, ErrorCode, InterruptHandle, OpenFlags, params_from_iter};
 use tokio::task::JoinHandle;
 
 use crate::destinations::sql::batch::{
@@ -91,6 +91,42 @@ impl SqliteWriter {
             write_blocking(&shared, &target, &settings, &batch, commit)
         });
         self.supervise(task).await
+    }
+
+    /// Opens the file read-write **without creating it** and reads its schema (so a file that
+    /// is not a database fails); keeps nothing open. A missing file is a clear error: testing
+    /// a connection never leaves a file behind (issue 18 finding 4).
+    pub async fn test_connection(&self) -> Result<(), SqlLoadError> {
+        let target = self.target.clone();
+        let destination = target.to_string();
+        let task = tokio::task::spawn_blocking(move || {
+            let path = target.sqlite_path();
+            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let connection = Connection::open_with_flags(&path, flags).map_err(|error| {
+                if path.exists() {
+                    connection_error(&target, &error)
+                } else {
+                    SqlLoadError::Connection {
+                        destination: target.to_string(),
+                        message:
+                            "the SQLite file does not exist (testing a connection never creates it)"
+                                .to_owned(),
+                    }
+                }
+            })?;
+            connection
+                .query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .map_err(|error| connection_error(&target, &error))?;
+            Ok(())
+        });
+        task.await.unwrap_or_else(|error| {
+            Err(SqlLoadError::Connection {
+                destination,
+                message: error.to_string(),
+            })
+        })
     }
 
     /// Opens (or reuses the connection), runs a query outside any transaction and returns

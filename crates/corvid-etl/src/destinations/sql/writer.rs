@@ -48,7 +48,11 @@ impl SqlWriter {
     }
 
     /// Connects (or reuses the connection) and runs a trivial query.
+    /// A SQLite file is opened without being created.
     pub async fn test_connection(&mut self) -> Result<(), SqlLoadError> {
+        if let SqlWriter::Sqlite(it) = self {
+            return it.test_connection().await;
+        }
         self.query_returns_rows("SELECT 1").await.map(drop)
     }
 
@@ -66,7 +70,9 @@ impl SqlWriter {
         self.query_returns_rows(&sql).await
     }
 
-    async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
+    /// Runs `sql` as exactly one statement (prepared; a text of several is refused) outside
+    /// any transaction and returns whether it returned a row.
+    pub async fn query_returns_rows(&mut self, sql: &str) -> Result<bool, SqlLoadError> {
         match self {
             SqlWriter::Postgres(it) => it.query_returns_rows(sql).await,
             SqlWriter::MySql(it) => it.query_returns_rows(sql).await,
