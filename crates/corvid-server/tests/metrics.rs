@@ -411,3 +411,45 @@ async fn request_labels_are_route_templates_never_raw_paths() {
         1.0
     );
 }
+
+async fn ready_status(router: &axum::Router) -> u16 {
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::get("/health/ready")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    router
+        .clone()
+        .oneshot(request)
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn not_ready_once_shutting_down_or_a_database_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = std::sync::Arc::new(corvid_store::Storage::open(dir.path()).unwrap());
+    let database = storage.create_database("db").unwrap();
+    let etl = corvid_etl::EtlManager::new(corvid_etl::EtlOptions::default());
+    let state = corvid_server::AppState::new(
+        storage.clone(),
+        etl,
+        corvid_server::ServerOptions::default(),
+    );
+    let router = corvid_server::app(state.clone());
+    assert_eq!(ready_status(&router).await, 200);
+    database.close();
+    assert_eq!(ready_status(&router).await, 503);
+
+    let other = tempfile::tempdir().unwrap();
+    let state = corvid_server::AppState::new(
+        std::sync::Arc::new(corvid_store::Storage::open(other.path()).unwrap()),
+        corvid_etl::EtlManager::new(corvid_etl::EtlOptions::default()),
+        corvid_server::ServerOptions::default(),
+    );
+    let router = corvid_server::app(state.clone());
+    assert_eq!(ready_status(&router).await, 200);
+    state.begin_shutdown();
+    assert_eq!(ready_status(&router).await, 503);
+}
