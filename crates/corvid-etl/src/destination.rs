@@ -211,6 +211,22 @@ pub enum LoadErrorClass {
 }
 
 impl LoadErrorClass {
+    /// Every class, in the order of [`LoadErrorClass::index`].
+    pub const ALL: [LoadErrorClass; 3] = [
+        LoadErrorClass::Reconnect,
+        LoadErrorClass::BadItem,
+        LoadErrorClass::Configuration,
+    ];
+
+    /// The class's position in [`LoadErrorClass::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            LoadErrorClass::Reconnect => 0,
+            LoadErrorClass::BadItem => 1,
+            LoadErrorClass::Configuration => 2,
+        }
+    }
+
     /// The name the task status shows.
     pub fn name(self) -> &'static str {
         match self {

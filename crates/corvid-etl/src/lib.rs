@@ -25,6 +25,7 @@ pub mod config;
 mod destination;
 pub mod destinations;
 mod extract;
+pub mod histogram;
 mod manager;
 mod options;
 mod process;
@@ -42,6 +43,7 @@ pub use config::{
 };
 pub use corvid_script::ScriptOptions;
 pub use destination::{LoadError, LoadErrorClass, SkippedItem};
+pub use histogram::Histogram;
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
 pub use options::{EtlOptions, SqlitePaths};
 pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use corvid_store::{Database, Subscription, WriteOp, WriteResult, key_of};
+use corvid_store::{Database, Subscription, Timestamp, WriteOp, WriteResult, key_of};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -526,6 +526,45 @@ impl EtlManager {
                 .map_err(storage)?;
         }
         Ok((docs_left, docs_total, tombstones_left, tombstones_total))
+    }
+
+    /// Returns when the oldest change a transformation still has to process was written (a
+    /// document's last modification or a tombstone's deletion), or `None` when it is caught
+    /// up: how far behind the transformation is, in time.
+    pub fn oldest_unprocessed(
+        &self,
+        database: &Database,
+        task_name: &str,
+        collections: Option<&[String]>,
+        transform_name: &str,
+    ) -> Result<Option<Timestamp>, EtlError> {
+        let last = read_progress(database, &progress_key(task_name, transform_name));
+        let snapshot = database.snapshot().map_err(storage)?;
+        let sources: Vec<Option<&str>> = match collections {
+            Some(names) => names.iter().map(|it| Some(it.as_str())).collect(),
+            None => vec![None],
+        };
+        let mut oldest: Option<Timestamp> = None;
+        for source in sources {
+            // The first change after the progress in etag order is the oldest one.
+            if let Some(doc) = snapshot
+                .documents_after(source, last)
+                .map_err(storage)?
+                .next()
+            {
+                let at = doc.map_err(storage)?.last_modified;
+                oldest = Some(oldest.map_or(at, |it| it.min(at)));
+            }
+            if let Some(tombstone) = snapshot
+                .tombstones_after(source, last)
+                .map_err(storage)?
+                .next()
+            {
+                let at = tombstone.map_err(storage)?.deleted_at;
+                oldest = Some(oldest.map_or(at, |it| it.min(at)));
+            }
+        }
+        Ok(oldest)
     }
 
     /// Starts a stored task again: validated off the runtime (a stored configuration may no

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use crate::destination::{
-    Delivered, Delivery, Destination, EncodedBatch, LoadError, Loader, SkippedItem, Targets,
+    Delivered, Delivery, Destination, EncodedBatch, LoadError, LoadErrorClass, Loader, SkippedItem,
+    Targets,
 };
+use crate::histogram::Histogram;
 use crate::options::EtlOptions;
 use crate::validate::ValidatedTransform;
 use crate::worker::{Batch, BatchLimits, ScriptWorker, TransformFailure};
@@ -23,10 +25,14 @@ pub struct ProcessStats {
     pub status: ProcessStatus,
     pub last_processed_etag: Etag,
     pub n_extracted: u64,
+    /// Extracted items the script ran on without failing (filtered ones included).
+    pub n_transformed: u64,
     pub n_loaded: u64,
     pub n_filtered: u64,
     pub n_transformation_errors: u64,
     pub n_load_errors: u64,
+    /// [`ProcessStats::n_load_errors`] by class, in the order of [`LoadErrorClass::ALL`].
+    pub n_load_errors_by_class: [u64; LoadErrorClass::ALL.len()],
     /// Items the destination refused, left out of delivered batches.
     pub n_skipped_items: u64,
     pub n_batches: u64,
@@ -36,6 +42,20 @@ pub struct ProcessStats {
     pub last_batches: VecDeque<BatchPerformance>,
     /// Documents per second over the last batch.
     pub processed_per_second: f64,
+    /// How long reading each batch of changes took (batches with no changes left out).
+    pub extract_seconds: Histogram,
+    /// How long running the script and encoding each batch took.
+    pub transform_seconds: Histogram,
+    /// How long each load took, from sending to the destination's answer, failed ones
+    /// included.
+    pub load_seconds: Histogram,
+}
+
+impl ProcessStats {
+    /// The load errors of one class.
+    pub fn load_errors(&self, class: LoadErrorClass) -> u64 {
+        self.n_load_errors_by_class[class.index()]
+    }
 }
 
 /// The state of a process, as RavenDB reports it.
@@ -450,10 +470,14 @@ async fn persist(
 }
 
 fn record_transform<B>(stats: &Mutex<ProcessStats>, batch: &Batch<B>) {
-    if batch.errors.is_empty() {
+    if batch.n_documents + batch.n_tombstones == 0 {
         return;
     }
     let mut stats = lock(stats);
+    stats.extract_seconds.observe(batch.extract);
+    stats
+        .transform_seconds
+        .observe(batch.extract_and_transform.saturating_sub(batch.extract));
     let now = Timestamp::now();
     for failure in &batch.errors {
         tracing::warn!(document = %failure.document_id, error = %failure.message, "etl transformation failed; document skipped");
@@ -505,9 +529,11 @@ fn record_load<B>(
     if stats.last_batches.len() > KEEP_BATCHES {
         stats.last_batches.pop_front();
     }
+    stats.load_seconds.observe(load_time);
     match error {
         Some(error) => {
             stats.n_load_errors += 1;
+            stats.n_load_errors_by_class[error.class().index()] += 1;
             stats.last_load_error = Some((Timestamp::now(), error));
             stats.status = ProcessStatus::Reconnect;
         }
@@ -515,6 +541,7 @@ fn record_load<B>(
             stats.status = ProcessStatus::Active;
             stats.n_batches += 1;
             stats.n_extracted += n_items as u64;
+            stats.n_transformed += n_items.saturating_sub(batch.errors.len()) as u64;
             stats.n_loaded += batch.n_loaded_objects as u64;
             stats.n_filtered += batch.n_filtered as u64;
             stats.last_processed_etag = last;

@@ -38,6 +38,8 @@ pub struct Batch<B> {
     pub n_loaded_objects: usize,
     pub n_filtered: usize,
     pub errors: Vec<TransformFailure>,
+    /// Reading the changes, a part of `extract_and_transform`.
+    pub extract: Duration,
     pub extract_and_transform: Duration,
 }
 
@@ -281,6 +283,7 @@ fn build_batch<D: Destination>(
         limits.max_bytes,
     )
     .map_err(read_error)?;
+    let extract_time = started.elapsed();
     let mut items = extracted.items;
     let n_parts = if items.len() >= PARALLEL_MIN_ITEMS {
         helpers.len() + 1
@@ -330,6 +333,7 @@ fn build_batch<D: Destination>(
         n_loaded_objects: merged.n_loaded_objects,
         n_filtered: merged.n_filtered,
         errors: merged.errors,
+        extract: extract_time,
         extract_and_transform: started.elapsed(),
     })
 }

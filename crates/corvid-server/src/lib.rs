@@ -14,6 +14,7 @@ mod error;
 mod extract;
 mod guard;
 mod http;
+mod metrics;
 mod operations;
 mod patch;
 mod query;
@@ -34,7 +35,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+    let router = app(state.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            state.begin_shutdown();
+        })
         .await
 }

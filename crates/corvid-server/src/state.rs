@@ -1,7 +1,7 @@
 //! The state every handler shares.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use corvid_etl::EtlManager;
 use corvid_store::{Database, Storage};
@@ -9,6 +9,7 @@ use corvid_store::{Database, Storage};
 use crate::changes::{ChangesHub, ChangesOptions};
 use crate::error::ApiError;
 use crate::guard::RequestGuard;
+use crate::metrics::RequestMetrics;
 use crate::operations::Operations;
 use crate::query::IndexRegistry;
 
@@ -53,6 +54,10 @@ struct Inner {
     query_indexes: Arc<IndexRegistry>,
     /// Stands in for RavenDB's Raft command index until the cluster exists.
     command_index: AtomicU64,
+    /// Request latency histograms for `/metrics`.
+    request_metrics: RequestMetrics,
+    /// Set when the server starts shutting down: `/health/ready` answers 503 from then on.
+    shutting_down: AtomicBool,
 }
 
 impl AppState {
@@ -74,6 +79,8 @@ impl AppState {
                 operations: Arc::new(Operations::default()),
                 query_indexes,
                 command_index: AtomicU64::new(1),
+                request_metrics: RequestMetrics::default(),
+                shutting_down: AtomicBool::new(false),
             }),
         }
     }
@@ -114,6 +121,25 @@ impl AppState {
             .storage
             .database(name)
             .ok_or_else(|| ApiError::database_missing(name))
+    }
+
+    /// The request latency histograms.
+    pub(crate) fn request_metrics(&self) -> &RequestMetrics {
+        &self.inner.request_metrics
+    }
+
+    /// Marks the server as shutting down: it is no longer ready (see [`AppState::is_ready`]).
+    /// [`crate::serve`] calls it when its shutdown future completes.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Whether a load balancer may send requests here: not shutting down, the data directory
+    /// reachable and every database's writer running.
+    pub fn is_ready(&self) -> bool {
+        !self.inner.shutting_down.load(Ordering::Acquire)
+            && self.inner.storage.root().is_dir()
+            && self.inner.storage.databases().iter().all(|it| it.is_open())
     }
 
     /// Returns the next value RavenDB would call a Raft command index.

@@ -317,6 +317,11 @@ impl Database {
         }
     }
 
+    /// Returns false once [`Database::close`] was called: writes fail with `Closed`.
+    pub fn is_open(&self) -> bool {
+        lock(&self.sender).is_some()
+    }
+
     /// Stops the writer after the requests already queued; later writes fail with `Closed`.
     pub fn close(&self) {
         lock(&self.sender).take();

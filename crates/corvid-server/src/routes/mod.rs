@@ -8,6 +8,7 @@ mod changes;
 mod docs;
 pub(crate) mod etl;
 mod hilo;
+mod monitoring;
 mod multi_get;
 mod operations;
 mod patch;
@@ -46,6 +47,9 @@ fn routes() -> Router<AppState> {
         .route("/topology", get(server::topology))
         .route("/cluster/topology", get(server::cluster_topology))
         .route("/build/version", get(server::build_version))
+        .route("/metrics", get(monitoring::metrics))
+        .route("/setup/alive", get(monitoring::alive))
+        .route("/health/ready", get(monitoring::ready))
         .route(
             "/admin/databases",
             get(server::database_record)
@@ -157,6 +161,10 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(render_errors))
         .layer(middleware::from_fn(trace_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::record_request,
+        ))
         // Handlers enforce the configured limit themselves, with a JSON 413.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
