@@ -3,7 +3,7 @@
 //!
 //! [`app`] builds the axum `Router` (tests drive it with `tower::ServiceExt::oneshot`);
 //! [`serve`] runs it on a listener until a shutdown future completes, finishing the requests
-//! in flight.
+//! in flight, with the connection limits of [`ConnectionOptions`].
 //!
 //! Errors are [`ApiError`]s rendered as RavenDB's `{Url, Type, Message, Error}` with RavenDB's
 //! status codes. Handlers never block the runtime: store reads run on the blocking pool and
@@ -13,26 +13,15 @@ mod changes;
 mod error;
 mod extract;
 mod http;
+mod listener;
 mod operations;
 mod patch;
 mod query;
 mod routes;
 mod state;
 
-use std::future::Future;
-
 pub use changes::ChangesOptions;
 pub use error::ApiError;
+pub use listener::{ConnectionOptions, raise_open_files_limit, serve};
 pub use routes::app;
 pub use state::{AppState, ServerOptions};
-
-/// Serves the app on `listener` until `shutdown` completes; requests in flight finish first.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}

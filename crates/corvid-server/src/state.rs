@@ -21,6 +21,8 @@ pub struct ServerOptions {
     /// The memory all query auto indexes may use together, in bytes (estimated); past it the
     /// least recently used are dropped.
     pub query_index_max_bytes: usize,
+    /// Timeouts and the connection cap of [`crate::serve`].
+    pub connections: crate::listener::ConnectionOptions,
 }
 
 impl Default for ServerOptions {
@@ -29,6 +31,7 @@ impl Default for ServerOptions {
             max_body_bytes: 256 * 1024 * 1024,
             changes: ChangesOptions::default(),
             query_index_max_bytes: 1024 * 1024 * 1024,
+            connections: crate::listener::ConnectionOptions::default(),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use corvid_server::{AppState, ServerOptions};
+use corvid_server::{AppState, ConnectionOptions, ServerOptions};
 use corvid_store::Storage;
 use tracing_subscriber::EnvFilter;
 
@@ -73,6 +73,17 @@ struct ServeArgs {
     /// indexes are dropped past it).
     #[arg(long, default_value_t = 1024)]
     query_index_max_mib: usize,
+    /// Seconds a client has to send a request head (from connecting, or from the first byte
+    /// of the next request on a keep-alive connection); slower connections are closed.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait between requests, and a request body between
+    /// two reads, before the connection is closed.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// The most connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
     #[command(flatten)]
     etl: EtlArgs,
 }
@@ -175,6 +186,9 @@ fn main() -> anyhow::Result<()> {
                 unsecured: false,
                 max_body_mib: 256,
                 query_index_max_mib: 1024,
+                header_timeout_secs: 10,
+                idle_timeout_secs: 60,
+                max_connections: 10_000,
                 etl: args.etl.clone(),
             };
             let size = demo::SampleSize::with_orders(args.orders);
@@ -199,8 +213,22 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
     let options = ServerOptions {
         max_body_bytes: args.max_body_mib * 1024 * 1024,
         query_index_max_bytes: args.query_index_max_mib * 1024 * 1024,
+        connections: ConnectionOptions {
+            header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+            max_connections: args.max_connections,
+        },
         ..ServerOptions::default()
     };
+    if args.header_timeout_secs == 0 || args.idle_timeout_secs == 0 || args.max_connections == 0 {
+        bail!(
+            "--header-timeout-secs, --idle-timeout-secs and --max-connections must be at least 1"
+        );
+    }
+    match corvid_server::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("corvid-http")
