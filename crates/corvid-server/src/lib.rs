@@ -22,6 +22,8 @@ mod state;
 
 pub use changes::ChangesOptions;
 pub use error::ApiError;
-pub use listener::{ConnectionOptions, raise_open_files_limit, serve};
+pub use listener::{
+    CertificateError, ConnectionOptions, ServerCertificate, raise_open_files_limit, serve,
+};
 pub use routes::app;
 pub use state::{AppState, ServerOptions};

@@ -45,6 +45,7 @@ async fn start(max_connections: usize) -> Server {
             header_timeout: HEADER,
             idle_timeout: IDLE,
             max_connections,
+            certificate: None,
         },
         ..ServerOptions::default()
     };

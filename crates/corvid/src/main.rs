@@ -63,9 +63,20 @@ struct ServeArgs {
     /// The address to listen on. Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
-    /// Allows binding to a non-loopback address although Corvid has no authentication yet.
+    /// Allows binding to a non-loopback address without a certificate: anyone who reaches the
+    /// port can read and write everything.
     #[arg(long)]
     unsecured: bool,
+    /// Serves HTTPS with this certificate: a PEM file (chain, and the key unless
+    /// --certificate-key is given) or a PFX/PKCS#12 file (.pfx or .p12).
+    #[arg(long)]
+    certificate: Option<PathBuf>,
+    /// The PEM private key of --certificate, when it is not in the same file.
+    #[arg(long, requires = "certificate")]
+    certificate_key: Option<PathBuf>,
+    /// The password of a PFX --certificate.
+    #[arg(long, requires = "certificate")]
+    certificate_password: Option<String>,
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 256)]
     max_body_mib: usize,
@@ -184,6 +195,9 @@ fn main() -> anyhow::Result<()> {
                 data_dir: args.data_dir.clone(),
                 bind: args.bind,
                 unsecured: false,
+                certificate: None,
+                certificate_key: None,
+                certificate_password: None,
                 max_body_mib: 256,
                 query_index_max_mib: 1024,
                 header_timeout_secs: 10,
@@ -200,12 +214,25 @@ fn main() -> anyhow::Result<()> {
 /// Runs the server until SIGINT/SIGTERM; with `demo`, sets up the demo once it listens (a
 /// failed setup stops the server with the error).
 fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::Result<()> {
-    if !args.bind.ip().is_loopback() && !args.unsecured {
+    if !args.bind.ip().is_loopback() && !args.unsecured && args.certificate.is_none() {
         bail!(
-            "refusing to listen on {} without authentication; Corvid has no authentication yet, so pass --unsecured to expose it anyway",
+            "refusing to listen on {} without authentication; pass --certificate to serve HTTPS with client certificates, or --unsecured to expose it anyway",
             args.bind
         );
     }
+    let certificate = match &args.certificate {
+        Some(path) => Some(corvid_server::ServerCertificate::load(
+            path,
+            args.certificate_key.as_deref(),
+            args.certificate_password.as_deref(),
+        )?),
+        None => None,
+    };
+    let scheme = if certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let storage =
         Arc::new(Storage::open(&args.data_dir).with_context(|| {
             format!("failed to open data directory {}", args.data_dir.display())
@@ -217,6 +244,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
             header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
             idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
             max_connections: args.max_connections,
+            certificate,
         },
         ..ServerOptions::default()
     };
@@ -252,7 +280,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         let address = listener.local_addr()?;
         tracing::info!(%address, data_dir = %args.data_dir.display(), "corvid is listening");
         // Tests and scripts read this line to find the port.
-        println!("Corvid listening on http://{address}");
+        println!("Corvid listening on {scheme}://{address}");
         let (failed_sender, failed) = tokio::sync::oneshot::channel::<anyhow::Error>();
         if let Some((data_dir, size)) = demo {
             let url = format!("http://{address}");

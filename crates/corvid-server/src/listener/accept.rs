@@ -9,12 +9,14 @@ use hyper_util::server::conn::auto::Builder;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::listener::PeerCertificate;
 use crate::listener::connection::{self, ConnectionService, Watched};
 use crate::routes::app;
 use crate::state::AppState;
 
 /// Serves the app on `listener` until `shutdown` completes; requests in flight finish first.
-/// The connection limits are the state's [`ServerOptions::connections`](crate::ServerOptions).
+/// The connection limits, and the certificate for HTTPS, are the state's
+/// [`ServerOptions::connections`](crate::ServerOptions).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -23,6 +25,14 @@ pub async fn serve(
     let options = Arc::new(state.options().connections.clone());
     let router = app(state);
     let builder = Arc::new(builder());
+    let tls = match &options.certificate {
+        Some(certificate) => Some(tokio_rustls::TlsAcceptor::from(
+            certificate
+                .server_config()
+                .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidInput, error))?,
+        )),
+        None => None,
+    };
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let (stop_sender, stop) = watch::channel(false);
     tokio::pin!(shutdown);
@@ -47,13 +57,40 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let service = ConnectionService::new(router.clone(), axum::http::Extensions::new());
+        let mut service = ConnectionService::new(router.clone());
         let io = Watched::new(stream, service.activity().clone());
         let builder = builder.clone();
         let options = options.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            connection::run(io, service, &builder, &options, stop).await;
+            match tls {
+                None => connection::run(io, service, &builder, &options, stop).await,
+                Some(acceptor) => {
+                    // The handshake is part of the request head's time.
+                    let handshake =
+                        tokio::time::timeout(options.header_timeout, acceptor.accept(io));
+                    let stream = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_elapsed) => {
+                            tracing::debug!("TLS handshake too slow");
+                            return;
+                        }
+                    };
+                    let peer = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|certificate| certificate.clone().into_owned());
+                    service.insert_extension(PeerCertificate(peer));
+                    connection::run(stream, service, &builder, &options, stop).await;
+                }
+            }
             drop(permit);
         });
     }

@@ -23,7 +23,7 @@ use crate::listener::watchdog::{self, Activity};
 /// Serves one connection until the client closes it, it stalls past a timeout, or the server
 /// stops (then the request in flight finishes first).
 pub(crate) async fn run<I>(
-    io: Watched<I>,
+    io: I,
     service: ConnectionService,
     builder: &Builder<TokioExecutor>,
     options: &ConnectionOptions,
@@ -128,12 +128,17 @@ pub(crate) struct ConnectionService {
 }
 
 impl ConnectionService {
-    pub(crate) fn new(router: Router, extensions: axum::http::Extensions) -> ConnectionService {
+    pub(crate) fn new(router: Router) -> ConnectionService {
         ConnectionService {
             router,
             activity: Arc::new(Activity::new(Instant::now())),
-            extensions,
+            extensions: axum::http::Extensions::new(),
         }
+    }
+
+    /// Adds `extension` to every request of the connection.
+    pub(crate) fn insert_extension<T: Clone + Send + Sync + 'static>(&mut self, extension: T) {
+        self.extensions.insert(extension);
     }
 
     pub(crate) fn activity(&self) -> &Arc<Activity> {

@@ -6,6 +6,7 @@
 //!   head and stalls (slowloris), is closed;
 //! - an **idle timeout**: a keep-alive connection with no request, or a request whose body stops
 //!   arriving, is closed;
+//! - **HTTPS** with the server's certificate, asking clients for theirs ([`tls`]);
 //! - **graceful shutdown**: no new connections; requests in flight finish first.
 //!
 //! Each connection runs on hyper-util's auto builder (HTTP/1.1 and HTTP/2, with upgrades for the
@@ -15,7 +16,10 @@
 mod accept;
 mod connection;
 mod options;
+mod tls;
 mod watchdog;
 
 pub use accept::{raise_open_files_limit, serve};
 pub use options::ConnectionOptions;
+pub(crate) use tls::PeerCertificate;
+pub use tls::{CertificateError, ServerCertificate};

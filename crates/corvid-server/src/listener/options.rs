@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::listener::ServerCertificate;
+
 /// Connection limits of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct ConnectionOptions {
@@ -13,6 +15,8 @@ pub struct ConnectionOptions {
     pub idle_timeout: Duration,
     /// The most connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Serve HTTPS with this certificate (and ask clients for theirs); `None`: plain HTTP.
+    pub certificate: Option<ServerCertificate>,
 }
 
 impl Default for ConnectionOptions {
@@ -21,6 +25,7 @@ impl Default for ConnectionOptions {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            certificate: None,
         }
     }
 }
