@@ -9,6 +9,7 @@
 //! status codes. Handlers never block the runtime: store reads run on the blocking pool and
 //! writes go to each database's writer thread.
 
+mod auth;
 mod changes;
 mod error;
 mod extract;
@@ -20,10 +21,12 @@ mod query;
 mod routes;
 mod state;
 
+pub use auth::{DatabaseAccess, SecurityClearance};
 pub use changes::ChangesOptions;
 pub use error::ApiError;
 pub use listener::{
-    CertificateError, ConnectionOptions, ServerCertificate, raise_open_files_limit, serve,
+    CertificateError, ConnectionOptions, ServerCertificate, first_pem_certificate,
+    raise_open_files_limit, serve,
 };
 pub use routes::app;
 pub use state::{AppState, ServerOptions};

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use corvid_server::{AppState, ConnectionOptions, ServerOptions};
+use corvid_server::{AppState, ConnectionOptions, SecurityClearance, ServerOptions};
 use corvid_store::Storage;
 use tracing_subscriber::EnvFilter;
 
@@ -77,6 +77,10 @@ struct ServeArgs {
     /// The password of a PFX --certificate.
     #[arg(long, requires = "certificate")]
     certificate_password: Option<String>,
+    /// Registers this client certificate (PEM) as ClusterAdmin at start, so it can register
+    /// others (`PUT /admin/certificates`).
+    #[arg(long, requires = "certificate")]
+    admin_certificate: Option<PathBuf>,
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 256)]
     max_body_mib: usize,
@@ -198,6 +202,7 @@ fn main() -> anyhow::Result<()> {
                 certificate: None,
                 certificate_key: None,
                 certificate_password: None,
+                admin_certificate: None,
                 max_body_mib: 256,
                 query_index_max_mib: 1024,
                 header_timeout_secs: 10,
@@ -266,6 +271,14 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
     let state_storage = storage.clone();
     runtime.block_on(async move {
         let state = AppState::new(state_storage, etl, options);
+        if let Some(path) = &args.admin_certificate {
+            let der = read_pem_certificate(path)?;
+            let thumbprint = state
+                .register_certificate("Admin certificate", &der, SecurityClearance::ClusterAdmin)
+                .map_err(|error| anyhow::anyhow!(error.message))
+                .with_context(|| format!("cannot register {}", path.display()))?;
+            tracing::info!(%thumbprint, "registered the admin certificate");
+        }
         let listener = match tokio::net::TcpListener::bind(args.bind).await {
             Ok(it) => it,
             // The demo must start on a fresh machine even when 8080 is taken.
@@ -315,6 +328,13 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
     storage.close();
     tracing::info!("corvid stopped");
     Ok(())
+}
+
+/// The first certificate of a PEM file, as DER.
+fn read_pem_certificate(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    corvid_server::first_pem_certificate(&pem)
+        .with_context(|| format!("{} holds no PEM certificate", path.display()))
 }
 
 /// Completes on SIGINT or SIGTERM.

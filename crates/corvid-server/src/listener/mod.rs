@@ -22,4 +22,4 @@ mod watchdog;
 pub use accept::{raise_open_files_limit, serve};
 pub use options::ConnectionOptions;
 pub(crate) use tls::PeerCertificate;
-pub use tls::{CertificateError, ServerCertificate};
+pub use tls::{CertificateError, ServerCertificate, first_pem_certificate};

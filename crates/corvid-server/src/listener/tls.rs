@@ -57,7 +57,6 @@ pub(crate) type TlsConfig = Arc<rustls::ServerConfig>;
 /// The client certificate a TLS connection presented, on every request of that connection;
 /// `None` inside when the client sent none.
 #[derive(Debug, Clone)]
-#[allow(dead_code, reason = "read by the certificate authentication")]
 pub(crate) struct PeerCertificate(pub Option<CertificateDer<'static>>);
 
 impl ServerCertificate {
@@ -154,6 +153,13 @@ impl ServerCertificate {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// The first `CERTIFICATE` of a PEM text, as DER.
+pub fn first_pem_certificate(pem: &[u8]) -> Option<Vec<u8>> {
+    CertificateDer::from_pem_slice(pem)
+        .ok()
+        .map(|it| it.to_vec())
 }
 
 /// Asks for a client certificate, accepts any (or none): the certificate store decides.

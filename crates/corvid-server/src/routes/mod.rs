@@ -4,6 +4,7 @@
 mod attachments;
 pub(crate) mod bulk_docs;
 mod bulk_insert;
+mod certificates;
 mod changes;
 mod docs;
 pub(crate) mod etl;
@@ -45,6 +46,13 @@ fn routes() -> Router<AppState> {
         .route("/topology", get(server::topology))
         .route("/cluster/topology", get(server::cluster_topology))
         .route("/build/version", get(server::build_version))
+        .route(
+            "/admin/certificates",
+            put(certificates::put_certificate)
+                .get(certificates::get_certificates)
+                .delete(certificates::delete_certificate),
+        )
+        .route("/certificates/whoami", get(certificates::whoami))
         .route(
             "/admin/databases",
             get(server::database_record)
@@ -145,11 +153,17 @@ fn routes() -> Router<AppState> {
         .merge(unsupported::routes())
 }
 
-/// Adds the unknown-route answer, error rendering and request tracing, and the state.
+/// Adds the unknown-route answer, authorization, error rendering and request tracing, and the
+/// state.
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
+        // Inside render_errors: a refusal is an ApiError like any other.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authorize,
+        ))
         .layer(middleware::from_fn(render_errors))
         .layer(middleware::from_fn(trace_request))
         // Handlers enforce the configured limit themselves, with a JSON 413.

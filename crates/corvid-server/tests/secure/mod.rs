@@ -7,7 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use corvid_server::{AppState, ConnectionOptions, ServerCertificate, ServerOptions};
+use corvid_server::{
+    AppState, ConnectionOptions, SecurityClearance, ServerCertificate, ServerOptions,
+};
 use corvid_store::Storage;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -77,6 +79,8 @@ pub struct SecureServer {
     pub address: String,
     pub authority: Authority,
     pub server: Issued,
+    /// Registered as ClusterAdmin at start (`--admin-certificate`).
+    pub admin: Issued,
     task: tokio::task::JoinHandle<()>,
     pub dir: tempfile::TempDir,
 }
@@ -119,6 +123,10 @@ impl SecureServer {
             ..ServerOptions::default()
         };
         let state = AppState::new(Arc::new(storage), etl, options);
+        let admin = authority.issue("admin");
+        state
+            .register_certificate("admin", &admin.der, SecurityClearance::ClusterAdmin)
+            .expect("register the admin certificate");
         let task = tokio::spawn(async move {
             let _ = corvid_server::serve(listener, state, std::future::pending()).await;
         });
@@ -126,6 +134,7 @@ impl SecureServer {
             address,
             authority,
             server,
+            admin,
             task,
             dir,
         }
