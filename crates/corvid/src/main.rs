@@ -7,6 +7,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod certificate;
 mod demo;
 
 use std::net::SocketAddr;
@@ -37,6 +38,15 @@ enum Command {
     /// Runs the server with a sample shop and two ETL tasks (Raven ETL into a second database,
     /// SQL ETL into a SQLite file), shows their progress, then keeps serving until Ctrl-C.
     Demo(DemoArgs),
+    /// Client and server certificates.
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CertificateCommand {
+    /// Makes a certificate authority, a server certificate and an admin client certificate.
+    Create(certificate::CreateArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -183,7 +193,7 @@ fn main() -> anyhow::Result<()> {
             // The demo draws progress bars on the terminal: only warnings interrupt them.
             EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 EnvFilter::new(match cli.command {
-                    Command::Demo(_) => "warn",
+                    Command::Demo(_) | Command::Certificate(_) => "warn",
                     Command::Serve(_) => "info",
                 })
             }),
@@ -192,6 +202,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Serve(args) => serve(args, None),
+        Command::Certificate(CertificateCommand::Create(args)) => certificate::create(&args),
         Command::Demo(args) => {
             let note = demo::prepare_data_dir(&args.data_dir)?;
             println!("{note}");
