@@ -15,7 +15,8 @@ pub struct CreateArgs {
     /// 127.0.0.1 are always added).
     #[arg(long)]
     pub name: String,
-    /// The directory to write ca.pem, server.pem/server.key and admin.pem/admin.key into.
+    /// The directory to write ca.pem, server.pem/server.key and admin.pem/admin.key (and
+    /// admin-with-key.pem, both in one file) into.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -62,10 +63,16 @@ pub fn create(args: &CreateArgs) -> anyhow::Result<()> {
     let admin = admin.signed_by(&key, &ca)?;
     write(&args.out, "admin.pem", &admin.pem())?;
     write(&args.out, "admin.key", &key.serialize_pem())?;
+    // The Python client wants the certificate and its key in one PEM file.
+    write(
+        &args.out,
+        "admin-with-key.pem",
+        &format!("{}{}", admin.pem(), key.serialize_pem()),
+    )?;
 
     let out = args.out.display();
     println!(
-        "Wrote {out}/ca.pem, server.pem, server.key, admin.pem, admin.key.
+        "Wrote {out}/ca.pem, server.pem, server.key, admin.pem, admin.key, admin-with-key.pem.
 
 Serve HTTPS, with admin.pem as a ClusterAdmin client certificate:
   corvid serve --bind 0.0.0.0:8443 --certificate {out}/server.pem --certificate-key {out}/server.key --admin-certificate {out}/admin.pem
@@ -75,7 +82,7 @@ curl:
 
 Python client (ravendb):
   store = DocumentStore(['https://{name}:8443'], 'db')
-  store.certificate_pem_path = '{out}/admin-with-key.pem'   # cat admin.pem admin.key
+  store.certificate_pem_path = '{out}/admin-with-key.pem'
   store.trust_store_path = '{out}/ca.pem'
   store.initialize()
 

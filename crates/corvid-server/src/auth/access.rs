@@ -249,6 +249,9 @@ mod tests {
                 .map(|(name, access)| ((*name).to_owned(), *access))
                 .collect::<BTreeMap<_, _>>(),
             not_after: None,
+            public_key_pinning_hash: String::new(),
+            collection_primary_key: String::new(),
+            collection_secondary_keys: Vec::new(),
         }))
     }
 

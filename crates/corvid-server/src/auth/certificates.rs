@@ -51,6 +51,15 @@ pub(crate) struct CertificateDefinition {
     /// When the certificate expires, ISO 8601 UTC.
     #[serde(default)]
     pub not_after: Option<String>,
+    /// Base64 SHA-256 of the certificate's public key (SubjectPublicKeyInfo).
+    #[serde(default)]
+    pub public_key_pinning_hash: String,
+    /// RavenDB groups renewed certificates under their first thumbprint; Corvid keeps every
+    /// certificate on its own (`""` and `[]`), fields the clients expect.
+    #[serde(default)]
+    pub collection_primary_key: String,
+    #[serde(default)]
+    pub collection_secondary_keys: Vec<String>,
 }
 
 /// The body of `PUT /admin/certificates` (RavenDB's `PutClientCertificateOperation`).
@@ -90,6 +99,10 @@ impl CertificateDefinition {
             security_clearance: request.security_clearance,
             permissions: request.permissions,
             not_after: Some(not_after.to_iso()),
+            public_key_pinning_hash: base64::engine::general_purpose::STANDARD
+                .encode(sha2::Sha256::digest(parsed.public_key().raw)),
+            collection_primary_key: String::new(),
+            collection_secondary_keys: Vec::new(),
         })
     }
 
