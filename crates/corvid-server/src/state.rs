@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use corvid_etl::EtlManager;
 use corvid_store::{Database, Storage};
 
+use crate::auth::{CertificateDefinition, CertificateStore, SecurityClearance};
 use crate::changes::{ChangesHub, ChangesOptions};
 use crate::error::ApiError;
 use crate::guard::RequestGuard;
@@ -25,6 +26,8 @@ pub struct ServerOptions {
     pub query_index_max_bytes: usize,
     /// Which `Host` names and web origins are served (see [`crate::guard`]).
     pub guard: RequestGuard,
+    /// Timeouts and the connection cap of [`crate::serve`].
+    pub connections: crate::listener::ConnectionOptions,
 }
 
 impl Default for ServerOptions {
@@ -34,6 +37,7 @@ impl Default for ServerOptions {
             changes: ChangesOptions::default(),
             query_index_max_bytes: 1024 * 1024 * 1024,
             guard: RequestGuard::default(),
+            connections: crate::listener::ConnectionOptions::default(),
         }
     }
 }
@@ -58,6 +62,10 @@ struct Inner {
     request_metrics: RequestMetrics,
     /// Set when the server starts shutting down: `/health/ready` answers 503 from then on.
     shutting_down: AtomicBool,
+    /// The registered client certificates (checked only when `secured`).
+    certificates: CertificateStore,
+    /// Serving HTTPS: every request is authorized by its client certificate.
+    secured: bool,
 }
 
 impl AppState {
@@ -70,7 +78,14 @@ impl AppState {
             }
         }
         let query_indexes = Arc::new(IndexRegistry::new(options.query_index_max_bytes));
-        AppState {
+        let certificates = CertificateStore::load(storage.system());
+        let secured = options.connections.certificate.is_some();
+        let server_certificate = options
+            .connections
+            .certificate
+            .as_ref()
+            .map(|it| it.certificate().to_vec());
+        let state = AppState {
             inner: Arc::new(Inner {
                 storage,
                 etl,
@@ -81,8 +96,53 @@ impl AppState {
                 command_index: AtomicU64::new(1),
                 request_metrics: RequestMetrics::default(),
                 shutting_down: AtomicBool::new(false),
+                certificates,
+                secured,
             }),
+        };
+        // The server's own certificate is a cluster node (RavenDB trusts it the same way), so
+        // a server presenting it as a client (Raven ETL) is let in.
+        if let Some(der) = server_certificate
+            && let Err(error) = state.register_certificate(
+                "Server certificate",
+                &der,
+                SecurityClearance::ClusterNode,
+            )
+        {
+            tracing::error!(error = %error.message, "cannot register the server certificate");
         }
+        state
+    }
+
+    /// Whether requests are authorized by client certificate (the server serves HTTPS).
+    pub fn secured(&self) -> bool {
+        self.inner.secured
+    }
+
+    pub(crate) fn certificates(&self) -> &CertificateStore {
+        &self.inner.certificates
+    }
+
+    /// Registers a client certificate (DER) with a clearance and no database permissions, as
+    /// `--admin-certificate` and the server's own certificate are; returns its thumbprint.
+    pub fn register_certificate(
+        &self,
+        name: &str,
+        der: &[u8],
+        clearance: SecurityClearance,
+    ) -> Result<String, ApiError> {
+        use base64::Engine as _;
+        let definition = CertificateDefinition::new(crate::auth::PutCertificate {
+            name: name.to_owned(),
+            certificate: base64::engine::general_purpose::STANDARD.encode(der),
+            security_clearance: clearance,
+            permissions: Default::default(),
+        })?;
+        let thumbprint = definition.thumbprint.clone();
+        self.inner
+            .certificates
+            .put(self.inner.storage.system(), definition)?;
+        Ok(thumbprint)
     }
 
     pub fn storage(&self) -> &Arc<Storage> {

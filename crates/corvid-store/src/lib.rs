@@ -40,6 +40,7 @@ mod ids;
 mod record;
 mod snapshot;
 mod storage;
+mod system;
 mod tables;
 mod time;
 mod write;
@@ -57,5 +58,6 @@ pub use record::{
 };
 pub use snapshot::{CollectionStats, DocumentIter, Snapshot, TombstoneIter};
 pub use storage::{MAX_DATABASE_NAME, Storage, StorageOptions, validate_database_name};
+pub use system::SystemStore;
 pub use time::Timestamp;
 pub use write::{PutDocument, WriteOp, WriteResult};

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use crate::database::Database;
 use crate::error::{OpenError, StorageError};
 use crate::ids::key_of;
+use crate::system::SystemStore;
 
 /// The longest accepted database name.
 pub const MAX_DATABASE_NAME: usize = 128;
@@ -32,6 +33,7 @@ pub struct Storage {
     root: PathBuf,
     options: StorageOptions,
     databases: RwLock<BTreeMap<String, Arc<Database>>>,
+    system: SystemStore,
 }
 
 impl Storage {
@@ -59,12 +61,18 @@ impl Storage {
             root: root.to_owned(),
             options,
             databases: RwLock::new(databases),
+            system: SystemStore::open(root)?,
         })
     }
 
     /// Returns the data directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The server-wide data (registered client certificates).
+    pub fn system(&self) -> &SystemStore {
+        &self.system
     }
 
     /// Creates a database.

@@ -7,6 +7,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod certificate;
 mod demo;
 
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use corvid_server::{AppState, ServerOptions};
+use corvid_server::{AppState, ConnectionOptions, SecurityClearance, ServerOptions};
 use corvid_store::Storage;
 use tracing_subscriber::EnvFilter;
 
@@ -37,6 +38,15 @@ enum Command {
     /// Runs the server with a sample shop and two ETL tasks (Raven ETL into a second database,
     /// SQL ETL into a SQLite file), shows their progress, then keeps serving until Ctrl-C.
     Demo(DemoArgs),
+    /// Client and server certificates.
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CertificateCommand {
+    /// Makes a certificate authority, a server certificate and an admin client certificate.
+    Create(certificate::CreateArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -65,9 +75,24 @@ struct ServeArgs {
     /// The address to listen on. Port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
-    /// Allows binding to a non-loopback address although Corvid has no authentication yet.
+    /// Allows binding to a non-loopback address without a certificate: anyone who reaches the
+    /// port can read and write everything.
     #[arg(long)]
     unsecured: bool,
+    /// Serves HTTPS with this certificate: a PEM file (chain, and the key unless
+    /// --certificate-key is given) or a PFX/PKCS#12 file (.pfx or .p12).
+    #[arg(long)]
+    certificate: Option<PathBuf>,
+    /// The PEM private key of --certificate, when it is not in the same file.
+    #[arg(long, requires = "certificate")]
+    certificate_key: Option<PathBuf>,
+    /// The password of a PFX --certificate.
+    #[arg(long, requires = "certificate")]
+    certificate_password: Option<String>,
+    /// Registers this client certificate (PEM) as ClusterAdmin at start, so it can register
+    /// others (`PUT /admin/certificates`).
+    #[arg(long, requires = "certificate")]
+    admin_certificate: Option<PathBuf>,
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 256)]
     max_body_mib: usize,
@@ -85,6 +110,17 @@ struct ServeArgs {
     /// own pages (comma-separated; `*`: any). Browsers' cross-origin writes are refused.
     #[arg(long, value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Seconds a client has to send a request head (from connecting, or from the first byte
+    /// of the next request on a keep-alive connection); slower connections are closed.
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait between requests, and a request body between
+    /// two reads, before the connection is closed.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// The most connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
     #[command(flatten)]
     etl: EtlArgs,
 }
@@ -241,7 +277,7 @@ fn main() -> anyhow::Result<()> {
             // The demo draws progress bars on the terminal: only warnings interrupt them.
             EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 EnvFilter::new(match cli.command {
-                    Command::Demo(_) => "warn",
+                    Command::Demo(_) | Command::Certificate(_) => "warn",
                     Command::Serve(_) => "info",
                 })
             }),
@@ -250,6 +286,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Serve(args) => serve(args, None),
+        Command::Certificate(CertificateCommand::Create(args)) => certificate::create(&args),
         Command::Demo(args) => {
             let note = demo::prepare_data_dir(&args.data_dir)?;
             println!("{note}");
@@ -257,11 +294,18 @@ fn main() -> anyhow::Result<()> {
                 data_dir: args.data_dir.clone(),
                 bind: args.bind,
                 unsecured: false,
+                certificate: None,
+                certificate_key: None,
+                certificate_password: None,
+                admin_certificate: None,
                 max_body_mib: 256,
                 query_index_max_mib: None,
                 memory: args.memory.clone(),
                 allowed_hosts: Vec::new(),
                 allowed_origins: Vec::new(),
+                header_timeout_secs: 10,
+                idle_timeout_secs: 60,
+                max_connections: 10_000,
                 etl: args.etl.clone(),
             };
             let size = demo::SampleSize::with_orders(args.orders);
@@ -284,12 +328,25 @@ fn request_guard(args: &ServeArgs) -> anyhow::Result<corvid_server::RequestGuard
 /// Runs the server until SIGINT/SIGTERM; with `demo`, sets up the demo once it listens (a
 /// failed setup stops the server with the error).
 fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::Result<()> {
-    if !args.bind.ip().is_loopback() && !args.unsecured {
+    if !args.bind.ip().is_loopback() && !args.unsecured && args.certificate.is_none() {
         bail!(
-            "refusing to listen on {} without authentication; Corvid has no authentication yet, so pass --unsecured to expose it anyway",
+            "refusing to listen on {} without authentication; pass --certificate to serve HTTPS with client certificates, or --unsecured to expose it anyway",
             args.bind
         );
     }
+    let certificate = match &args.certificate {
+        Some(path) => Some(corvid_server::ServerCertificate::load(
+            path,
+            args.certificate_key.as_deref(),
+            args.certificate_password.as_deref(),
+        )?),
+        None => None,
+    };
+    let scheme = if certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let storage = Arc::new(
         Storage::open_with(&args.data_dir, args.memory.storage_options()).with_context(|| {
             format!("failed to open data directory {}", args.data_dir.display())
@@ -299,8 +356,23 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         max_body_bytes: args.max_body_mib * 1024 * 1024,
         query_index_max_bytes: args.memory.part(args.query_index_max_mib, 8),
         guard: request_guard(&args)?,
+        connections: ConnectionOptions {
+            header_timeout: std::time::Duration::from_secs(args.header_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout_secs),
+            max_connections: args.max_connections,
+            certificate,
+        },
         ..ServerOptions::default()
     };
+    if args.header_timeout_secs == 0 || args.idle_timeout_secs == 0 || args.max_connections == 0 {
+        bail!(
+            "--header-timeout-secs, --idle-timeout-secs and --max-connections must be at least 1"
+        );
+    }
+    match corvid_server::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open files limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("corvid-http")
@@ -310,6 +382,14 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
     let state_storage = storage.clone();
     runtime.block_on(async move {
         let state = AppState::new(state_storage, etl, options);
+        if let Some(path) = &args.admin_certificate {
+            let der = read_pem_certificate(path)?;
+            let thumbprint = state
+                .register_certificate("Admin certificate", &der, SecurityClearance::ClusterAdmin)
+                .map_err(|error| anyhow::anyhow!(error.message))
+                .with_context(|| format!("cannot register {}", path.display()))?;
+            tracing::info!(%thumbprint, "registered the admin certificate");
+        }
         let listener = match tokio::net::TcpListener::bind(args.bind).await {
             Ok(it) => it,
             // The demo must start on a fresh machine even when 8080 is taken.
@@ -324,7 +404,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         let address = listener.local_addr()?;
         tracing::info!(%address, data_dir = %args.data_dir.display(), "corvid is listening");
         // Tests and scripts read this line to find the port.
-        println!("Corvid listening on http://{address}");
+        println!("Corvid listening on {scheme}://{address}");
         let (failed_sender, failed) = tokio::sync::oneshot::channel::<anyhow::Error>();
         if let Some((data_dir, size)) = demo {
             let url = format!("http://{address}");
@@ -359,6 +439,13 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
     storage.close();
     tracing::info!("corvid stopped");
     Ok(())
+}
+
+/// The first certificate of a PEM file, as DER.
+fn read_pem_certificate(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    corvid_server::first_pem_certificate(&pem)
+        .with_context(|| format!("{} holds no PEM certificate", path.display()))
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -122,6 +122,51 @@ fn refuses_a_public_bind_without_unsecured() {
 }
 
 #[test]
+fn a_secured_server_may_bind_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let created = Command::new(env!("CARGO_BIN_EXE_corvid"))
+        .args(["certificate", "create", "--name", "localhost", "--out"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    for file in [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "admin.pem",
+        "admin.key",
+        "admin-with-key.pem",
+    ] {
+        assert!(certs.join(file).is_file(), "{file} missing");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_corvid"))
+        .args(["serve", "--bind", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--certificate")
+        .arg(certs.join("server.pem"))
+        .arg("--certificate-key")
+        .arg(certs.join("server.key"))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with("Corvid listening on https://0.0.0.0:"),
+        "{line:?}"
+    );
+}
+
+#[test]
 fn refuses_impossible_etl_limits() {
     let dir = tempfile::tempdir().unwrap();
     for (flag, value) in [

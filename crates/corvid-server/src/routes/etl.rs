@@ -307,7 +307,7 @@ pub(crate) async fn get_task(
     };
     Ok(json_value(
         StatusCode::OK,
-        &task_json(task, &connection_strings, &node_url(&headers)),
+        &task_json(task, &connection_strings, &node_url(&state, &headers)),
     ))
 }
 
@@ -318,7 +318,7 @@ pub(crate) async fn get_tasks(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (tasks, connection_strings) = tasks_and_connection_strings(&state, &database).await?;
-    let url = node_url(&headers);
+    let url = node_url(&state, &headers);
     let tasks: Vec<Value> = tasks
         .iter()
         .map(|it| task_json(it, &connection_strings, &url))

@@ -4,6 +4,7 @@
 mod attachments;
 pub(crate) mod bulk_docs;
 mod bulk_insert;
+mod certificates;
 mod changes;
 mod docs;
 pub(crate) mod etl;
@@ -50,6 +51,13 @@ fn routes() -> Router<AppState> {
         .route("/metrics", get(monitoring::metrics))
         .route("/setup/alive", get(monitoring::alive))
         .route("/health/ready", get(monitoring::ready))
+        .route(
+            "/admin/certificates",
+            put(certificates::put_certificate)
+                .get(certificates::get_certificates)
+                .delete(certificates::delete_certificate),
+        )
+        .route("/certificates/whoami", get(certificates::whoami))
         .route(
             "/admin/databases",
             get(server::database_record)
@@ -150,11 +158,18 @@ fn routes() -> Router<AppState> {
         .merge(unsupported::routes())
 }
 
-/// Adds the unknown-route answer, error rendering and request tracing, and the state.
+/// Adds the unknown-route answer, authorization, error rendering and request tracing, and the
+/// state.
 fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
+        // Inside render_errors: a refusal is an ApiError like any other.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authorize,
+        ))
+        // Before authorization: a web page's request is refused whoever it claims to be.
         .layer(middleware::from_fn_with_state(
             std::sync::Arc::new(state.options().guard.clone()),
             guard_requests,

@@ -27,6 +27,7 @@ pub(crate) struct InnerRoutes(pub Router);
 pub(crate) async fn multi_get(
     Db(_database): Db,
     Extension(InnerRoutes(routes)): Extension<InnerRoutes>,
+    caller: Option<Extension<crate::auth::Caller>>,
     JsonObject(body): JsonObject,
 ) -> Result<Response, ApiError> {
     let requests = match body.get("Requests") {
@@ -55,7 +56,13 @@ pub(crate) async fn multi_get(
             out.push(',');
         }
         let request = match inner_request(request_idx, inner) {
-            Ok(it) => it,
+            // Each inner request is authorized as its caller, on its own route.
+            Ok(mut it) => {
+                if let Some(Extension(caller)) = &caller {
+                    it.extensions_mut().insert(caller.clone());
+                }
+                it
+            }
             Err(error) => {
                 let body = serde_json::json!({
                     "Url": "/multi_get",

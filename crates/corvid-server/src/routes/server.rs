@@ -15,12 +15,13 @@ pub(crate) const NODE_TAG: &str = "A";
 
 /// The URL clients should use for this node: built from the request's `Host`, as RavenDB does,
 /// so a client reaches the node the way it reached it the first time.
-pub(crate) fn node_url(headers: &HeaderMap) -> String {
+pub(crate) fn node_url(state: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|it| it.to_str().ok())
         .unwrap_or("127.0.0.1");
-    format!("http://{host}")
+    let scheme = if state.secured() { "https" } else { "http" };
+    format!("{scheme}://{host}")
 }
 
 /// `GET /topology?name=db`: the nodes that serve a database.
@@ -29,7 +30,7 @@ pub(crate) async fn topology(
     Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let url = node_url(&headers);
+    let url = node_url(&state, &headers);
     let nodes = match params.get("name") {
         Some(name) if !name.is_empty() => {
             let database = state.database(name)?;
@@ -49,8 +50,11 @@ pub(crate) async fn topology(
 }
 
 /// `GET /cluster/topology`: a single-node cluster.
-pub(crate) async fn cluster_topology(headers: HeaderMap) -> Response {
-    let url = node_url(&headers);
+pub(crate) async fn cluster_topology(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let url = node_url(&state, &headers);
     json_value(
         StatusCode::OK,
         &json!({
@@ -115,7 +119,7 @@ pub(crate) async fn create_database(
         &json!({
             "RaftCommandIndex": state.next_command_index(),
             "Name": created.name(),
-            "NodesAddedTo": [node_url(&headers)],
+            "NodesAddedTo": [node_url(&state, &headers)],
         }),
     ))
 }
