@@ -107,7 +107,7 @@ async fn idle_and_slow_header_sockets_do_not_keep_a_client_out_and_are_closed_in
     for _ in 0..100 {
         let mut socket = TcpStream::connect(&server.address).await.expect("connect");
         socket
-            .write_all(b"GET /build/version HTTP/1.1\r\nHost: corvid\r\nX-Slow: ")
+            .write_all(b"GET /build/version HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             .await
             .expect("part of a head");
         sockets.push(socket);
@@ -142,7 +142,7 @@ async fn a_keep_alive_connection_stays_past_the_header_timeout_and_closes_at_the
     let server = start(10).await;
     let mut socket = TcpStream::connect(&server.address).await.expect("connect");
     socket
-        .write_all(b"GET /build/version HTTP/1.1\r\nHost: corvid\r\n\r\n")
+        .write_all(b"GET /build/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .expect("request");
     let mut buffer = [0_u8; 4096];
@@ -168,7 +168,7 @@ async fn a_request_head_sent_slowly_on_a_keep_alive_connection_is_cut_at_the_hea
     let server = start(10).await;
     let mut socket = TcpStream::connect(&server.address).await.expect("connect");
     socket
-        .write_all(b"GET /build/version HTTP/1.1\r\nHost: corvid\r\n\r\n")
+        .write_all(b"GET /build/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .expect("request");
     let mut buffer = [0_u8; 4096];
@@ -201,7 +201,7 @@ async fn a_stalled_request_body_is_cut_at_the_idle_timeout() {
     let mut socket = TcpStream::connect(&server.address).await.expect("connect");
     socket
         .write_all(
-            b"PUT /databases/db/docs?id=users/1 HTTP/1.1\r\nHost: corvid\r\nContent-Length: 100\r\n\r\n{\"Name\":",
+            b"PUT /databases/db/docs?id=users/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{\"Name\":",
         )
         .await
         .expect("half a request");
