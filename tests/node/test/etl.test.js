@@ -284,7 +284,11 @@ describe("SQL ETL operations (SQLite destination)", () => {
 
     before(async () => {
         source = await corvid.openDatabase("etl_sql");
-        directory = fs.mkdtempSync(path.join(os.tmpdir(), "corvid-node-etl-"));
+        // SQLite files live in the server's <data-dir>/sqlite (docs/security/destinations.md).
+        const sqliteDir = process.env.CORVID_DATA_DIR
+            ? path.join(process.env.CORVID_DATA_DIR, "sqlite")
+            : os.tmpdir();
+        directory = fs.mkdtempSync(path.join(sqliteDir, "corvid-node-etl-"));
         file = path.join(directory, "orders.db");
         sqlite(file, "CREATE TABLE Orders (Id TEXT, Customer TEXT, Total REAL)");
     });
