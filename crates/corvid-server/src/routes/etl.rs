@@ -400,6 +400,12 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
             .ok();
             json!({
                 "ConnectionStringDefined": true,
+                // Corvid's addition, for the Studio: which engine the server is.
+                "DestinationEngine": target.as_ref().map(|it| match it.provider {
+                    corvid_etl::destinations::sql::SqlProvider::Postgres => "PostgreSQL",
+                    corvid_etl::destinations::sql::SqlProvider::MySql => "MySQL",
+                    corvid_etl::destinations::sql::SqlProvider::Sqlite => "SQLite",
+                }),
                 "DestinationServer": target.as_ref().map(|it| match it.provider {
                     corvid_etl::destinations::sql::SqlProvider::Sqlite => "sqlite".to_owned(),
                     _ => format!("{}:{}", it.host, it.port),

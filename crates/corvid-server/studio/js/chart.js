@@ -69,11 +69,11 @@ export function rateChart(points, { width = 760, height = 160, windowMs = 5 * 60
   const root = svg('svg', { class: 'chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'Processed per second' });
   const now = Date.now();
   const visible = points.filter((p) => now - p.t <= windowMs);
-  const maxValue = Math.max(1, ...visible.map((p) => p.v));
+  const maxValue = niceMax(Math.max(1, ...visible.map((p) => p.v)));
   for (let tick = 0; tick <= 3; tick += 1) {
     const y = pad.top + plotH - (plotH * tick) / 3;
     root.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, stroke: '#eef0f3' }));
-    root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end' }, `${Math.round((maxValue * tick) / 3)}${unit}`));
+    root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end' }, `${fmtTick((maxValue * tick) / 3)}${unit}`));
   }
   const xOf = (t) => pad.left + plotW - (plotW * (now - t)) / windowMs;
   const yOf = (v) => pad.top + plotH - (plotH * v) / maxValue;
@@ -86,4 +86,16 @@ export function rateChart(points, { width = 760, height = 160, windowMs = 5 * 60
   root.append(svg('text', { x: pad.left, y: height - 6 }, `${Math.round(windowMs / 60000)} min ago`));
   root.append(svg('text', { x: width - pad.right, y: height - 6, 'text-anchor': 'end' }, 'now'));
   return root;
+}
+
+function niceMax(value) {
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 1.5, 2, 3, 5, 10]) {
+    if (value <= step * power) return step * power;
+  }
+  return value;
+}
+
+function fmtTick(value) {
+  return value >= 100 ? Math.round(value).toLocaleString('en-US') : String(Math.round(value * 10) / 10);
 }

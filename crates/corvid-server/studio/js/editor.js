@@ -65,6 +65,10 @@ export function createEditor({ value = '', language = 'javascript', label = 'Cod
     }
     pre.innerHTML = `${html}\n`;
     const count = text.split('\n').length;
+    if (count !== lines) {
+      // Grow with the text up to 32 lines, then scroll.
+      textarea.style.height = `${Math.min(Math.max(count, rows), 32) * 19 + 18}px`;
+    }
     if (count !== lines || errorLine) {
       lines = count;
       let numbers = '';

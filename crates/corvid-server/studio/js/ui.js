@@ -39,10 +39,25 @@ export function mount(element, ...children) {
 }
 
 /** A labelled field: the label wraps the control so tests and screen readers find it by name. */
+let fieldCount = 0;
+
 export function field(label, control, { hint, id } = {}) {
   const error = h('div', { class: 'field-error', role: 'alert' });
-  const wrapper = h('div', { class: 'field', dataset: id ? { field: id } : {} },
-    h('label', {}, h('span', { class: 'label' }, label), control),
+  const check = control instanceof HTMLInputElement && control.type === 'checkbox';
+  // A control gets its label by `for`, so its accessible name is exactly the label's text.
+  const labelable = control instanceof HTMLInputElement || control instanceof HTMLSelectElement
+    || control instanceof HTMLTextAreaElement;
+  let target = null;
+  if (labelable) {
+    if (!control.id) {
+      fieldCount += 1;
+      control.id = `field-${fieldCount}`;
+    }
+    target = control.id;
+  }
+  const text = h('label', { for: target, class: 'label' }, label);
+  const wrapper = h('div', { class: check ? 'field check' : 'field', dataset: id ? { field: id } : {} },
+    check ? h('div', { class: 'control' }, control, text) : h('div', { class: 'control' }, text, control),
     hint ? h('div', { class: 'hint' }, hint) : null,
     error);
   wrapper.setError = (message) => {
