@@ -22,6 +22,7 @@ mod patch;
 mod query;
 mod routes;
 mod state;
+pub mod studio;
 
 pub use auth::{DatabaseAccess, SecurityClearance};
 pub use changes::ChangesOptions;

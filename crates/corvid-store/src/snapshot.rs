@@ -129,6 +129,33 @@ impl Snapshot {
         Ok(found)
     }
 
+    /// Returns the documents of one collection newest first (by etag), skipping `start` and
+    /// returning at most `page_size`: the collection's own index is read, so a page costs what
+    /// it skips and returns, whatever the size of the database.
+    pub fn latest_in_collection(
+        &self,
+        collection: &str,
+        start: usize,
+        page_size: usize,
+    ) -> Result<Vec<Document>, ReadError> {
+        let table = self.txn.open_table(DOCS_BY_COLLECTION)?;
+        let collection_key = key_of(collection);
+        let range = table
+            .range((collection_key.as_str(), 0)..=(collection_key.as_str(), u64::MAX))
+            .map_err(StorageError::from)?;
+        let mut found = Vec::new();
+        for entry in range.rev().skip(start) {
+            if found.len() >= page_size {
+                break;
+            }
+            let (key, _) = entry.map_err(StorageError::from)?;
+            let (_, etag) = key.value();
+            let record = self.record(etag)?;
+            found.push(self.to_document(&key_of(&record.id), record)?);
+        }
+        Ok(found)
+    }
+
     /// Iterates the documents of one collection (or of all, with `None`) whose etag is greater
     /// than `after`, in etag order.
     pub fn documents_after(

@@ -32,6 +32,10 @@ pub(crate) enum Need {
 /// checked again on their own route).
 const ROUTES: &[(&[&str], &str, Need)] = &[
     (&[], "/build/version", Need::Nothing),
+    // The Studio's files hold no data; what it shows comes through the routes below.
+    (&["GET", "HEAD"], "/", Need::Nothing),
+    (&["GET", "HEAD"], "/studio", Need::Nothing),
+    (&["GET", "HEAD"], "/studio/*", Need::Nothing),
     // Load balancers' health checks carry no certificate.
     (&["GET", "HEAD"], "/setup/alive", Need::Nothing),
     (&["GET", "HEAD"], "/health/ready", Need::Nothing),

@@ -29,7 +29,18 @@ pub(crate) async fn get_docs(
         .map(str::to_owned)
         .collect();
     let ids = if ids.is_empty() { None } else { Some(ids) };
-    load(database, ids, &params, &headers).await
+    load(database, ids, None, &params, &headers).await
+}
+
+/// `GET /collections/docs?name=Companies&start=0&pageSize=100`: one collection's documents,
+/// newest first, paged by the server from the collection's own index (RavenDB's Studio route).
+pub(crate) async fn get_collection_docs(
+    Db(database): Db,
+    Params(params): Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let collection = params.required("name")?.to_owned();
+    load(database, None, Some(collection), &params, &headers).await
 }
 
 /// `POST /docs` with `{"Ids": [...]}`: the form clients use for long id lists.
@@ -52,12 +63,13 @@ pub(crate) async fn post_docs(
             .collect::<Result<Vec<_>, _>>()?,
         _ => return Err(ApiError::bad_request("`Ids` must be an array of ids")),
     };
-    load(database, Some(ids), &params, &headers).await
+    load(database, Some(ids), None, &params, &headers).await
 }
 
 async fn load(
     database: Arc<Database>,
     ids: Option<Vec<String>>,
+    collection: Option<String>,
     params: &QueryParams,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -78,9 +90,12 @@ async fn load(
             return Ok(found);
         }
 
-        let docs = match starts_with {
-            Some(prefix) => snapshot.starting_with(&prefix, start, page_size)?,
-            None => snapshot.latest_documents(start, page_size)?,
+        let docs = match (starts_with, collection) {
+            (Some(prefix), _) => snapshot.starting_with(&prefix, start, page_size)?,
+            (None, Some(collection)) => {
+                snapshot.latest_in_collection(&collection, start, page_size)?
+            }
+            (None, None) => snapshot.latest_documents(start, page_size)?,
         };
         Ok(docs.into_iter().map(Some).collect())
     })

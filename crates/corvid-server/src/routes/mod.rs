@@ -45,6 +45,14 @@ pub fn app(state: AppState) -> Router {
 /// The routes of the RavenDB protocol except `multi_get`.
 fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", get(crate::studio::redirect))
+        .route("/studio", get(crate::studio::redirect))
+        .route("/studio/", get(crate::studio::redirect))
+        .route("/studio/index.html", get(crate::studio::index))
+        .route(
+            "/studio/assets/{version}/{*path}",
+            get(crate::studio::asset),
+        )
         .route("/topology", get(server::topology))
         .route("/cluster/topology", get(server::cluster_topology))
         .route("/build/version", get(server::build_version))
@@ -98,6 +106,10 @@ fn routes() -> Router<AppState> {
             get(stats::collection_stats),
         )
         .route("/databases/{db}/stats", get(stats::database_stats))
+        .route(
+            "/databases/{db}/collections/docs",
+            get(docs::get_collection_docs),
+        )
         .route(
             "/databases/{db}/operations/next-operation-id",
             get(operations::next_operation_id),
