@@ -117,6 +117,7 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<String> {
 /// caught up, and prints the tour.
 pub async fn run(url: String, data_dir: PathBuf, size: SampleSize) -> anyhow::Result<()> {
     let started = Instant::now();
+    println!("Open {url}/studio to see the tasks (the Studio, in your browser)");
     let options = ClientOptions {
         request_timeout: Duration::from_secs(60),
         ..ClientOptions::default()
@@ -316,6 +317,7 @@ fn print_tour(url: &str, sqlite: &Path, order: &str) {
 Corvid demo is ready.
 
 Look around:
+  the ETL tasks, live       {url}/studio/index.html#databases/tasks/ongoingTasks?database={SOURCE}
   the source order          {url}/databases/{SOURCE}/docs?id=orders/1-A
   what Shipping received    {url}/databases/{SHIPPING}/docs?startsWith=orders/
   Shipping's customers      {url}/databases/{SHIPPING}/collections/stats

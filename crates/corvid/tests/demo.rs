@@ -135,8 +135,30 @@ fn the_demo_moves_the_sample_data_and_its_tour_works() {
         .strip_prefix("Corvid listening on ")
         .unwrap()
         .to_owned();
+    // The Studio's address comes first, and it serves the Studio.
+    let studio = demo.wait_for_line("Open http");
+    let studio = studio
+        .trim()
+        .strip_prefix("Open ")
+        .and_then(|it| it.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(studio, format!("{url}/studio"));
+    let page = std::process::Command::new("curl")
+        .args(["-sL", &studio])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&page.stdout).contains("<title>Corvid Studio</title>"),
+        "{studio} does not serve the Studio"
+    );
     demo.wait_for_line("Corvid demo is ready.");
     demo.wait_for_line("Serving on");
+    let tasks = demo.tour_line("the ETL tasks, live");
+    assert!(
+        tasks.ends_with("/studio/index.html#databases/tasks/ongoingTasks?database=shop"),
+        "{tasks}"
+    );
 
     // Both destinations hold the published data.
     let stats = get(&format!("{url}/databases/shipping/collections/stats"));
