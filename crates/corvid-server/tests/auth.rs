@@ -36,6 +36,13 @@ async fn a_missing_or_unknown_certificate_gets_ravendbs_invalid_auth() {
     let server = SecureServer::start().await;
     let (status, body) = server.request(None, "GET", "/build/version", None).await;
     assert_eq!(status, 200, "/build/version needs no certificate: {body}");
+    // The Studio's files hold no data: a browser without a certificate gets the page, and
+    // what the page then asks for is refused like any other request.
+    let (status, body) = server
+        .request(None, "GET", "/studio/index.html", None)
+        .await;
+    assert_eq!(status, 200, "the Studio needs no certificate: {body}");
+    assert!(body.contains("Corvid Studio"), "{body}");
 
     let (status, body) = server
         .request(None, "GET", "/databases/db/stats", None)
