@@ -78,14 +78,40 @@ impl SqlitePaths {
         {
             return Err(outside());
         }
-        if path.is_absolute() {
-            return if path.starts_with(dir) {
-                Ok(path.to_path_buf())
-            } else {
-                Err(outside())
-            };
+        let candidate = if path.is_absolute() {
+            if !path.starts_with(dir) {
+                return Err(outside());
+            }
+            path.to_path_buf()
+        } else {
+            dir.join(path)
+        };
+        // The check above reads the text; a symbolic link inside the directory could still
+        // lead out of it.
+        if really_inside(dir, &candidate) {
+            Ok(candidate)
+        } else {
+            Err(outside())
         }
-        Ok(dir.join(path))
+    }
+}
+
+/// Whether `candidate` (inside `dir` by its text) stays inside once symbolic links are
+/// followed: its nearest existing ancestor (itself when it exists) must resolve inside.
+fn really_inside(dir: &Path, candidate: &Path) -> bool {
+    let Ok(real_dir) = dir.canonicalize() else {
+        // No directory yet: nothing in it can be a link.
+        return true;
+    };
+    let mut probe = candidate;
+    loop {
+        if let Ok(real) = probe.canonicalize() {
+            return real.starts_with(&real_dir);
+        }
+        match probe.parent() {
+            Some(parent) if parent.starts_with(dir) => probe = parent,
+            _ => return true,
+        }
     }
 }
 
@@ -111,6 +137,34 @@ impl Default for EtlOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_does_not_lead_a_sqlite_file_out_of_its_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("sqlite");
+        let outside = root.path().join("elsewhere");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("other.db"), b"").unwrap();
+        std::os::unix::fs::symlink(outside.join("other.db"), dir.join("link.db")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("sub")).unwrap();
+        std::fs::create_dir_all(dir.join("real")).unwrap();
+        let confined = SqlitePaths {
+            dir: Some(dir.clone()),
+            allow_any_path: false,
+        };
+        for refused in ["link.db", "sub/new.db", "sub/other.db"] {
+            let error = confined.resolve(refused).unwrap_err();
+            assert!(
+                error.contains("outside the SQLite directory"),
+                "{refused}: {error}"
+            );
+        }
+        for allowed in ["new.db", "real/new.db", "real/deeper/new.db"] {
+            assert_eq!(confined.resolve(allowed).unwrap(), dir.join(allowed));
+        }
+    }
 
     #[test]
     fn sqlite_files_stay_in_their_directory() {

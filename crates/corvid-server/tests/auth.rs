@@ -79,22 +79,33 @@ async fn each_clearance_and_permission_against_a_route_of_each_kind() {
 
     let doc = r#"{"Name":"a"}"#;
     // (method, path, body, status when allowed)
-    let routes: [(&str, &str, Option<&str>, u16); 5] = [
+    let routes: [(&str, &str, Option<&str>, u16); 6] = [
         ("GET", "/databases/db/stats", None, 200),
         ("PUT", "/databases/db/docs?id=users/1", Some(doc), 201),
+        // A GET that writes (it reserves a range of ids): a write.
+        (
+            "GET",
+            "/databases/db/hilo/next?tag=users&lastBatchSize=0&lastRangeAt=0001-01-01T00:00:00.0000000&identityPartsSeparator=/&lastMax=0",
+            None,
+            201,
+        ),
         ("GET", "/databases/db/admin/connection-strings", None, 200),
         ("GET", "/admin/databases?name=db", None, 200),
         ("GET", "/admin/certificates", None, 200),
     ];
-    let cases: [(&str, &Issued, [bool; 5]); 5] = [
-        ("reader", &reader, [true, false, false, false, false]),
-        ("writer", &writer, [true, true, false, false, false]),
-        ("db admin", &db_admin, [true, true, true, false, false]),
-        ("operator", &operator, [true, true, true, true, true]),
+    let cases: [(&str, &Issued, [bool; 6]); 5] = [
+        ("reader", &reader, [true, false, false, false, false, false]),
+        ("writer", &writer, [true, true, true, false, false, false]),
+        (
+            "db admin",
+            &db_admin,
+            [true, true, true, true, false, false],
+        ),
+        ("operator", &operator, [true, true, true, true, true, true]),
         (
             "cluster admin",
             &server.admin,
-            [true, true, true, true, true],
+            [true, true, true, true, true, true],
         ),
     ];
     for (who, certificate, allowed) in cases {

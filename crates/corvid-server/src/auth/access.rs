@@ -50,6 +50,12 @@ const ROUTES: &[(&[&str], &str, Need)] = &[
         "/databases/{db}/admin/*",
         Need::Database(DatabaseAccess::Admin),
     ),
+    // A GET that writes: it reserves a range of ids.
+    (
+        &[],
+        "/databases/{db}/hilo/next",
+        Need::Database(DatabaseAccess::ReadWrite),
+    ),
     (
         &["GET", "HEAD"],
         "/databases/{db}/*",
