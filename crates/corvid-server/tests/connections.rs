@@ -216,6 +216,59 @@ async fn a_stalled_request_body_is_cut_at_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_its_response_is_cut_at_the_idle_timeout() {
+    let server = start(10).await;
+    // A streamed response (its body is produced as the client takes it, so the request stays
+    // in flight) of two 4 MiB documents: more than the socket buffers on both ends hold.
+    let client = reqwest::Client::new();
+    let big = "x".repeat(4 << 20);
+    for id in ["big/1", "big/2"] {
+        let reply = client
+            .put(format!(
+                "http://{}/databases/db/docs?id={id}",
+                server.address
+            ))
+            .json(&json!({"Data": big}))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(reply.status(), 201);
+    }
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut socket = socket
+        .connect(server.address.parse().expect("address"))
+        .await
+        .expect("connect");
+    socket
+        .write_all(b"GET /databases/db/streams/docs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .expect("request");
+    // Read nothing for longer than the idle timeout.
+    tokio::time::sleep(IDLE + SLACK * 2).await;
+    let mut received = 0_usize;
+    let mut buffer = vec![0_u8; 1 << 16];
+    let ended = tokio::time::timeout(SLACK * 4, async {
+        loop {
+            match socket.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection is still open");
+    assert!(
+        received < 8 << 20,
+        "the whole response arrived ({received} bytes): nothing was cut"
+    );
+    // The server serves others meanwhile and after.
+    normal_request(&server).await;
+}
+
+#[tokio::test]
 async fn past_the_connection_cap_a_client_waits_for_a_free_slot() {
     let server = start(2).await;
     let _idle = [

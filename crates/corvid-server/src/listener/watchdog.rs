@@ -14,8 +14,10 @@ use crate::listener::ConnectionOptions;
 pub(crate) struct Activity {
     state: Mutex<State>,
     /// Wakes the watchdog when a request head begins, a request starts or ends, a body starts
-    /// or stops waiting.
+    /// or stops waiting, a write starts or stops waiting.
     changed: Notify,
+    /// `state.write_blocked_since.is_some()`, read on every write without the lock.
+    write_blocked: std::sync::atomic::AtomicBool,
 }
 
 /// What the watchdog decides from.
@@ -38,6 +40,8 @@ pub(crate) struct State {
     pub upgraded: bool,
     /// The connection speaks HTTP/2: request heads are frames, not a byte stream to time.
     pub http2: bool,
+    /// Since when a write has waited for the client to read (its socket buffer full).
+    pub write_blocked_since: Option<Instant>,
 }
 
 /// The watchdog's decision.
@@ -51,13 +55,18 @@ pub(crate) enum Verdict {
 
 /// Decides whether a connection has stalled: a fresh connection gets `header_timeout` to
 /// send a whole request head, an idle keep-alive one `idle_timeout` before the next request and
-/// then `header_timeout` from that request's first byte, and a request body `idle_timeout`
-/// between two reads. A request being handled or a response being written is never cut.
+/// then `header_timeout` from that request's first byte, a request body `idle_timeout`
+/// between two reads, and a response `idle_timeout` while the client takes none of it. A
+/// request being handled, or a response the client is reading, is never cut.
 pub(crate) fn verdict(state: &State, now: Instant, options: &ConnectionOptions) -> Verdict {
     if state.upgraded {
         return Verdict::Keep(None);
     }
-    let (deadline, reason) = if state.in_flight > 0 {
+    let (deadline, reason) = if let Some(since) = state.write_blocked_since {
+        // A client that stopped reading its response: whatever else goes on, it gets the
+        // idle timeout to take the next bytes.
+        (since + options.idle_timeout, "the client stopped reading")
+    } else if state.in_flight > 0 {
         if state.bodies_waiting == 0 {
             return Verdict::Keep(None);
         }
@@ -115,7 +124,9 @@ impl Activity {
                 bodies_waiting: 0,
                 upgraded: false,
                 http2: false,
+                write_blocked_since: None,
             }),
+            write_blocked: std::sync::atomic::AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -135,6 +146,26 @@ impl Activity {
             // The deadline moves earlier: from the idle timeout to the header timeout.
             self.changed.notify_one();
         }
+    }
+
+    /// A write could not go on: the client's side is full.
+    pub(crate) fn write_waiting(&self) {
+        use std::sync::atomic::Ordering;
+        if self.write_blocked.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.lock().write_blocked_since = Some(Instant::now());
+        self.changed.notify_one();
+    }
+
+    /// A write went through.
+    pub(crate) fn wrote(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.write_blocked.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        self.lock().write_blocked_since = None;
+        self.changed.notify_one();
     }
 
     pub(crate) fn request_started(&self, http2: bool) {
@@ -277,6 +308,25 @@ mod tests {
         assert_eq!(
             verdict(&waiting, start + secs(80), &options()),
             Verdict::Close("the request body stalled")
+        );
+    }
+
+    #[test]
+    fn a_response_the_client_stopped_reading_is_cut_at_the_idle_timeout() {
+        let start = Instant::now();
+        let blocked = State {
+            served: true,
+            in_flight: 1,
+            write_blocked_since: Some(start + secs(100)),
+            ..fresh(start)
+        };
+        assert_eq!(
+            verdict(&blocked, start + secs(159), &options()),
+            Verdict::Keep(Some(start + secs(160)))
+        );
+        assert_eq!(
+            verdict(&blocked, start + secs(160), &options()),
+            Verdict::Close("the client stopped reading")
         );
     }
 
