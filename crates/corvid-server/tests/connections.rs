@@ -284,6 +284,33 @@ async fn past_the_connection_cap_a_client_waits_for_a_free_slot() {
 }
 
 #[tokio::test]
+async fn a_websocket_holds_its_place_under_the_connection_cap() {
+    let server = start(2).await;
+    let url = format!("ws://{}/databases/db/changes", server.address);
+    let (first, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("websocket");
+    let (_second, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("websocket");
+    // Both places are taken by the WebSockets, which outlive every timeout.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let url = format!("http://{}/build/version", server.address);
+    let waited = tokio::time::timeout(HEADER + SLACK, client.get(&url).send()).await;
+    assert!(waited.is_err(), "served past the cap: {waited:?}");
+    // A WebSocket that closes frees its place.
+    drop(first);
+    let reply = tokio::time::timeout(Duration::from_secs(5), client.get(&url).send())
+        .await
+        .expect("served once a place is free")
+        .expect("request");
+    assert_eq!(reply.status(), 200);
+}
+
+#[tokio::test]
 async fn a_changes_websocket_outlives_the_idle_timeout() {
     let server = start(10).await;
     let url = format!("ws://{}/databases/db/changes", server.address);

@@ -63,7 +63,7 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
         let mut service = ConnectionService::new(router.clone());
-        let io = Watched::new(stream, service.activity().clone());
+        let io = Watched::new(stream, service.activity().clone(), permit);
         let builder = builder.clone();
         let options = options.clone();
         let stop = stop.clone();
@@ -96,7 +96,6 @@ pub async fn serve(
                     connection::run(stream, service, &builder, &options, stop).await;
                 }
             }
-            drop(permit);
         });
     }
     drop(listener);

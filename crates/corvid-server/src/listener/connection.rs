@@ -64,11 +64,22 @@ pub(crate) async fn run<I>(
 pub(crate) struct Watched<I> {
     inner: I,
     activity: Arc<Activity>,
+    /// The connection's place under the cap, held as long as its socket lives: through an
+    /// upgrade to a WebSocket too, which hands this same I/O over.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl<I> Watched<I> {
-    pub(crate) fn new(inner: I, activity: Arc<Activity>) -> Watched<I> {
-        Watched { inner, activity }
+    pub(crate) fn new(
+        inner: I,
+        activity: Arc<Activity>,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> Watched<I> {
+        Watched {
+            inner,
+            activity,
+            _slot: slot,
+        }
     }
 }
 
