@@ -192,8 +192,22 @@ async fn raven_connection_test_checks_the_server_and_the_database() {
         format!("could not connect to 127.0.0.1:{closed_port}: connection refused")
     );
 
+    let long = format!("http://{}.example", "a".repeat(5000));
+    for bad in [
+        "not a url",
+        "javascript:alert(1)",
+        "http://[::1",
+        "http://a b",
+        "http://127.0.0.1:99999",
+        "http://h/?q=1",
+        "file:///etc/passwd",
+        long.as_str(),
+    ] {
+        let answer = test_connection(&server, bad, Some("x")).await;
+        assert_eq!(answer["Success"], false, "{bad}: {answer}");
+        assert!(answer["Error"].is_string(), "{bad}: {answer}");
+    }
     let answer = test_connection(&server, "not a url", None).await;
-    assert_eq!(answer["Success"], false);
     assert!(
         answer["Error"]
             .as_str()
