@@ -17,7 +17,8 @@
 //!   and [`Client::bulk_docs_raw`] for pre-serialized bodies;
 //! - attachments: [`Client::get_attachment`], [`Client::put_attachment`],
 //!   [`Client::delete_attachment`];
-//! - server-level helpers: [`create_database`], [`delete_database`].
+//! - server-level helpers: [`create_database`], [`delete_database`], and
+//!   [`test_connection`] ("test connection" of a Raven connection string).
 //!
 //! Invariants:
 //! - This crate is the only one in Corvid that speaks HTTP as a client; the RavenDB request and
@@ -52,6 +53,7 @@ mod error;
 mod executor;
 mod failover;
 mod options;
+mod probe;
 mod topology;
 
 pub use crate::admin::{create_database, delete_database};
@@ -61,4 +63,5 @@ pub use crate::commands::{Command, RawDocument};
 pub use crate::documents::PutResult;
 pub use crate::error::{ClientError, NodeFailure, NodeFailureCause};
 pub use crate::options::ClientOptions;
+pub use crate::probe::{ConnectionTestError, UnreachableReason, test_connection};
 pub use crate::topology::ServerNode;

@@ -50,8 +50,8 @@ pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};
 pub use script_budget::{MIN_GRANT_BYTES, ScriptMemoryBudget, ScriptMemoryGrant};
 pub use secrets::SecretsKey;
 pub use test_script::{
-    ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_script, test_sql_connection,
-    test_sql_script,
+    ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_connection, test_raven_script,
+    test_sql_connection, test_sql_script,
 };
 pub use validate::ConfigError;
 pub use worker::TransformFailure;

@@ -209,8 +209,23 @@ impl EtlManager {
     pub async fn put_connection_string(
         &self,
         database: &Arc<Database>,
-        connection: ConnectionString,
+        mut connection: ConnectionString,
     ) -> Result<(), EtlError> {
+        // A client that edits what GET showed sends the password back as `*****`.
+        if let ConnectionString::Sql(sql) = &mut connection
+            && let Some(ConnectionString::Sql(stored)) = self
+                .connection_strings(database)?
+                .into_iter()
+                .find(|it| it.kind() == EtlType::Sql && it.name().eq_ignore_ascii_case(&sql.name))
+        {
+            sql.connection_string =
+                connection::restore_password(sql, &stored).map_err(|reason| {
+                    ConfigError::InvalidConnectionString {
+                        name: sql.name.clone(),
+                        reason,
+                    }
+                })?;
+        }
         validate_connection_string(&connection)?;
         if let ConnectionString::Sql(sql) = &connection
             && let Ok(target) = connection::parse(&sql.factory_name, &sql.connection_string)

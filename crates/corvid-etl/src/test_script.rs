@@ -223,6 +223,18 @@ pub async fn test_sql_script(
     Ok(result)
 }
 
+/// "Test connection" of a Raven destination: `url` answers as a RavenDB server and, when
+/// `database` is given, holds it. The error never holds what another host's service sent.
+pub async fn test_raven_connection(url: &str, database: Option<&str>) -> Result<(), String> {
+    let options = corvid_client::ClientOptions {
+        request_timeout: std::time::Duration::from_secs(10),
+        ..corvid_client::ClientOptions::default()
+    };
+    corvid_client::test_connection(url, database, &options)
+        .await
+        .map_err(|it| it.to_string())
+}
+
 /// Connects to a SQL database with a connection string and runs a trivial query.
 pub async fn test_sql_connection(
     connection: &crate::config::SqlConnectionString,

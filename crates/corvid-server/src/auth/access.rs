@@ -44,6 +44,8 @@ const ROUTES: &[(&[&str], &str, Need)] = &[
     (&["GET"], "/admin/certificates", Need::Operator),
     (&[], "/admin/certificates", Need::ClusterAdmin),
     (&["GET"], "/certificates/whoami", Need::ValidUser),
+    // Reaches out to any URL, as RavenDB's (Operator there too).
+    (&["POST"], "/admin/test-connection", Need::Operator),
     (&[], "/admin/*", Need::Operator),
     (
         &[],

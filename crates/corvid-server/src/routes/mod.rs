@@ -17,6 +17,7 @@ mod queries;
 pub(crate) mod server;
 mod stats;
 mod streams;
+mod test_connection;
 mod unsupported;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -66,6 +67,10 @@ fn routes() -> Router<AppState> {
                 .delete(certificates::delete_certificate),
         )
         .route("/certificates/whoami", get(certificates::whoami))
+        .route(
+            "/admin/test-connection",
+            post(test_connection::test_connection),
+        )
         .route(
             "/admin/databases",
             get(server::database_record)

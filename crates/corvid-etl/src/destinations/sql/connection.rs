@@ -6,6 +6,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::SqlConnectionString;
+
 /// The database engines Corvid writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqlProvider {
@@ -290,20 +292,94 @@ fn tls_mode(provider: SqlProvider, value: &str) -> Result<TlsMode, String> {
     Ok(mode)
 }
 
+/// What `GET` answers show instead of a password (and instead of a whole connection string
+/// that does not parse).
+pub const REDACTED_PASSWORD: &str = "*****";
+
 /// The connection string as `GET` answers show it: the value of `Password`/`Pwd` replaced by
 /// `*****`. A string that does not parse is hidden whole, since where a password hides in it
 /// cannot be known.
 pub fn redact_password(connection_string: &str) -> String {
     let Ok(pairs) = pairs(connection_string) else {
-        return "*****".to_owned();
+        return REDACTED_PASSWORD.to_owned();
     };
+    join_pairs(pairs.into_iter().map(|(key, value)| {
+        if is_password_key(&key) {
+            (key, REDACTED_PASSWORD.to_owned())
+        } else {
+            (key, value)
+        }
+    }))
+}
+
+/// The connection string to store when `new` replaces `stored` (same name): a client that
+/// edits what `GET` showed sends the password back as `*****`, and then the stored password
+/// is kept, so that a password never has to leave the server to survive an edit.
+///
+/// `new` is returned as it is when it holds no `*****` password, or when `stored` has no
+/// password to restore. It is an `Err` to keep the password while pointing the string at
+/// another provider, host or port: the stored password would be sent to a server it was not
+/// given for (a way to read it for anyone who may edit connection strings).
+pub fn restore_password(
+    new: &SqlConnectionString,
+    stored: &SqlConnectionString,
+) -> Result<String, String> {
+    let unchanged = new.connection_string == redact_password(&stored.connection_string);
+    if unchanged && new.factory_name.trim() == stored.factory_name.trim() {
+        return Ok(stored.connection_string.clone());
+    }
+    let Ok(new_pairs) = pairs(&new.connection_string) else {
+        return Ok(new.connection_string.clone());
+    };
+    let redacted = new_pairs
+        .iter()
+        .any(|(key, value)| is_password_key(key) && value == REDACTED_PASSWORD);
+    if !redacted {
+        return Ok(new.connection_string.clone());
+    }
+    let stored_password = pairs(&stored.connection_string)
+        .ok()
+        .and_then(|it| it.into_iter().find(|(key, _)| is_password_key(key)))
+        .map(|(_, value)| value);
+    let Some(stored_password) = stored_password else {
+        return Ok(new.connection_string.clone());
+    };
+    let same_server = match (
+        parse(&new.factory_name, &new.connection_string),
+        parse(&stored.factory_name, &stored.connection_string),
+    ) {
+        (Ok(new_target), Ok(stored_target)) => {
+            new_target.provider == stored_target.provider
+                && new_target.host.eq_ignore_ascii_case(&stored_target.host)
+                && new_target.port == stored_target.port
+        }
+        // Validation says what is wrong with the new string; nothing is restored into it.
+        (Err(_), _) => return Ok(new.connection_string.clone()),
+        (Ok(_), Err(_)) => false,
+    };
+    if !same_server {
+        return Err(format!(
+            "the password shows as `{REDACTED_PASSWORD}` and is kept only for the same server; type the password again to connect to another provider, host or port"
+        ));
+    }
+    Ok(join_pairs(new_pairs.into_iter().map(|(key, value)| {
+        if is_password_key(&key) && value == REDACTED_PASSWORD {
+            (key, stored_password.clone())
+        } else {
+            (key, value)
+        }
+    })))
+}
+
+fn is_password_key(key: &str) -> bool {
+    let normalized = key.replace(' ', "").to_ascii_lowercase();
+    normalized == "password" || normalized == "pwd"
+}
+
+/// `key=value;…`, quoting the values that need it so that `pairs` reads them back.
+fn join_pairs(pairs: impl Iterator<Item = (String, String)>) -> String {
     pairs
-        .into_iter()
         .map(|(key, value)| {
-            let normalized = key.replace(' ', "").to_ascii_lowercase();
-            if normalized == "password" || normalized == "pwd" {
-                return format!("{key}=*****");
-            }
             if value.contains([';', '\'', '"']) || value != value.trim() {
                 return format!("{key}=\"{}\"", value.replace('"', "\"\""));
             }
@@ -502,6 +578,89 @@ mod tests {
             redact_password("Data Source=\"a;b.db\""),
             "Data Source=\"a;b.db\""
         );
+    }
+
+    fn sql(factory: &str, connection_string: &str) -> SqlConnectionString {
+        SqlConnectionString {
+            name: "pg".to_owned(),
+            connection_string: connection_string.to_owned(),
+            factory_name: factory.to_owned(),
+        }
+    }
+
+    fn restore(new: &str, stored: &str) -> Result<String, String> {
+        restore_password(&sql("Npgsql", new), &sql("Npgsql", stored))
+    }
+
+    #[test]
+    fn an_unchanged_redacted_string_keeps_the_stored_one() {
+        let stored = "Host=h;Password='a;b';Database=d";
+        assert_eq!(restore(&redact_password(stored), stored).unwrap(), stored);
+        // A stored string that does not parse shows as `*****` whole.
+        assert_eq!(
+            restore("*****", "Password='unterminated").unwrap(),
+            "Password='unterminated"
+        );
+    }
+
+    #[test]
+    fn an_edited_string_with_the_placeholder_gets_the_stored_password() {
+        let restored = restore(
+            "Host=h;Password=*****;Database=other;Timeout=5",
+            "Host=h;Password='a;b';Database=d",
+        )
+        .unwrap();
+        assert_eq!(restored, "Host=h;Password=\"a;b\";Database=other;Timeout=5");
+        assert_eq!(
+            parse("Npgsql", &restored).unwrap().password.as_deref(),
+            Some("a;b")
+        );
+        // Written as `Pwd` this time, the host in another case.
+        assert_eq!(
+            restore(
+                "Server=H;Pwd=*****;Database=d",
+                "Host=h;Password=s3cret;Database=d"
+            )
+            .unwrap(),
+            "Server=H;Pwd=s3cret;Database=d"
+        );
+    }
+
+    #[test]
+    fn a_new_password_or_nothing_to_restore_is_stored_as_given() {
+        assert_eq!(
+            restore("Host=h;Password=new", "Host=h;Password=old").unwrap(),
+            "Host=h;Password=new"
+        );
+        assert_eq!(
+            restore("Host=h;Password=*****", "Host=h;Username=u").unwrap(),
+            "Host=h;Password=*****"
+        );
+        assert_eq!(
+            restore("Host='h", "Host=h;Password=old").unwrap(),
+            "Host='h"
+        );
+    }
+
+    #[test]
+    fn the_stored_password_never_goes_to_another_server() {
+        let stored = "Host=h;Port=5432;Password=old;Database=d";
+        for new in [
+            "Host=evil;Password=*****;Database=d",
+            "Host=h;Port=5433;Password=*****;Database=d",
+        ] {
+            let error = restore(new, stored).unwrap_err();
+            assert!(error.contains("type the password again"), "{error}");
+        }
+        let error = restore_password(
+            &sql(
+                "MySqlConnector.MySqlConnectorFactory",
+                "Server=h;Port=5432;Pwd=*****;Database=d",
+            ),
+            &sql("Npgsql", stored),
+        )
+        .unwrap_err();
+        assert!(error.contains("another provider"), "{error}");
     }
 
     #[test]
