@@ -244,6 +244,12 @@ export async function render(ctx) {
           // The Raven test needs no connection; the name only has to be there.
           configuration.ConnectionStringName = configuration.ConnectionStringName || 'test';
         }
+        if (connectionSelect.value === NEW_CONNECTION && kind === 'Sql') {
+          // Not saved yet: the SQL test takes the connection string inline.
+          body.Connection = newConnection.value();
+          configuration.ConnectionStringName = configuration.ConnectionStringName || body.Connection.Name || 'test';
+          body.Connection.Name = configuration.ConnectionStringName;
+        }
         const answer = await api.post(dbPath(database, `/admin/etl/${kind === 'Sql' ? 'sql' : 'raven'}/test`), {}, body);
         mount(output, testResult(answer, kind));
       } catch (error) {
@@ -436,6 +442,7 @@ function newConnectionForm(kind, database) {
   return {
     el,
     name: () => name.value.trim(),
+    value: () => value(),
     setError: (message) => { error.textContent = message || ''; },
     async save() {
       await api.put(dbPath(database, '/admin/connection-strings'), {}, value());
