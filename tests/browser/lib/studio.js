@@ -67,7 +67,14 @@ async function runScriptTest(page, documentId, { transformation, asDelete = fals
     const output = panel.locator(".test-output");
     await output.evaluate(el => el.replaceChildren());
     await panel.getByRole("button", { name: "Test", exact: true }).click();
-    await waitFor("the test's output", async () => (await output.textContent()).trim().length > 0);
+    // The output, or an error the page put next to a field (then there is no output).
+    const shownErrors = () => page.locator(".field-error, .editor-message").evaluateAll(
+        els => els.map(el => el.textContent.trim()).filter(Boolean));
+    await waitFor("the test's output", async () =>
+        (await output.textContent()).trim().length > 0 || (await shownErrors()).length > 0);
+    if ((await output.textContent()).trim().length === 0) {
+        throw new Error(`Test showed no output but: ${(await shownErrors()).join(" | ")}`);
+    }
     return output;
 }
 
