@@ -27,6 +27,31 @@ async function createDatabaseInUi(page, name) {
     await page.locator(`tr[data-database="${name}"]`).waitFor();
 }
 
+/**
+ * Creates a document on the documents page: "New document", id, collection, JSON, Save.
+ * Starts from the documents page of `db` (through the sidebar when the Studio is open).
+ */
+async function createDocumentInUi(page, db, id, collection, body) {
+    await page.goto(route("databases/documents", { database: db, collection }));
+    await page.getByRole("button", { name: "New document", exact: true }).click();
+    await page.getByRole("heading", { name: "New document" }).waitFor();
+    await field(page, "Document id").fill(id);
+    await field(page, "Collection").fill(collection);
+    await field(page, "Document JSON").fill(JSON.stringify(body, null, 2));
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await waitForToast(page, `Created ${id}`);
+    await page.getByTestId("document-id").filter({ hasText: id }).waitFor();
+}
+
+/** Opens a document's page, replaces its JSON (without @metadata) and saves it. */
+async function editDocumentInUi(page, db, id, body) {
+    await page.goto(route("databases/edit", { database: db, id }));
+    await page.getByTestId("document-id").filter({ hasText: id }).waitFor();
+    await field(page, "Document JSON").fill(JSON.stringify(body, null, 2));
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await waitForToast(page, `Saved ${id}`);
+}
+
 /** The card of an ongoing task on the Ongoing Tasks page. */
 function taskCard(page, name) {
     return page.locator(`section.task[data-task="${name}"]`);
@@ -128,6 +153,8 @@ module.exports = {
     PG,
     confirm,
     createDatabaseInUi,
+    createDocumentInUi,
+    editDocumentInUi,
     documentsOf,
     field,
     postgresAvailable,

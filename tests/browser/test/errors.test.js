@@ -146,6 +146,46 @@ describe("errors", () => {
         await page.getByRole("img", { name: "Processed per second" }).waitFor();
     });
 
+    suite.test("invalid document JSON is shown at its line and column, and nothing is saved", async ({ page, api }) => {
+        const db = uniqueName("json");
+        await api.createDatabase(db);
+        await page.goto(route("databases/documents", { database: db }));
+        await page.getByRole("button", { name: "New document", exact: true }).click();
+        await field(page, "Document id").fill("notes/1");
+        await field(page, "Collection").fill("Notes");
+        const json = field(page, "Document JSON");
+        // Line 4 starts without the comma line 3 needed: the error is at line 4, column 3.
+        await json.fill('{\n  "Title": "first",\n  "Body": "second"\n  "Done": false\n}');
+        await page.getByRole("button", { name: "Save", exact: true }).click();
+        const marked = page.locator(".editor .gutter .err");
+        await marked.waitFor();
+        assert.equal(await marked.textContent(), "4");
+        assert.match(await page.locator(".editor-message").textContent(), /^Line 4, column 3: expected ',' or '}'/);
+        assert.match(await page.getByRole("alert").filter({ hasText: "Invalid JSON" }).textContent(), /line 4, column 3 — nothing was saved/);
+        // The caret is put where the error is.
+        const caret = await json.evaluate(el => el.selectionStart);
+        assert.equal(caret, '{\n  "Title": "first",\n  "Body": "second"\n  '.length);
+        assert.equal(await api.getDocument(db, "notes/1"), null, "nothing was saved");
+        assert.match(page.url(), /databases\/edit/, "still on the new document");
+
+        // An existing document: a trailing comma is refused and the stored one stays as it was.
+        await api.putDocument(db, "notes/2", { Title: "kept", "@metadata": { "@collection": "Notes" } });
+        await page.goto(route("databases/edit", { database: db, id: "notes/2" }));
+        await page.getByTestId("document-id").filter({ hasText: "notes/2" }).waitFor();
+        await json.fill('{\n  "Title": "changed",\n}');
+        await page.getByRole("button", { name: "Save", exact: true }).click();
+        await marked.waitFor();
+        assert.equal(await marked.textContent(), "3");
+        assert.match(await page.locator(".editor-message").textContent(), /trailing ','/);
+        assert.equal((await api.getDocument(db, "notes/2")).Title, "kept");
+        // Fixed, it saves.
+        await json.fill('{\n  "Title": "changed"\n}');
+        assert.equal(await marked.count(), 0, "typing clears the mark");
+        await page.getByRole("button", { name: "Save", exact: true }).click();
+        await waitForToast(page, "Saved notes/2");
+        assert.equal((await api.getDocument(db, "notes/2")).Title, "changed");
+    });
+
     suite.test("the server goes away: the Studio says so, and recovers by itself when it is back", async ({ page, api, server, expectError, allowError }) => {
         const db = await setup(api, server);
         await api.createDatabase(`${db}_copy`);

@@ -105,6 +105,39 @@ describe("performance", () => {
         assert.equal(await page.locator("section.task .badge.Active").count(), 50);
     });
 
+    suite.test("the documents page of 100 documents: its render time", async ({ page, api }) => {
+        const db = uniqueName("perfdocs");
+        await api.createDatabase(db);
+        const commands = [];
+        for (let i = 1; i <= 100; i += 1) {
+            commands.push({
+                Type: "PUT", Id: `orders/${i}`,
+                Document: { Company: `companies/${i % 7}`, Total: i * 10.5, Lines: [{ Product: "products/1", Quantity: i }], "@metadata": { "@collection": "Orders" } },
+            });
+        }
+        await api.requestOk("POST", `/databases/${db}/bulk_docs`, { Commands: commands });
+        const rows = page.locator("table[aria-label=Documents] tbody tr");
+        const timing = async () => {
+            await waitFor("100 rows and the page's timing", async () => (await rows.count()) === 100
+                && (await page.evaluate(() => typeof window.__corvidStudio.timings.documentsPage === "number")));
+            const ms = await page.evaluate(() => window.__corvidStudio.timings.documentsPage);
+            await page.evaluate(() => { delete window.__corvidStudio.timings.documentsPage; });
+            return Math.round(ms * 10) / 10;
+        };
+        // Opened cold (a fresh load of the Studio), then from the sidebar, then reloaded.
+        await page.goto(route("databases/documents", { database: db, collection: "Orders" }));
+        const cold = await timing();
+        await page.locator('nav[aria-label=Collections] a[data-collection=""]').click();
+        await page.waitForURL(/documents\?database=[^&]+$/);
+        const allDocuments = await timing();
+        await page.reload();
+        const reloaded = await timing();
+        const timings = [cold, allDocuments, reloaded];
+        assert.match(await page.getByRole("status").filter({ hasText: "Showing" }).textContent(), /Showing 1–100 of 100/);
+        record("documentsPage100", { documents: 100, coldMs: cold, allDocumentsFromSidebarMs: allDocuments, reloadedMs: reloaded });
+        assert.ok(timings.every(ms => ms > 0 && ms < 5000), `render times ${timings}`);
+    });
+
     suite.test("the Studio's compressed size", async ({ server }) => {
         const index = await getRaw(`${server.url}/studio/index.html`);
         assert.equal(index.status, 200);

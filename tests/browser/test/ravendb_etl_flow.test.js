@@ -9,7 +9,7 @@ const { describe } = require("node:test");
 const assert = require("node:assert/strict");
 const { studioSuite, waitFor, sleep } = require("../lib/harness");
 const {
-    confirm, createDatabaseInUi, field, route, runScriptTest, staysFalse, taskCard,
+    confirm, createDatabaseInUi, createDocumentInUi, editDocumentInUi, field, route, runScriptTest, staysFalse, taskCard,
     waitForTaskState, waitForToast,
 } = require("../lib/studio");
 
@@ -41,11 +41,22 @@ describe("RavenDB ETL flow", () => {
         assert.ok(options.includes(SHOP) && options.includes(SHIPPING), `picker: ${options}`);
     });
 
-    suite.test("adds Companies documents", async ({ api }) => {
+    suite.test("adds Companies documents on the documents page", async ({ page, api }) => {
         for (const [id, doc] of COMPANIES) {
-            await api.putDocument(SHOP, id, { ...doc, "@metadata": { "@collection": "Companies" } });
+            await createDocumentInUi(page, SHOP, id, "Companies", doc);
         }
-        assert.equal((await api.query(SHOP, "from Companies")).length, COMPANIES.length);
+        // The list shows them, with the collection's count.
+        await page.goto(route("databases/documents", { database: SHOP, collection: "Companies" }));
+        await page.locator(`tr[data-id="${COMPANIES[3][0]}"]`).waitFor();
+        assert.equal(await page.locator("table[aria-label=Documents] tbody tr").count(), COMPANIES.length);
+        assert.match(await page.locator('nav[aria-label=Collections] a[data-collection="Companies"]').textContent(), new RegExp(`Companies\\s*${COMPANIES.length}`));
+        const saved = await api.query(SHOP, "from Companies");
+        assert.equal(saved.length, COMPANIES.length);
+        for (const [id, doc] of COMPANIES) {
+            const got = await api.getDocument(SHOP, id);
+            assert.equal(got.Name, doc.Name);
+            assert.equal(got["@metadata"]["@collection"], "Companies");
+        }
     });
 
     suite.test("adds a RavenDB ETL task with a new connection string; the documents arrive", async ({ page, api, server }) => {
@@ -86,6 +97,17 @@ describe("RavenDB ETL flow", () => {
             assert.equal(copy.Country, doc.Country);
             assert.equal(copy["@metadata"]["@collection"], "Companies");
         }
+        // The documents page of shipping shows them.
+        await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Databases", exact: true }).click();
+        await page.locator(`tr[data-database="${SHIPPING}"]`).getByRole("link", { name: SHIPPING, exact: true }).click();
+        await page.waitForURL(/#databases\/documents\?database=shipping$/);
+        await page.locator('nav[aria-label=Collections] a[data-collection="Companies"]').click();
+        for (const [id, doc] of COMPANIES) {
+            const row = page.locator(`tr[data-id="${id}"]`);
+            await row.waitFor();
+            assert.match(await row.locator(".preview").textContent(), new RegExp(`Name: "${doc.Name}", Country: "${doc.Country}"`));
+        }
+        await page.goto(route("databases/tasks/ongoingTasks", { database: SHOP }));
         // The progress row shows nothing left.
         const row = card.locator('[data-transformation="Script #1"]');
         await waitFor("0 documents left", async () => (await row.locator(".num").first().textContent()) === "0");
@@ -127,10 +149,10 @@ describe("RavenDB ETL flow", () => {
         // loads into another collection (delete by prefix) — a copy in the same collection is
         // simply overwritten by the next PUT — so the old copy stays as it was, not updated.
         assert.ok(await api.getDocument(SHIPPING, "companies/3-A"), "the old UK copy is still there");
-        await api.putDocument(SHOP, "companies/3-A", { Name: "Around the Horn Ltd", Country: "UK", "@metadata": { "@collection": "Companies" } });
+        await editDocumentInUi(page, SHOP, "companies/3-A", { Name: "Around the Horn Ltd", Country: "UK" });
         // A new UK company never arrives; a new Swiss one does (so the task did run).
-        await api.putDocument(SHOP, "companies/5-A", { Name: "Seven Seas", Country: "UK", "@metadata": { "@collection": "Companies" } });
-        await api.putDocument(SHOP, "companies/6-A", { Name: "Richter", Country: "Switzerland", "@metadata": { "@collection": "Companies" } });
+        await createDocumentInUi(page, SHOP, "companies/5-A", "Companies", { Name: "Seven Seas", Country: "UK" });
+        await createDocumentInUi(page, SHOP, "companies/6-A", "Companies", { Name: "Richter", Country: "Switzerland" });
         await waitFor("companies/6-A in shipping", () => api.getDocument(SHIPPING, "companies/6-A"));
         assert.equal(await api.getDocument(SHIPPING, "companies/5-A"), null);
         // companies/3-A changed before 5-A and 6-A: the task is past it, and it was filtered.
@@ -148,7 +170,8 @@ describe("RavenDB ETL flow", () => {
         await waitForTaskState(page, TASK, "Disabled");
         await card.getByRole("button", { name: "Enable", exact: true }).waitFor();
 
-        await api.putDocument(SHOP, "companies/2-A", { Name: "Ana Trujillo Emparedados", Country: "Mexico", "@metadata": { "@collection": "Companies" } });
+        await editDocumentInUi(page, SHOP, "companies/2-A", { Name: "Ana Trujillo Emparedados", Country: "Mexico" });
+        await page.goto(route("databases/tasks/ongoingTasks", { database: SHOP }));
         await staysFalse("a disabled task must send nothing",
             async () => (await api.getDocument(SHIPPING, "companies/2-A")).Name !== "Ana Trujillo", 3000);
         // The list shows the change waiting.
@@ -165,7 +188,12 @@ describe("RavenDB ETL flow", () => {
 
     suite.test("Reset (confirmed) sends everything again", async ({ page, api }) => {
         // A copy removed at the destination comes back only when the task starts over.
-        await api.deleteDocument(SHIPPING, "companies/4-A");
+        await page.goto(route("databases/documents", { database: SHIPPING, collection: "Companies" }));
+        await page.getByRole("checkbox", { name: "Select companies/4-A", exact: true }).check();
+        await page.getByRole("button", { name: "Delete selected (1)", exact: true }).click();
+        await confirm(page, "Delete", "Delete companies/4-A?");
+        await waitForToast(page, "Deleted companies/4-A");
+        await page.locator('tr[data-id="companies/4-A"]').waitFor({ state: "detached" });
         await page.goto(route("databases/tasks/ongoingTasks", { database: SHOP }));
         const card = taskCard(page, TASK);
         await waitForTaskState(page, TASK, "Active");
@@ -203,7 +231,7 @@ describe("RavenDB ETL flow", () => {
         assert.equal(tasks.OngoingTasksList.length, 0);
         // What it sent stays at the destination; nothing more is sent.
         assert.ok(await api.getDocument(SHIPPING, "companies/1-A"));
-        await api.putDocument(SHOP, "companies/7-A", { Name: "Wolski", Country: "Poland", "@metadata": { "@collection": "Companies" } });
+        await createDocumentInUi(page, SHOP, "companies/7-A", "Companies", { Name: "Wolski", Country: "Poland" });
         await staysFalse("a deleted task must send nothing", () => api.getDocument(SHIPPING, "companies/7-A"), 2000);
     });
 });
