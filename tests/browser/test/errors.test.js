@@ -186,7 +186,7 @@ describe("errors", () => {
         assert.equal((await api.getDocument(db, "notes/2")).Title, "changed");
     });
 
-    suite.test("the server goes away: the Studio says so, and recovers by itself when it is back", async ({ page, api, server, expectError, allowError }) => {
+    suite.test("the server goes away: the Studio says so, and recovers by itself when it is back", async ({ page, api, server, expectError, allowError, screenshot }) => {
         const db = await setup(api, server);
         await api.createDatabase(`${db}_copy`);
         await addTask(api, db, "steady", "loadToCompanies({ Name: this.Name });");
@@ -200,6 +200,7 @@ describe("errors", () => {
         await server.stop();
         await waitFor("the unreachable notice", async () => (await status.textContent()) === "Server unreachable — retrying…");
         assert.ok(await page.evaluate(() => document.body.classList.contains("unreachable")));
+        await screenshot("unreachable");
         // An action meanwhile says nothing was sent.
         allowError(/ERR_CONNECTION_REFUSED/);
         await taskCard(page, "steady").getByRole("button", { name: "Disable", exact: true }).click();

@@ -114,7 +114,7 @@ describe("RavenDB ETL flow", () => {
         assert.equal((await row.locator(".num").nth(3).textContent()), String(COMPANIES.length));
     });
 
-    suite.test("filters a company out: Test script shows it, Save, it is sent no more", async ({ page, api }) => {
+    suite.test("filters a company out: Test script shows it, Save, it is sent no more", async ({ page, api, screenshot }) => {
         await page.goto(route("databases/tasks/ongoingTasks", { database: SHOP }));
         await taskCard(page, TASK).getByRole("link", { name: "Edit", exact: true }).click();
         await page.getByRole("heading", { name: `Edit RavenDB ETL: ${TASK}` }).waitFor();
@@ -136,6 +136,7 @@ describe("RavenDB ETL flow", () => {
         assert.equal(put.Document.Name, "Alfreds Futterkiste");
         assert.equal(put.Document.Country, "Germany");
         assert.equal((await output.locator("pre.debug-output").textContent()).trim(), "shipping to Germany");
+        await screenshot("test-script");
 
         await page.getByRole("button", { name: "Save", exact: true }).click();
         await waitForToast(page, `Task ${TASK} saved`);
