@@ -143,6 +143,10 @@ describe("errors", () => {
         const chart = page.getByRole("img", { name: "ETL batches: durations and sizes" });
         await chart.waitFor();
         await waitFor("a bar in the batch chart", async () => (await chart.locator("rect").count()) > 1);
+        // The right axis (items) labels its five ticks with distinct values (2 items: 0 … 2).
+        const itemTicks = await chart.locator('text[x="720"]').allTextContents();
+        assert.equal(itemTicks.length, 5);
+        assert.equal(new Set(itemTicks).size, 5, `item axis labels ${itemTicks}`);
         await page.getByRole("img", { name: "Processed per second" }).waitFor();
     });
 
