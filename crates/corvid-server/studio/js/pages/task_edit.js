@@ -69,7 +69,7 @@ export async function render(ctx) {
       transforms.splice(transforms.indexOf(item), 1);
       item.el.remove();
       refreshTestChoices();
-    });
+    }, refreshTestChoices);
     transforms.push(item);
     transformsBox.append(item.el);
     refreshTestChoices();
@@ -269,8 +269,10 @@ export async function render(ctx) {
     return {
       el,
       setTransforms(names) {
+        // Keep the chosen one by name, or by position when it was just renamed.
         const current = transformSelect.value;
-        mount(transformSelect, names.map((name) => h('option', { value: name, selected: name === current }, name)));
+        const keep = names.includes(current) ? names.indexOf(current) : transformSelect.selectedIndex;
+        mount(transformSelect, names.map((name, index) => h('option', { value: name, selected: index === keep }, name)));
       },
     };
   }
@@ -310,7 +312,7 @@ function testResult(answer, kind) {
   return parts;
 }
 
-function transformEditor(transform, collections, kind, onRemove) {
+function transformEditor(transform, collections, kind, onRemove, onRename) {
   const nameInput = h('input', { value: transform.Name || '', autocomplete: 'off' });
   const nameField = field('Transformation name', nameInput);
   const chosen = new Set(transform.Collections || []);
@@ -350,7 +352,10 @@ function transformEditor(transform, collections, kind, onRemove) {
     if (collections.includes(collectionInput.value.trim())) add();
   });
   allDocs.addEventListener('change', paintChips);
-  nameInput.addEventListener('input', () => editor.textarea.setAttribute('aria-label', `Script of ${nameInput.value}`));
+  nameInput.addEventListener('input', () => {
+    editor.textarea.setAttribute('aria-label', `Script of ${nameInput.value}`);
+    onRename?.();
+  });
   paintChips();
 
   const el = h('div', { class: 'transform', dataset: { transform: transform.Name || '' } },
