@@ -235,4 +235,53 @@ describe("RavenDB ETL flow", () => {
         await createDocumentInUi(page, SHOP, "companies/7-A", "Companies", { Name: "Wolski", Country: "Poland" });
         await staysFalse("a deleted task must send nothing", () => api.getDocument(SHIPPING, "companies/7-A"), 2000);
     });
+
+    suite.test("the task editor: renamed and added transformations, collection chips, all documents", async ({ page, api }) => {
+        await page.goto(route("databases/tasks/editRavenEtlTask", { database: SHOP }));
+        await field(page, "Task name").fill("editor-check");
+        await field(page, "Connection string").selectOption("shipping-here");
+        // Rename the first transformation: its script editor and the Test choice follow.
+        await field(page, "Transformation name").fill("Companies out");
+        const firstScript = field(page, "Script of Companies out");
+        await firstScript.fill("output('seen ' + this.Name);\nloadToCompanies({ Name: this.Name });");
+        const output = await runScriptTest(page, "companies/1-A", { transformation: "Companies out" });
+        assert.equal((await output.locator("pre.debug-output").textContent()).trim(), "seen Alfreds Futterkiste");
+
+        // A second one: no collection yet; add Orders with the chip input, then switch to all documents.
+        await page.getByRole("button", { name: "Add transformation", exact: true }).click();
+        const second = page.locator(".transform").nth(1);
+        assert.equal(await second.getByLabel("Transformation name", { exact: true }).inputValue(), "Script #2");
+        await second.getByPlaceholder("Add a collection").fill("Orders");
+        await second.getByRole("button", { name: "Add collection", exact: true }).click();
+        await second.getByRole("button", { name: "Remove collection Orders" }).waitFor();
+        await second.getByPlaceholder("Add a collection").fill("Employees");
+        await second.getByPlaceholder("Add a collection").press("Enter");
+        await second.getByRole("button", { name: "Remove collection Orders" }).click();
+        await second.getByRole("button", { name: "Remove collection Employees" }).waitFor();
+        assert.equal(await second.getByRole("button", { name: "Remove collection Orders" }).count(), 0);
+        await field(page, "Script of Script #2").fill("loadToEverything({ Id: id(this) });");
+        // A third, removed again.
+        await page.getByRole("button", { name: "Add transformation", exact: true }).click();
+        await page.locator(".transform").nth(2).getByRole("button", { name: "Remove transformation", exact: true }).click();
+        assert.equal(await page.locator(".transform").count(), 2);
+        await second.getByLabel("Apply to all documents", { exact: true }).check();
+        assert.ok(await second.getByPlaceholder("Add a collection").isDisabled());
+
+        await page.getByRole("button", { name: "Save", exact: true }).click();
+        await waitForToast(page, "Task editor-check saved");
+        const tasks = (await api.requestOk("GET", `/databases/${SHOP}/tasks`)).OngoingTasksList;
+        const saved = tasks.find(task => task.TaskName === "editor-check").Configuration;
+        assert.deepEqual(saved.Transforms.map(t => [t.Name, t.Collections, t.ApplyToAllDocuments]), [
+            ["Companies out", ["Companies"], false],
+            ["Script #2", [], true],
+        ]);
+        assert.match(saved.Transforms[1].Script, /loadToEverything/);
+        // The list shows both transformations.
+        const card = taskCard(page, "editor-check");
+        await card.locator('[data-transformation="Companies out"]').waitFor();
+        await card.locator('[data-transformation="Script #2"]').waitFor();
+        await card.getByRole("button", { name: "Delete", exact: true }).click();
+        await confirm(page, "Delete", "Delete task editor-check?");
+        await card.waitFor({ state: "detached" });
+    });
 });
