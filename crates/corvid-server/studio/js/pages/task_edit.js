@@ -13,6 +13,8 @@ const FACTORIES = [
   ['Microsoft.Data.Sqlite', 'SQLite (Microsoft.Data.Sqlite)'],
 ];
 const NEW_CONNECTION = '__new__';
+// When the server comes back after an outage, the shell leaves this form as it is.
+export const keepOnReconnect = true;
 
 const RAVEN_EXAMPLE = `// Runs for each document of the collections; \`this\` is the document.
 loadToCompanies({
