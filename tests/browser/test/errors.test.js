@@ -223,4 +223,28 @@ describe("errors", () => {
         await api.putDocument(db, "companies/3", company("After"));
         await waitFor("companies/3 at the destination", () => api.getDocument(`${db}_copy`, "companies/3"));
     });
+
+    suite.test("the server goes away during an edit: Save says nothing was sent, what was typed stays, Save works once it is back", async ({ page, api, server, allowError }) => {
+        const db = await setup(api, server);
+        await page.goto(route("databases/tasks/editRavenEtlTask", { database: db }));
+        await field(page, "Task name").fill("typed-while-away");
+        await field(page, "Connection string").selectOption("to-destination");
+        const script = "// typed before the outage\nloadToCompanies({ Name: this.Name });";
+        await field(page, "Script of Script #1").fill(script);
+
+        allowError(/ERR_CONNECTION_REFUSED/);
+        await server.stop();
+        await page.getByRole("button", { name: "Save", exact: true }).click();
+        await page.getByRole("alert").filter({ hasText: "nothing was sent" }).waitFor();
+        await server.start();
+        const status = page.locator("#server-status");
+        await waitFor("the notice cleared", async () => (await status.textContent()) === "", 10_000);
+        await sleep(500);
+        // The form is as it was typed, not re-rendered empty.
+        assert.equal(await field(page, "Task name").inputValue(), "typed-while-away");
+        assert.equal(await field(page, "Script of Script #1").inputValue(), script);
+        await page.getByRole("button", { name: "Save", exact: true }).click();
+        await waitForToast(page, "Task typed-while-away saved");
+        assert.equal(await taskCount(api, db), 1);
+    });
 });
