@@ -284,4 +284,25 @@ describe("RavenDB ETL flow", () => {
         await confirm(page, "Delete", "Delete task editor-check?");
         await card.waitFor({ state: "detached" });
     });
+
+    suite.test("the picker keeps the page; Delete database asks first and removes it", async ({ page, api }) => {
+        await page.goto(route("databases/tasks/ongoingTasks", { database: SHOP }));
+        await page.getByRole("heading", { name: "Ongoing Tasks" }).waitFor();
+        await page.getByLabel("Current database").selectOption(SHIPPING);
+        await page.waitForURL(/#databases\/tasks\/ongoingTasks\?database=shipping$/);
+        await page.getByText("No ongoing tasks yet.").waitFor();
+
+        await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Databases", exact: true }).click();
+        const row = page.locator(`tr[data-database="${SHIPPING}"]`);
+        await row.getByRole("button", { name: `Delete database ${SHIPPING}`, exact: true }).click();
+        await confirm(page, "Cancel", `Delete database ${SHIPPING}?`);
+        assert.ok((await api.databaseNames()).includes(SHIPPING), "Cancel keeps it");
+        await row.getByRole("button", { name: `Delete database ${SHIPPING}`, exact: true }).click();
+        await confirm(page, "Delete", `Delete database ${SHIPPING}?`);
+        await waitForToast(page, `Database ${SHIPPING} deleted`);
+        await row.waitFor({ state: "detached" });
+        assert.deepEqual(await api.databaseNames(), [SHOP]);
+        const options = await page.locator("#database-picker option").allTextContents();
+        assert.ok(!options.includes(SHIPPING), `the picker forgot it: ${options}`);
+    });
 });

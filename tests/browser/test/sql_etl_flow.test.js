@@ -145,6 +145,53 @@ describe("SQL ETL flow", () => {
         await staysFalse("a deleted task must write nothing", () => rowsOf().some(row => row[1] === "Alfreds (after delete)"), 1500);
     });
 
+    suite.test("SQL task options: tables added and removed, insert only, quoting, timeout — saved and shown again", async ({ page, api }) => {
+        await openAddSqlTask(page);
+        await field(page, "Task name").fill("options");
+        await field(page, "Connection string").selectOption("reporting");
+        const names = page.getByRole("textbox", { name: "Table name", exact: true });
+        const columns = page.getByRole("textbox", { name: "Document id column", exact: true });
+        await names.nth(0).fill("Companies");
+        await columns.nth(0).fill("Id");
+        await page.getByRole("button", { name: "Add table", exact: true }).click();
+        await names.nth(1).fill("Scratch");
+        await columns.nth(1).fill("DocId");
+        await page.getByRole("button", { name: "Add table", exact: true }).click();
+        await names.nth(2).fill("CompanyLog");
+        await columns.nth(2).fill("CompanyId");
+        await page.getByRole("checkbox", { name: "Insert only", exact: true }).nth(2).check();
+        await page.locator(".tables-row").nth(1).getByRole("button", { name: "Remove table", exact: true }).click();
+        assert.equal(await names.count(), 2);
+        await field(page, "Quote table names").uncheck();
+        await field(page, "Parameterize deletes").uncheck();
+        await field(page, "Command timeout (seconds)").fill("7");
+        await field(page, "Script of Script #1").fill("loadToCompanies({ Name: this.Name });\nloadToCompanyLog({ Name: this.Name });");
+        await saveTask(page, "options");
+
+        const saved = (await api.requestOk("GET", `/databases/${SHOP}/tasks`)).OngoingTasksList
+            .find(task => task.TaskName === "options").Configuration;
+        assert.deepEqual(saved.SqlTables.map(t => [t.TableName, t.DocumentIdColumn, t.InsertOnlyMode]),
+            [["Companies", "Id", false], ["CompanyLog", "CompanyId", true]]);
+        assert.equal(saved.QuoteTables, false);
+        assert.equal(saved.ParameterizeDeletes, false);
+        assert.equal(saved.CommandTimeout, 7);
+
+        await taskCard(page, "options").getByRole("link", { name: "Edit", exact: true }).click();
+        await page.getByRole("heading", { name: "Edit SQL ETL: options" }).waitFor();
+        assert.deepEqual(await names.evaluateAll(els => els.map(el => el.value)), ["Companies", "CompanyLog"]);
+        assert.deepEqual(await page.getByRole("checkbox", { name: "Insert only", exact: true }).evaluateAll(els => els.map(el => el.checked)), [false, true]);
+        assert.equal(await field(page, "Quote table names").isChecked(), false);
+        assert.equal(await field(page, "Parameterize deletes").isChecked(), false);
+        assert.equal(await field(page, "Command timeout (seconds)").inputValue(), "7");
+        // Emptied, the timeout is left out (the server's default).
+        await field(page, "Command timeout (seconds)").fill("");
+        await saveTask(page, "options");
+        const again = (await api.requestOk("GET", `/databases/${SHOP}/tasks`)).OngoingTasksList
+            .find(task => task.TaskName === "options").Configuration;
+        assert.ok(again.CommandTimeout === undefined || again.CommandTimeout === null, `CommandTimeout ${again.CommandTimeout}`);
+        await api.requestOk("DELETE", `/databases/${SHOP}/admin/tasks?id=${again.TaskId}&type=SqlEtl`);
+    });
+
     suite.test("PostgreSQL: Test script runs the SQL rolled back; after Save the rows arrive", async ({ page, t }) => {
         if (!postgresAvailable()) {
             t.skip("no PostgreSQL at 127.0.0.1:5432 (user postgres, database test)");
