@@ -25,6 +25,7 @@ const status = document.getElementById('server-status');
 let leaveHandlers = [];
 let renderToken = 0;
 let knownDatabases = [];
+let currentPage = null;
 
 /** Parses `#path?x=1` into {path, params}. */
 export function currentRoute() {
@@ -51,6 +52,7 @@ async function render() {
     }
   }
   leaveHandlers = [];
+  currentPage = null;
   const { path, params } = currentRoute();
   renderSidebar(path, params.database);
   const loader = PAGES[path];
@@ -66,6 +68,7 @@ async function render() {
   try {
     const page = await loader();
     if (token !== renderToken) return;
+    currentPage = page;
     const ctx = {
       view,
       path,
@@ -137,9 +140,10 @@ onReachabilityChange((away) => {
   status.textContent = away ? 'Server unreachable — retrying…' : '';
   status.className = away ? 'server-status away' : 'server-status';
   if (!away) {
-    // Back: show the page from fresh data.
+    // Back: show the page from fresh data — unless it is a form the user is filling in
+    // (`export const keepOnReconnect = true`): re-rendering it would throw away what was typed.
     refreshDatabases();
-    render();
+    if (!currentPage?.keepOnReconnect) render();
   }
 });
 

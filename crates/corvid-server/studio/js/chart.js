@@ -43,7 +43,7 @@ export function batchTimeline(batches, { width = 760, height = 220 } = {}) {
     const y = pad.top + plotH - (plotH * tick) / 4;
     root.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, stroke: '#eef0f3' }));
     root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end' }, `${Math.round((maxMs * tick) / 4)} ms`));
-    root.append(svg('text', { x: width - pad.right + 6, y: y + 4 }, Math.round((maxItems * tick) / 4)));
+    root.append(svg('text', { x: width - pad.right + 6, y: y + 4 }, Number(((maxItems * tick) / 4).toFixed(1))));
   }
   parts.forEach((part, index) => {
     const x = pad.left + slot * index + (slot - barW) / 2;

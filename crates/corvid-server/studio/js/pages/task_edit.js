@@ -13,6 +13,8 @@ const FACTORIES = [
   ['Microsoft.Data.Sqlite', 'SQLite (Microsoft.Data.Sqlite)'],
 ];
 const NEW_CONNECTION = '__new__';
+// When the server comes back after an outage, the shell leaves this form as it is.
+export const keepOnReconnect = true;
 
 const RAVEN_EXAMPLE = `// Runs for each document of the collections; \`this\` is the document.
 loadToCompanies({
@@ -69,7 +71,7 @@ export async function render(ctx) {
       transforms.splice(transforms.indexOf(item), 1);
       item.el.remove();
       refreshTestChoices();
-    });
+    }, refreshTestChoices);
     transforms.push(item);
     transformsBox.append(item.el);
     refreshTestChoices();
@@ -244,6 +246,12 @@ export async function render(ctx) {
           // The Raven test needs no connection; the name only has to be there.
           configuration.ConnectionStringName = configuration.ConnectionStringName || 'test';
         }
+        if (connectionSelect.value === NEW_CONNECTION && kind === 'Sql') {
+          // Not saved yet: the SQL test takes the connection string inline.
+          body.Connection = newConnection.value();
+          configuration.ConnectionStringName = configuration.ConnectionStringName || body.Connection.Name || 'test';
+          body.Connection.Name = configuration.ConnectionStringName;
+        }
         const answer = await api.post(dbPath(database, `/admin/etl/${kind === 'Sql' ? 'sql' : 'raven'}/test`), {}, body);
         mount(output, testResult(answer, kind));
       } catch (error) {
@@ -263,8 +271,10 @@ export async function render(ctx) {
     return {
       el,
       setTransforms(names) {
+        // Keep the chosen one by name, or by position when it was just renamed.
         const current = transformSelect.value;
-        mount(transformSelect, names.map((name) => h('option', { value: name, selected: name === current }, name)));
+        const keep = names.includes(current) ? names.indexOf(current) : transformSelect.selectedIndex;
+        mount(transformSelect, names.map((name, index) => h('option', { value: name, selected: index === keep }, name)));
       },
     };
   }
@@ -304,7 +314,7 @@ function testResult(answer, kind) {
   return parts;
 }
 
-function transformEditor(transform, collections, kind, onRemove) {
+function transformEditor(transform, collections, kind, onRemove, onRename) {
   const nameInput = h('input', { value: transform.Name || '', autocomplete: 'off' });
   const nameField = field('Transformation name', nameInput);
   const chosen = new Set(transform.Collections || []);
@@ -344,7 +354,10 @@ function transformEditor(transform, collections, kind, onRemove) {
     if (collections.includes(collectionInput.value.trim())) add();
   });
   allDocs.addEventListener('change', paintChips);
-  nameInput.addEventListener('input', () => editor.textarea.setAttribute('aria-label', `Script of ${nameInput.value}`));
+  nameInput.addEventListener('input', () => {
+    editor.textarea.setAttribute('aria-label', `Script of ${nameInput.value}`);
+    onRename?.();
+  });
   paintChips();
 
   const el = h('div', { class: 'transform', dataset: { transform: transform.Name || '' } },
@@ -436,6 +449,7 @@ function newConnectionForm(kind, database) {
   return {
     el,
     name: () => name.value.trim(),
+    value: () => value(),
     setError: (message) => { error.textContent = message || ''; },
     async save() {
       await api.put(dbPath(database, '/admin/connection-strings'), {}, value());
