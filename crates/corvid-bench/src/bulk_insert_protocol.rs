@@ -116,8 +116,7 @@ async fn measure(
 ) -> anyhow::Result<Measurement> {
     let database = format!("bench-bulk-insert-{}", std::process::id());
     let options = fresh_database(url, &database, Duration::from_secs(1800)).await?;
-    let http = reqwest::Client::builder()
-        .no_proxy()
+    let http = corvid_client::http_client_builder()
         .timeout(Duration::from_secs(1800))
         .build()?;
     let next: serde_json::Value = http

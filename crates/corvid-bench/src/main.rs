@@ -313,7 +313,7 @@ async fn run_insert(
     let client = Client::new(&[url.to_owned()], &database, options.clone())?;
     // The timed loop posts with plain reqwest and reads the answer without parsing it, so the
     // figure measures the server rather than this client's JSON parsing.
-    let http = reqwest::Client::builder().no_proxy().build()?;
+    let http = corvid_client::http_client_builder().build()?;
     let endpoint = format!("{url}/databases/{database}/bulk_docs");
     http.get(format!("{url}/databases/{database}/stats"))
         .send()
@@ -507,7 +507,7 @@ async fn etl(args: EtlArgs) -> anyhow::Result<()> {
         ],
         Duration::from_secs(1),
     );
-    let http = reqwest::Client::builder().no_proxy().build()?;
+    let http = corvid_client::http_client_builder().build()?;
     let options = ClientOptions::default();
     create_database(&source.url, "src", &options).await?;
 

@@ -108,7 +108,7 @@ async fn measure(
     let database = format!("bench-query-{}", std::process::id());
     let _ = delete_database(url, &database, &options).await;
     create_database(url, &database, &options).await?;
-    let http = reqwest::Client::builder().no_proxy().build()?;
+    let http = corvid_client::http_client_builder().build()?;
     let loading = Instant::now();
     bulk_insert(&http, url, &database, bodies).await?;
     println!(

@@ -1328,7 +1328,7 @@ async fn run(
     let server = spawn_corvid_with(args.corvid_bin.clone(), &args.server_args)?;
     let rss =
         crate::rss::RssSampler::start(&[("corvid", server.child.id())], Duration::from_secs(1));
-    let http = reqwest::Client::builder().no_proxy().build()?;
+    let http = corvid_client::http_client_builder().build()?;
     create_database(&server.url, DATABASE, &ClientOptions::default()).await?;
     bulk_insert(&http, &server.url, DATABASE, &bodies).await?;
     drop(bodies);

@@ -76,6 +76,10 @@ pub struct NodeFailure {
 pub enum NodeFailureCause {
     /// No usable HTTP response: connection refused or reset, timeout, and so on.
     Transport(reqwest::Error),
+    /// The TLS handshake failed: the node's certificate is not trusted (or not for its host
+    /// name), or it refused ours. Unlike a node that is down, this lasts until a certificate
+    /// or the trusted roots change.
+    Tls(reqwest::Error),
     /// The node answered with a status that asks for failover (408, 410, 425, 502, 503, 504).
     Status { status: u16, message: String },
     /// The node answered, but not in the expected shape.
@@ -88,12 +92,36 @@ impl fmt::Display for NodeFailure {
             NodeFailureCause::Transport(error) => {
                 write!(f, "`{}`: {}", self.url, transport_error_message(error))
             }
+            NodeFailureCause::Tls(error) => {
+                write!(
+                    f,
+                    "`{}`: tls handshake failed: {}",
+                    self.url,
+                    transport_error_message(error)
+                )
+            }
             NodeFailureCause::Status { status, message } => {
                 write!(f, "`{}`: status {status}: {message}", self.url)
             }
             NodeFailureCause::InvalidResponse { reason } => {
                 write!(f, "`{}`: invalid response: {reason}", self.url)
             }
+        }
+    }
+}
+
+impl ClientError {
+    /// Whether every node failed in the TLS handshake (see [`NodeFailureCause::Tls`]): a
+    /// certificate problem, not a node that is down.
+    pub fn is_tls_failure(&self) -> bool {
+        match self {
+            ClientError::AllNodesFailed { failures } => {
+                !failures.is_empty()
+                    && failures
+                        .iter()
+                        .all(|it| matches!(it.cause, NodeFailureCause::Tls(_)))
+            }
+            _ => false,
         }
     }
 }

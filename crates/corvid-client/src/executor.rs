@@ -20,6 +20,7 @@ use crate::failover::{
     TransportFailure, Verdict, classify_status, classify_transport, node_order,
     response_requests_topology_refresh,
 };
+use crate::tls::is_tls_failure;
 use crate::topology::{ServerNode, TopologyState, parse_topology};
 
 const DATABASE_MISSING: &str = "Database-Missing";
@@ -148,15 +149,18 @@ impl RequestExecutor {
             let response = match self.send_once(&url, request, topology_etag).await {
                 Ok(response) => response,
                 Err(error) => {
-                    let verdict = classify_transport(TransportFailure::from_reqwest(&error));
+                    let tls = is_tls_failure(&error);
+                    let verdict = classify_transport(TransportFailure::from_reqwest(&error, tls));
                     let Verdict::Retry(reason) = verdict else {
                         return Err(ClientError::Http { url, source: error });
                     };
                     warn!(%url, ?reason, error = %transport_error_message(&error), "request to node failed");
-                    failures.push(NodeFailure {
-                        url,
-                        cause: NodeFailureCause::Transport(error),
-                    });
+                    let cause = if tls {
+                        NodeFailureCause::Tls(error)
+                    } else {
+                        NodeFailureCause::Transport(error)
+                    };
+                    failures.push(NodeFailure { url, cause });
                     continue;
                 }
             };
@@ -217,10 +221,12 @@ impl RequestExecutor {
                 Ok(response) => response,
                 Err(error) => {
                     debug!(%url, error = %transport_error_message(&error), "topology fetch failed");
-                    failures.push(NodeFailure {
-                        url,
-                        cause: NodeFailureCause::Transport(error),
-                    });
+                    let cause = if is_tls_failure(&error) {
+                        NodeFailureCause::Tls(error)
+                    } else {
+                        NodeFailureCause::Transport(error)
+                    };
+                    failures.push(NodeFailure { url, cause });
                     continue;
                 }
             };

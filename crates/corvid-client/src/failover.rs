@@ -25,6 +25,8 @@ pub(crate) enum RetryReason {
     Timeout,
     /// The node answered with a status that means "ask someone else".
     Status(u16),
+    /// The TLS handshake failed (its certificate not trusted, say): another node may differ.
+    Tls,
 }
 
 /// The transport-level failure of one attempt, reduced to what the decision needs.
@@ -32,6 +34,9 @@ pub(crate) enum RetryReason {
 pub(crate) enum TransportFailure {
     /// Connecting failed (refused, unreachable, DNS).
     Connect,
+    /// The connection was made but the TLS handshake failed: a certificate not trusted or not
+    /// for that host, or ours refused. Trying again will not change it.
+    Tls,
     /// The request or its body timed out.
     Timeout,
     /// The request was sent or the body was read, but the connection broke.
@@ -41,8 +46,11 @@ pub(crate) enum TransportFailure {
 }
 
 impl TransportFailure {
-    /// Reduces a reqwest error to the failure kind.
-    pub(crate) fn from_reqwest(error: &reqwest::Error) -> Self {
+    /// Reduces a reqwest error to the failure kind; `tls` is whether the handshake failed.
+    pub(crate) fn from_reqwest(error: &reqwest::Error, tls: bool) -> Self {
+        if tls {
+            return Self::Tls;
+        }
         if error.is_timeout() {
             return Self::Timeout;
         }
@@ -76,6 +84,7 @@ pub(crate) fn classify_transport(failure: TransportFailure) -> Verdict {
             Verdict::Retry(RetryReason::Connection)
         }
         TransportFailure::Timeout => Verdict::Retry(RetryReason::Timeout),
+        TransportFailure::Tls => Verdict::Retry(RetryReason::Tls),
         TransportFailure::Other => Verdict::DontRetry,
     }
 }
@@ -151,6 +160,10 @@ mod tests {
         assert_eq!(
             classify_transport(TransportFailure::Timeout),
             Verdict::Retry(RetryReason::Timeout)
+        );
+        assert_eq!(
+            classify_transport(TransportFailure::Tls),
+            Verdict::Retry(RetryReason::Tls)
         );
         assert_eq!(
             classify_transport(TransportFailure::Other),

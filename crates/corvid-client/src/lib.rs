@@ -20,10 +20,17 @@
 //! - server-level helpers: [`create_database`], [`delete_database`], and
 //!   [`test_connection`] ("test connection" of a Raven connection string).
 //!
+//! HTTPS is rustls on the ring provider ([`ClientTls`]): servers are verified against the
+//! system's roots plus any extra roots, and a client certificate ([`ClientIdentity`]) is
+//! presented to servers that ask for one. A failed handshake (an untrusted certificate, say)
+//! is failed over like a connection error, but reported as [`NodeFailureCause::Tls`], so a
+//! caller can tell it from a node that is down ([`ClientError::is_tls_failure`]).
+//!
 //! Invariants:
 //! - This crate is the only one in Corvid that speaks HTTP as a client; the RavenDB request and
 //!   response JSON shapes it uses live here.
-//! - It reads no env vars (the HTTP client ignores proxy variables) and never panics on a
+//! - It reads no env vars (the HTTP client ignores proxy variables) except, through
+//!   `rustls-native-certs`, OpenSSL's `SSL_CERT_FILE`/`SSL_CERT_DIR` for the system's roots and never panics on a
 //!   server's answer: unexpected shapes become [`ClientError::InvalidResponse`].
 //! - Documents are `serde_json::Value`s with their `@metadata`; the client does not interpret
 //!   them beyond `@metadata.@id` when matching multi-get results.
@@ -54,6 +61,7 @@ mod executor;
 mod failover;
 mod options;
 mod probe;
+mod tls;
 mod topology;
 
 pub use crate::admin::{create_database, delete_database};
@@ -64,4 +72,5 @@ pub use crate::documents::PutResult;
 pub use crate::error::{ClientError, NodeFailure, NodeFailureCause};
 pub use crate::options::ClientOptions;
 pub use crate::probe::{ConnectionTestError, UnreachableReason, test_connection};
+pub use crate::tls::{ClientIdentity, ClientTls, TlsError, http_client_builder, pem_certificates};
 pub use crate::topology::ServerNode;

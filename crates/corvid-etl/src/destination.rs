@@ -40,8 +40,9 @@ pub(crate) trait Destination: Send + Sync + 'static {
     /// An empty encoder; one per part of a batch transformed in parallel.
     fn new_encoder(&self) -> Self::Encoder;
 
-    /// The loader of one process, kept for the process's life.
-    fn new_loader(&self) -> Result<Self::Loader, LoadError>;
+    /// The loader of one process, kept for the process's life; `options` are the server's
+    /// (a destination takes what concerns it: Raven ETL its TLS settings).
+    fn new_loader(&self, options: &EtlOptions) -> Result<Self::Loader, LoadError>;
 
     /// What the process's claim on destination targets is tied to (no secret).
     fn identity(&self) -> String;

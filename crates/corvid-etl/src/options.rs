@@ -4,6 +4,7 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use corvid_client::ClientTls;
 use corvid_script::ScriptOptions;
 
 use crate::script_budget::ScriptMemoryBudget;
@@ -39,6 +40,10 @@ pub struct EtlOptions {
     /// use); `None`: stored in clear (the library's default; `corvid serve` uses
     /// `<data-dir>/secrets.key`, or `--secrets-key-file`).
     pub secrets_key_file: Option<PathBuf>,
+    /// How Raven ETL verifies `https://` destinations (the system's roots plus `corvid serve
+    /// --trusted-ca`) and the client certificate it presents (a secured server's own, as
+    /// RavenDB does); `None`: the system's roots, no client certificate.
+    pub raven_tls: Option<ClientTls>,
 }
 
 /// Where SQL ETL's SQLite files may be (issue 18 finding 4): a connection string's
@@ -130,6 +135,7 @@ impl Default for EtlOptions {
             tombstone_cleanup_interval: Duration::from_secs(300),
             sqlite: SqlitePaths::default(),
             secrets_key_file: None,
+            raven_tls: None,
         }
     }
 }

@@ -206,7 +206,7 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
             return;
         }
     };
-    let mut loader = match destination.new_loader() {
+    let mut loader = match destination.new_loader(&ctx.options) {
         Ok(it) => it,
         Err(error) => {
             lock(&ctx.stats).status = ProcessStatus::Error(error.to_string());

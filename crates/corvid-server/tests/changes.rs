@@ -53,7 +53,9 @@ impl Server {
         });
         Server {
             url,
-            http: reqwest::Client::new(),
+            http: corvid_client::http_client_builder()
+                .build()
+                .expect("http client"),
             task,
             _dir: dir,
         }

@@ -65,7 +65,7 @@ async fn start(max_connections: usize) -> Server {
 /// A request on a fresh connection (no pool), timed.
 async fn normal_request(server: &Server) -> Duration {
     let started = Instant::now();
-    let client = reqwest::Client::builder()
+    let client = corvid_client::http_client_builder()
         .pool_max_idle_per_host(0)
         .build()
         .expect("client");
@@ -324,7 +324,9 @@ async fn a_changes_websocket_outlives_the_idle_timeout() {
         .expect("watch");
     let _confirm = socket.next().await.expect("confirm").expect("frame");
     tokio::time::sleep(IDLE + SLACK).await;
-    let reply = reqwest::Client::new()
+    let reply = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
         .put(format!(
             "http://{}/databases/db/docs?id=users/1",
             server.address

@@ -978,7 +978,7 @@ impl CountingProxy {
         let (target, most) = (target.to_owned(), most_at_once.clone());
         let failed = Arc::new(AtomicBool::new(!fail_overlapped));
         let arrivals = Arc::new(AtomicUsize::new(0));
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let http = corvid_client::http_client_builder().build().unwrap();
         let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
             let (target, http, under_way, most, failed, arrivals) = (
                 target.clone(),

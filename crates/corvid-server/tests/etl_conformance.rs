@@ -310,7 +310,7 @@ async fn an_empty_script_shows_the_stored_text_without_destination_owned_metadat
     let server = start().await;
     let db = "exact";
     create_database(&server.url, db, &options()).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = corvid_client::http_client_builder().build().unwrap();
     let stored =
         r#"{"Name":"a","Big":123456789012345678901234567890,"@metadata":{"@collection":"Users"}}"#;
     let reply = http

@@ -887,7 +887,9 @@ async fn the_sql_test_endpoint_shows_and_rolls_back_statements() {
         "{}/databases/src/admin/etl/sql/test-connection?factoryName=Npgsql",
         server.url
     );
-    let reachable = reqwest::Client::new()
+    let reachable = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
         .post(&connection_url)
         .body(services::POSTGRES_CS)
         .send()
@@ -895,7 +897,9 @@ async fn the_sql_test_endpoint_shows_and_rolls_back_statements() {
         .unwrap();
     let answer: Value = reachable.json().await.unwrap();
     assert_eq!(answer["Success"], true, "{answer}");
-    let refused = reqwest::Client::new()
+    let refused = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
         .post(&connection_url)
         .body("Host=127.0.0.1;Port=1;Database=test;Username=postgres;Password=hunter2")
         .send()

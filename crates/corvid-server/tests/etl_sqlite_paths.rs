@@ -43,7 +43,9 @@ async fn sqlite_files_outside_the_sqlite_directory_are_refused() {
             "{message}"
         );
     }
-    let answer: serde_json::Value = reqwest::Client::new()
+    let answer: serde_json::Value = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
         .post(format!(
             "{}/databases/src/admin/etl/sql/test-connection?factoryName=Microsoft.Data.Sqlite",
             server.url

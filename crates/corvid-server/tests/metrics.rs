@@ -29,7 +29,11 @@ struct Page {
 }
 
 async fn scrape(server: &Server) -> Page {
-    let response = reqwest::get(format!("{}/metrics", server.url))
+    let response = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
+        .get(format!("{}/metrics", server.url))
+        .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -163,11 +167,19 @@ async fn metrics_move_as_documents_are_written_and_etl_runs() {
     let source = database(&server, "src").await;
     database(&server, "dst").await;
 
-    let alive = reqwest::get(format!("{}/setup/alive", server.url))
+    let alive = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
+        .get(format!("{}/setup/alive", server.url))
+        .send()
         .await
         .unwrap();
     assert_eq!(alive.status(), 204);
-    let ready = reqwest::get(format!("{}/health/ready", server.url))
+    let ready = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
+        .get(format!("{}/health/ready", server.url))
+        .send()
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);

@@ -190,7 +190,8 @@ fn create_reporting_tables(path: &Path) -> anyhow::Result<()> {
 }
 
 async fn put(url: &str, body: Value) -> anyhow::Result<Value> {
-    let response = reqwest::Client::new()
+    let response = corvid_client::http_client_builder()
+        .build()?
         .put(url)
         .body(body.to_string())
         .send()
@@ -249,8 +250,11 @@ async fn watch_progress(url: &str) -> anyhow::Result<u64> {
     let mut shown: Vec<(String, ProgressBar)> = Vec::new();
     let started = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
+    let http = corvid_client::http_client_builder().build()?;
     loop {
-        let progress: Value = reqwest::get(format!("{url}/databases/{SOURCE}/etl/progress"))
+        let progress: Value = http
+            .get(format!("{url}/databases/{SOURCE}/etl/progress"))
+            .send()
             .await?
             .json()
             .await?;

@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Runs the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Runs the server with a sample shop and two ETL tasks (Raven ETL into a second database,
     /// SQL ETL into a SQLite file), shows their progress, then keeps serving until Ctrl-C.
     Demo(DemoArgs),
@@ -93,6 +93,10 @@ struct ServeArgs {
     /// others (`PUT /admin/certificates`).
     #[arg(long, requires = "certificate")]
     admin_certificate: Option<PathBuf>,
+    /// A PEM file of certificate authorities (one or a bundle; the flag may be repeated)
+    /// trusted, besides the system's roots, when Raven ETL verifies an https:// destination.
+    #[arg(long)]
+    trusted_ca: Vec<PathBuf>,
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 256)]
     max_body_mib: usize,
@@ -266,6 +270,8 @@ impl EtlArgs {
                     .clone()
                     .unwrap_or_else(|| data_dir.join("secrets.key")),
             ),
+            // Set by `serve`, which has the certificate and --trusted-ca.
+            raven_tls: None,
         })
     }
 }
@@ -285,7 +291,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve(args) => serve(args, None),
+        Command::Serve(args) => serve(*args, None),
         Command::Certificate(CertificateCommand::Create(args)) => certificate::create(&args),
         Command::Demo(args) => {
             let note = demo::prepare_data_dir(&args.data_dir)?;
@@ -298,6 +304,7 @@ fn main() -> anyhow::Result<()> {
                 certificate_key: None,
                 certificate_password: None,
                 admin_certificate: None,
+                trusted_ca: Vec::new(),
                 max_body_mib: 256,
                 query_index_max_mib: None,
                 memory: args.memory.clone(),
@@ -342,6 +349,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         )?),
         None => None,
     };
+    let raven_tls = raven_tls(certificate.as_ref(), &args.trusted_ca)?;
     let scheme = if certificate.is_some() {
         "https"
     } else {
@@ -377,7 +385,10 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         .enable_all()
         .thread_name("corvid-http")
         .build()?;
-    let etl = corvid_etl::EtlManager::new(args.etl.options(&args.memory, &args.data_dir)?);
+    let etl = corvid_etl::EtlManager::new(corvid_etl::EtlOptions {
+        raven_tls,
+        ..args.etl.options(&args.memory, &args.data_dir)?
+    });
     let etl_for_shutdown = etl.clone();
     let state_storage = storage.clone();
     runtime.block_on(async move {
@@ -439,6 +450,30 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
     storage.close();
     tracing::info!("corvid stopped");
     Ok(())
+}
+
+/// Raven ETL's TLS, as RavenDB's: a secured server presents its own certificate to its
+/// destinations (which must have registered it); destinations are verified against the
+/// system's roots and the `--trusted-ca` files.
+fn raven_tls(
+    certificate: Option<&corvid_server::ServerCertificate>,
+    trusted_ca: &[PathBuf],
+) -> anyhow::Result<Option<corvid_client::ClientTls>> {
+    if certificate.is_none() && trusted_ca.is_empty() {
+        return Ok(None);
+    }
+    let mut roots = Vec::new();
+    for path in trusted_ca {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let certificates = corvid_client::pem_certificates(&pem)
+            .with_context(|| format!("--trusted-ca {}", path.display()))?;
+        roots.extend(certificates);
+    }
+    let identity =
+        certificate.and_then(|it| corvid_client::ClientIdentity::new(it.chain.clone(), it.key()));
+    let tls = corvid_client::ClientTls::new(&roots, identity.as_ref())
+        .context("cannot set up TLS for Raven ETL")?;
+    Ok(Some(tls))
 }
 
 /// The first certificate of a PEM file, as DER.

@@ -12,7 +12,9 @@ use corvid_client::{Client, Command as BatchCommand, create_database};
 use serde_json::{Value, json};
 
 async fn send(method: &str, url: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
+    let response = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
         .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
         .body(body.to_string())
         .send()
@@ -25,7 +27,13 @@ async fn send(method: &str, url: &str, body: Value) -> Value {
 }
 
 async fn people_count(url: &str) -> u64 {
-    let Ok(response) = reqwest::get(format!("{url}/databases/dst/collections/stats")).await else {
+    let Ok(response) = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
+        .get(format!("{url}/databases/dst/collections/stats"))
+        .send()
+        .await
+    else {
         return 0;
     };
     let stats: Value = response.json().await.unwrap_or(Value::Null);
@@ -34,14 +42,18 @@ async fn people_count(url: &str) -> u64 {
 
 /// Every destination document, by source id: (destination id, document).
 async fn people_by_source(url: &str) -> HashMap<String, Vec<Value>> {
-    let body: Value = reqwest::get(format!(
-        "{url}/databases/dst/docs?startsWith=users%2F&pageSize=1000000"
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let body: Value = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
+        .get(format!(
+            "{url}/databases/dst/docs?startsWith=users%2F&pageSize=1000000"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut found: HashMap<String, Vec<Value>> = HashMap::new();
     for doc in body["Results"].as_array().unwrap() {
         let id = doc["@metadata"]["@id"].as_str().unwrap();

@@ -206,7 +206,7 @@ async fn the_script_time_budget_comes_from_the_command_line() {
         )
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = corvid_client::http_client_builder().build().unwrap();
     let admin = format!("{}/databases/src/admin", server.url);
     let answer = http
         .put(format!("{admin}/connection-strings"))

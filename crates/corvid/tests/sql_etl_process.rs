@@ -28,7 +28,9 @@ async fn postgres() -> tokio_postgres::Client {
 }
 
 async fn send(method: &str, url: &str, body: Value) -> Value {
-    let response = reqwest::Client::new()
+    let response = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
         .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
         .body(body.to_string())
         .send()

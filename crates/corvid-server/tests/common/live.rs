@@ -89,6 +89,7 @@ pub fn client_options() -> ClientOptions {
         request_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(5),
         disable_topology_updates: true,
+        tls: None,
     }
 }
 
@@ -102,7 +103,7 @@ pub async fn database(server: &Server, name: &str) -> Client {
 
 /// One HTTP request; the answer's status and body (JSON, or the text as a JSON string).
 pub async fn send(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let client = reqwest::Client::new();
+    let client = corvid_client::http_client_builder().build().unwrap();
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut request = client.request(method, url);
     if let Some(body) = body {

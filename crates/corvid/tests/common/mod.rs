@@ -55,5 +55,6 @@ pub fn options() -> ClientOptions {
         request_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(2),
         disable_topology_updates: true,
+        tls: None,
     }
 }

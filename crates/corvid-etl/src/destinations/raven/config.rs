@@ -59,13 +59,15 @@ impl Destination for RavenDestination {
         RavenEncoder::default()
     }
 
-    fn new_loader(&self) -> Result<RavenLoader, LoadError> {
+    fn new_loader(&self, options: &EtlOptions) -> Result<RavenLoader, LoadError> {
         // The connection string's URLs are the node list: a Corvid destination is not a
         // cluster yet, so its topology names only itself and would hide the other URLs from
-        // failover.
+        // failover. On https://, the server's certificate (when it has one) is presented as
+        // the client certificate, which the destination must have registered.
         let options = ClientOptions {
             request_timeout: self.load_timeout,
             disable_topology_updates: true,
+            tls: options.raven_tls.clone(),
             ..ClientOptions::default()
         };
         Client::new(&self.urls, &self.database, options)

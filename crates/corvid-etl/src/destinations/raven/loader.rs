@@ -70,11 +70,17 @@ impl Loader for RavenLoader {
 }
 
 /// Classifies a failed `bulk_docs` request: the node unreachable or unavailable (after
-/// failover) is a reconnect; a missing database, refused credentials or an unknown route is
-/// configuration; a request the server refuses as invalid is about an item in it (an id too
-/// long, a document nested too deep, a collection name it cannot take).
+/// failover) is a reconnect; a missing database, refused credentials, a certificate that does
+/// not verify (on every node) or an unknown route is configuration; a request the server
+/// refuses as invalid is about an item in it (an id too long, a document nested too deep, a
+/// collection name it cannot take).
 pub(crate) fn classify_client_error(error: &ClientError) -> LoadError {
     let message = error.to_string();
+    // A certificate not trusted, or ours refused in the handshake, stays so until an operator
+    // changes a certificate or the trusted roots: not a node that will come back.
+    if error.is_tls_failure() {
+        return LoadError::Configuration { message };
+    }
     match error {
         ClientError::AllNodesFailed { .. }
         | ClientError::Http { .. }
@@ -198,6 +204,57 @@ mod tests {
             message: "cv".to_owned(),
         };
         assert_eq!(class(conflict), "BadItem");
+    }
+
+    /// An HTTPS server with a self-signed certificate for 127.0.0.1 that completes handshakes
+    /// and then closes; returns its URL and certificate.
+    async fn self_signed_server() -> (String, rustls::pki_types::CertificateDer<'static>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificate.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let _ = acceptor.accept(socket).await;
+            }
+        });
+        (url, certificate.der().clone())
+    }
+
+    #[tokio::test]
+    async fn a_destination_certificate_nobody_trusts_is_configuration() {
+        let (url, certificate) = self_signed_server().await;
+        let options = |tls| corvid_client::ClientOptions {
+            disable_topology_updates: true,
+            tls,
+            ..Default::default()
+        };
+        let untrusting = Client::new(std::slice::from_ref(&url), "db", options(None)).unwrap();
+        let error = untrusting.get("users/1").await.unwrap_err();
+        assert!(error.is_tls_failure(), "{error}");
+        assert!(error.to_string().contains("UnknownIssuer"), "{error}");
+        assert_eq!(class(error), "Configuration");
+        // Trusted, the handshake succeeds: what fails then is the server hanging up.
+        let tls = corvid_client::ClientTls::new(&[certificate], None).unwrap();
+        let trusting = Client::new(std::slice::from_ref(&url), "db", options(Some(tls))).unwrap();
+        let error = trusting.get("users/1").await.unwrap_err();
+        assert!(!error.is_tls_failure(), "{error}");
+        assert_eq!(class(error), "Reconnect");
     }
 
     #[test]

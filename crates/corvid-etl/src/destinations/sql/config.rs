@@ -161,7 +161,7 @@ impl Destination for SqlDestination {
         }
     }
 
-    fn new_loader(&self) -> Result<SqlLoader, LoadError> {
+    fn new_loader(&self, _options: &crate::options::EtlOptions) -> Result<SqlLoader, LoadError> {
         Ok(SqlLoader {
             writer: SqlWriter::new(self.target.clone(), self.settings.clone()),
         })
