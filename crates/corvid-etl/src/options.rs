@@ -39,6 +39,9 @@ pub struct EtlOptions {
     /// use); `None`: stored in clear (the library's default; `corvid serve` uses
     /// `<data-dir>/secrets.key`, or `--secrets-key-file`).
     pub secrets_key_file: Option<PathBuf>,
+    /// The server's public URL (RavenDB's `PublicServerUrl`): Queue ETL's default CloudEvents
+    /// `source` is `{url}/{database}/{task}`. `None`: `/{database}/{task}`.
+    pub public_server_url: Option<String>,
 }
 
 /// Where SQL ETL's SQLite files may be (issue 18 finding 4): a connection string's
@@ -104,6 +107,7 @@ impl Default for EtlOptions {
             tombstone_cleanup_interval: Duration::from_secs(300),
             sqlite: SqlitePaths::default(),
             secrets_key_file: None,
+            public_server_url: None,
         }
     }
 }

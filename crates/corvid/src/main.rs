@@ -202,6 +202,11 @@ struct EtlArgs {
     /// mode 0600 on first use). Default: `<data-dir>/secrets.key`.
     #[arg(long)]
     secrets_key_file: Option<PathBuf>,
+    /// The URL clients reach this server at (RavenDB's `PublicServerUrl`): Queue ETL's
+    /// default CloudEvents `source` is `{url}/{database}/{task}`. Default: the scheme and
+    /// --bind address.
+    #[arg(long)]
+    public_server_url: Option<String>,
 }
 
 impl EtlArgs {
@@ -266,6 +271,7 @@ impl EtlArgs {
                     .clone()
                     .unwrap_or_else(|| data_dir.join("secrets.key")),
             ),
+            public_server_url: self.public_server_url.clone(),
         })
     }
 }
@@ -377,7 +383,11 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         .enable_all()
         .thread_name("corvid-http")
         .build()?;
-    let etl = corvid_etl::EtlManager::new(args.etl.options(&args.memory, &args.data_dir)?);
+    let mut etl_options = args.etl.options(&args.memory, &args.data_dir)?;
+    etl_options
+        .public_server_url
+        .get_or_insert_with(|| format!("{scheme}://{}", args.bind));
+    let etl = corvid_etl::EtlManager::new(etl_options);
     let etl_for_shutdown = etl.clone();
     let state_storage = storage.clone();
     runtime.block_on(async move {
