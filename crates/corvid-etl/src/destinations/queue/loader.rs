@@ -184,3 +184,67 @@ async fn write(database: &Arc<Database>, ops: Vec<WriteOp>) -> Result<(), WriteE
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use corvid_store::{PutDocument, Storage};
+
+    use super::*;
+    use crate::destinations::queue::message::put_event;
+
+    fn put(db: &Database, id: &str, total: u64) -> String {
+        let doc = serde_json::json!({"Total": total, "@metadata": {"@collection": "Orders"}});
+        let op =
+            WriteOp::Put(PutDocument::new(id, doc.as_object().unwrap().clone(), None).unwrap());
+        db.write(vec![op]).unwrap();
+        db.snapshot()
+            .unwrap()
+            .get(id)
+            .unwrap()
+            .unwrap()
+            .change_vector
+    }
+
+    fn message(id: &str, change_vector: &str, delete_processed: bool) -> QueueMessage {
+        QueueMessage {
+            document_id: id.to_owned(),
+            change_vector: change_vector.to_owned(),
+            queue: "Orders".to_owned(),
+            routing_key: String::new(),
+            event: put_event(id, change_vector, "/db/t", Vec::new()),
+            body: "{}".to_owned(),
+            deduplication_id: change_vector.to_owned(),
+            delete_processed,
+        }
+    }
+
+    #[tokio::test]
+    async fn processed_documents_are_deleted_only_when_unchanged_since_they_were_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let db = storage.create_database("db").unwrap();
+        let published_1 = put(&db, "orders/1", 1);
+        let published_2 = put(&db, "orders/2", 2);
+        let published_3 = put(&db, "orders/3", 3);
+        let published_4 = put(&db, "orders/4", 4);
+        // Changed after it was read: the new version has not been published yet.
+        put(&db, "orders/2", 20);
+        let messages = vec![
+            message("orders/1", &published_1, true),
+            message("orders/2", &published_2, true),
+            message("orders/3", &published_3, false),
+            message("orders/4", &published_4, true),
+        ];
+        let skipped = vec![SkippedItem {
+            document_id: "orders/4".to_owned(),
+            message: "too large".to_owned(),
+        }];
+        delete_processed(&db, &messages, &skipped).await;
+        let snapshot = db.snapshot().unwrap();
+        assert!(snapshot.get("orders/1").unwrap().is_none());
+        // Changed since it was read, not asked for, refused by the broker: all kept.
+        assert!(snapshot.get("orders/2").unwrap().is_some());
+        assert!(snapshot.get("orders/3").unwrap().is_some());
+        assert!(snapshot.get("orders/4").unwrap().is_some());
+    }
+}

@@ -106,9 +106,10 @@ impl NatsPublisher {
         let mut acks = Vec::with_capacity(messages.len());
         let mut refused = None;
         for (idx, message) in messages.iter().enumerate() {
+            // `headers` replaces the header map: the message id goes in after it.
             let publish = PublishMessage::build()
-                .message_id(&message.deduplication_id)
                 .headers(headers(message))
+                .message_id(&message.deduplication_id)
                 .payload(Bytes::copy_from_slice(message.body.as_bytes()));
             match context.send_publish(message.queue.clone(), publish).await {
                 Ok(ack) => acks.push((idx, ack)),
