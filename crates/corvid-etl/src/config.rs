@@ -250,21 +250,21 @@ pub struct QueueConnectionString {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub kafka: Option<serde_json::Value>,
+    pub kafka: Option<Box<serde_json::Value>>,
     /// Not supported yet: kept as sent, refused when saved.
     #[serde(
         rename = "AzureQueueStorageConnectionSettings",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub azure_queue_storage: Option<serde_json::Value>,
+    pub azure_queue_storage: Option<Box<serde_json::Value>>,
     /// Not supported yet: kept as sent, refused when saved.
     #[serde(
         rename = "AmazonSqsConnectionSettings",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub amazon_sqs: Option<serde_json::Value>,
+    pub amazon_sqs: Option<Box<serde_json::Value>>,
 }
 
 impl QueueConnectionString {

@@ -164,13 +164,7 @@ impl Rabbit {
         let mut received = Vec::new();
         while let Some(message) = self
             .channel
-            .basic_get(
-                queue.into(),
-                BasicGetOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-            )
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
             .await
             .unwrap()
         {

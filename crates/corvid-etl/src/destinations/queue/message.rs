@@ -124,10 +124,11 @@ pub(crate) fn parse_load_arguments(
     let values: Vec<Value> = serde_json::from_str(extra_arguments)
         .map_err(|error| format!("loadTo: unreadable arguments: {error}"))?;
     let mut values = values.into_iter().peekable();
-    if rabbit_mq && let Some(Value::String(_)) = values.peek() {
-        if let Some(Value::String(key)) = values.next() {
-            res.routing_key = key;
-        }
+    if rabbit_mq
+        && let Some(Value::String(_)) = values.peek()
+        && let Some(Value::String(key)) = values.next()
+    {
+        res.routing_key = key;
     }
     match values.next() {
         None | Some(Value::Null) => {}
