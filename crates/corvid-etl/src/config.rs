@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub enum ConnectionString {
     Raven(RavenConnectionString),
     Sql(SqlConnectionString),
+    Queue(QueueConnectionString),
 }
 
 impl ConnectionString {
@@ -17,6 +18,7 @@ impl ConnectionString {
         match self {
             ConnectionString::Raven(it) => &it.name,
             ConnectionString::Sql(it) => &it.name,
+            ConnectionString::Queue(it) => &it.name,
         }
     }
 
@@ -24,7 +26,22 @@ impl ConnectionString {
         match self {
             ConnectionString::Raven(_) => EtlType::Raven,
             ConnectionString::Sql(_) => EtlType::Sql,
+            ConnectionString::Queue(_) => EtlType::Queue,
         }
+    }
+
+    /// The connection string as `GET` answers show it: passwords replaced by `*****`.
+    pub fn redacted(&self) -> ConnectionString {
+        let mut redacted = self.clone();
+        match &mut redacted {
+            ConnectionString::Raven(_) => {}
+            ConnectionString::Sql(sql) => {
+                sql.connection_string =
+                    crate::destinations::sql::connection::redact_password(&sql.connection_string);
+            }
+            ConnectionString::Queue(queue) => queue.redact_passwords(),
+        }
+        redacted
     }
 }
 
@@ -73,14 +90,16 @@ impl std::fmt::Debug for SqlConnectionString {
 pub enum EtlType {
     Raven,
     Sql,
+    Queue,
 }
 
 impl EtlType {
-    /// The `OngoingTaskType` name of tasks of this type (`RavenEtl`, `SqlEtl`).
+    /// The `OngoingTaskType` name of tasks of this type (`RavenEtl`, `SqlEtl`, `QueueEtl`).
     pub fn task_type(self) -> &'static str {
         match self {
             EtlType::Raven => "RavenEtl",
             EtlType::Sql => "SqlEtl",
+            EtlType::Queue => "QueueEtl",
         }
     }
 }
@@ -109,6 +128,7 @@ pub struct EtlConfiguration {
 pub enum EtlDestinationConfig {
     Raven(RavenEtlConfig),
     Sql(SqlEtlConfig),
+    Queue(QueueEtlConfig),
 }
 
 /// What a Raven ETL task adds.
@@ -130,12 +150,185 @@ pub struct SqlEtlConfig {
     pub force_query_recompile: Option<bool>,
 }
 
+/// What a Queue ETL task adds (RavenDB's `QueueEtlConfiguration`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueEtlConfig {
+    /// Must be the connection string's.
+    pub broker_type: Option<QueueBrokerType>,
+    /// Settings per queue (RabbitMQ: exchange; NATS: subject); a queue the script loads to
+    /// need not be listed.
+    pub queues: Option<Vec<EtlQueue>>,
+    /// Do not declare exchanges and queues (RabbitMQ) or create streams (NATS).
+    pub skip_automatic_queue_declaration: Option<bool>,
+}
+
+/// The settings of one queue of a Queue ETL task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtlQueue {
+    #[serde(rename = "Name", default, deserialize_with = "null_as_default")]
+    pub name: String,
+    /// Delete the source documents once the broker acknowledged their messages (an outbox).
+    #[serde(rename = "DeleteProcessedDocuments", default)]
+    pub delete_processed_documents: bool,
+    /// Corvid's: publish a `ravendb.etl.delete` event when a source document is deleted.
+    #[serde(rename = "SendDeletes", default)]
+    pub send_deletes: bool,
+}
+
+/// RavenDB's `QueueBrokerType`, plus Corvid's `Nats`; any other name is kept, to be refused
+/// with its name when the configuration is validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum QueueBrokerType {
+    RabbitMq,
+    Kafka,
+    AzureQueueStorage,
+    AmazonSqs,
+    Nats,
+    Unknown(String),
+}
+
+impl QueueBrokerType {
+    /// The name in JSON.
+    pub fn name(&self) -> &str {
+        match self {
+            QueueBrokerType::RabbitMq => "RabbitMq",
+            QueueBrokerType::Kafka => "Kafka",
+            QueueBrokerType::AzureQueueStorage => "AzureQueueStorage",
+            QueueBrokerType::AmazonSqs => "AmazonSqs",
+            QueueBrokerType::Nats => "Nats",
+            QueueBrokerType::Unknown(name) => name,
+        }
+    }
+}
+
+impl From<String> for QueueBrokerType {
+    fn from(name: String) -> Self {
+        let known = [
+            QueueBrokerType::RabbitMq,
+            QueueBrokerType::Kafka,
+            QueueBrokerType::AzureQueueStorage,
+            QueueBrokerType::AmazonSqs,
+            QueueBrokerType::Nats,
+        ];
+        known
+            .into_iter()
+            .find(|it| it.name().eq_ignore_ascii_case(&name))
+            .unwrap_or(QueueBrokerType::Unknown(name))
+    }
+}
+
+impl From<QueueBrokerType> for String {
+    fn from(broker: QueueBrokerType) -> Self {
+        broker.name().to_owned()
+    }
+}
+
+/// Where Queue ETL publishes: a broker and its settings (RavenDB's `QueueConnectionString`;
+/// `NatsConnectionSettings` is Corvid's). `Debug` redacts passwords.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueConnectionString {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "BrokerType")]
+    pub broker_type: QueueBrokerType,
+    #[serde(
+        rename = "RabbitMqConnectionSettings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rabbit_mq: Option<RabbitMqConnectionSettings>,
+    #[serde(
+        rename = "NatsConnectionSettings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nats: Option<NatsConnectionSettings>,
+    /// Not supported yet: kept as sent, refused when saved.
+    #[serde(
+        rename = "KafkaConnectionSettings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kafka: Option<Box<serde_json::Value>>,
+    /// Not supported yet: kept as sent, refused when saved.
+    #[serde(
+        rename = "AzureQueueStorageConnectionSettings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub azure_queue_storage: Option<Box<serde_json::Value>>,
+    /// Not supported yet: kept as sent, refused when saved.
+    #[serde(
+        rename = "AmazonSqsConnectionSettings",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amazon_sqs: Option<Box<serde_json::Value>>,
+}
+
+impl QueueConnectionString {
+    /// Replaces the passwords of its URIs by `*****`.
+    pub fn redact_passwords(&mut self) {
+        use crate::destinations::queue::redact_uri_password;
+        if let Some(rabbit_mq) = &mut self.rabbit_mq {
+            rabbit_mq.connection_string = redact_uri_password(&rabbit_mq.connection_string);
+        }
+        if let Some(nats) = &mut self.nats {
+            for server in &mut nats.servers {
+                *server = redact_uri_password(server);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for QueueConnectionString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut redacted = self.clone();
+        redacted.redact_passwords();
+        f.debug_struct("QueueConnectionString")
+            .field("name", &redacted.name)
+            .field("broker_type", &redacted.broker_type)
+            .field("rabbit_mq", &redacted.rabbit_mq)
+            .field("nats", &redacted.nats)
+            .field("kafka", &redacted.kafka.is_some())
+            .field(
+                "azure_queue_storage",
+                &redacted.azure_queue_storage.is_some(),
+            )
+            .field("amazon_sqs", &redacted.amazon_sqs.is_some())
+            .finish()
+    }
+}
+
+/// RabbitMQ: an AMQP URI (`amqp://user:password@host:5672/vhost`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RabbitMqConnectionSettings {
+    #[serde(
+        rename = "ConnectionString",
+        default,
+        deserialize_with = "null_as_default"
+    )]
+    pub connection_string: String,
+}
+
+/// NATS JetStream: the servers' URLs (`nats://host:4222`, credentials in the URL) and the
+/// stream the subjects go to (by default one stream per subject, named after it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NatsConnectionSettings {
+    #[serde(rename = "Servers", default, deserialize_with = "null_as_default")]
+    pub servers: Vec<String>,
+    #[serde(rename = "Stream", default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+}
+
 impl EtlConfiguration {
     /// RavenDB's `EtlType` of the task.
     pub fn etl_type(&self) -> EtlType {
         match self.destination {
             EtlDestinationConfig::Raven(_) => EtlType::Raven,
             EtlDestinationConfig::Sql(_) => EtlType::Sql,
+            EtlDestinationConfig::Queue(_) => EtlType::Queue,
         }
     }
 }
@@ -198,12 +391,28 @@ struct EtlConfigurationJson {
         skip_serializing_if = "Option::is_none"
     )]
     force_query_recompile: Option<bool>,
+    #[serde(
+        rename = "BrokerType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    broker_type: Option<QueueBrokerType>,
+    #[serde(rename = "Queues", default, skip_serializing_if = "Option::is_none")]
+    queues: Option<Vec<EtlQueue>>,
+    #[serde(
+        rename = "SkipAutomaticQueueDeclaration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    skip_automatic_queue_declaration: Option<bool>,
 }
 
 impl From<EtlConfigurationJson> for EtlConfiguration {
     fn from(json: EtlConfigurationJson) -> Self {
         let etl_type = json.etl_type.unwrap_or(if json.sql_tables.is_some() {
             EtlType::Sql
+        } else if json.broker_type.is_some() {
+            EtlType::Queue
         } else {
             EtlType::Raven
         });
@@ -217,6 +426,11 @@ impl From<EtlConfigurationJson> for EtlConfiguration {
                 quote_tables: json.quote_tables,
                 command_timeout: json.command_timeout,
                 force_query_recompile: json.force_query_recompile,
+            }),
+            EtlType::Queue => EtlDestinationConfig::Queue(QueueEtlConfig {
+                broker_type: json.broker_type,
+                queues: json.queues,
+                skip_automatic_queue_declaration: json.skip_automatic_queue_declaration,
             }),
         };
         EtlConfiguration {
@@ -251,6 +465,9 @@ impl From<EtlConfiguration> for EtlConfigurationJson {
             quote_tables: None,
             command_timeout: None,
             force_query_recompile: None,
+            broker_type: None,
+            queues: None,
+            skip_automatic_queue_declaration: None,
         };
         match config.destination {
             EtlDestinationConfig::Raven(raven) => {
@@ -262,6 +479,11 @@ impl From<EtlConfiguration> for EtlConfigurationJson {
                 json.quote_tables = sql.quote_tables;
                 json.command_timeout = sql.command_timeout;
                 json.force_query_recompile = sql.force_query_recompile;
+            }
+            EtlDestinationConfig::Queue(queue) => {
+                json.broker_type = queue.broker_type;
+                json.queues = queue.queues;
+                json.skip_automatic_queue_declaration = queue.skip_automatic_queue_declaration;
             }
         }
         json
@@ -356,5 +578,31 @@ mod tests {
         };
         let shown = format!("{sql:?} {:?}", ConnectionString::Sql(sql.clone()));
         assert!(!shown.contains("hunter22"), "{shown}");
+        let queue: ConnectionString = serde_json::from_str(
+            r#"{"Type":"Queue","Name":"q","BrokerType":"RabbitMq",
+                "RabbitMqConnectionSettings":{"ConnectionString":"amqp://u:hunter22@h:5672/"},
+                "NatsConnectionSettings":{"Servers":["nats://a:hunter22@n:4222"]}}"#,
+        )
+        .unwrap();
+        let shown = format!(
+            "{queue:?} {}",
+            serde_json::to_string(&queue.redacted()).unwrap()
+        );
+        assert!(!shown.contains("hunter22"), "{shown}");
+        assert!(shown.contains("amqp://u:*****@h:5672/"), "{shown}");
+    }
+
+    #[test]
+    fn queue_etl_has_ravendbs_json_shape() {
+        let text = r#"{"EtlType":"Queue","TaskId":3,"Name":"q","ConnectionStringName":"cs","MentorNode":null,"PinToMentorNode":false,"AllowEtlOnNonEncryptedChannel":false,"Disabled":false,"Transforms":[],"BrokerType":"RabbitMq","Queues":[{"Name":"Orders","DeleteProcessedDocuments":true,"SendDeletes":false}],"SkipAutomaticQueueDeclaration":true}"#;
+        let config: EtlConfiguration = serde_json::from_str(text).unwrap();
+        let EtlDestinationConfig::Queue(queue) = &config.destination else {
+            panic!("expected Queue: {config:?}");
+        };
+        assert_eq!(queue.broker_type, Some(QueueBrokerType::RabbitMq));
+        assert_eq!(config.etl_type().task_type(), "QueueEtl");
+        assert_eq!(serde_json::to_string(&config).unwrap(), text);
+        let odd: QueueBrokerType = serde_json::from_str(r#""Zmq""#).unwrap();
+        assert_eq!(odd, QueueBrokerType::Unknown("Zmq".to_owned()));
     }
 }

@@ -38,8 +38,10 @@ pub mod validate;
 mod worker;
 
 pub use config::{
-    ConnectionString, EtlConfiguration, EtlDestinationConfig, EtlType, RavenConnectionString,
-    RavenEtlConfig, SqlConnectionString, SqlEtlConfig, SqlEtlTable, Transformation,
+    ConnectionString, EtlConfiguration, EtlDestinationConfig, EtlQueue, EtlType,
+    NatsConnectionSettings, QueueBrokerType, QueueConnectionString, QueueEtlConfig,
+    RabbitMqConnectionSettings, RavenConnectionString, RavenEtlConfig, SqlConnectionString,
+    SqlEtlConfig, SqlEtlTable, Transformation,
 };
 pub use corvid_script::ScriptOptions;
 pub use destination::{LoadError, LoadErrorClass, SkippedItem};
@@ -50,8 +52,8 @@ pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};
 pub use script_budget::{MIN_GRANT_BYTES, ScriptMemoryBudget, ScriptMemoryGrant};
 pub use secrets::SecretsKey;
 pub use test_script::{
-    ScriptTestResult, SqlTestRequest, SqlTestResult, test_raven_connection, test_raven_script,
-    test_sql_connection, test_sql_script,
+    QueueTestResult, ScriptTestResult, SqlTestRequest, SqlTestResult, test_queue_script,
+    test_raven_connection, test_raven_script, test_sql_connection, test_sql_script,
 };
 pub use validate::ConfigError;
 pub use worker::TransformFailure;

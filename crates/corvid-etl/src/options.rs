@@ -44,6 +44,9 @@ pub struct EtlOptions {
     /// --trusted-ca`) and the client certificate it presents (a secured server's own, as
     /// RavenDB does); `None`: the system's roots, no client certificate.
     pub raven_tls: Option<ClientTls>,
+    /// The server's public URL (RavenDB's `PublicServerUrl`): Queue ETL's default CloudEvents
+    /// `source` is `{url}/{database}/{task}`. `None`: `/{database}/{task}`.
+    pub public_server_url: Option<String>,
 }
 
 /// Where SQL ETL's SQLite files may be (issue 18 finding 4): a connection string's
@@ -136,6 +139,7 @@ impl Default for EtlOptions {
             sqlite: SqlitePaths::default(),
             secrets_key_file: None,
             raven_tls: None,
+            public_server_url: None,
         }
     }
 }

@@ -254,6 +254,75 @@ pub async fn test_sql_connection(
     writer.test_connection().await.map_err(|it| it.to_string())
 }
 
+/// What a Queue transformation would publish for one document.
+#[derive(Debug, Clone, Default)]
+pub struct QueueTestResult {
+    pub messages: Vec<crate::destinations::queue::QueueMessage>,
+    pub transformation_errors: Vec<TransformFailure>,
+    pub debug_output: Vec<String>,
+}
+
+/// Runs the configuration's only transformation on one document (or on its deletion) and
+/// shows the messages Queue ETL would publish, with their CloudEvents attributes; nothing is
+/// published. `server_url`: the server's public URL, for the default `source`.
+pub fn test_queue_script(
+    database: &Database,
+    stored_connection_strings: &[ConnectionString],
+    mut config: EtlConfiguration,
+    request: (&str, bool),
+    script_options: corvid_script::ScriptOptions,
+    server_url: Option<&str>,
+) -> Result<QueueTestResult, EtlError> {
+    let (document_id, is_delete) = request;
+    if config.name.trim().is_empty() {
+        config.name = "test".to_owned();
+    }
+    if config.transforms.len() != 1 {
+        return Err(not_exactly_one_transformation());
+    }
+    let task_name = config.name.clone();
+    let validated = validate_etl(config, stored_connection_strings)?;
+    let (ValidatedDestination::Queue(destination), [transform]) =
+        (&validated.destination, validated.transforms.as_slice())
+    else {
+        return Err(ConfigError::Unsupported {
+            feature: "testing a configuration that is not a Queue ETL one here",
+        }
+        .into());
+    };
+    let settings = destination.encode_settings(&crate::destinations::queue::config::event_source(
+        server_url,
+        database.name(),
+        &task_name,
+    ));
+    let snapshot = database
+        .snapshot()
+        .map_err(|it| EtlError::Storage(it.to_string()))?;
+    let item = test_item(&snapshot, transform, document_id, is_delete)?;
+    let mut runtime = ScriptRuntime::new(&transform.script, script_options).map_err(|it| {
+        EtlError::Config(ConfigError::ScriptInvalid {
+            transform: transform.name.clone(),
+            message: it.to_string(),
+        })
+    })?;
+    let mut host = SnapshotHost {
+        snapshot: &snapshot,
+    };
+    let mut result = QueueTestResult::default();
+    if let Err(failure) = crate::destinations::queue::encoder::transform_queue_item(
+        &settings,
+        transform,
+        &mut runtime,
+        &mut host,
+        &item,
+        &mut result.messages,
+        &mut result.debug_output,
+    ) {
+        result.transformation_errors.push(failure);
+    }
+    Ok(result)
+}
+
 fn not_exactly_one_transformation() -> EtlError {
     ConfigError::Unsupported {
         feature: "testing a configuration that does not have exactly one transformation",

@@ -64,6 +64,13 @@ pub enum ConfigError {
         transform: String,
         noun: &'static str,
     },
+    #[error("Queue ETL task `{task}`: {reason}")]
+    InvalidQueueEtl { task: String, reason: String },
+    #[error("transformation `{transform}`: Queue ETL does not support {feature}")]
+    NotSupportedByQueue {
+        transform: String,
+        feature: &'static str,
+    },
     #[error("{what} {reason}")]
     InvalidName { what: &'static str, reason: String },
     #[error("{feature} is not supported yet")]

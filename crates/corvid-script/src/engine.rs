@@ -447,8 +447,15 @@ fn native_functions<'js>(
         "loadTo",
         Function::new(
             ctx.clone(),
-            move |ctx: Ctx<'js>, target: String, obj: Value<'js>| {
-                native_load_to(&ctx, &load_to_state, target, obj)
+            move |ctx: Ctx<'js>,
+                  target: String,
+                  obj: Value<'js>,
+                  extra: rquickjs::function::Opt<Value<'js>>| {
+                let extra = match extra.0.as_ref().and_then(Value::as_string) {
+                    Some(text) => Some(text.to_string()?),
+                    None => None,
+                };
+                native_load_to(&ctx, &load_to_state, target, obj, extra)
             },
         )?,
     )?;
@@ -507,6 +514,7 @@ fn native_load_to<'js>(
     state: &Rc<RefCell<CallState>>,
     target: String,
     obj: Value<'js>,
+    extra_arguments: Option<String>,
 ) -> rquickjs::Result<u32> {
     let type_name = js_type_name(&obj);
     let load_as_values = borrow_mut(ctx, state)?.load_as_values;
@@ -520,7 +528,17 @@ fn native_load_to<'js>(
     {
         let values = loaded_values(ctx, object)
             .map_err(|error| serialization_failure(ctx, state, &target, error))?;
-        return push_load(ctx, state, target, String::new(), Some(values));
+        return push_load(
+            ctx,
+            state,
+            LoadedObject {
+                target,
+                json: String::new(),
+                values: Some(values),
+                attachments: Vec::new(),
+                extra_arguments,
+            },
+        );
     }
     // JSON.stringify runs user code (toJSON, getters), so no borrow of the state is held here.
     let json = match ctx.json_stringify(obj) {
@@ -541,24 +559,27 @@ fn native_load_to<'js>(
             format!("loadTo{target}: expected an object, got {type_name} serialized as {json}"),
         ));
     }
-    push_load(ctx, state, target, json, None)
+    push_load(
+        ctx,
+        state,
+        LoadedObject {
+            target,
+            json,
+            values: None,
+            attachments: Vec::new(),
+            extra_arguments,
+        },
+    )
 }
 
 /// Records a loaded object; returns its index, for `addAttachment`.
 fn push_load(
     ctx: &Ctx<'_>,
     state: &Rc<RefCell<CallState>>,
-    target: String,
-    json: String,
-    values: Option<Vec<(Arc<str>, LoadedValue)>>,
+    load: LoadedObject,
 ) -> rquickjs::Result<u32> {
     let mut state = borrow_mut(ctx, state)?;
-    state.loads.push(LoadedObject {
-        target,
-        json,
-        values,
-        attachments: Vec::new(),
-    });
+    state.loads.push(load);
     Ok(u32::try_from(state.loads.len() - 1).unwrap_or(u32::MAX))
 }
 

@@ -36,6 +36,9 @@ pub struct LoadedObject {
     pub values: Option<Vec<(Arc<str>, LoadedValue)>>,
     /// Attachments added with `addAttachment`, in call order.
     pub attachments: Vec<AddedAttachment>,
+    /// The arguments the script passed after the object (Queue ETL's routing key and
+    /// CloudEvents attributes), as a JSON array; `None` when there were none.
+    pub extra_arguments: Option<String>,
 }
 
 /// A member of a loaded object, as [`LoadedObject::values`] holds it.

@@ -19,6 +19,13 @@
     var hasOwn = Object.prototype.hasOwnProperty;
     var isArray = Array.isArray;
     var objectValues = Object.values;
+    var slice = Array.prototype.slice;
+
+    // The arguments after the object (Queue ETL's routing key and CloudEvents attributes), as
+    // JSON text, or undefined when there are none.
+    function extraArguments(args, from) {
+        return args.length > from ? stringify(slice.call(args, from)) : undefined;
+    }
 
     function undefinedToNull(obj) {
         if (!undefinedAsNull || obj === null || typeof obj !== 'object' || isArray(obj)
@@ -81,7 +88,7 @@
         if (typeof target !== 'string') {
             throw new TypeError('loadTo: the target name must be a string');
         }
-        return loadResult(loadTo(target, undefinedToNull(obj)));
+        return loadResult(loadTo(target, undefinedToNull(obj), extraArguments(arguments, 2)));
     });
     define('getMetadata', getMetadata);
     define('id', function (doc) {
@@ -139,7 +146,7 @@
     return function defineLoadTo(name) {
         var target = name.slice('loadTo'.length);
         define(name, function (obj) {
-            return loadResult(loadTo(target, undefinedToNull(obj)));
+            return loadResult(loadTo(target, undefinedToNull(obj), extraArguments(arguments, 1)));
         });
     };
 })

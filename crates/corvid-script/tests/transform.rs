@@ -39,6 +39,32 @@ fn load_to_with_a_computed_name_uses_the_string_form() {
 }
 
 #[test]
+fn arguments_after_the_object_are_handed_over_as_json() {
+    // Queue ETL: RabbitMQ's routing key and the CloudEvents attributes.
+    check(
+        "loadToOrders({Who: this.First}, {Id: id(this), Type: 'x'});\n\
+         loadTo('', {A: 1}, 'key');\n\
+         loadToOrders({B: 2}, 'rk', {Subject: this.Last});\n\
+         loadToOrders({C: 3});",
+        USER,
+        r#"
+Orders {"Who":"Ada"} +[{"Id":"users/1","Type":"x"}]
+ {"A":1} +["key"]
+Orders {"B":2} +["rk",{"Subject":"Lovelace"}]
+Orders {"C":3}
+"#,
+    );
+    // The direct interpreter leaves such calls to QuickJS instead of dropping them.
+    let mut runtime = ScriptRuntime::new(
+        "loadToOrders({N: this.Age}, {Type: 't'});",
+        ScriptOptions::default(),
+    )
+    .unwrap();
+    let res = runtime.transform(&input(USER, &[]), &mut TestHost::default());
+    assert_eq!(render(&res), r#"Orders {"N":36} +[{"Type":"t"}]"#);
+}
+
+#[test]
 fn several_load_to_calls_fan_out_in_call_order() {
     check(
         "loadToOrders({Who: this.First});\n\

@@ -625,7 +625,8 @@ async fn unknown_routes_are_400_route_not_found_json() {
     let app = TestApp::new();
     for (method, uri) in [
         ("GET", "/nope"),
-        ("GET", "/"),
+        // (`GET /` redirects to the Studio, as in RavenDB.)
+        ("POST", "/"),
         ("GET", "/databases/db/nope"),
         ("POST", "/databases/db/docs/extra"),
         ("GET", "/databases/db"),

@@ -220,7 +220,9 @@ async fn a_client_that_stops_reading_its_response_is_cut_at_the_idle_timeout() {
     let server = start(10).await;
     // A streamed response (its body is produced as the client takes it, so the request stays
     // in flight) of two 4 MiB documents: more than the socket buffers on both ends hold.
-    let client = reqwest::Client::new();
+    let client = corvid_client::http_client_builder()
+        .build()
+        .expect("client");
     let big = "x".repeat(4 << 20);
     for id in ["big/1", "big/2"] {
         let reply = client
@@ -294,7 +296,7 @@ async fn a_websocket_holds_its_place_under_the_connection_cap() {
         .await
         .expect("websocket");
     // Both places are taken by the WebSockets, which outlive every timeout.
-    let client = reqwest::Client::builder()
+    let client = corvid_client::http_client_builder()
         .pool_max_idle_per_host(0)
         .build()
         .expect("client");

@@ -37,7 +37,7 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Runs the server with a sample shop and two ETL tasks (Raven ETL into a second database,
     /// SQL ETL into a SQLite file), shows their progress, then keeps serving until Ctrl-C.
-    Demo(DemoArgs),
+    Demo(Box<DemoArgs>),
     /// Client and server certificates.
     #[command(subcommand)]
     Certificate(CertificateCommand),
@@ -206,6 +206,11 @@ struct EtlArgs {
     /// mode 0600 on first use). Default: `<data-dir>/secrets.key`.
     #[arg(long)]
     secrets_key_file: Option<PathBuf>,
+    /// The URL clients reach this server at (RavenDB's `PublicServerUrl`): Queue ETL's
+    /// default CloudEvents `source` is `{url}/{database}/{task}`. Default: the scheme and
+    /// --bind address.
+    #[arg(long)]
+    public_server_url: Option<String>,
 }
 
 impl EtlArgs {
@@ -272,6 +277,7 @@ impl EtlArgs {
             ),
             // Set by `serve`, which has the certificate and --trusted-ca.
             raven_tls: None,
+            public_server_url: self.public_server_url.clone(),
         })
     }
 }
@@ -385,10 +391,14 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         .enable_all()
         .thread_name("corvid-http")
         .build()?;
-    let etl = corvid_etl::EtlManager::new(corvid_etl::EtlOptions {
+    let mut etl_options = corvid_etl::EtlOptions {
         raven_tls,
         ..args.etl.options(&args.memory, &args.data_dir)?
-    });
+    };
+    etl_options
+        .public_server_url
+        .get_or_insert_with(|| format!("{scheme}://{}", args.bind));
+    let etl = corvid_etl::EtlManager::new(etl_options);
     let etl_for_shutdown = etl.clone();
     let state_storage = storage.clone();
     runtime.block_on(async move {

@@ -2,6 +2,7 @@
 //! `loader.rs`, plus engine-specific files), and the one list of them: [`ValidatedDestination`].
 //! Adding a destination is a new folder, one variant here, and one section in `docs/etl.md`.
 
+pub mod queue;
 pub mod raven;
 pub mod sql;
 
@@ -11,6 +12,7 @@ use crate::config::{ConnectionString, EtlConfiguration, EtlDestinationConfig};
 use crate::process::ProcessContext;
 use crate::validate::{ConfigError, ValidatedTransform};
 
+pub use queue::QueueDestination;
 pub use raven::RavenDestination;
 pub use sql::SqlDestination;
 
@@ -19,6 +21,7 @@ pub use sql::SqlDestination;
 pub enum ValidatedDestination {
     Raven(RavenDestination),
     Sql(SqlDestination),
+    Queue(QueueDestination),
 }
 
 impl ValidatedDestination {
@@ -33,6 +36,9 @@ impl ValidatedDestination {
             }
             (ConnectionString::Sql(sql), EtlDestinationConfig::Sql(task)) => {
                 ValidatedDestination::Sql(SqlDestination::build(sql, task, &config.name)?)
+            }
+            (ConnectionString::Queue(queue), EtlDestinationConfig::Queue(task)) => {
+                ValidatedDestination::Queue(QueueDestination::build(queue, task, &config.name)?)
             }
             _ => {
                 return Err(ConfigError::UnknownConnectionString {
@@ -49,6 +55,7 @@ impl ValidatedDestination {
         match self {
             ValidatedDestination::Raven(_) => "CollectionName",
             ValidatedDestination::Sql(_) => "TableName",
+            ValidatedDestination::Queue(_) => "QueueName",
         }
     }
 
@@ -59,6 +66,7 @@ impl ValidatedDestination {
         match self {
             ValidatedDestination::Raven(_) => Ok(()),
             ValidatedDestination::Sql(sql) => sql.check_transform(transform),
+            ValidatedDestination::Queue(queue) => queue.check_transform(transform),
         }
     }
 
@@ -73,6 +81,14 @@ impl ValidatedDestination {
                 context,
                 std::sync::Arc::new(it.clone()),
             )),
+            ValidatedDestination::Queue(it) => {
+                let process = it.for_process(
+                    context.database.clone(),
+                    context.options.public_server_url.as_deref(),
+                    &context.task_name,
+                );
+                tokio::spawn(crate::process::run(context, std::sync::Arc::new(process)))
+            }
         }
     }
 }
@@ -82,5 +98,6 @@ pub(crate) fn check_connection_string(connection: &ConnectionString) -> Result<(
     match connection {
         ConnectionString::Raven(raven) => raven::config::check_connection_string(raven),
         ConnectionString::Sql(sql) => sql::config::check_connection_string(sql),
+        ConnectionString::Queue(queue) => queue::config::check_connection_string(queue),
     }
 }

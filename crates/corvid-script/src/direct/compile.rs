@@ -514,6 +514,12 @@ impl Compiler<'_> {
             return None;
         }
         Some((|| {
+            // Arguments after the object (Queue ETL's routing key and attributes) are left to
+            // QuickJS, which hands them to the destination.
+            let n_before_object = usize::from(name == "loadTo");
+            if call.arguments.len() > n_before_object + 1 {
+                return None;
+            }
             let arguments = self.arguments(&call.arguments)?;
             let mut arguments = arguments.into_iter();
             let target = if name == "loadTo" {

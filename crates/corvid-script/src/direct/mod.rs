@@ -343,6 +343,7 @@ impl Run<'_> {
             json,
             values,
             attachments: Vec::new(),
+            extra_arguments: None,
         });
         Ok(())
     }

@@ -64,7 +64,11 @@ pub fn render(res: &Result<TransformOutput, TransformError>) -> String {
     };
     let mut rendered = String::new();
     for loaded in &output.loads {
-        writeln!(rendered, "{} {}", loaded.target, loaded.json).unwrap();
+        match &loaded.extra_arguments {
+            Some(extra) => writeln!(rendered, "{} {} +{extra}", loaded.target, loaded.json),
+            None => writeln!(rendered, "{} {}", loaded.target, loaded.json),
+        }
+        .unwrap();
         for added in &loaded.attachments {
             writeln!(
                 rendered,

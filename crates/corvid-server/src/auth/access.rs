@@ -302,6 +302,13 @@ mod tests {
                 admin,
                 Some("Shop"),
             ),
+            // Test routes run a script on a document: database administrators only.
+            (
+                Method::POST,
+                "/databases/Shop/admin/etl/queue/test",
+                admin,
+                Some("Shop"),
+            ),
             (Method::GET, "/databases", Need::ValidUser, None),
             (Method::GET, "/topology", Need::ValidUser, None),
         ];

@@ -63,6 +63,7 @@ pub(crate) fn scrape(state: &AppState) -> Result<String, ApiError> {
                     destination_type: match task.config.etl_type() {
                         EtlType::Raven => "Raven",
                         EtlType::Sql => "Sql",
+                        EtlType::Queue => "Queue",
                     },
                     disabled: process.disabled,
                     lag_items: docs_left + tombstones_left,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use corvid_etl::destinations::sql::connection::redact_password;
 use corvid_etl::{ConnectionString, EtlConfiguration, EtlError, EtlType, ProcessStatus, TaskInfo};
 use corvid_store::Database;
 use serde_json::{Map, Value, json};
@@ -46,6 +45,9 @@ fn etl_type(name: Option<&str>) -> Result<Option<EtlType>, ApiError> {
         Some(it) if it.eq_ignore_ascii_case("Sql") || it.eq_ignore_ascii_case("SqlEtl") => {
             Ok(Some(EtlType::Sql))
         }
+        Some(it) if it.eq_ignore_ascii_case("Queue") || it.eq_ignore_ascii_case("QueueEtl") => {
+            Ok(Some(EtlType::Queue))
+        }
         Some(other) => Err(ApiError::bad_request(format!(
             "unknown connection string or task type `{other}`"
         ))),
@@ -60,7 +62,7 @@ pub(crate) async fn put_connection_string(
 ) -> Result<Response, ApiError> {
     let connection: ConnectionString = serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::bad_request(format!(
-            "invalid connection string (expected `Type` Raven or Sql with its fields): {error}"
+            "invalid connection string (expected `Type` Raven, Sql or Queue with its fields): {error}"
         ))
     })?;
     state
@@ -84,7 +86,7 @@ pub(crate) async fn get_connection_strings(
         .filter(|it| !it.is_empty())
         .map(str::to_owned);
     let kind = etl_type(params.get("type"))?;
-    let ConnectionStringsByKind { raven, sql } = crate::http::blocking(move || {
+    let ConnectionStringsByKind { raven, sql, queue } = crate::http::blocking(move || {
         redacted_connection_strings(&state, &database, |connection| {
             name.as_deref()
                 .is_none_or(|it| it.eq_ignore_ascii_case(connection.name()))
@@ -99,7 +101,7 @@ pub(crate) async fn get_connection_strings(
             "SqlConnectionStrings": sql,
             "OlapConnectionStrings": {},
             "ElasticSearchConnectionStrings": {},
-            "QueueConnectionStrings": {},
+            "QueueConnectionStrings": queue,
         }),
     ))
 }
@@ -108,31 +110,35 @@ pub(crate) async fn get_connection_strings(
 pub(crate) struct ConnectionStringsByKind {
     pub raven: Map<String, Value>,
     pub sql: Map<String, Value>,
+    pub queue: Map<String, Value>,
 }
 
-/// The database's connection strings that `keep` accepts, SQL passwords redacted: a password
+/// The database's connection strings that `keep` accepts, passwords redacted: a password
 /// never leaves the server.
 pub(crate) fn redacted_connection_strings(
     state: &AppState,
     database: &Database,
     keep: impl Fn(&ConnectionString) -> bool,
 ) -> Result<ConnectionStringsByKind, ApiError> {
-    let mut raven = Map::new();
-    let mut sql = Map::new();
-    for mut connection in state.etl().connection_strings(database)? {
+    let mut by_kind = ConnectionStringsByKind {
+        raven: Map::new(),
+        sql: Map::new(),
+        queue: Map::new(),
+    };
+    for connection in state.etl().connection_strings(database)? {
         if !keep(&connection) {
             continue;
         }
-        if let ConnectionString::Sql(sql) = &mut connection {
-            sql.connection_string = redact_password(&sql.connection_string);
-        }
+        let connection = connection.redacted();
         let value = serde_json::to_value(&connection).map_err(ApiError::internal)?;
-        match connection {
-            ConnectionString::Raven(it) => raven.insert(it.name, value),
-            ConnectionString::Sql(it) => sql.insert(it.name, value),
+        let kind = match connection.kind() {
+            EtlType::Raven => &mut by_kind.raven,
+            EtlType::Sql => &mut by_kind.sql,
+            EtlType::Queue => &mut by_kind.queue,
         };
+        kind.insert(connection.name().to_owned(), value);
     }
-    Ok(ConnectionStringsByKind { raven, sql })
+    Ok(by_kind)
 }
 
 /// `DELETE /admin/connection-strings?connectionString=name&type=Raven`.
@@ -413,6 +419,17 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
                 "DestinationDatabase": target.map(|it| it.database),
             })
         }
+        Some(ConnectionString::Queue(queue)) => json!({
+            // OngoingTaskQueueEtl's fields: the broker and where it is (no credentials).
+            "BrokerType": queue.broker_type.name(),
+            "Url": queue_address(queue),
+            "ConnectionStringDefined": true,
+        }),
+        None if config.etl_type() == EtlType::Queue => json!({
+            "BrokerType": null,
+            "Url": null,
+            "ConnectionStringDefined": false,
+        }),
         None if config.etl_type() == EtlType::Sql => json!({
             "ConnectionStringDefined": false,
             "DestinationServer": null,
@@ -428,6 +445,17 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
         task.extend(fields);
     }
     task
+}
+
+/// Where a Queue connection string's broker is, without credentials.
+fn queue_address(queue: &corvid_etl::QueueConnectionString) -> Option<String> {
+    let mut redacted = queue.clone();
+    redacted.redact_passwords();
+    match &queue.broker_type {
+        corvid_etl::QueueBrokerType::RabbitMq => redacted.rabbit_mq.map(|it| it.connection_string),
+        corvid_etl::QueueBrokerType::Nats => redacted.nats.map(|it| it.servers.join(",")),
+        _ => None,
+    }
 }
 
 /// A task's configuration as RavenDB's ongoing-task answers give it: without `EtlType`, which
@@ -573,6 +601,95 @@ pub(crate) async fn test_sql_etl(
             "Summary": summary,
             "LoadErrors": load_errors,
             "SlowSqlWarnings": [],
+            "TransformationErrors": errors,
+            "DebugOutput": result.debug_output,
+        }),
+    ))
+}
+
+/// `POST /admin/etl/queue/test` with `{DocumentId, IsDelete, Configuration}`: RavenDB's
+/// `Summary` of messages per queue, each with its CloudEvents attributes and body (and, for
+/// RabbitMQ, its routing key), the transformation errors and `output()` lines. Nothing is
+/// published.
+pub(crate) async fn test_queue_etl(
+    State(state): State<AppState>,
+    Db(database): Db,
+    headers: HeaderMap,
+    JsonObject(request): JsonObject,
+) -> Result<Response, ApiError> {
+    let Some(document_id) = request
+        .get("DocumentId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Err(ApiError::bad_request("`DocumentId` is required"));
+    };
+    let is_delete = request
+        .get("IsDelete")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let mut configuration: EtlConfiguration = match request.get("Configuration") {
+        Some(it) => serde_json::from_value(it.clone())
+            .map_err(|error| ApiError::bad_request(format!("invalid `Configuration`: {error}")))?,
+        None => return Err(ApiError::bad_request("`Configuration` is required")),
+    };
+    if configuration.etl_type() != EtlType::Queue {
+        configuration.destination =
+            corvid_etl::EtlDestinationConfig::Queue(corvid_etl::QueueEtlConfig::default());
+    }
+    let server_url = node_url(&state, &headers);
+    let etl = state.etl().clone();
+    let result = crate::http::blocking(move || {
+        let stored = etl.connection_strings(&database)?;
+        Ok(corvid_etl::test_queue_script(
+            &database,
+            &stored,
+            configuration,
+            (&document_id, is_delete),
+            corvid_etl::ScriptOptions::default(),
+            Some(&server_url),
+        )?)
+    })
+    .await?;
+    let now = corvid_store::Timestamp::now().to_iso();
+    let errors: Vec<Value> = result
+        .transformation_errors
+        .iter()
+        .map(|it| json!({"Date": now, "DocumentId": it.document_id, "Error": it.message}))
+        .collect();
+    let mut summary: Vec<(String, Vec<Value>)> = Vec::new();
+    for message in &result.messages {
+        let mut attributes = Map::new();
+        for (name, value) in message.event.attributes() {
+            attributes.insert(name.to_owned(), json!(value));
+        }
+        if let Some(content_type) = message.event.data_content_type {
+            attributes.insert("datacontenttype".to_owned(), json!(content_type));
+        }
+        let body = serde_json::from_str::<Value>(&message.body).unwrap_or(Value::Null);
+        let entry = json!({
+            "RoutingKey": message.routing_key,
+            "Attributes": attributes,
+            "Body": body,
+            "DeduplicationId": message.deduplication_id,
+            "DeleteProcessedDocument": message.delete_processed,
+        });
+        match summary
+            .iter_mut()
+            .find(|(queue, _)| *queue == message.queue)
+        {
+            Some((_, messages)) => messages.push(entry),
+            None => summary.push((message.queue.clone(), vec![entry])),
+        }
+    }
+    let summary: Vec<Value> = summary
+        .into_iter()
+        .map(|(queue, messages)| json!({"QueueName": queue, "Messages": messages}))
+        .collect();
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({
+            "Summary": summary,
             "TransformationErrors": errors,
             "DebugOutput": result.debug_output,
         }),

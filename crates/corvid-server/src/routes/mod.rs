@@ -156,6 +156,10 @@ fn routes() -> Router<AppState> {
             post(etl::test_sql_etl),
         )
         .route(
+            "/databases/{db}/admin/etl/queue/test",
+            post(etl::test_queue_etl),
+        )
+        .route(
             "/databases/{db}/admin/etl/sql/test-connection",
             post(etl::test_sql_connection),
         )

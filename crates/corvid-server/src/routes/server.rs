@@ -221,12 +221,14 @@ pub(crate) async fn database_record(
     let connections = crate::routes::etl::redacted_connection_strings(&state, &database, |_| true)?;
     let mut raven_etls = Vec::new();
     let mut sql_etls = Vec::new();
+    let mut queue_etls = Vec::new();
     for config in state.etl().configurations(&database)? {
         let etl_type = config.etl_type();
         let value = serde_json::to_value(config).map_err(ApiError::internal)?;
         match etl_type {
             corvid_etl::EtlType::Raven => raven_etls.push(value),
             corvid_etl::EtlType::Sql => sql_etls.push(value),
+            corvid_etl::EtlType::Queue => queue_etls.push(value),
         }
     }
     Ok(json_value(
@@ -258,8 +260,10 @@ pub(crate) async fn database_record(
             "ExternalReplications": [],
             "RavenConnectionStrings": connections.raven,
             "SqlConnectionStrings": connections.sql,
+            "QueueConnectionStrings": connections.queue,
             "RavenEtls": raven_etls,
             "SqlEtls": sql_etls,
+            "QueueEtls": queue_etls,
             "Client": null,
             "Studio": null,
             "TruncatedClusterTransactionCommandsCount": 0,

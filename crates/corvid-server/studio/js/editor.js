@@ -68,6 +68,8 @@ export function createEditor({ value = '', language = 'javascript', label = 'Cod
     if (count !== lines) {
       // Grow with the text up to 32 lines, then scroll.
       textarea.style.height = `${Math.min(Math.max(count, rows), 32) * 19 + 18}px`;
+      // The line numbers scroll with the text; they never make the box taller.
+      gutter.style.height = textarea.style.height;
     }
     if (count !== lines || errorLine) {
       lines = count;

@@ -215,8 +215,9 @@ mod tests {
                 json: r#"{"Name":"A","@metadata":{"@collection":"Users","@attachments":[],"Custom":1}}"#.into(),
                 values: None,
                 attachments: vec![],
+                extra_arguments: None,
             },
-            LoadedObject { target: "users".into(), json: r#"{"Name":"B"}"#.into(), values: None, attachments: vec![] },
+            LoadedObject { target: "users".into(), json: r#"{"Name":"B"}"#.into(), values: None, attachments: vec![], extra_arguments: None },
         ];
         let commands = put_commands("users/1", "Users", &loads, &mut |_| None).unwrap();
         let Command::Put { id, document, .. } = &commands[0] else {

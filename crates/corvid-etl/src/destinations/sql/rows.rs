@@ -403,6 +403,7 @@ mod tests {
             json: json.into(),
             values: None,
             attachments: Vec::new(),
+            extra_arguments: None,
         };
         let mut builder = BatchBuilder::new(&tables);
         builder

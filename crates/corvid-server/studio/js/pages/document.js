@@ -6,6 +6,9 @@ import { api, dbPath, ApiError } from '../api.js';
 import { h, mount, field, toast, confirmDialog, errorBox, fmtDate, fmtBytes, link, busy } from '../ui.js';
 import { createEditor, jsonError } from '../editor.js';
 
+// Coming back from an outage must not throw away an unsaved edit.
+export const keepOnReconnect = true;
+
 // Metadata the server owns: shown, never sent back as if the user had written it.
 const SERVER_METADATA = ['@id', '@change-vector', '@last-modified', '@flags', '@attachments'];
 

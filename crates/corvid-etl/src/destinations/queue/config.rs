@@ -1,0 +1,391 @@
+//! Queue ETL's configuration: the connection string's checks, the validated destination
+//! (the broker and its settings per queue), what Queue ETL asks of a script, and what it
+//! supplies to the generic engine once bound to a process (the event source and the
+//! database whose processed documents it may delete).
+
+use std::sync::Arc;
+
+use corvid_store::Database;
+
+use crate::config::{EtlQueue, QueueBrokerType, QueueConnectionString, QueueEtlConfig};
+use crate::destination::{Destination, LoadError};
+use crate::destinations::queue::encoder::{EncodeSettings, QueueBatch, QueueEncoder};
+use crate::destinations::queue::loader::QueueLoader;
+use crate::validate::{ConfigError, ValidatedTransform};
+
+/// The broker a Queue ETL task publishes to. `Debug` hides passwords.
+#[derive(Clone, PartialEq)]
+pub enum QueueBroker {
+    /// An `amqp://` URI.
+    RabbitMq { uri: String },
+    /// `nats://` URLs, and the stream every subject goes to (`None`: one per subject).
+    Nats {
+        servers: Vec<String>,
+        stream: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for QueueBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueueBroker::RabbitMq { uri } => f
+                .debug_struct("RabbitMq")
+                .field("uri", &redact_uri_password(uri))
+                .finish(),
+            QueueBroker::Nats { servers, stream } => f
+                .debug_struct("Nats")
+                .field(
+                    "servers",
+                    &servers
+                        .iter()
+                        .map(|it| redact_uri_password(it))
+                        .collect::<Vec<_>>(),
+                )
+                .field("stream", stream)
+                .finish(),
+        }
+    }
+}
+
+impl QueueBroker {
+    /// The broker type's name, as in JSON.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            QueueBroker::RabbitMq { .. } => "RabbitMq",
+            QueueBroker::Nats { .. } => "Nats",
+        }
+    }
+
+    /// Where it is, without credentials (for task lists and ownership).
+    pub fn address(&self) -> String {
+        match self {
+            QueueBroker::RabbitMq { uri } => strip_credentials(uri),
+            QueueBroker::Nats { servers, .. } => servers
+                .iter()
+                .map(|it| strip_credentials(it))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+}
+
+/// Where a Queue ETL task publishes, and the settings of its queues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDestination {
+    pub broker: QueueBroker,
+    pub queues: Vec<EtlQueue>,
+    pub skip_automatic_queue_declaration: bool,
+}
+
+/// Replaces the password of `scheme://user:password@host…` by `*****`.
+pub fn redact_uri_password(uri: &str) -> String {
+    let Some((user_info, rest)) = split_user_info(uri) else {
+        return uri.to_owned();
+    };
+    match user_info.split_once(':') {
+        Some((user, _)) => {
+            let scheme_end = uri.find("://").map_or(0, |it| it + 3);
+            format!("{}{user}:*****@{rest}", &uri[..scheme_end])
+        }
+        None => uri.to_owned(),
+    }
+}
+
+/// `scheme://host…` without `user:password@`.
+fn strip_credentials(uri: &str) -> String {
+    match split_user_info(uri) {
+        Some((_, rest)) => {
+            let scheme_end = uri.find("://").map_or(0, |it| it + 3);
+            format!("{}{rest}", &uri[..scheme_end])
+        }
+        None => uri.to_owned(),
+    }
+}
+
+/// The user info of a URI (before the last `@` of the authority) and what follows it.
+fn split_user_info(uri: &str) -> Option<(&str, &str)> {
+    let after_scheme = &uri[uri.find("://")? + 3..];
+    let authority_end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let at = after_scheme[..authority_end].rfind('@')?;
+    Some((&after_scheme[..at], &after_scheme[at + 1..]))
+}
+
+/// Checks a Queue connection string on its own; the reason is for the user.
+pub(crate) fn check_connection_string(queue: &QueueConnectionString) -> Result<(), String> {
+    broker_of(queue).map(drop)
+}
+
+fn broker_of(queue: &QueueConnectionString) -> Result<QueueBroker, String> {
+    match &queue.broker_type {
+        QueueBrokerType::RabbitMq => {
+            let uri = queue
+                .rabbit_mq
+                .as_ref()
+                .map(|it| it.connection_string.trim())
+                .unwrap_or_default();
+            if uri.is_empty() {
+                return Err(
+                    "`RabbitMqConnectionSettings.ConnectionString` must not be empty".to_owned(),
+                );
+            }
+            if uri.starts_with("amqps://") {
+                return Err("amqps (RabbitMQ over TLS) is not supported yet".to_owned());
+            }
+            if !uri.starts_with("amqp://") {
+                return Err(format!(
+                    "`RabbitMqConnectionSettings.ConnectionString` must be an amqp:// URI, not `{}`",
+                    redact_uri_password(uri)
+                ));
+            }
+            uri.parse::<lapin::uri::AMQPUri>().map_err(|error| {
+                format!("invalid amqp URI `{}`: {error}", redact_uri_password(uri))
+            })?;
+            Ok(QueueBroker::RabbitMq {
+                uri: uri.to_owned(),
+            })
+        }
+        QueueBrokerType::Nats => {
+            let Some(nats) = &queue.nats else {
+                return Err("`NatsConnectionSettings` must be given".to_owned());
+            };
+            if nats.servers.is_empty() {
+                return Err(
+                    "`NatsConnectionSettings.Servers` must list at least one URL".to_owned(),
+                );
+            }
+            for server in &nats.servers {
+                let valid = ["nats://", "tls://"]
+                    .iter()
+                    .any(|it| server.starts_with(it))
+                    && server.len() > "nats://".len();
+                if !valid {
+                    return Err(format!(
+                        "`NatsConnectionSettings.Servers`: `{}` is not a nats:// URL",
+                        redact_uri_password(server)
+                    ));
+                }
+            }
+            if let Some(stream) = &nats.stream
+                && !valid_stream_name(stream)
+            {
+                return Err(format!(
+                    "`NatsConnectionSettings.Stream`: `{stream}` is not a valid stream name (no spaces, `.`, `*`, `>`, `/` or `\\`)"
+                ));
+            }
+            Ok(QueueBroker::Nats {
+                servers: nats.servers.clone(),
+                stream: nats.stream.clone().filter(|it| !it.is_empty()),
+            })
+        }
+        QueueBrokerType::Kafka => Err("the Kafka broker is not supported yet".to_owned()),
+        QueueBrokerType::AzureQueueStorage => {
+            Err("the AzureQueueStorage broker is not supported yet".to_owned())
+        }
+        QueueBrokerType::AmazonSqs => Err("the AmazonSqs broker is not supported yet".to_owned()),
+        QueueBrokerType::Unknown(name) => Err(format!(
+            "unknown `BrokerType` `{name}`; expected RabbitMq, Nats, Kafka, AzureQueueStorage or AmazonSqs"
+        )),
+    }
+}
+
+/// A JetStream stream name: no whitespace, `.`, `*`, `>`, `/`, `\`.
+pub(crate) fn valid_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|it| it.is_whitespace() || matches!(it, '.' | '*' | '>' | '/' | '\\'))
+}
+
+impl QueueDestination {
+    pub(crate) fn build(
+        queue: &QueueConnectionString,
+        config: &QueueEtlConfig,
+        task_name: &str,
+    ) -> Result<QueueDestination, ConfigError> {
+        let invalid = |reason: String| ConfigError::InvalidQueueEtl {
+            task: task_name.to_owned(),
+            reason,
+        };
+        let broker = broker_of(queue).map_err(|reason| ConfigError::InvalidConnectionString {
+            name: queue.name.clone(),
+            reason,
+        })?;
+        match &config.broker_type {
+            None => return Err(invalid("`BrokerType` must be given".to_owned())),
+            Some(broker_type) if *broker_type != queue.broker_type => {
+                return Err(invalid(format!(
+                    "`BrokerType` is {} but connection string `{}` is for {}",
+                    broker_type.name(),
+                    queue.name,
+                    queue.broker_type.name()
+                )));
+            }
+            Some(_) => {}
+        }
+        let queues = config.queues.clone().unwrap_or_default();
+        for (idx, it) in queues.iter().enumerate() {
+            if it.name.trim().is_empty() {
+                return Err(invalid(
+                    "a queue of `Queues` has an empty `Name`".to_owned(),
+                ));
+            }
+            if queues[..idx].iter().any(|other| other.name == it.name) {
+                return Err(invalid(format!(
+                    "queue `{}` is listed more than once in `Queues`",
+                    it.name
+                )));
+            }
+        }
+        Ok(QueueDestination {
+            broker,
+            queues,
+            skip_automatic_queue_declaration: config
+                .skip_automatic_queue_declaration
+                .unwrap_or(false),
+        })
+    }
+
+    /// What Queue ETL asks of a script beyond what every script must be.
+    pub(crate) fn check_transform(
+        &self,
+        transform: &ValidatedTransform,
+    ) -> Result<(), ConfigError> {
+        let not_supported = |feature: &'static str| ConfigError::NotSupportedByQueue {
+            transform: transform.name.clone(),
+            feature,
+        };
+        let analysis = &transform.analysis;
+        if analysis.is_empty {
+            return Err(not_supported(
+                "an empty script (publish with `loadTo<Queue>(obj, attributes)`)",
+            ));
+        }
+        if analysis.uses_add_attachment {
+            return Err(not_supported("attachments (`addAttachment`)"));
+        }
+        if let QueueBroker::Nats { .. } = self.broker
+            && let Some(target) = analysis.load_targets.iter().find(|it| it.is_empty())
+        {
+            return Err(ConfigError::InvalidQueueEtl {
+                task: transform.name.clone(),
+                reason: format!("NATS needs a subject to publish to, got `{target}`"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Binds the destination to a process: the CloudEvents `source` of its events
+    /// (`{server url}/{database}/{task}`) and the database whose processed documents it deletes.
+    pub(crate) fn for_process(
+        &self,
+        database: Arc<Database>,
+        server_url: Option<&str>,
+        task_name: &str,
+    ) -> QueueProcess {
+        QueueProcess {
+            settings: Arc::new(self.encode_settings(&event_source(
+                server_url,
+                database.name(),
+                task_name,
+            ))),
+            destination: self.clone(),
+            database,
+        }
+    }
+
+    /// What the encoder needs, for events whose `source` is `source`.
+    pub(crate) fn encode_settings(&self, source: &str) -> EncodeSettings {
+        EncodeSettings {
+            rabbit_mq: matches!(self.broker, QueueBroker::RabbitMq { .. }),
+            source: source.to_owned(),
+            queues: self.queues.clone(),
+        }
+    }
+}
+
+/// The default CloudEvents `source`: `{server url}/{database}/{task}` (RavenDB's
+/// `{PublicServerUrl}/{db}/{etlName}`); without a known URL, `/{database}/{task}`.
+pub fn event_source(server_url: Option<&str>, database: &str, task_name: &str) -> String {
+    format!(
+        "{}/{database}/{task_name}",
+        server_url.unwrap_or_default().trim_end_matches('/')
+    )
+}
+
+/// A Queue ETL destination bound to one process.
+pub(crate) struct QueueProcess {
+    destination: QueueDestination,
+    settings: Arc<EncodeSettings>,
+    database: Arc<Database>,
+}
+
+impl Destination for QueueProcess {
+    type Batch = QueueBatch;
+    type Encoder = QueueEncoder;
+    type Loader = QueueLoader;
+
+    fn new_encoder(&self) -> QueueEncoder {
+        QueueEncoder::new(self.settings.clone())
+    }
+
+    fn new_loader(&self, _options: &crate::options::EtlOptions) -> Result<QueueLoader, LoadError> {
+        Ok(QueueLoader::new(&self.destination, self.database.clone()))
+    }
+
+    fn identity(&self) -> String {
+        format!(
+            "queue:{}:{}",
+            self.destination.broker.type_name(),
+            self.destination.broker.address()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_and_stripped() {
+        assert_eq!(
+            redact_uri_password("amqp://guest:secret@localhost:5672/%2f"),
+            "amqp://guest:*****@localhost:5672/%2f"
+        );
+        assert_eq!(
+            redact_uri_password("amqp://localhost:5672"),
+            "amqp://localhost:5672"
+        );
+        assert_eq!(
+            redact_uri_password("nats://tok@h:4222"),
+            "nats://tok@h:4222"
+        );
+        assert_eq!(
+            strip_credentials("nats://a:b@h:4222/x@y"),
+            "nats://h:4222/x@y"
+        );
+        let broker = QueueBroker::RabbitMq {
+            uri: "amqp://u:hunter22@h/".to_owned(),
+        };
+        assert!(!format!("{broker:?}").contains("hunter22"));
+        assert_eq!(broker.address(), "amqp://h/");
+    }
+
+    #[test]
+    fn the_source_names_server_database_and_task() {
+        assert_eq!(
+            event_source(Some("http://a:8080/"), "Shop", "orders"),
+            "http://a:8080/Shop/orders"
+        );
+        assert_eq!(event_source(None, "Shop", "orders"), "/Shop/orders");
+    }
+
+    #[test]
+    fn stream_names_are_checked() {
+        assert!(valid_stream_name("ORDERS_1"));
+        for bad in ["", "a.b", "a b", "a*", "a>", "a/b"] {
+            assert!(!valid_stream_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Queue ETL: publishes documents as CloudEvents to a message broker (spec §4.2): RabbitMQ
+//! (`rabbitmq.rs`, publisher confirms) and NATS JetStream (`nats.rs`, Corvid's addition,
+//! de-duplicated by message id). Kafka, Azure Queue Storage and Amazon SQS are refused when
+//! a task is saved ("not supported yet").
+//!
+//! The encoder (`encoder.rs`) turns each `loadTo<Queue>(obj, attributes)` call into a
+//! [`QueueMessage`] (`message.rs`): the object's JSON as the body and the CloudEvents
+//! attributes, the script's over the defaults. A deleted document sends nothing unless a
+//! queue asks for deletes (`SendDeletes`) or a behaviour function lets it through; then a
+//! `ravendb.etl.delete` event without data. The loader (`loader.rs`) publishes a batch and
+//! returns only once the broker acknowledged every message; then it deletes the source
+//! documents of queues with `DeleteProcessedDocuments` that did not change since they were
+//! read.
+
+pub(crate) mod config;
+pub(crate) mod encoder;
+pub(crate) mod loader;
+pub mod message;
+mod nats;
+mod rabbitmq;
+
+pub use config::{QueueBroker, QueueDestination, redact_uri_password};
+pub use message::{CloudEvent, QueueMessage};
