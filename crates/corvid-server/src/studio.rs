@@ -62,8 +62,9 @@ const ASSETS_PLACEHOLDER: &str = "__ASSETS__";
 
 struct Prepared {
     content_type: &'static str,
-    plain: Vec<u8>,
-    gzip: Vec<u8>,
+    // `Bytes`: a response shares the prepared file instead of copying it.
+    plain: bytes::Bytes,
+    gzip: bytes::Bytes,
     etag: HeaderValue,
 }
 
@@ -112,8 +113,8 @@ fn prepare(content_type: &'static str, plain: Vec<u8>) -> Prepared {
         HeaderValue::from_str(&format!("\"{tag}\"")).unwrap_or(HeaderValue::from_static("\"\""));
     Prepared {
         content_type,
-        plain,
-        gzip,
+        plain: plain.into(),
+        gzip: gzip.into(),
         etag,
     }
 }
@@ -224,7 +225,7 @@ mod tests {
     #[test]
     fn index_points_at_this_builds_assets() {
         let studio = studio();
-        let index = String::from_utf8(studio.files["index.html"].plain.clone()).unwrap();
+        let index = String::from_utf8(studio.files["index.html"].plain.to_vec()).unwrap();
         assert!(!index.contains(ASSETS_PLACEHOLDER));
         assert!(index.contains(&format!("/studio/assets/{}/js/app.js", studio.version)));
     }

@@ -499,11 +499,7 @@ pub(crate) async fn test_raven_etl(
     })
     .await?;
     let now = corvid_store::Timestamp::now().to_iso();
-    let errors: Vec<Value> = result
-        .transformation_errors
-        .iter()
-        .map(|it| json!({"Date": now, "DocumentId": it.document_id, "Error": it.message}))
-        .collect();
+    let errors = transformation_errors_json(&result.transformation_errors, &now);
     // The commands as the process sends them, text for text: parsing them into `Value`s would
     // turn a 30-digit integer into a double the process never sends.
     let commands: Vec<String> = result.commands.iter().map(|it| it.to_json_text()).collect();
@@ -567,26 +563,14 @@ pub(crate) async fn test_sql_etl(
     )
     .await?;
     let now = corvid_store::Timestamp::now().to_iso();
-    let errors: Vec<Value> = result
-        .transformation_errors
-        .iter()
-        .map(|it| json!({"Date": now, "DocumentId": it.document_id, "Error": it.message}))
-        .collect();
-    let mut summary: Vec<(String, Vec<Value>)> = Vec::new();
-    for statement in &result.statements {
+    let errors = transformation_errors_json(&result.transformation_errors, &now);
+    let summary: Vec<Value> = group_in_order(result.statements.iter().map(|statement| {
         let command = json!({
             "CommandText": statement.text,
             "Params": statement.params.iter().map(|(key, value)| json!({"Key": key, "Value": value})).collect::<Vec<_>>(),
         });
-        match summary
-            .iter_mut()
-            .find(|(table, _)| *table == statement.table)
-        {
-            Some((_, commands)) => commands.push(command),
-            None => summary.push((statement.table.clone(), vec![command])),
-        }
-    }
-    let summary: Vec<Value> = summary
+        (statement.table.as_str(), command)
+    }))
         .into_iter()
         .map(|(table, commands)| json!({"TableName": table, "Commands": commands}))
         .collect();
@@ -652,13 +636,8 @@ pub(crate) async fn test_queue_etl(
     })
     .await?;
     let now = corvid_store::Timestamp::now().to_iso();
-    let errors: Vec<Value> = result
-        .transformation_errors
-        .iter()
-        .map(|it| json!({"Date": now, "DocumentId": it.document_id, "Error": it.message}))
-        .collect();
-    let mut summary: Vec<(String, Vec<Value>)> = Vec::new();
-    for message in &result.messages {
+    let errors = transformation_errors_json(&result.transformation_errors, &now);
+    let summary: Vec<Value> = group_in_order(result.messages.iter().map(|message| {
         let mut attributes = Map::new();
         for (name, value) in message.event.attributes() {
             attributes.insert(name.to_owned(), json!(value));
@@ -674,18 +653,11 @@ pub(crate) async fn test_queue_etl(
             "DeduplicationId": message.deduplication_id,
             "DeleteProcessedDocument": message.delete_processed,
         });
-        match summary
-            .iter_mut()
-            .find(|(queue, _)| *queue == message.queue)
-        {
-            Some((_, messages)) => messages.push(entry),
-            None => summary.push((message.queue.clone(), vec![entry])),
-        }
-    }
-    let summary: Vec<Value> = summary
-        .into_iter()
-        .map(|(queue, messages)| json!({"QueueName": queue, "Messages": messages}))
-        .collect();
+        (message.queue.as_str(), entry)
+    }))
+    .into_iter()
+    .map(|(queue, messages)| json!({"QueueName": queue, "Messages": messages}))
+    .collect();
     Ok(json_value(
         StatusCode::OK,
         &json!({
@@ -694,6 +666,28 @@ pub(crate) async fn test_queue_etl(
             "DebugOutput": result.debug_output,
         }),
     ))
+}
+
+/// The test endpoints' `TransformationErrors`.
+fn transformation_errors_json(errors: &[corvid_etl::TransformFailure], now: &str) -> Vec<Value> {
+    errors
+        .iter()
+        .map(|it| json!({"Date": now, "DocumentId": it.document_id, "Error": it.message}))
+        .collect()
+}
+
+/// Groups entries by key (a table, a queue) in the order the keys first appear.
+fn group_in_order<'a>(
+    entries: impl Iterator<Item = (&'a str, Value)>,
+) -> Vec<(String, Vec<Value>)> {
+    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
+    for (key, entry) in entries {
+        match groups.iter_mut().find(|(it, _)| it == key) {
+            Some((_, entries)) => entries.push(entry),
+            None => groups.push((key.to_owned(), vec![entry])),
+        }
+    }
+    groups
 }
 
 /// `POST /admin/etl/sql/test-connection?factoryName=Npgsql` with the connection string as
