@@ -104,6 +104,39 @@ pub struct QueueMessage {
     pub delete_processed: bool,
 }
 
+impl QueueMessage {
+    /// The message as one CloudEvents JSON document (structured content mode, for brokers
+    /// without headers: Amazon SQS, Azure Queue Storage): the attributes, then
+    /// `datacontenttype` and `data` (the body's JSON as it is) when the event has data.
+    pub fn structured_json(&self) -> String {
+        let mut res = String::with_capacity(self.body.len() + 256);
+        res.push('{');
+        for (idx, (name, value)) in self.event.attributes().into_iter().enumerate() {
+            if idx > 0 {
+                res.push(',');
+            }
+            push_json_string(&mut res, name);
+            res.push(':');
+            push_json_string(&mut res, value);
+        }
+        if let Some(content_type) = self.event.data_content_type {
+            res.push_str(",\"datacontenttype\":");
+            push_json_string(&mut res, content_type);
+            if !self.body.is_empty() {
+                res.push_str(",\"data\":");
+                res.push_str(&self.body);
+            }
+        }
+        res.push('}');
+        res
+    }
+}
+
+fn push_json_string(out: &mut String, text: &str) {
+    // Serializing a &str into a String cannot fail.
+    out.push_str(&serde_json::to_string(text).unwrap_or_default());
+}
+
 /// What a script passed after the object: RabbitMQ's routing key and the attributes.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct LoadArguments {
@@ -260,5 +293,35 @@ mod tests {
         let deleted = delete_event("orders/1", "A:6-db", "/Shop/t");
         assert_eq!(deleted.event_type, DELETE_EVENT_TYPE);
         assert_eq!(deleted.data_content_type, None);
+    }
+
+    #[test]
+    fn structured_mode_is_one_cloudevents_json_document() {
+        let mut message = QueueMessage {
+            document_id: "orders/1".to_owned(),
+            change_vector: "A:5-db".to_owned(),
+            queue: "orders".to_owned(),
+            routing_key: String::new(),
+            event: put_event("orders/1", "A:5-db", "http://h/Shop/t", vec![]),
+            body: r#"{"Total":12345678901234567890123,"Name":"a\"b"}"#.to_owned(),
+            deduplication_id: "A:5-db".to_owned(),
+            delete_processed: false,
+        };
+        let text = message.structured_json();
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["specversion"], "1.0");
+        assert_eq!(parsed["id"], "A:5-db");
+        assert_eq!(parsed["type"], PUT_EVENT_TYPE);
+        assert_eq!(parsed["source"], "http://h/Shop/t");
+        assert_eq!(parsed["partitionkey"], "orders/1");
+        assert_eq!(parsed["datacontenttype"], JSON_CONTENT_TYPE);
+        assert_eq!(parsed["data"]["Name"], "a\"b");
+        // The data is the body as it is: a long integer keeps its digits.
+        assert!(text.contains("12345678901234567890123"), "{text}");
+        message.event = delete_event("orders/1", "A:6-db", "/Shop/t");
+        message.body.clear();
+        let parsed: Value = serde_json::from_str(&message.structured_json()).unwrap();
+        assert_eq!(parsed["type"], DELETE_EVENT_TYPE);
+        assert!(parsed.get("data").is_none() && parsed.get("datacontenttype").is_none());
     }
 }
