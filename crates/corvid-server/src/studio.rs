@@ -54,6 +54,7 @@ const ASSETS: &[Asset] = assets! {
     "js/pages/connections.js" => JS,
     "js/pages/tasks.js" => JS,
     "js/pages/task_edit.js" => JS,
+    "js/pages/task_edit_queue.js" => JS,
     "js/pages/task_details.js" => JS,
 };
 

@@ -133,6 +133,47 @@ function psql(sql) {
     return out.split("\n").filter(line => line.length > 0).map(line => line.split("\t"));
 }
 
+/** Whether the machine's RabbitMQ answers (rabbitmqctl present, broker up). */
+function rabbitmqAvailable() {
+    try {
+        rabbitmqctl(["list_queues", "--quiet", "--no-table-headers", "name"]);
+        return true;
+    } catch {
+        return false;
+    }
+}
+
+/** Runs rabbitmqctl; its standard output. */
+function rabbitmqctl(args) {
+    return execFileSync("rabbitmqctl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
+}
+
+/** The number of ready messages in a RabbitMQ queue (0 when there is no such queue). */
+function rabbitQueueMessages(queue) {
+    const line = rabbitmqctl(["list_queues", "--quiet", "--no-table-headers", "name", "messages"])
+        .split("\n").map(it => it.split("\t")).find(([name]) => name === queue);
+    return line ? Number(line[1]) : 0;
+}
+
+/** Deletes a RabbitMQ queue, if there is one. */
+function deleteRabbitQueue(queue) {
+    try {
+        rabbitmqctl(["delete_queue", queue]);
+    } catch {
+        // not there
+    }
+}
+
+/** Deletes a RabbitMQ exchange of vhost `/`, if there is one (rabbitmqctl has no command). */
+function deleteRabbitExchange(exchange) {
+    if (!/^[A-Za-z0-9._-]+$/.test(exchange)) throw new Error(`unexpected exchange name ${exchange}`);
+    try {
+        rabbitmqctl(["eval", `rabbit_exchange:delete(rabbit_misc:r(<<"/">>, exchange, <<"${exchange}">>), false, <<"corvid-tests">>).`]);
+    } catch {
+        // not there
+    }
+}
+
 /** The documents of `collection` as `{id: doc}` (through the API). */
 async function documentsOf(api, db, collection) {
     const results = await api.query(db, `from ${collection}`);
@@ -158,6 +199,10 @@ module.exports = {
     documentsOf,
     field,
     postgresAvailable,
+    rabbitmqAvailable,
+    rabbitQueueMessages,
+    deleteRabbitQueue,
+    deleteRabbitExchange,
     psql,
     route,
     runScriptTest,

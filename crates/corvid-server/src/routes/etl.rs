@@ -531,18 +531,7 @@ pub(crate) async fn test_sql_etl(
             .map_err(|error| ApiError::bad_request(format!("invalid `Configuration`: {error}")))?,
         None => return Err(ApiError::bad_request("`Configuration` is required")),
     };
-    let connection = match request.get("Connection") {
-        None | Some(Value::Null) => None,
-        Some(it) => {
-            let mut it = it.clone();
-            if let Some(object) = it.as_object_mut() {
-                object.entry("Type").or_insert_with(|| json!("Sql"));
-            }
-            let connection: ConnectionString = serde_json::from_value(it)
-                .map_err(|error| ApiError::bad_request(format!("invalid `Connection`: {error}")))?;
-            Some(connection)
-        }
-    };
+    let connection = inline_connection(&request, "Sql")?;
     let request = corvid_etl::SqlTestRequest {
         document_id: document_id.to_owned(),
         is_delete: flag("IsDelete"),
@@ -591,7 +580,9 @@ pub(crate) async fn test_sql_etl(
     ))
 }
 
-/// `POST /admin/etl/queue/test` with `{DocumentId, IsDelete, Configuration}`: RavenDB's
+/// `POST /admin/etl/queue/test` with `{DocumentId, IsDelete, Connection?, Configuration}`
+/// (`Connection`: a connection string not saved yet, used instead of the stored one of that
+/// name, as the SQL test takes it): RavenDB's
 /// `Summary` of messages per queue, each with its CloudEvents attributes and body (and, for
 /// RabbitMQ, its routing key), the transformation errors and `output()` lines. Nothing is
 /// published.
@@ -621,10 +612,15 @@ pub(crate) async fn test_queue_etl(
         configuration.destination =
             corvid_etl::EtlDestinationConfig::Queue(corvid_etl::QueueEtlConfig::default());
     }
+    let inline = inline_connection(&request, "Queue")?;
     let server_url = node_url(&state, &headers);
     let etl = state.etl().clone();
     let result = crate::http::blocking(move || {
-        let stored = etl.connection_strings(&database)?;
+        let mut stored = etl.connection_strings(&database)?;
+        if let Some(inline) = inline {
+            stored.retain(|it| it.name() != inline.name());
+            stored.push(inline);
+        }
         Ok(corvid_etl::test_queue_script(
             &database,
             &stored,
@@ -666,6 +662,26 @@ pub(crate) async fn test_queue_etl(
             "DebugOutput": result.debug_output,
         }),
     ))
+}
+
+/// A test request's `Connection`: a connection string not saved yet (`Type` defaults to
+/// `default_type`).
+fn inline_connection(
+    request: &Map<String, Value>,
+    default_type: &str,
+) -> Result<Option<ConnectionString>, ApiError> {
+    match request.get("Connection") {
+        None | Some(Value::Null) => Ok(None),
+        Some(it) => {
+            let mut it = it.clone();
+            if let Some(object) = it.as_object_mut() {
+                object.entry("Type").or_insert_with(|| json!(default_type));
+            }
+            serde_json::from_value(it)
+                .map(Some)
+                .map_err(|error| ApiError::bad_request(format!("invalid `Connection`: {error}")))
+        }
+    }
 }
 
 /// The test endpoints' `TransformationErrors`.

@@ -13,6 +13,11 @@ const PAGES = {
   'databases/tasks/ongoingTasks': () => import('./pages/tasks.js'),
   'databases/tasks/editRavenEtlTask': () => import('./pages/task_edit.js'),
   'databases/tasks/editSqlEtlTask': () => import('./pages/task_edit.js'),
+  'databases/tasks/editRabbitMqEtlTask': () => import('./pages/task_edit.js'),
+  'databases/tasks/editKafkaEtlTask': () => import('./pages/task_edit.js'),
+  'databases/tasks/editAzureQueueStorageEtlTask': () => import('./pages/task_edit.js'),
+  'databases/tasks/editAmazonSqsEtlTask': () => import('./pages/task_edit.js'),
+  'databases/tasks/editNatsEtlTask': () => import('./pages/task_edit.js'),
   'databases/tasks/etlTaskDetails': () => import('./pages/task_details.js'),
   'databases/settings/connectionStrings': () => import('./pages/connections.js'),
 };

@@ -1,9 +1,11 @@
-// Connection strings: the Raven and SQL ones, add, edit, delete, test. Passwords never come
+// Connection strings: the Raven and SQL ones, add, edit, delete, test; the Queue ones (made in
+// the Queue ETL task editor) listed, without their secrets, and deleted. Passwords never come
 // back from the server (GET shows `Password=*****`); saving the string with `*****` left as
 // it is keeps the stored password, as long as the server stays the same.
 
 import { api, dbPath } from '../api.js';
 import { h, mount, field, toast, confirmDialog, errorBox, busy } from '../ui.js';
+import { brokerOfType, connectionLabel } from './task_edit_queue.js';
 
 const FACTORIES = [
   ['Npgsql', 'PostgreSQL (Npgsql)'],
@@ -40,6 +42,7 @@ export async function render(ctx) {
     if (!ctx.isCurrent()) return;
     const raven = Object.values(answer?.RavenConnectionStrings || {}).sort(byName);
     const sql = Object.values(answer?.SqlConnectionStrings || {}).sort(byName);
+    const queue = Object.values(answer?.QueueConnectionStrings || {}).sort(byName);
     mount(listBox,
       h('h2', {}, 'RavenDB'),
       raven.length ? table('Raven connection strings', ['Name', 'Database', 'Discovery URLs'], raven.map((it) => row(it, 'Raven', [
@@ -50,7 +53,12 @@ export async function render(ctx) {
       sql.length ? table('SQL connection strings', ['Name', 'Factory', 'Connection string'], sql.map((it) => row(it, 'Sql', [
         h('td', {}, factoryLabel(it.FactoryName)),
         h('td', {}, h('code', { style: 'word-break: break-all' }, it.ConnectionString)),
-      ]))) : h('p', { class: 'muted' }, 'No SQL connection strings.'));
+      ]))) : h('p', { class: 'muted' }, 'No SQL connection strings.'),
+      h('h2', {}, 'Queue'),
+      queue.length ? table('Queue connection strings', ['Name', 'Broker', 'Where'], queue.map((it) => row(it, 'Queue', [
+        h('td', {}, brokerOfType(it.BrokerType).label),
+        h('td', {}, h('code', { style: 'word-break: break-all' }, connectionLabel(it).replace(`${it.Name} (`, '').replace(/\)$/, ''))),
+      ], false))) : h('p', { class: 'muted' }, 'No Queue connection strings: a Queue ETL task\'s editor makes one.'));
   }
 
   function table(label, headers, rows) {
@@ -59,14 +67,14 @@ export async function render(ctx) {
       h('tbody', {}, rows));
   }
 
-  function row(connection, type, cells) {
-    const edit = h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit ${connection.Name}` }, 'Edit');
-    edit.addEventListener('click', () => openForm({ ...connection, Type: type }));
+  function row(connection, type, cells, editable = true) {
+    const edit = editable ? h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit ${connection.Name}` }, 'Edit') : null;
+    edit?.addEventListener('click', () => openForm({ ...connection, Type: type }));
     const remove = h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete ${connection.Name}` }, 'Delete');
     const error = h('div', { class: 'field-error', role: 'alert' });
     remove.addEventListener('click', () => busy(remove, async () => {
       const ok = await confirmDialog(`Delete connection string ${connection.Name}?`,
-        `The ${type === 'Sql' ? 'SQL' : 'Raven'} connection string ${connection.Name} will be deleted. A connection string an ETL task uses cannot be deleted.`);
+        `The ${{ Sql: 'SQL', Queue: 'Queue' }[type] || 'Raven'} connection string ${connection.Name} will be deleted. A connection string an ETL task uses cannot be deleted.`);
       if (!ok) return;
       try {
         await api.del(dbPath(database, '/admin/connection-strings'), { connectionString: connection.Name, type });
@@ -79,7 +87,7 @@ export async function render(ctx) {
     }));
     return h('tr', { dataset: { connectionString: connection.Name, type } },
       h('td', {}, h('strong', {}, connection.Name)), cells,
-      h('td', { style: 'white-space: nowrap' }, edit, ' ', remove, error));
+      h('td', { style: 'white-space: nowrap' }, edit, edit ? ' ' : null, remove, error));
   }
 
   /** The add/edit form; `existing` is a listed connection string with its `Type`, or null. */

@@ -5,7 +5,7 @@
 import { api, dbPath } from '../api.js';
 import { batchTimeline, rateChart, COLORS } from '../chart.js';
 import { h, mount, toast, errorBox, fmtDate, fmtNumber, fmtMs, link, busy } from '../ui.js';
-import { taskState, destinationOf, editLink, setDisabled, deleteTask, resetTask } from './tasks.js';
+import { taskState, destinationOf, editLink, setDisabled, deleteTask, resetTask, typeLabel } from './tasks.js';
 
 const REFRESH_MS = 1000;
 const HISTORY_MS = 10 * 60 * 1000;
@@ -112,7 +112,7 @@ export async function render(ctx) {
 
   function paint(current, progress, stats, performance) {
     const shown = taskState(current);
-    title.textContent = `${current.TaskType === 'SqlEtl' ? 'SQL ETL' : 'RavenDB ETL'}: ${current.TaskName}`;
+    title.textContent = `${typeLabel(current)}: ${current.TaskName}`;
     state.textContent = shown === 'Reconnect' ? 'Reconnect (fallback)' : shown;
     state.className = `badge ${shown}`;
     toggle.textContent = current.TaskState === 'Disabled' ? 'Enable' : 'Disable';

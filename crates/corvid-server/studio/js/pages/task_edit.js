@@ -1,11 +1,14 @@
-// Add or edit a RavenDB ETL or SQL ETL task, in the RavenDB book's flow: name, connection
-// string (picked, or created inline), transformations (collections and a script each), SQL
-// tables, "Test script" on one document before anything is saved, then Save. Whatever the
-// server refuses is shown next to the field it is about.
+// Add or edit a RavenDB ETL, SQL ETL or Queue ETL task, in the RavenDB book's flow: name,
+// connection string (picked, or created inline), transformations (collections and a script
+// each), SQL tables or queue options, "Test script" on one document before anything is saved,
+// then Save. Whatever the server refuses is shown next to the field it is about.
 
 import { api, dbPath } from '../api.js';
 import { createEditor } from '../editor.js';
 import { h, mount, field, toast, errorBox, link, busy } from '../ui.js';
+import {
+  brokerOfPath, connectionLabel, queueConnectionFields, queueExample, queuesEditor, queueTestResult,
+} from './task_edit_queue.js';
 
 const FACTORIES = [
   ['Npgsql', 'PostgreSQL (Npgsql)'],
@@ -27,9 +30,11 @@ loadToCompanies({
 
 export async function render(ctx) {
   const { database } = ctx;
-  const kind = ctx.path.endsWith('editSqlEtlTask') ? 'Sql' : 'Raven';
-  const taskType = kind === 'Sql' ? 'SqlEtl' : 'RavenEtl';
-  const title = kind === 'Sql' ? 'SQL ETL' : 'RavenDB ETL';
+  const broker = brokerOfPath(ctx.path);
+  const kind = broker ? 'Queue' : (ctx.path.endsWith('editSqlEtlTask') ? 'Sql' : 'Raven');
+  const taskType = { Sql: 'SqlEtl', Raven: 'RavenEtl', Queue: 'QueueEtl' }[kind];
+  const title = broker ? `${broker.label} ETL` : (kind === 'Sql' ? 'SQL ETL' : 'RavenDB ETL');
+  const example = broker ? queueExample(broker) : (kind === 'Sql' ? SQL_EXAMPLE : RAVEN_EXAMPLE);
   const taskId = ctx.params.taskId ? Number(ctx.params.taskId) : null;
 
   const [connections, collectionStats, existing] = await Promise.all([
@@ -43,9 +48,12 @@ export async function render(ctx) {
     ConnectionStringName: '',
     Transforms: [],
     ...(kind === 'Sql' ? { SqlTables: [], QuoteTables: true, ParameterizeDeletes: true } : {}),
+    ...(broker ? { BrokerType: broker.type, Queues: [], SkipAutomaticQueueDeclaration: false } : {}),
   };
   const collections = Object.keys(collectionStats?.Collections || {}).sort();
-  const existingConnections = Object.values((kind === 'Sql' ? connections?.SqlConnectionStrings : connections?.RavenConnectionStrings) || {});
+  const existingConnections = kind === 'Queue'
+    ? Object.values(connections?.QueueConnectionStrings || {}).filter((it) => it.BrokerType === broker.type)
+    : Object.values((kind === 'Sql' ? connections?.SqlConnectionStrings : connections?.RavenConnectionStrings) || {});
 
   // --- task name
   const nameInput = h('input', { value: config.Name || '', autocomplete: 'off' });
@@ -55,10 +63,11 @@ export async function render(ctx) {
   const connectionSelect = h('select', {},
     h('option', { value: '' }, '— choose a connection string —'),
     existingConnections.map((it) => h('option', { value: it.Name, selected: it.Name === config.ConnectionStringName },
-      kind === 'Sql' ? `${it.Name} (${it.FactoryName})` : `${it.Name} (${it.Database} at ${(it.TopologyDiscoveryUrls || []).join(', ')})`)),
+      kind === 'Queue' ? connectionLabel(it)
+        : kind === 'Sql' ? `${it.Name} (${it.FactoryName})` : `${it.Name} (${it.Database} at ${(it.TopologyDiscoveryUrls || []).join(', ')})`)),
     h('option', { value: NEW_CONNECTION, selected: !existingConnections.length && !taskId }, 'Create a new connection string'));
   const connectionField = field('Connection string', connectionSelect);
-  const newConnection = newConnectionForm(kind, database);
+  const newConnection = newConnectionForm(kind, database, broker);
   const syncConnection = () => { newConnection.el.hidden = connectionSelect.value !== NEW_CONNECTION; };
   connectionSelect.addEventListener('change', syncConnection);
   syncConnection();
@@ -85,6 +94,10 @@ export async function render(ctx) {
   const parameterizeDeletes = h('input', { type: 'checkbox', checked: config.ParameterizeDeletes !== false });
   const commandTimeout = h('input', { type: 'number', min: '1', placeholder: '30', value: config.CommandTimeout ?? '' });
 
+  // --- queues
+  const queues = broker ? queuesEditor(config.Queues || []) : null;
+  const skipDeclaration = h('input', { type: 'checkbox', checked: Boolean(config.SkipAutomaticQueueDeclaration) });
+
   // --- test script
   const test = testPanel();
 
@@ -94,13 +107,16 @@ export async function render(ctx) {
     h('div', { class: 'panel' }, nameField, connectionField, newConnection.el),
     h('div', { class: 'panel' },
       h('div', { class: 'toolbar' }, h('h2', { style: 'margin:0' }, 'Transformations'), h('span', { class: 'spacer' }),
-        h('button', { type: 'button', class: 'secondary', onclick: () => addTransform({ Name: `Script #${transforms.length + 1}`, Collections: [], Script: kind === 'Sql' ? SQL_EXAMPLE : RAVEN_EXAMPLE }).focus() }, 'Add transformation')),
+        h('button', { type: 'button', class: 'secondary', onclick: () => addTransform({ Name: `Script #${transforms.length + 1}`, Collections: [], Script: example }).focus() }, 'Add transformation')),
       transformsField),
     tables ? h('div', { class: 'panel' }, h('h2', { style: 'margin-top:0' }, 'SQL tables'), tables.el,
       h('div', { class: 'row' },
         field('Quote table names', quoteTables, { hint: 'Off: names are used as written (validated as identifiers).' }),
         field('Parameterize deletes', parameterizeDeletes),
         field('Command timeout (seconds)', commandTimeout))) : null,
+    queues ? h('div', { class: 'panel' }, h('h2', { style: 'margin-top:0' }, 'Queues'), queues.el,
+      field('Skip automatic queue declaration', skipDeclaration,
+        { hint: 'On: the queues (exchanges, topics, streams) must exist; a missing one stops the task with a configuration error.' })) : null,
     test.el,
     formError,
     h('div', { class: 'toolbar' }, saveButton,
@@ -108,13 +124,18 @@ export async function render(ctx) {
 
   mount(ctx.view,
     h('h1', {}, taskId ? `Edit ${title}: ${config.Name}` : `Add ${title}`),
-    h('p', { class: 'muted' }, kind === 'Sql'
-      ? 'Writes rows to tables of a relational database: one transaction per batch, deletes before inserts.'
-      : 'Sends documents to a database on a RavenDB-protocol server (Corvid or RavenDB), reshaped by a script.'),
+    h('p', { class: 'muted' }, {
+      Sql: 'Writes rows to tables of a relational database: one transaction per batch, deletes before inserts.',
+      Raven: 'Sends documents to a database on a RavenDB-protocol server (Corvid or RavenDB), reshaped by a script.',
+      Queue: `Publishes documents as CloudEvents to ${broker?.label}; progress moves only once the broker acknowledged them.`,
+    }[kind]),
     form);
 
   for (const transform of config.Transforms || []) addTransform(transform);
-  if (!transforms.length) addTransform({ Name: 'Script #1', Collections: collections.includes('Companies') ? ['Companies'] : [], Script: kind === 'Sql' ? SQL_EXAMPLE : RAVEN_EXAMPLE });
+  if (!transforms.length) {
+    const preferred = kind === 'Queue' ? 'Orders' : 'Companies';
+    addTransform({ Name: 'Script #1', Collections: collections.includes(preferred) ? [preferred] : [], Script: example });
+  }
 
   function buildConfiguration() {
     const connectionName = connectionSelect.value === NEW_CONNECTION ? newConnection.name() : connectionSelect.value;
@@ -134,6 +155,11 @@ export async function render(ctx) {
       if (timeout) result.CommandTimeout = Number(timeout);
       else delete result.CommandTimeout;
     }
+    if (queues) {
+      result.BrokerType = broker.type;
+      result.Queues = queues.value();
+      result.SkipAutomaticQueueDeclaration = skipDeclaration.checked;
+    }
     return result;
   }
 
@@ -144,6 +170,7 @@ export async function render(ctx) {
     transformsField.setError('');
     newConnection.setError('');
     tables?.setError('');
+    queues?.setError('');
     for (const transform of transforms) transform.clearError();
   }
 
@@ -163,6 +190,10 @@ export async function render(ctx) {
     }
     if (tables && /SqlTables|table/i.test(message)) {
       tables.setError(message);
+      return true;
+    }
+    if (queues && /Queues|queue `/.test(message)) {
+      queues.setError(message);
       return true;
     }
     if (/transformation/i.test(message)) {
@@ -187,6 +218,11 @@ export async function render(ctx) {
       }
       if (!configuration.ConnectionStringName) {
         connectionField.setError('Choose a connection string or create one.');
+        return;
+      }
+      const connectionProblem = connectionSelect.value === NEW_CONNECTION ? newConnection.check() : '';
+      if (connectionProblem) {
+        newConnection.setError(connectionProblem);
         return;
       }
       try {
@@ -246,14 +282,14 @@ export async function render(ctx) {
           // The Raven test needs no connection; the name only has to be there.
           configuration.ConnectionStringName = configuration.ConnectionStringName || 'test';
         }
-        if (connectionSelect.value === NEW_CONNECTION && kind === 'Sql') {
-          // Not saved yet: the SQL test takes the connection string inline.
+        if (connectionSelect.value === NEW_CONNECTION && kind !== 'Raven') {
+          // Not saved yet: the SQL and Queue tests take the connection string inline.
           body.Connection = newConnection.value();
           configuration.ConnectionStringName = configuration.ConnectionStringName || body.Connection.Name || 'test';
           body.Connection.Name = configuration.ConnectionStringName;
         }
-        const answer = await api.post(dbPath(database, `/admin/etl/${kind === 'Sql' ? 'sql' : 'raven'}/test`), {}, body);
-        mount(output, testResult(answer, kind));
+        const answer = await api.post(dbPath(database, `/admin/etl/${kind.toLowerCase()}/test`), {}, body);
+        mount(output, kind === 'Queue' ? [...transformationErrors(answer), ...queueTestResult(answer), ...debugOutput(answer)] : testResult(answer, kind));
       } catch (error) {
         if (error.status === 404 || /not found|does not exist/i.test(error.message) && /document/i.test(error.message)) {
           idField.setError(error.message);
@@ -280,13 +316,14 @@ export async function render(ctx) {
   }
 }
 
-function testResult(answer, kind) {
-  const parts = [];
+function transformationErrors(answer) {
   const errors = answer?.TransformationErrors || [];
-  if (errors.length) {
-    parts.push(h('h3', {}, 'Transformation errors'),
-      h('div', { class: 'error-box' }, errors.map((it) => h('div', {}, `${it.DocumentId || ''} ${it.Error || JSON.stringify(it)}`))));
-  }
+  return errors.length ? [h('h3', {}, 'Transformation errors'),
+    h('div', { class: 'error-box' }, errors.map((it) => h('div', {}, `${it.DocumentId || ''} ${it.Error || JSON.stringify(it)}`)))] : [];
+}
+
+function testResult(answer, kind) {
+  const parts = transformationErrors(answer);
   const loadErrors = answer?.LoadErrors || [];
   if (loadErrors.length) {
     parts.push(h('h3', {}, 'Load errors'), h('div', { class: 'error-box' }, loadErrors.map((it) => h('div', {}, it.Error || JSON.stringify(it)))));
@@ -307,6 +344,12 @@ function testResult(answer, kind) {
     if (!commands.length) parts.push(h('p', { class: 'muted' }, 'Nothing: the script loads nothing for this document.'));
     else parts.push(h('pre', { class: 'out' }, JSON.stringify(commands, null, 2)));
   }
+  parts.push(...debugOutput(answer));
+  return parts;
+}
+
+function debugOutput(answer) {
+  const parts = [];
   const debug = answer?.DebugOutput || [];
   parts.push(h('h3', {}, 'output()'), debug.length
     ? h('pre', { class: 'out debug-output' }, debug.join('\n'))
@@ -425,11 +468,17 @@ function sqlTablesEditor(initial) {
   };
 }
 
-function newConnectionForm(kind, database) {
+function newConnectionForm(kind, database, broker) {
   const name = h('input', { autocomplete: 'off' });
   const parts = [field('New connection string name', name)];
   let value;
-  if (kind === 'Sql') {
+  let check = () => '';
+  if (kind === 'Queue') {
+    const fields = queueConnectionFields(broker);
+    parts.push(...fields.parts);
+    value = () => ({ Type: 'Queue', Name: name.value.trim(), BrokerType: broker.type, ...fields.value() });
+    check = fields.check;
+  } else if (kind === 'Sql') {
     const factory = h('select', {}, FACTORIES.map(([id, label]) => h('option', { value: id }, label)));
     const text = h('textarea', { rows: 2, placeholder: 'Host=127.0.0.1;Database=test;Username=postgres  —  or  Data Source=reporting.db' });
     parts.push(h('div', { class: 'row' }, field('Factory', factory), field('SQL connection string', text, { hint: 'SQLite files live in the server\'s sqlite directory.' })));
@@ -450,6 +499,7 @@ function newConnectionForm(kind, database) {
     el,
     name: () => name.value.trim(),
     value: () => value(),
+    check: () => check(),
     setError: (message) => { error.textContent = message || ''; },
     async save() {
       await api.put(dbPath(database, '/admin/connection-strings'), {}, value());

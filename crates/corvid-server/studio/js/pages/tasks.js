@@ -6,6 +6,7 @@
 import { api, dbPath, TASK_TYPES } from '../api.js';
 import { h, mount, toast, confirmDialog, errorBox, fmtNumber, link, busy } from '../ui.js';
 import { recordRates } from './task_details.js';
+import { BROKERS, brokerOfType } from './task_edit_queue.js';
 
 const REFRESH_MS = 1000;
 
@@ -29,12 +30,32 @@ export function destinationOf(task) {
     if (engine === 'SQLite') return `SQLite · ${task.DestinationDatabase || '?'}`;
     return `${engine} · ${task.DestinationServer || '?'} / ${task.DestinationDatabase || '?'}`;
   }
+  if (task.TaskType === 'QueueEtl') {
+    if (!task.ConnectionStringDefined) return `connection string ${task.ConnectionStringName} is missing`;
+    return `${brokerOfType(task.BrokerType).label} · ${task.Url || '?'}`;
+  }
   return '';
 }
 
 export function editLink(database, task) {
-  const page = task.TaskType === 'SqlEtl' ? 'databases/tasks/editSqlEtlTask' : 'databases/tasks/editRavenEtlTask';
+  const page = task.TaskType === 'QueueEtl' ? brokerOfType(task.BrokerType).route
+    : task.TaskType === 'SqlEtl' ? 'databases/tasks/editSqlEtlTask' : 'databases/tasks/editRavenEtlTask';
   return link(page, { database, taskId: task.TaskId });
+}
+
+/** The badge of a task's type: RavenDB ETL, SQL ETL, RabbitMQ ETL… */
+export function typeLabel(task) {
+  if (task.TaskType === 'QueueEtl') return `${brokerOfType(task.BrokerType).label} ETL`;
+  return task.TaskType === 'SqlEtl' ? 'SQL ETL' : 'RavenDB ETL';
+}
+
+/** The "add a task" links, one per kind of ETL (the brokers Corvid publishes to). */
+export function addTaskLinks(database) {
+  return [
+    h('a', { href: link('databases/tasks/editRavenEtlTask', { database }) }, 'RavenDB ETL'),
+    h('a', { href: link('databases/tasks/editSqlEtlTask', { database }) }, 'SQL ETL'),
+    ...BROKERS.filter((it) => it.supported).map((it) => h('a', { href: link(it.route, { database }) }, `${it.label} ETL`)),
+  ];
 }
 
 /** Enables or disables a task. */
@@ -67,9 +88,7 @@ export async function resetTask(database, task, transformation) {
 
 export async function render(ctx) {
   const { database } = ctx;
-  const addMenu = h('div', { class: 'menu-items', hidden: true },
-    h('a', { href: link('databases/tasks/editRavenEtlTask', { database }) }, 'RavenDB ETL'),
-    h('a', { href: link('databases/tasks/editSqlEtlTask', { database }) }, 'SQL ETL'));
+  const addMenu = h('div', { class: 'menu-items', hidden: true }, addTaskLinks(database));
   const addButton = h('button', { type: 'button', 'aria-haspopup': 'true', onclick: () => { addMenu.hidden = !addMenu.hidden; } }, 'Add Task');
   const list = h('div', { class: 'tasks', 'aria-label': 'Ongoing tasks' }, h('p', { class: 'muted' }, 'Loading…'));
   const problem = h('div');
@@ -112,13 +131,12 @@ export async function render(ctx) {
   function update(tasks, progress) {
     const byName = new Map(progress.map((it) => [it.TaskName, it.ProcessesProgress || []]));
     const seen = new Set();
-    const etlTasks = tasks.filter((task) => task.TaskType === 'RavenEtl' || task.TaskType === 'SqlEtl');
+    const etlTasks = tasks.filter((task) => ['RavenEtl', 'SqlEtl', 'QueueEtl'].includes(task.TaskType));
     if (!etlTasks.length) {
       cards.clear();
       mount(list, h('div', { class: 'panel' },
         h('p', {}, 'No ongoing tasks yet.'),
-        h('p', {}, 'Add one: ', h('a', { href: link('databases/tasks/editRavenEtlTask', { database }) }, 'RavenDB ETL'), ' or ',
-          h('a', { href: link('databases/tasks/editSqlEtlTask', { database }) }, 'SQL ETL'), '.')));
+        h('p', {}, 'Add one: ', addTaskLinks(database).flatMap((it, i) => (i ? [', ', it] : [it])), '.')));
       return;
     }
     if (!cards.size) list.replaceChildren();
@@ -144,7 +162,7 @@ export async function render(ctx) {
   function makeCard(initial) {
     let task = initial;
     const name = h('a', { class: 'name', href: link('databases/tasks/etlTaskDetails', { database, taskId: task.TaskId, type: task.TaskType }) });
-    const type = h('span', { class: 'badge type' }, task.TaskType === 'SqlEtl' ? 'SQL ETL' : 'RavenDB ETL');
+    const type = h('span', { class: 'badge type' }, typeLabel(task));
     const state = h('span', { class: 'badge', role: 'status' });
     const dest = h('span', { class: 'dest' });
     const toggle = h('button', { type: 'button', class: 'secondary' });
