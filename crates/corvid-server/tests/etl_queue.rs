@@ -619,4 +619,31 @@ async fn the_test_endpoint_shows_the_messages_with_their_attributes() {
     delete["IsDelete"] = json!(true);
     let (_, body) = send("POST", &url, Some(delete)).await;
     assert_eq!(body["Summary"], json!([]), "{body:#}");
+
+    // A connection string not saved yet (the Studio's new one) is taken inline.
+    let mut unsaved = request(&script);
+    unsaved["Configuration"]["ConnectionStringName"] = json!("not-saved");
+    let (status, body) = send("POST", &url, Some(unsaved.clone())).await;
+    assert_eq!(status, 400, "{body:#}");
+    assert!(
+        body["Message"].as_str().unwrap().contains("not-saved"),
+        "{body:#}"
+    );
+    let mut connection = rabbit_connection(RABBITMQ_URI);
+    connection["Name"] = json!("not-saved");
+    connection.as_object_mut().unwrap().remove("Type");
+    unsaved["Connection"] = connection;
+    let (status, body) = send("POST", &url, Some(unsaved.clone())).await;
+    assert_eq!(status, 200, "{body:#}");
+    assert_eq!(body["Summary"][0]["QueueName"], "Orders", "{body:#}");
+    unsaved["Connection"] = json!({"Name": "not-saved", "BrokerType": "Carrier pigeon"});
+    let (status, body) = send("POST", &url, Some(unsaved)).await;
+    assert_eq!(status, 400, "{body:#}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown `BrokerType` `Carrier pigeon`"),
+        "{body:#}"
+    );
 }
