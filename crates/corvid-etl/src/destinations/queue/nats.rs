@@ -8,7 +8,7 @@
 //! added to it), or by default a stream per subject named after it (`.`, `*`, `>` replaced
 //! by `_`).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -25,6 +25,10 @@ use crate::destinations::queue::message::QueueMessage;
 pub const NATS_ATTRIBUTE_PREFIX: &str = "ce-";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many publishes wait for their PubAck at once. async-nats holds a permit of
+/// its context's semaphore (5,000 by default) per unawaited ack, and a publish waits for a
+/// permit: a batch that sent more before awaiting any ack waited forever.
+const MAX_ACKS_IN_FLIGHT: usize = 4096;
 
 /// Publishes to one NATS server (or cluster).
 pub(crate) struct NatsPublisher {
@@ -103,18 +107,26 @@ impl NatsPublisher {
                 self.declared.insert(message.queue.clone());
             }
         }
-        let mut acks = Vec::with_capacity(messages.len());
-        let mut refused = None;
+        let mut acks = VecDeque::with_capacity(messages.len().min(MAX_ACKS_IN_FLIGHT));
+        // The first message that failed, by position.
+        let mut refused: Option<(usize, LoadError)> = None;
         for (idx, message) in messages.iter().enumerate() {
+            if acks.len() >= MAX_ACKS_IN_FLIGHT
+                && let Some((acked, ack)) = acks.pop_front()
+                && let Err(error) = ack.await
+            {
+                refused = Some((acked, classify(&error, acked, &messages[acked])));
+                break;
+            }
             // `headers` replaces the header map: the message id goes in after it.
             let publish = PublishMessage::build()
                 .headers(headers(message))
                 .message_id(&message.deduplication_id)
                 .payload(Bytes::copy_from_slice(message.body.as_bytes()));
             match context.send_publish(message.queue.clone(), publish).await {
-                Ok(ack) => acks.push((idx, ack)),
+                Ok(ack) => acks.push_back((idx, ack)),
                 Err(error) => {
-                    refused = Some(classify(&error, idx, message));
+                    refused = Some((idx, classify(&error, idx, message)));
                     break;
                 }
             }
@@ -124,11 +136,15 @@ impl NatsPublisher {
         // duplicates).
         for (idx, ack) in acks {
             if let Err(error) = ack.await {
-                return Err(classify(&error, idx, &messages[idx]));
+                if refused.as_ref().is_none_or(|it| idx < it.0) {
+                    refused = Some((idx, classify(&error, idx, &messages[idx])));
+                }
+                // The rest may time out one after the other: not waited for.
+                break;
             }
         }
         match refused {
-            Some(error) => Err(error),
+            Some((_, error)) => Err(error),
             None => Ok(()),
         }
     }
