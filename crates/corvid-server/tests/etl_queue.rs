@@ -647,3 +647,52 @@ async fn the_test_endpoint_shows_the_messages_with_their_attributes() {
         "{body:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_takes_a_batch_of_more_messages_than_acks_may_be_pending() {
+    let Some(context) = jetstream("nats_big_batch").await else {
+        return;
+    };
+    let subject = services::unique_name("orders");
+    let (server, src) = source().await;
+    put_connection_string(&server, nats_connection(&[NATS_URL])).await;
+    // Written before the task exists, so that they go out as one batch of 6,000 messages:
+    // more than async-nats lets wait for their acknowledgement at once (5,000).
+    let ids: Vec<u64> = (0..6_000).collect();
+    for chunk in ids.chunks(1_000) {
+        let commands: Vec<corvid_client::Command> = chunk
+            .iter()
+            .map(|idx| corvid_client::Command::Put {
+                id: format!("orders/{idx}"),
+                document: order(*idx),
+                change_vector: None,
+            })
+            .collect();
+        src.bulk_docs(&commands).await.unwrap();
+    }
+    let script = format!("loadTo('{subject}', {{Total: this.Total}});");
+    let (status, reply) = put_task(&server, task("Nats", &script, json!([]))).await;
+    assert_eq!(status, 200, "{reply}");
+    let arrived = common::live::wait_for(std::time::Duration::from_secs(60), || async {
+        stream_count(&context, &subject).await == 6_000
+    })
+    .await;
+    assert!(
+        arrived,
+        "6,000 messages in the stream, not {}: {:#}",
+        stream_count(&context, &subject).await,
+        statistics(&server).await
+    );
+    eventually("the progress to reach the last document", || async {
+        statistics(&server).await["LastProcessedEtag"].as_u64() == Some(6_000)
+    })
+    .await;
+    let messages = stream_messages(&context, &subject).await;
+    let totals: Vec<u64> = messages
+        .iter()
+        .map(|it| body(it)["Total"].as_u64().unwrap())
+        .collect();
+    assert_eq!(totals, ids, "in the order they were written");
+    drop(server);
+    context.delete_stream(&subject).await.unwrap();
+}

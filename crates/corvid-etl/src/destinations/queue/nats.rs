@@ -7,8 +7,12 @@
 //! first publish: the connection string's `Stream` (created for the subject, or the subject
 //! added to it), or by default a stream per subject named after it (`.`, `*`, `>` replaced
 //! by `_`).
+//!
+//! Credentials go in the server URLs (`nats://user:password@host:4222`, or a token as
+//! `nats://token@host:4222`). async-nats (0.52) parses them but does not send them, so the
+//! first URL's that has some are handed to it as the connection's credentials.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -25,6 +29,10 @@ use crate::destinations::queue::message::QueueMessage;
 pub const NATS_ATTRIBUTE_PREFIX: &str = "ce-";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// At most this many publishes wait for their PubAck at once. async-nats holds a permit of
+/// its context's semaphore (5,000 by default) per unawaited ack, and a publish waits for a
+/// permit: a batch that sent more before awaiting any ack waited forever.
+const MAX_ACKS_IN_FLIGHT: usize = 4096;
 
 /// Publishes to one NATS server (or cluster).
 pub(crate) struct NatsPublisher {
@@ -62,6 +70,13 @@ impl NatsPublisher {
         let options = async_nats::ConnectOptions::new()
             .connection_timeout(CONNECT_TIMEOUT)
             .max_reconnects(Some(3));
+        let options = match url_credentials(&self.servers) {
+            Some(Credentials::UserPassword(user, password)) => {
+                options.user_and_password(user, password)
+            }
+            Some(Credentials::Token(token)) => options.token(token),
+            None => options,
+        };
         let client = match options.connect(self.servers.as_slice()).await {
             Ok(it) => it,
             Err(error) => {
@@ -103,18 +118,26 @@ impl NatsPublisher {
                 self.declared.insert(message.queue.clone());
             }
         }
-        let mut acks = Vec::with_capacity(messages.len());
-        let mut refused = None;
+        let mut acks = VecDeque::with_capacity(messages.len().min(MAX_ACKS_IN_FLIGHT));
+        // The first message that failed, by position.
+        let mut refused: Option<(usize, LoadError)> = None;
         for (idx, message) in messages.iter().enumerate() {
+            if acks.len() >= MAX_ACKS_IN_FLIGHT
+                && let Some((acked, ack)) = acks.pop_front()
+                && let Err(error) = ack.await
+            {
+                refused = Some((acked, classify(&error, acked, &messages[acked])));
+                break;
+            }
             // `headers` replaces the header map: the message id goes in after it.
             let publish = PublishMessage::build()
                 .headers(headers(message))
                 .message_id(&message.deduplication_id)
                 .payload(Bytes::copy_from_slice(message.body.as_bytes()));
             match context.send_publish(message.queue.clone(), publish).await {
-                Ok(ack) => acks.push((idx, ack)),
+                Ok(ack) => acks.push_back((idx, ack)),
                 Err(error) => {
-                    refused = Some(classify(&error, idx, message));
+                    refused = Some((idx, classify(&error, idx, message)));
                     break;
                 }
             }
@@ -124,11 +147,15 @@ impl NatsPublisher {
         // duplicates).
         for (idx, ack) in acks {
             if let Err(error) = ack.await {
-                return Err(classify(&error, idx, &messages[idx]));
+                if refused.as_ref().is_none_or(|it| idx < it.0) {
+                    refused = Some((idx, classify(&error, idx, &messages[idx])));
+                }
+                // The rest may time out one after the other: not waited for.
+                break;
             }
         }
         match refused {
-            Some(error) => Err(error),
+            Some((_, error)) => Err(error),
             None => Ok(()),
         }
     }
@@ -190,6 +217,51 @@ impl NatsPublisher {
     }
 }
 
+#[derive(Debug, PartialEq, Eq)]
+enum Credentials {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// The credentials of the first server URL that has some, percent-decoded.
+fn url_credentials(servers: &[String]) -> Option<Credentials> {
+    servers
+        .iter()
+        .filter_map(|it| it.parse::<async_nats::ServerAddr>().ok())
+        .find_map(|addr| {
+            let user = percent_decode(addr.username()?);
+            Some(match addr.password() {
+                Some(password) => Credentials::UserPassword(user, percent_decode(password)),
+                None => Credentials::Token(user),
+            })
+        })
+}
+
+/// `%XX` escapes decoded (a URL's user info); anything else, malformed escapes included,
+/// kept as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut idx = 0;
+    while idx < bytes.len() {
+        let escaped = (bytes[idx] == b'%')
+            .then(|| text.get(idx + 1..idx + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                idx += 3;
+            }
+            None => {
+                out.push(bytes[idx]);
+                idx += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The default stream of a subject: its name with the characters a stream name cannot
 /// hold replaced by `_`.
 pub(crate) fn stream_name_for(subject: &str) -> String {
@@ -246,5 +318,26 @@ mod tests {
     fn default_streams_are_named_after_their_subject() {
         assert_eq!(stream_name_for("orders.created"), "orders_created");
         assert_eq!(stream_name_for("Orders"), "Orders");
+    }
+
+    #[test]
+    fn credentials_are_taken_from_the_first_url_that_has_some() {
+        let servers = |list: &[&str]| list.iter().map(|it| it.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            url_credentials(&servers(&[
+                "nats://a:4222",
+                "nats://corvid:p%40ss%3A1@b:4222"
+            ])),
+            Some(Credentials::UserPassword(
+                "corvid".to_owned(),
+                "p@ss:1".to_owned()
+            ))
+        );
+        assert_eq!(
+            url_credentials(&servers(&["nats://s3cr3t@a:4222"])),
+            Some(Credentials::Token("s3cr3t".to_owned()))
+        );
+        assert_eq!(url_credentials(&servers(&["nats://a:4222"])), None);
+        assert_eq!(percent_decode("100%"), "100%");
     }
 }
