@@ -500,20 +500,30 @@ fn service_error(status: u16, query_error: Option<&str>, answer: &Value, text: &
         .and_then(Value::as_str)
         .map(|it| it.rsplit('#').next().unwrap_or(it).to_owned());
     let from_header = query_error.and_then(|it| it.split(';').next().map(str::to_owned));
+    // Some answers (moto's, and AWS's to a bad signature) are XML: `<Code>`, `<Message>`.
     let code = from_type
         .or(from_header)
+        .or_else(|| xml_element(text, "Code"))
         .unwrap_or_else(|| format!("HTTP {status}"));
     let message = answer
         .get("message")
         .or_else(|| answer.get("Message"))
         .and_then(Value::as_str)
         .map(str::to_owned)
+        .or_else(|| xml_element(text, "Message"))
         .unwrap_or_else(|| text.chars().take(300).collect());
     CallError::Service {
         status,
         code,
         message,
     }
+}
+
+/// The text of the first `<name>` element of an XML answer.
+fn xml_element(text: &str, name: &str) -> Option<String> {
+    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + text[start..].find('<')?;
+    Some(text[start..end].to_owned())
 }
 
 fn queue_url(answer: &Value) -> Result<String, LoadError> {
@@ -742,6 +752,16 @@ mod tests {
             "<xml/>",
         );
         assert!(matches!(error, CallError::Service { ref code, .. } if is_missing_queue(code)));
+        let error = service_error(
+            403,
+            None,
+            &Value::Null,
+            "<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error></Errors></ErrorResponse>",
+        );
+        assert!(matches!(
+            classify_call("GetQueueUrl", &error),
+            LoadError::Configuration { message } if message == "SQS GetQueueUrl: SignatureDoesNotMatch: no"
+        ));
         assert!(matches!(
             classify_call(
                 "SendMessageBatch",
