@@ -707,3 +707,46 @@ async fn sqs_connection_strings_are_checked_when_saved_and_the_secret_never_show
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_use_emulator_sends_to_the_servers_emulator_url() {
+    let Some(mut sqs) = Sqs::connect("sqs_emulator").await else {
+        return;
+    };
+    let queue = sqs.queue_name("orders", false);
+    let emulator = json!({"Type": "Queue", "Name": "broker", "BrokerType": "AmazonSqs",
+                          "AmazonSqsConnectionSettings": {"Passwordless": false, "UseEmulator": true}});
+    let script = format!("loadTo('{queue}', {{Total: this.Total}});");
+    // A server without RAVEN_AMAZON_SQS_EMULATOR_URL: the task says what is missing.
+    let (server, src) = source().await;
+    let (status, reply) = put_connection_string(&server, emulator.clone()).await;
+    assert_eq!(status, 200, "{reply}");
+    src.put("orders/1", &order(10), None).await.unwrap();
+    let task_id = put_task(&server, task(&script, json!([]), false)).await;
+    eventually("the task to report a configuration error", || async {
+        task_info(&server, task_id).await["LoadErrorClass"] == "Configuration"
+    })
+    .await;
+    let info = task_info(&server, task_id).await;
+    assert!(
+        info["LoadError"]
+            .to_string()
+            .contains("RAVEN_AMAZON_SQS_EMULATOR_URL"),
+        "{info:#}"
+    );
+    drop(server);
+    // With it (the binary reads the variable into `EtlOptions::sqs_emulator_url`).
+    let server = start_with_options(EtlOptions {
+        sqs_emulator_url: Some(MOTO_URL.to_owned()),
+        ..etl_options()
+    })
+    .await;
+    let src = database(&server, "src").await;
+    put_connection_string(&server, emulator).await;
+    src.put("orders/1", &order(10), None).await.unwrap();
+    put_task(&server, task(&script, json!([]), false)).await;
+    let received = sqs.receive(&queue, 1).await;
+    assert_eq!(received[0].event["data"], json!({"Total": 10}));
+    drop(server);
+    sqs.clean_up().await;
+}
