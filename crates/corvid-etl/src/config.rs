@@ -225,7 +225,7 @@ impl From<QueueBrokerType> for String {
 }
 
 /// Where Queue ETL publishes: a broker and its settings (RavenDB's `QueueConnectionString`;
-/// `NatsConnectionSettings` is Corvid's). `Debug` redacts passwords.
+/// `NatsConnectionSettings` is Corvid's). `Debug` redacts passwords and secret keys.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueConnectionString {
     #[serde(rename = "Name")]
@@ -258,19 +258,23 @@ pub struct QueueConnectionString {
         skip_serializing_if = "Option::is_none"
     )]
     pub azure_queue_storage: Option<Box<serde_json::Value>>,
-    /// Not supported yet: kept as sent, refused when saved.
     #[serde(
         rename = "AmazonSqsConnectionSettings",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub amazon_sqs: Option<Box<serde_json::Value>>,
+    pub amazon_sqs: Option<AmazonSqsConnectionSettings>,
 }
 
 impl QueueConnectionString {
-    /// Replaces the passwords of its URIs by `*****`.
+    /// Replaces the passwords of its URIs, and the SQS secret key, by `*****`.
     pub fn redact_passwords(&mut self) {
         use crate::destinations::queue::redact_uri_password;
+        if let Some(basic) = self.amazon_sqs.as_mut().and_then(|it| it.basic.as_mut())
+            && !basic.secret_key.is_empty()
+        {
+            basic.secret_key = REDACTED_SECRET.to_owned();
+        }
         if let Some(rabbit_mq) = &mut self.rabbit_mq {
             rabbit_mq.connection_string = redact_uri_password(&rabbit_mq.connection_string);
         }
@@ -296,7 +300,7 @@ impl std::fmt::Debug for QueueConnectionString {
                 "azure_queue_storage",
                 &redacted.azure_queue_storage.is_some(),
             )
-            .field("amazon_sqs", &redacted.amazon_sqs.is_some())
+            .field("amazon_sqs", &redacted.amazon_sqs)
             .finish()
     }
 }
@@ -310,6 +314,68 @@ pub struct RabbitMqConnectionSettings {
         deserialize_with = "null_as_default"
     )]
     pub connection_string: String,
+}
+
+/// What `GET` shows instead of a password or secret key; a `PUT` that sends it back keeps the
+/// stored one.
+pub const REDACTED_SECRET: &str = "*****";
+
+/// Amazon SQS (RavenDB's `AmazonSqsConnectionSettings`): exactly one of `Basic` credentials
+/// or `Passwordless` (not supported yet: the AWS default credential chain), or `UseEmulator`.
+/// `ServiceUrl` is Corvid's: an endpoint instead of `https://sqs.{region}.amazonaws.com`
+/// (an emulator such as moto or LocalStack, or a VPC endpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AmazonSqsConnectionSettings {
+    #[serde(rename = "Basic", default, skip_serializing_if = "Option::is_none")]
+    pub basic: Option<AmazonSqsBasic>,
+    #[serde(rename = "Passwordless", default, deserialize_with = "null_as_default")]
+    pub passwordless: bool,
+    /// RavenDB's: the endpoint is the server's `RAVEN_AMAZON_SQS_EMULATOR_URL`
+    /// (`EtlOptions::sqs_emulator_url`); credentials are optional then.
+    #[serde(rename = "UseEmulator", default, deserialize_with = "null_as_default")]
+    pub use_emulator: bool,
+    #[serde(
+        rename = "ServiceUrl",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_url: Option<String>,
+}
+
+impl AmazonSqsConnectionSettings {
+    /// Where requests go, without credentials: the `ServiceUrl`, the emulator's variable, or
+    /// the region's AWS endpoint.
+    pub fn address(&self) -> Option<String> {
+        match (&self.service_url, self.use_emulator, &self.basic) {
+            (Some(url), _, _) => Some(url.clone()),
+            (None, true, _) => Some("RAVEN_AMAZON_SQS_EMULATOR_URL".to_owned()),
+            (None, false, Some(basic)) => {
+                Some(format!("https://sqs.{}.amazonaws.com", basic.region_name))
+            }
+            (None, false, None) => None,
+        }
+    }
+}
+
+/// An AWS access key, its secret, and the region. `Debug` hides the secret.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct AmazonSqsBasic {
+    #[serde(rename = "AccessKey", default, deserialize_with = "null_as_default")]
+    pub access_key: String,
+    #[serde(rename = "SecretKey", default, deserialize_with = "null_as_default")]
+    pub secret_key: String,
+    #[serde(rename = "RegionName", default, deserialize_with = "null_as_default")]
+    pub region_name: String,
+}
+
+impl std::fmt::Debug for AmazonSqsBasic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmazonSqsBasic")
+            .field("access_key", &self.access_key)
+            .field("secret_key", &REDACTED_SECRET)
+            .field("region_name", &self.region_name)
+            .finish()
+    }
 }
 
 /// NATS JetStream: the servers' URLs (`nats://host:4222`, credentials in the URL) and the

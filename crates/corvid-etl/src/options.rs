@@ -47,6 +47,10 @@ pub struct EtlOptions {
     /// The server's public URL (RavenDB's `PublicServerUrl`): Queue ETL's default CloudEvents
     /// `source` is `{url}/{database}/{task}`. `None`: `/{database}/{task}`.
     pub public_server_url: Option<String>,
+    /// Where Amazon SQS connection strings with `UseEmulator` send (RavenDB's
+    /// `RAVEN_AMAZON_SQS_EMULATOR_URL`, read by the binary). `None`: such a task fails with a
+    /// configuration error.
+    pub sqs_emulator_url: Option<String>,
 }
 
 /// Where SQL ETL's SQLite files may be (issue 18 finding 4): a connection string's
@@ -140,6 +144,7 @@ impl Default for EtlOptions {
             secrets_key_file: None,
             raven_tls: None,
             public_server_url: None,
+            sqs_emulator_url: None,
         }
     }
 }

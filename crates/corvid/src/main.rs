@@ -278,6 +278,10 @@ impl EtlArgs {
             // Set by `serve`, which has the certificate and --trusted-ca.
             raven_tls: None,
             public_server_url: self.public_server_url.clone(),
+            // RavenDB's variable for the endpoint of SQS connection strings with `UseEmulator`.
+            sqs_emulator_url: std::env::var("RAVEN_AMAZON_SQS_EMULATOR_URL")
+                .ok()
+                .filter(|it| !it.trim().is_empty()),
         })
     }
 }

@@ -454,6 +454,7 @@ fn queue_address(queue: &corvid_etl::QueueConnectionString) -> Option<String> {
     match &queue.broker_type {
         corvid_etl::QueueBrokerType::RabbitMq => redacted.rabbit_mq.map(|it| it.connection_string),
         corvid_etl::QueueBrokerType::Nats => redacted.nats.map(|it| it.servers.join(",")),
+        corvid_etl::QueueBrokerType::AmazonSqs => redacted.amazon_sqs.and_then(|it| it.address()),
         _ => None,
     }
 }

@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use corvid_store::Database;
 
-use crate::config::{EtlQueue, QueueBrokerType, QueueConnectionString, QueueEtlConfig};
+use crate::config::{
+    EtlQueue, QueueBrokerType, QueueConnectionString, QueueEtlConfig, REDACTED_SECRET,
+};
 use crate::destination::{Destination, LoadError};
 use crate::destinations::queue::encoder::{EncodeSettings, QueueBatch, QueueEncoder};
 use crate::destinations::queue::loader::QueueLoader;
+use crate::destinations::queue::sqs::{SqsSettings, check_queue_name};
 use crate::validate::{ConfigError, ValidatedTransform};
 
 /// The broker a Queue ETL task publishes to. `Debug` hides passwords.
@@ -23,6 +26,8 @@ pub enum QueueBroker {
         servers: Vec<String>,
         stream: Option<String>,
     },
+    /// Amazon SQS: credentials, region and endpoint.
+    AmazonSqs(SqsSettings),
 }
 
 impl std::fmt::Debug for QueueBroker {
@@ -43,6 +48,7 @@ impl std::fmt::Debug for QueueBroker {
                 )
                 .field("stream", stream)
                 .finish(),
+            QueueBroker::AmazonSqs(settings) => settings.fmt(f),
         }
     }
 }
@@ -53,6 +59,7 @@ impl QueueBroker {
         match self {
             QueueBroker::RabbitMq { .. } => "RabbitMq",
             QueueBroker::Nats { .. } => "Nats",
+            QueueBroker::AmazonSqs(_) => "AmazonSqs",
         }
     }
 
@@ -65,6 +72,7 @@ impl QueueBroker {
                 .map(|it| strip_credentials(it))
                 .collect::<Vec<_>>()
                 .join(","),
+            QueueBroker::AmazonSqs(settings) => settings.address(),
         }
     }
 }
@@ -183,10 +191,46 @@ fn broker_of(queue: &QueueConnectionString) -> Result<QueueBroker, String> {
         QueueBrokerType::AzureQueueStorage => {
             Err("the AzureQueueStorage broker is not supported yet".to_owned())
         }
-        QueueBrokerType::AmazonSqs => Err("the AmazonSqs broker is not supported yet".to_owned()),
+        QueueBrokerType::AmazonSqs => {
+            SqsSettings::from_connection_string(queue.amazon_sqs.as_ref())
+                .map(QueueBroker::AmazonSqs)
+        }
         QueueBrokerType::Unknown(name) => Err(format!(
             "unknown `BrokerType` `{name}`; expected RabbitMq, Nats, Kafka, AzureQueueStorage or AmazonSqs"
         )),
+    }
+}
+
+/// Puts back the stored SQS secret key when `new` sends `*****` (what `GET` showed), as
+/// long as it is for the same access key, region and endpoint: a secret is never sent on
+/// to another place than the one it was given for. The reason is for the user.
+pub(crate) fn restore_secret(
+    new: &mut QueueConnectionString,
+    stored: &QueueConnectionString,
+) -> Result<(), String> {
+    let Some(settings) = new.amazon_sqs.as_mut() else {
+        return Ok(());
+    };
+    let Some(basic) = settings.basic.as_mut() else {
+        return Ok(());
+    };
+    if basic.secret_key != REDACTED_SECRET {
+        return Ok(());
+    }
+    let stored_settings = stored.amazon_sqs.as_ref();
+    let stored_basic = stored_settings.and_then(|it| it.basic.as_ref());
+    match (stored_settings, stored_basic) {
+        (Some(stored_settings), Some(stored_basic))
+            if stored_basic.access_key == basic.access_key
+                && stored_basic.region_name == basic.region_name
+                && stored_settings.service_url == settings.service_url
+                && stored_settings.use_emulator == settings.use_emulator =>
+        {
+            basic.secret_key = stored_basic.secret_key.clone();
+            Ok(())
+        }
+        (Some(_), Some(_)) => Err("`AmazonSqsConnectionSettings.Basic.SecretKey` is `*****`: give the secret key again when the access key, the region or the endpoint changes".to_owned()),
+        _ => Err("`AmazonSqsConnectionSettings.Basic.SecretKey` is `*****`, but no secret key is stored for this connection string".to_owned()),
     }
 }
 
@@ -224,18 +268,29 @@ impl QueueDestination {
             }
             Some(_) => {}
         }
-        let queues = config.queues.clone().unwrap_or_default();
+        let sqs = matches!(broker, QueueBroker::AmazonSqs(_));
+        let mut queues = config.queues.clone().unwrap_or_default();
         for (idx, it) in queues.iter().enumerate() {
             if it.name.trim().is_empty() {
                 return Err(invalid(
                     "a queue of `Queues` has an empty `Name`".to_owned(),
                 ));
             }
+            if sqs {
+                check_queue_name(&it.name)
+                    .map_err(|reason| invalid(format!("`Queues`: {reason}")))?;
+            }
             if queues[..idx].iter().any(|other| other.name == it.name) {
                 return Err(invalid(format!(
                     "queue `{}` is listed more than once in `Queues`",
                     it.name
                 )));
+            }
+        }
+        if sqs {
+            // SQS queue names are lower-cased, as RavenDB does (the encoder does the same).
+            for it in &mut queues {
+                it.name = it.name.to_lowercase();
             }
         }
         Ok(QueueDestination {
@@ -273,6 +328,14 @@ impl QueueDestination {
                 reason: format!("NATS needs a subject to publish to, got `{target}`"),
             });
         }
+        if let QueueBroker::AmazonSqs(_) = self.broker {
+            for target in &analysis.load_targets {
+                check_queue_name(target).map_err(|reason| ConfigError::InvalidQueueEtl {
+                    task: transform.name.clone(),
+                    reason: format!("loadTo: {reason}"),
+                })?;
+            }
+        }
         Ok(())
     }
 
@@ -299,6 +362,8 @@ impl QueueDestination {
     pub(crate) fn encode_settings(&self, source: &str) -> EncodeSettings {
         EncodeSettings {
             rabbit_mq: matches!(self.broker, QueueBroker::RabbitMq { .. }),
+            broker_type: self.broker.type_name(),
+            lowercase_queue_names: matches!(self.broker, QueueBroker::AmazonSqs(_)),
             source: source.to_owned(),
             queues: self.queues.clone(),
         }
@@ -330,8 +395,12 @@ impl Destination for QueueProcess {
         QueueEncoder::new(self.settings.clone())
     }
 
-    fn new_loader(&self, _options: &crate::options::EtlOptions) -> Result<QueueLoader, LoadError> {
-        Ok(QueueLoader::new(&self.destination, self.database.clone()))
+    fn new_loader(&self, options: &crate::options::EtlOptions) -> Result<QueueLoader, LoadError> {
+        QueueLoader::new(
+            &self.destination,
+            self.database.clone(),
+            options.sqs_emulator_url.as_deref(),
+        )
     }
 
     fn identity(&self) -> String {

@@ -21,6 +21,10 @@ use crate::worker::{SnapshotHost, TransformFailure, run_script};
 pub(crate) struct EncodeSettings {
     /// RabbitMQ takes a routing key after the object.
     pub rabbit_mq: bool,
+    /// The broker's type name, for messages.
+    pub broker_type: &'static str,
+    /// SQS queue names are lower-cased (as RavenDB does); `queues` already are.
+    pub lowercase_queue_names: bool,
     /// The default CloudEvents `source`.
     pub source: String,
     pub queues: Vec<EtlQueue>,
@@ -130,10 +134,16 @@ pub(crate) fn transform_queue_item(
                     parse_load_arguments(load.extra_arguments.as_deref(), settings.rabbit_mq)
                         .map_err(failure)?;
                 if !settings.rabbit_mq && load.target.is_empty() {
-                    return Err(failure(
-                        "loadTo: NATS needs a subject to publish to".to_owned(),
-                    ));
+                    return Err(failure(format!(
+                        "loadTo: {} needs a queue (or subject) to publish to",
+                        settings.broker_type
+                    )));
                 }
+                let target = if settings.lowercase_queue_names {
+                    load.target.to_lowercase()
+                } else {
+                    load.target
+                };
                 let event = put_event(
                     &doc.id,
                     &doc.change_vector,
@@ -146,12 +156,12 @@ pub(crate) fn transform_queue_item(
                     format!("{}/{load_idx}", event.id)
                 };
                 let delete_processed = settings
-                    .queue(&load.target)
+                    .queue(&target)
                     .is_some_and(|it| it.delete_processed_documents);
                 produced.push(QueueMessage {
                     document_id: doc.id.clone(),
                     change_vector: doc.change_vector.clone(),
-                    queue: load.target,
+                    queue: target,
                     routing_key: arguments.routing_key,
                     event,
                     body: load.json,
@@ -173,25 +183,29 @@ pub(crate) fn transform_queue_item(
             let behavior = runtime
                 .delete_behavior(&tombstone.collection, &tombstone.id, true, host)
                 .map_err(|it| failure(it.to_string()))?;
-            let mut targets: Vec<&str> = Vec::new();
+            let mut targets: Vec<String> = Vec::new();
             match behavior {
                 Some(false) => return Ok(Encoded::Filtered),
                 // A behaviour function that lets the delete through sends it where the
                 // script loads documents (named ones: the default exchange needs a routing key),
                 // as well as to the queues that ask for deletes.
-                Some(true) => targets.extend(
-                    transform
-                        .analysis
-                        .load_targets
-                        .iter()
-                        .map(String::as_str)
-                        .filter(|it| !it.is_empty()),
-                ),
+                Some(true) => {
+                    for target in transform.analysis.load_targets.iter() {
+                        let target = if settings.lowercase_queue_names {
+                            target.to_lowercase()
+                        } else {
+                            target.clone()
+                        };
+                        if !target.is_empty() && !targets.contains(&target) {
+                            targets.push(target);
+                        }
+                    }
+                }
                 None => {}
             }
             for queue in settings.queues.iter().filter(|it| it.send_deletes) {
-                if !targets.contains(&queue.name.as_str()) {
-                    targets.push(&queue.name);
+                if !targets.contains(&queue.name) {
+                    targets.push(queue.name.clone());
                 }
             }
             if targets.is_empty() {
@@ -207,7 +221,7 @@ pub(crate) fn transform_queue_item(
                 messages.push(QueueMessage {
                     document_id: tombstone.id.clone(),
                     change_vector: tombstone.change_vector.clone(),
-                    queue: (*target).to_owned(),
+                    queue: target.clone(),
                     routing_key: String::new(),
                     event,
                     body: String::new(),

@@ -1,5 +1,6 @@
 //! Queue ETL's loader: publishes a batch and answers only once the broker acknowledged
-//! every message (RabbitMQ publisher confirms, JetStream PubAcks); a message the broker
+//! every message (RabbitMQ publisher confirms, JetStream PubAcks, SQS's answer to
+//! `SendMessageBatch`); a message the broker
 //! refuses on its own is left out with its document id. Then the source documents of queues
 //! with `DeleteProcessedDocuments` are deleted, each only if it did not change since it was
 //! read (the store's expected change vector).
@@ -16,24 +17,35 @@ use crate::destinations::queue::encoder::QueueBatch;
 use crate::destinations::queue::message::QueueMessage;
 use crate::destinations::queue::nats::NatsPublisher;
 use crate::destinations::queue::rabbitmq::RabbitMqPublisher;
+use crate::destinations::queue::sqs::SqsPublisher;
 
 /// A broker connection, kept between batches.
 pub(crate) enum Publisher {
     RabbitMq(RabbitMqPublisher),
     Nats(NatsPublisher),
+    AmazonSqs(SqsPublisher),
 }
 
 impl Publisher {
-    pub fn new(destination: &QueueDestination) -> Publisher {
+    /// `sqs_emulator_url`: where SQS connection strings with `UseEmulator` send.
+    pub fn new(
+        destination: &QueueDestination,
+        sqs_emulator_url: Option<&str>,
+    ) -> Result<Publisher, LoadError> {
         let declare = !destination.skip_automatic_queue_declaration;
-        match &destination.broker {
+        Ok(match &destination.broker {
             QueueBroker::RabbitMq { uri } => {
                 Publisher::RabbitMq(RabbitMqPublisher::new(uri.clone(), declare))
             }
             QueueBroker::Nats { servers, stream } => {
                 Publisher::Nats(NatsPublisher::new(servers.clone(), stream.clone(), declare))
             }
-        }
+            QueueBroker::AmazonSqs(settings) => Publisher::AmazonSqs(SqsPublisher::new(
+                settings.clone(),
+                declare,
+                sqs_emulator_url,
+            )?),
+        })
     }
 
     /// Publishes `messages` and waits for the broker's acknowledgement of each. A
@@ -42,6 +54,7 @@ impl Publisher {
         match self {
             Publisher::RabbitMq(it) => it.publish(messages).await,
             Publisher::Nats(it) => it.publish(messages).await,
+            Publisher::AmazonSqs(it) => it.publish(messages).await,
         }
     }
 }
@@ -53,11 +66,15 @@ pub(crate) struct QueueLoader {
 }
 
 impl QueueLoader {
-    pub fn new(destination: &QueueDestination, database: Arc<Database>) -> QueueLoader {
-        QueueLoader {
-            publisher: Publisher::new(destination),
+    pub fn new(
+        destination: &QueueDestination,
+        database: Arc<Database>,
+        sqs_emulator_url: Option<&str>,
+    ) -> Result<QueueLoader, LoadError> {
+        Ok(QueueLoader {
+            publisher: Publisher::new(destination, sqs_emulator_url)?,
             database,
-        }
+        })
     }
 }
 

@@ -1,7 +1,8 @@
 //! Queue ETL: publishes documents as CloudEvents to a message broker (spec §4.2): RabbitMQ
-//! (`rabbitmq.rs`, publisher confirms) and NATS JetStream (`nats.rs`, Corvid's addition,
-//! de-duplicated by message id). Kafka, Azure Queue Storage and Amazon SQS are refused when
-//! a task is saved ("not supported yet").
+//! (`rabbitmq.rs`, publisher confirms), NATS JetStream (`nats.rs`, Corvid's addition,
+//! de-duplicated by message id) and Amazon SQS (`sqs.rs`, structured-mode CloudEvents by
+//! `SendMessageBatch`, signed by `sigv4.rs`; FIFO queues de-duplicated by event id). Kafka
+//! and Azure Queue Storage are refused when a task is saved ("not supported yet").
 //!
 //! The encoder (`encoder.rs`) turns each `loadTo<Queue>(obj, attributes)` call into a
 //! [`QueueMessage`] (`message.rs`): the object's JSON as the body and the CloudEvents
@@ -18,6 +19,10 @@ pub(crate) mod loader;
 pub mod message;
 mod nats;
 mod rabbitmq;
+mod sigv4;
+pub(crate) mod sqs;
 
+pub(crate) use config::restore_secret;
 pub use config::{QueueBroker, QueueDestination, redact_uri_password};
 pub use message::{CloudEvent, QueueMessage};
+pub use sqs::{SqsEndpoint, SqsSettings};

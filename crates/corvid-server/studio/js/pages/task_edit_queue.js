@@ -8,7 +8,7 @@ export const BROKERS = [
   { type: 'RabbitMq', label: 'RabbitMQ', route: 'databases/tasks/editRabbitMqEtlTask', supported: true },
   { type: 'Kafka', label: 'Kafka', route: 'databases/tasks/editKafkaEtlTask' },
   { type: 'AzureQueueStorage', label: 'Azure Queue Storage', route: 'databases/tasks/editAzureQueueStorageEtlTask' },
-  { type: 'AmazonSqs', label: 'Amazon SQS', route: 'databases/tasks/editAmazonSqsEtlTask' },
+  { type: 'AmazonSqs', label: 'Amazon SQS', route: 'databases/tasks/editAmazonSqsEtlTask', supported: true },
   { type: 'Nats', label: 'NATS JetStream', route: 'databases/tasks/editNatsEtlTask', supported: true },
 ];
 
