@@ -12,13 +12,15 @@
 //! `corvid-bench etl` measures Raven ETL between two spawned `corvid serve`s; `corvid-bench
 //! sql-etl --engine postgres|mariadb` measures SQL ETL into the machine's PostgreSQL or
 //! MariaDB against the engine's bulk path and RavenDB's row-by-row algorithm (see
-//! [`sql_etl`]).
+//! [`sql_etl`]). `corvid-bench queue --broker rabbitmq|nats` measures Queue ETL against the
+//! broker's raw publish rate (see [`queue`]).
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bulk_insert_protocol;
 mod query;
+mod queue;
 mod rss;
 mod script;
 mod sql_etl;
@@ -54,6 +56,9 @@ enum Bench {
     /// The script runtime alone: microseconds per document for the scripts of `etl` and
     /// `sql-etl`.
     Script(script::ScriptArgs),
+    /// Queue ETL to RabbitMQ or NATS JetStream: ratio to the broker's raw publish rate, and
+    /// update-to-consumer latency.
+    Queue(queue::QueueArgs),
     /// A collection query with a `where` over many documents: first run and median.
     Query(query::QueryArgs),
 }
@@ -126,6 +131,7 @@ fn main() -> anyhow::Result<()> {
         Bench::SqlEtl(args) => runtime.block_on(sql_etl::sql_etl(args)),
         Bench::Script(args) => script::script(args),
         Bench::Query(args) => runtime.block_on(query::query(args)),
+        Bench::Queue(args) => runtime.block_on(queue::queue(args)),
     }
 }
 
