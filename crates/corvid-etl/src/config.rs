@@ -251,13 +251,12 @@ pub struct QueueConnectionString {
         skip_serializing_if = "Option::is_none"
     )]
     pub kafka: Option<Box<serde_json::Value>>,
-    /// Not supported yet: kept as sent, refused when saved.
     #[serde(
         rename = "AzureQueueStorageConnectionSettings",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub azure_queue_storage: Option<Box<serde_json::Value>>,
+    pub azure_queue_storage: Option<Box<AzureQueueStorageConnectionSettings>>,
     /// Not supported yet: kept as sent, refused when saved.
     #[serde(
         rename = "AmazonSqsConnectionSettings",
@@ -279,6 +278,30 @@ impl QueueConnectionString {
                 *server = redact_uri_password(server);
             }
         }
+        if let Some(azure) = &mut self.azure_queue_storage {
+            azure.redact_secrets();
+        }
+    }
+
+    /// What to store when this replaces `stored` (same name): secrets sent back as `*****`
+    /// (as `GET` showed them) are the stored ones, for the same account only.
+    pub fn restore_secrets(&mut self, stored: &QueueConnectionString) -> Result<(), String> {
+        use crate::destinations::queue::azure_account::restore_account_key;
+        if let (Some(azure), Some(stored_azure)) =
+            (&mut self.azure_queue_storage, &stored.azure_queue_storage)
+            && let (Some(new), Some(old)) =
+                (&azure.connection_string, &stored_azure.connection_string)
+        {
+            azure.connection_string = Some(restore_account_key(new, old)?);
+        }
+        Ok(())
+    }
+
+    /// Where its broker is, without credentials (`None` when the settings are invalid).
+    pub fn address(&self) -> Option<String> {
+        crate::destinations::queue::config::broker_of(self)
+            .ok()
+            .map(|it| it.address())
     }
 }
 
@@ -292,10 +315,7 @@ impl std::fmt::Debug for QueueConnectionString {
             .field("rabbit_mq", &redacted.rabbit_mq)
             .field("nats", &redacted.nats)
             .field("kafka", &redacted.kafka.is_some())
-            .field(
-                "azure_queue_storage",
-                &redacted.azure_queue_storage.is_some(),
-            )
+            .field("azure_queue_storage", &redacted.azure_queue_storage)
             .field("amazon_sqs", &redacted.amazon_sqs.is_some())
             .finish()
     }
@@ -310,6 +330,64 @@ pub struct RabbitMqConnectionSettings {
         deserialize_with = "null_as_default"
     )]
     pub connection_string: String,
+}
+
+/// Azure Queue Storage (RavenDB's `AzureQueueStorageConnectionSettings`): exactly one of a
+/// connection string, Entra ID or passwordless authentication. Corvid supports the
+/// connection string (account key); the others are kept as sent and refused when saved.
+/// `Debug` redacts secrets.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AzureQueueStorageConnectionSettings {
+    /// `DefaultEndpointsProtocol=…;AccountName=…;AccountKey=…[;QueueEndpoint=…]`, or
+    /// `UseDevelopmentStorage=true`.
+    #[serde(
+        rename = "ConnectionString",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_string: Option<String>,
+    /// `{StorageAccountName, TenantId, ClientId, ClientSecret}`: not supported.
+    #[serde(rename = "EntraId", default, skip_serializing_if = "Option::is_none")]
+    pub entra_id: Option<serde_json::Value>,
+    /// `{StorageAccountName}`: not supported.
+    #[serde(
+        rename = "Passwordless",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub passwordless: Option<serde_json::Value>,
+    /// Any other field: refused when saved.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl AzureQueueStorageConnectionSettings {
+    /// Replaces the account key and Entra ID's client secret by `*****`.
+    pub fn redact_secrets(&mut self) {
+        use crate::destinations::queue::azure_account::{REDACTED_KEY, redact_account_key};
+        if let Some(text) = &mut self.connection_string {
+            *text = redact_account_key(text);
+        }
+        if let Some(serde_json::Value::Object(entra_id)) = &mut self.entra_id
+            && let Some(secret) = entra_id.get_mut("ClientSecret")
+            && !secret.is_null()
+        {
+            *secret = serde_json::Value::String(REDACTED_KEY.to_owned());
+        }
+    }
+}
+
+impl std::fmt::Debug for AzureQueueStorageConnectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut redacted = self.clone();
+        redacted.redact_secrets();
+        f.debug_struct("AzureQueueStorageConnectionSettings")
+            .field("connection_string", &redacted.connection_string)
+            .field("entra_id", &redacted.entra_id)
+            .field("passwordless", &redacted.passwordless)
+            .field("other", &redacted.other.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// NATS JetStream: the servers' URLs (`nats://host:4222`, credentials in the URL) and the

@@ -226,6 +226,19 @@ impl EtlManager {
                     }
                 })?;
         }
+        if let ConnectionString::Queue(queue) = &mut connection
+            && let Some(ConnectionString::Queue(stored)) =
+                self.connection_strings(database)?.into_iter().find(|it| {
+                    it.kind() == EtlType::Queue && it.name().eq_ignore_ascii_case(&queue.name)
+                })
+        {
+            queue.restore_secrets(&stored).map_err(|reason| {
+                ConfigError::InvalidConnectionString {
+                    name: queue.name.clone(),
+                    reason,
+                }
+            })?;
+        }
         validate_connection_string(&connection)?;
         if let ConnectionString::Sql(sql) = &connection
             && let Ok(target) = connection::parse(&sql.factory_name, &sql.connection_string)

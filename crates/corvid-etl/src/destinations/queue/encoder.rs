@@ -9,6 +9,7 @@ use corvid_store::{HILO_COLLECTION, TombstoneKind};
 
 use crate::config::EtlQueue;
 use crate::destination::{BatchEncoder, Encoded, EncodedBatch, ItemSource};
+use crate::destinations::queue::config::azure_queue_name;
 use crate::destinations::queue::message::{
     QueueMessage, delete_event, parse_load_arguments, put_event,
 };
@@ -21,6 +22,8 @@ use crate::worker::{SnapshotHost, TransformFailure, run_script};
 pub(crate) struct EncodeSettings {
     /// RabbitMQ takes a routing key after the object.
     pub rabbit_mq: bool,
+    /// Azure Queue Storage: targets are lowercased, and must be valid queue names.
+    pub azure: bool,
     /// The default CloudEvents `source`.
     pub source: String,
     pub queues: Vec<EtlQueue>,
@@ -129,7 +132,14 @@ pub(crate) fn transform_queue_item(
                 let arguments =
                     parse_load_arguments(load.extra_arguments.as_deref(), settings.rabbit_mq)
                         .map_err(failure)?;
-                if !settings.rabbit_mq && load.target.is_empty() {
+                let queue = if settings.azure {
+                    // A computed name is checked here; the script's literal ones when saved.
+                    azure_queue_name(&load.target)
+                        .map_err(|reason| failure(format!("loadTo: {reason}")))?
+                } else {
+                    load.target
+                };
+                if !settings.rabbit_mq && queue.is_empty() {
                     return Err(failure(
                         "loadTo: NATS needs a subject to publish to".to_owned(),
                     ));
@@ -146,12 +156,12 @@ pub(crate) fn transform_queue_item(
                     format!("{}/{load_idx}", event.id)
                 };
                 let delete_processed = settings
-                    .queue(&load.target)
+                    .queue(&queue)
                     .is_some_and(|it| it.delete_processed_documents);
                 produced.push(QueueMessage {
                     document_id: doc.id.clone(),
                     change_vector: doc.change_vector.clone(),
-                    queue: load.target,
+                    queue,
                     routing_key: arguments.routing_key,
                     event,
                     body: load.json,
@@ -173,7 +183,7 @@ pub(crate) fn transform_queue_item(
             let behavior = runtime
                 .delete_behavior(&tombstone.collection, &tombstone.id, true, host)
                 .map_err(|it| failure(it.to_string()))?;
-            let mut targets: Vec<&str> = Vec::new();
+            let mut targets: Vec<String> = Vec::new();
             match behavior {
                 Some(false) => return Ok(Encoded::Filtered),
                 // A behaviour function that lets the delete through sends it where the
@@ -184,14 +194,17 @@ pub(crate) fn transform_queue_item(
                         .analysis
                         .load_targets
                         .iter()
-                        .map(String::as_str)
-                        .filter(|it| !it.is_empty()),
+                        .filter(|it| !it.is_empty())
+                        .map(|it| match settings.azure {
+                            true => it.to_lowercase(),
+                            false => it.clone(),
+                        }),
                 ),
                 None => {}
             }
             for queue in settings.queues.iter().filter(|it| it.send_deletes) {
-                if !targets.contains(&queue.name.as_str()) {
-                    targets.push(&queue.name);
+                if !targets.contains(&queue.name) {
+                    targets.push(queue.name.clone());
                 }
             }
             if targets.is_empty() {
@@ -207,7 +220,7 @@ pub(crate) fn transform_queue_item(
                 messages.push(QueueMessage {
                     document_id: tombstone.id.clone(),
                     change_vector: tombstone.change_vector.clone(),
-                    queue: (*target).to_owned(),
+                    queue: target.clone(),
                     routing_key: String::new(),
                     event,
                     body: String::new(),

@@ -11,6 +11,7 @@ use corvid_store::{Database, WriteError, WriteOp};
 use crate::destination::{
     BadItemSearch, Delivered, Delivery, LoadError, Loader, SkippedItem, Targets,
 };
+use crate::destinations::queue::azure::AzurePublisher;
 use crate::destinations::queue::config::{QueueBroker, QueueDestination};
 use crate::destinations::queue::encoder::QueueBatch;
 use crate::destinations::queue::message::QueueMessage;
@@ -21,6 +22,7 @@ use crate::destinations::queue::rabbitmq::RabbitMqPublisher;
 pub(crate) enum Publisher {
     RabbitMq(RabbitMqPublisher),
     Nats(NatsPublisher),
+    AzureQueueStorage(AzurePublisher),
 }
 
 impl Publisher {
@@ -33,6 +35,9 @@ impl Publisher {
             QueueBroker::Nats { servers, stream } => {
                 Publisher::Nats(NatsPublisher::new(servers.clone(), stream.clone(), declare))
             }
+            QueueBroker::AzureQueueStorage { account } => {
+                Publisher::AzureQueueStorage(AzurePublisher::new(account.clone(), declare))
+            }
         }
     }
 
@@ -42,6 +47,7 @@ impl Publisher {
         match self {
             Publisher::RabbitMq(it) => it.publish(messages).await,
             Publisher::Nats(it) => it.publish(messages).await,
+            Publisher::AzureQueueStorage(it) => it.publish(messages).await,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Queue ETL: publishes documents as CloudEvents to a message broker (spec §4.2): RabbitMQ
-//! (`rabbitmq.rs`, publisher confirms) and NATS JetStream (`nats.rs`, Corvid's addition,
-//! de-duplicated by message id). Kafka, Azure Queue Storage and Amazon SQS are refused when
-//! a task is saved ("not supported yet").
+//! (`rabbitmq.rs`, publisher confirms), NATS JetStream (`nats.rs`, Corvid's addition,
+//! de-duplicated by message id) and Azure Queue Storage (`azure.rs`, structured CloudEvents
+//! over the REST API, Shared Key signed by `azure_account.rs`). Kafka and Amazon SQS are
+//! refused when a task is saved ("not supported yet").
 //!
 //! The encoder (`encoder.rs`) turns each `loadTo<Queue>(obj, attributes)` call into a
 //! [`QueueMessage`] (`message.rs`): the object's JSON as the body and the CloudEvents
@@ -12,6 +13,8 @@
 //! documents of queues with `DeleteProcessedDocuments` that did not change since they were
 //! read.
 
+mod azure;
+pub(crate) mod azure_account;
 pub(crate) mod config;
 pub(crate) mod encoder;
 pub(crate) mod loader;
