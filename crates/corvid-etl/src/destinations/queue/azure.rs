@@ -237,6 +237,7 @@ fn signed(
         content_length: body.len(),
         content_type,
         ms_headers: &[("x-ms-date", &date), ("x-ms-version", API_VERSION)],
+        query: &[],
     });
     let url = format!("{}{resource}", account.queue_endpoint);
     let method = if method == "PUT" {

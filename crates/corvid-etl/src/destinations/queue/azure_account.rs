@@ -46,7 +46,7 @@ impl std::fmt::Debug for AzureAccount {
 }
 
 /// One request to sign: what Shared Key authorization covers of it.
-pub(crate) struct RequestToSign<'a> {
+pub struct RequestToSign<'a> {
     pub method: &'a str,
     /// The URL's path (the endpoint's path included), without the query.
     pub path: &'a str,
@@ -54,6 +54,8 @@ pub(crate) struct RequestToSign<'a> {
     pub content_type: &'a str,
     /// The `x-ms-*` headers, names lowercase.
     pub ms_headers: &'a [(&'a str, &'a str)],
+    /// The query's parameters, decoded, names lowercase.
+    pub query: &'a [(&'a str, &'a str)],
 }
 
 impl AzureAccount {
@@ -163,7 +165,7 @@ impl AzureAccount {
     }
 
     /// The `Authorization` header of a request (Shared Key, queue service since 2009-09-19).
-    pub(crate) fn authorization(&self, request: &RequestToSign<'_>) -> String {
+    pub fn authorization(&self, request: &RequestToSign<'_>) -> String {
         let key = hmac::Key::new(hmac::HMAC_SHA256, &self.key);
         let tag = hmac::sign(&key, string_to_sign(&self.name, request).as_bytes());
         format!("SharedKey {}:{}", self.name, BASE64.encode(tag.as_ref()))
@@ -171,7 +173,8 @@ impl AzureAccount {
 }
 
 /// The canonical text Shared Key signs: the verb, the standard headers Corvid sends (the
-/// others empty), the `x-ms-*` headers sorted, then `/{account}{path}`.
+/// others empty), the `x-ms-*` headers sorted, then `/{account}{path}` and the query's
+/// parameters sorted, one `\nname:value` each.
 fn string_to_sign(account: &str, request: &RequestToSign<'_>) -> String {
     let content_length = match request.content_length {
         0 => String::new(),
@@ -192,6 +195,14 @@ fn string_to_sign(account: &str, request: &RequestToSign<'_>) -> String {
     res.push('/');
     res.push_str(account);
     res.push_str(request.path);
+    let mut query = request.query.to_vec();
+    query.sort_unstable();
+    for (name, value) in query {
+        res.push('\n');
+        res.push_str(name);
+        res.push(':');
+        res.push_str(value);
+    }
     res
 }
 
@@ -289,7 +300,7 @@ pub fn restore_account_key(new: &str, stored: &str) -> Result<String, String> {
 }
 
 /// An HTTP date (RFC 1123, as `x-ms-date` wants it): `Sat, 05 Dec 2026 18:22:42 GMT`.
-pub(crate) fn http_date(time: SystemTime) -> String {
+pub fn http_date(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).map_or(0, |it| it.as_secs());
     let days = secs / 86_400;
     let (hour, minute, second) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
@@ -420,6 +431,7 @@ mod tests {
             content_length: 12,
             content_type: "application/xml",
             ms_headers: &[("x-ms-version", "2021-12-02"), ("x-ms-date", "D")],
+            query: &[],
         };
         assert_eq!(
             string_to_sign("devstoreaccount1", &request),
@@ -431,10 +443,11 @@ mod tests {
             content_length: 0,
             content_type: "",
             ms_headers: &[],
+            query: &[("peekonly", "true"), ("numofmessages", "32")],
         };
         assert_eq!(
             string_to_sign("a", &empty),
-            "PUT\n\n\n\n\n\n\n\n\n\n\n\n/a/q"
+            "PUT\n\n\n\n\n\n\n\n\n\n\n\n/a/q\nnumofmessages:32\npeekonly:true"
         );
     }
 

@@ -14,7 +14,7 @@
 //! read.
 
 mod azure;
-pub(crate) mod azure_account;
+pub mod azure_account;
 pub(crate) mod config;
 pub(crate) mod encoder;
 pub(crate) mod loader;
@@ -22,5 +22,6 @@ pub mod message;
 mod nats;
 mod rabbitmq;
 
+pub use azure_account::AzureAccount;
 pub use config::{QueueBroker, QueueDestination, redact_uri_password};
 pub use message::{CloudEvent, QueueMessage};
