@@ -8,7 +8,8 @@
 //! Azure has no transaction: when a batch fails part-way (or the server stops before
 //! recording its progress), the whole batch is sent again, and a consumer may see messages
 //! of it twice (de-duplicate by the CloudEvents `id`). A message over 64 KiB (its base64
-//! text) is refused before anything of the batch is sent, so it never causes a resend.
+//! text) is left out without being sent, and one Azure refuses on its own is left out
+//! while the others stay delivered: neither causes a resend.
 //!
 //! Unless `SkipAutomaticQueueDeclaration`, a queue is created (`PUT /{queue}`) before its
 //! first message, as RavenDB's `CreateIfNotExists`.
@@ -70,32 +71,39 @@ impl AzurePublisher {
         }
     }
 
-    pub async fn publish(&mut self, messages: &[QueueMessage]) -> Result<(), LoadError> {
-        // Refused before anything is sent, so that the parts of the batch around it are
-        // sent once.
+    /// Publishes `messages`; answers the messages left out (by position, with the reason)
+    /// once every other one was taken. Each message is its own request, so one that is
+    /// refused on its own leaves the others delivered: they are not sent again.
+    pub async fn publish(
+        &mut self,
+        messages: &[QueueMessage],
+    ) -> Result<Vec<(usize, String)>, LoadError> {
+        let mut refused = Vec::new();
         let mut texts = Vec::with_capacity(messages.len());
         for (idx, message) in messages.iter().enumerate() {
             let text = BASE64.encode(message.structured_json());
             if text.len() > MAX_MESSAGE_TEXT_BYTES {
-                return Err(LoadError::BadItem {
-                    document_id: Some(idx.to_string()),
-                    message: format!(
+                refused.push((
+                    idx,
+                    format!(
                         "the message to Azure queue `{}` is {} bytes once base64-encoded; Azure Queue Storage takes at most {MAX_MESSAGE_TEXT_BYTES}",
                         message.queue,
                         text.len()
                     ),
-                });
+                ));
+                continue;
             }
-            texts.push(text);
+            texts.push((idx, text));
         }
         let client = self.client()?;
         if self.declare {
-            for message in messages {
-                if self.declared.contains(&message.queue) {
+            for (idx, _) in &texts {
+                let queue = &messages[*idx].queue;
+                if self.declared.contains(queue) {
                     continue;
                 }
-                self.create_queue(&client, &message.queue).await?;
-                self.declared.insert(message.queue.clone());
+                self.create_queue(&client, queue).await?;
+                self.declared.insert(queue.clone());
             }
         }
         let account = &self.account;
@@ -103,43 +111,52 @@ impl AzurePublisher {
         // Made before they are streamed: a closure in the stream would not be `Send`
         // for every lifetime the loader's future needs.
         let mut sends = Vec::with_capacity(texts.len());
-        for (idx, text) in texts.iter().enumerate() {
-            let queue = messages[idx].queue.as_str();
-            sends.push(async move { (idx, send_message(client, account, queue, text).await) });
+        for (idx, text) in &texts {
+            let queue = messages[*idx].queue.as_str();
+            sends.push(async move { (*idx, send_message(client, account, queue, text).await) });
         }
         let sends = futures_util::stream::iter(sends)
             .buffer_unordered(IN_FLIGHT)
             .collect::<Vec<_>>()
             .await;
         let mut worst: Option<LoadError> = None;
+        let mut n_refused_by_azure = 0;
         for (idx, res) in sends {
-            let Err(error) = res else {
-                continue;
-            };
-            let error = match error {
-                LoadError::BadItem { message, .. } => LoadError::BadItem {
-                    document_id: Some(idx.to_string()),
-                    message,
-                },
-                other => other,
-            };
-            if worst
-                .as_ref()
-                .is_none_or(|it| severity(&error) > severity(it))
-            {
-                worst = Some(error);
-            }
-        }
-        match worst {
-            None => Ok(()),
-            Some(error) => {
-                if !matches!(error, LoadError::BadItem { .. }) {
-                    // A queue deleted meanwhile is created again on the retry.
-                    self.declared.clear();
+            match res {
+                Ok(()) => {}
+                Err(LoadError::BadItem { message, .. }) => {
+                    refused.push((idx, message));
+                    n_refused_by_azure += 1;
                 }
-                Err(error)
+                Err(error) => {
+                    if worst
+                        .as_ref()
+                        .is_none_or(|it| severity(&error) > severity(it))
+                    {
+                        worst = Some(error);
+                    }
+                }
             }
         }
+        if let Some(error) = worst {
+            // A queue deleted meanwhile is created again on the retry.
+            self.declared.clear();
+            return Err(error);
+        }
+        // Azure refusing every message it was sent is about the account, not the messages.
+        if texts.len() > 1 && n_refused_by_azure == texts.len() {
+            let first = refused
+                .iter()
+                .find(|it| texts.iter().any(|sent| sent.0 == it.0));
+            return Err(LoadError::Configuration {
+                message: format!(
+                    "Azure Queue Storage refused every message of the batch: {}",
+                    first.map(|it| it.1.as_str()).unwrap_or_default()
+                ),
+            });
+        }
+        refused.sort_unstable_by_key(|it| it.0);
+        Ok(refused)
     }
 
     fn client(&mut self) -> Result<reqwest::Client, LoadError> {

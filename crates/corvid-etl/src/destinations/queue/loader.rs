@@ -20,34 +20,42 @@ use crate::destinations::queue::rabbitmq::RabbitMqPublisher;
 
 /// A broker connection, kept between batches.
 pub(crate) enum Publisher {
+    /// A broker that takes or refuses a part of a batch as a whole: a message it refuses on
+    /// its own is searched for.
+    Parts(Box<PartPublisher>),
+    /// Azure Queue Storage: each message is its own request, and the refused ones are named.
+    AzureQueueStorage(AzurePublisher),
+}
+
+pub(crate) enum PartPublisher {
     RabbitMq(RabbitMqPublisher),
     Nats(NatsPublisher),
-    AzureQueueStorage(AzurePublisher),
 }
 
 impl Publisher {
     pub fn new(destination: &QueueDestination) -> Publisher {
         let declare = !destination.skip_automatic_queue_declaration;
         match &destination.broker {
-            QueueBroker::RabbitMq { uri } => {
-                Publisher::RabbitMq(RabbitMqPublisher::new(uri.clone(), declare))
-            }
-            QueueBroker::Nats { servers, stream } => {
-                Publisher::Nats(NatsPublisher::new(servers.clone(), stream.clone(), declare))
-            }
+            QueueBroker::RabbitMq { uri } => Publisher::Parts(Box::new(PartPublisher::RabbitMq(
+                RabbitMqPublisher::new(uri.clone(), declare),
+            ))),
+            QueueBroker::Nats { servers, stream } => Publisher::Parts(Box::new(
+                PartPublisher::Nats(NatsPublisher::new(servers.clone(), stream.clone(), declare)),
+            )),
             QueueBroker::AzureQueueStorage { account } => {
                 Publisher::AzureQueueStorage(AzurePublisher::new(account.clone(), declare))
             }
         }
     }
+}
 
+impl PartPublisher {
     /// Publishes `messages` and waits for the broker's acknowledgement of each. A
     /// [`LoadError::BadItem`] names the message by its position in `messages`.
-    pub async fn publish(&mut self, messages: &[QueueMessage]) -> Result<(), LoadError> {
+    async fn publish(&mut self, messages: &[QueueMessage]) -> Result<(), LoadError> {
         match self {
-            Publisher::RabbitMq(it) => it.publish(messages).await,
-            Publisher::Nats(it) => it.publish(messages).await,
-            Publisher::AzureQueueStorage(it) => it.publish(messages).await,
+            PartPublisher::RabbitMq(it) => it.publish(messages).await,
+            PartPublisher::Nats(it) => it.publish(messages).await,
         }
     }
 }
@@ -94,11 +102,25 @@ impl Loader for QueueLoader {
 }
 
 /// Publishes every message; a message the broker refuses on its own is found (named by
-/// its position, or by halving) and left out.
+/// its position, or by halving) and left out. Azure sends each message on its own and names
+/// those it refused, so nothing is sent twice to find them.
 pub(crate) async fn publish_leaving_out_refused(
     publisher: &mut Publisher,
     messages: &[QueueMessage],
 ) -> Result<Vec<SkippedItem>, LoadError> {
+    let publisher = match publisher {
+        Publisher::AzureQueueStorage(azure) => {
+            let refused = azure.publish(messages).await?;
+            return Ok(refused
+                .into_iter()
+                .map(|(idx, message)| SkippedItem {
+                    document_id: messages[idx].document_id.clone(),
+                    message,
+                })
+                .collect());
+        }
+        Publisher::Parts(it) => it,
+    };
     let mut search = BadItemSearch::new(messages.len());
     while let Some(range) = search.next() {
         let start = range.start;
