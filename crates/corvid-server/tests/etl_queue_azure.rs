@@ -566,6 +566,41 @@ async fn azure_sends_deletes_when_asked_and_deletes_processed_documents() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_keeps_the_order_of_a_documents_messages() {
+    let Some(mut azurite) = Azurite::connect("azure_order").await else {
+        return;
+    };
+    let queue = azurite.queue("order");
+    let (server, src) = source().await;
+    put_connection_string(&server, azure_connection("UseDevelopmentStorage=true")).await;
+    let n_docs = 40;
+    for idx in 0..n_docs {
+        src.put(&format!("orders/{idx}"), &order(idx), None)
+            .await
+            .unwrap();
+    }
+    // Documents are sent concurrently, each document's messages one after the other.
+    let script = format!(
+        "loadTo('{queue}', {{Id: id(this), Seq: 1}});\n\
+         loadTo('{queue}', {{Id: id(this), Seq: 2}});"
+    );
+    let (status, reply) = put_task(&server, task(&script, json!([]))).await;
+    assert_eq!(status, 200, "{reply}");
+    let received = azurite.receive(&queue, 2 * n_docs as usize).await;
+    for idx in 0..n_docs {
+        let id = format!("orders/{idx}");
+        let seqs: Vec<u64> = received
+            .iter()
+            .filter(|it| it["data"]["Id"] == id.as_str())
+            .map(|it| it["data"]["Seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, vec![1, 2], "{id}");
+    }
+    drop(server);
+    azurite.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_tasks_are_validated_when_saved() {
     let server = start().await;
     let _src = database(&server, "src").await;

@@ -2,8 +2,8 @@
 //! client made by corvid-client. A message is what RavenDB sends: the event as one
 //! CloudEvents JSON document (structured mode: a queue message has no headers), base64
 //! encoded, as the `MessageText` of `POST /{queue}/messages`. Each message is its own
-//! request, at most [`IN_FLIGHT`] at once, and a batch is delivered once every message got
-//! its `201 Created`.
+//! request, at most [`IN_FLIGHT`] at once (a document's messages one after the other, in
+//! order), and a batch is delivered once every message got its `201 Created`.
 //!
 //! Azure has no transaction: when a batch fails part-way (or the server stops before
 //! recording its progress), the whole batch is sent again, and a consumer may see messages
@@ -14,7 +14,7 @@
 //! Unless `SkipAutomaticQueueDeclaration`, a queue is created (`PUT /{queue}`) before its
 //! first message, as RavenDB's `CreateIfNotExists`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -106,14 +106,42 @@ impl AzurePublisher {
                 self.declared.insert(queue.clone());
             }
         }
-        let account = &self.account;
-        let client = &client;
+        // A document's messages go one after the other, in order (the delete of a document,
+        // then the put of the document created again); documents go concurrently.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group_of: HashMap<&str, usize> = HashMap::new();
+        for (position, (idx, _)) in texts.iter().enumerate() {
+            let document_id = messages[*idx].document_id.as_str();
+            match group_of.get(document_id) {
+                Some(group) => groups[*group].push(position),
+                None => {
+                    group_of.insert(document_id, groups.len());
+                    groups.push(vec![position]);
+                }
+            }
+        }
+        let (account, client, texts) = (&self.account, &client, &texts);
         // Made before they are streamed: a closure in the stream would not be `Send`
         // for every lifetime the loader's future needs.
-        let mut sends = Vec::with_capacity(texts.len());
-        for (idx, text) in &texts {
-            let queue = messages[*idx].queue.as_str();
-            sends.push(async move { (*idx, send_message(client, account, queue, text).await) });
+        let mut sends = Vec::with_capacity(groups.len());
+        for group in &groups {
+            sends.push(async move {
+                let mut results = Vec::with_capacity(group.len());
+                for position in group {
+                    let (idx, text) = &texts[*position];
+                    let res = send_message(client, account, &messages[*idx].queue, text).await;
+                    // The batch will be sent again: the document's later messages wait.
+                    let failed = matches!(
+                        res,
+                        Err(LoadError::Reconnect { .. } | LoadError::Configuration { .. })
+                    );
+                    results.push((*idx, res));
+                    if failed {
+                        break;
+                    }
+                }
+                results
+            });
         }
         let sends = futures_util::stream::iter(sends)
             .buffer_unordered(IN_FLIGHT)
@@ -121,7 +149,7 @@ impl AzurePublisher {
             .await;
         let mut worst: Option<LoadError> = None;
         let mut n_refused_by_azure = 0;
-        for (idx, res) in sends {
+        for (idx, res) in sends.into_iter().flatten() {
             match res {
                 Ok(()) => {}
                 Err(LoadError::BadItem { message, .. }) => {
