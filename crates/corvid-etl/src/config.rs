@@ -668,6 +668,24 @@ mod tests {
         );
         assert!(!shown.contains("hunter22"), "{shown}");
         assert!(shown.contains("amqp://u:*****@h:5672/"), "{shown}");
+        let azure: ConnectionString = serde_json::from_str(
+            r#"{"Type":"Queue","Name":"a","BrokerType":"AzureQueueStorage",
+                "AzureQueueStorageConnectionSettings":{"ConnectionString":"AccountName=a;AccountKey=aHVudGVyMjI=",
+                  "EntraId":{"StorageAccountName":"a","TenantId":"t","ClientId":"c","ClientSecret":"hunter22"},
+                  "Passwordless":null}}"#,
+        )
+        .unwrap();
+        let shown = format!(
+            "{azure:?} {}",
+            serde_json::to_string(&azure.redacted()).unwrap()
+        );
+        assert!(
+            !shown.contains("aHVudGVyMjI=") && !shown.contains("hunter22"),
+            "{shown}"
+        );
+        assert!(shown.contains("AccountName=a;AccountKey=*****"), "{shown}");
+        // RavenDB's clients send the forms not taken as null: absent once stored.
+        assert!(!shown.contains("Passwordless"), "{shown}");
     }
 
     #[test]
