@@ -38,10 +38,11 @@ pub mod validate;
 mod worker;
 
 pub use config::{
-    AmazonSqsBasic, AmazonSqsConnectionSettings, ConnectionString, EtlConfiguration,
-    EtlDestinationConfig, EtlQueue, EtlType, NatsConnectionSettings, QueueBrokerType,
-    QueueConnectionString, QueueEtlConfig, RabbitMqConnectionSettings, RavenConnectionString,
-    RavenEtlConfig, SqlConnectionString, SqlEtlConfig, SqlEtlTable, Transformation,
+    AmazonSqsBasic, AmazonSqsConnectionSettings, AzureQueueStorageConnectionSettings,
+    ConnectionString, EtlConfiguration, EtlDestinationConfig, EtlQueue, EtlType,
+    NatsConnectionSettings, QueueBrokerType, QueueConnectionString, QueueEtlConfig,
+    RabbitMqConnectionSettings, RavenConnectionString, RavenEtlConfig, SqlConnectionString,
+    SqlEtlConfig, SqlEtlTable, Transformation,
 };
 pub use corvid_script::ScriptOptions;
 pub use destination::{LoadError, LoadErrorClass, SkippedItem};

@@ -232,7 +232,7 @@ impl EtlManager {
                     it.kind() == EtlType::Queue && it.name().eq_ignore_ascii_case(&queue.name)
                 })
         {
-            crate::destinations::queue::restore_secret(queue, &stored).map_err(|reason| {
+            queue.restore_secrets(&stored).map_err(|reason| {
                 ConfigError::InvalidConnectionString {
                     name: queue.name.clone(),
                     reason,

@@ -422,7 +422,7 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
         Some(ConnectionString::Queue(queue)) => json!({
             // OngoingTaskQueueEtl's fields: the broker and where it is (no credentials).
             "BrokerType": queue.broker_type.name(),
-            "Url": queue_address(queue),
+            "Url": queue.address(),
             "ConnectionStringDefined": true,
         }),
         None if config.etl_type() == EtlType::Queue => json!({
@@ -445,18 +445,6 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
         task.extend(fields);
     }
     task
-}
-
-/// Where a Queue connection string's broker is, without credentials.
-fn queue_address(queue: &corvid_etl::QueueConnectionString) -> Option<String> {
-    let mut redacted = queue.clone();
-    redacted.redact_passwords();
-    match &queue.broker_type {
-        corvid_etl::QueueBrokerType::RabbitMq => redacted.rabbit_mq.map(|it| it.connection_string),
-        corvid_etl::QueueBrokerType::Nats => redacted.nats.map(|it| it.servers.join(",")),
-        corvid_etl::QueueBrokerType::AmazonSqs => redacted.amazon_sqs.and_then(|it| it.address()),
-        _ => None,
-    }
 }
 
 /// A task's configuration as RavenDB's ongoing-task answers give it: without `EtlType`, which

@@ -11,6 +11,7 @@ use crate::config::{
     EtlQueue, QueueBrokerType, QueueConnectionString, QueueEtlConfig, REDACTED_SECRET,
 };
 use crate::destination::{Destination, LoadError};
+use crate::destinations::queue::azure_account::AzureAccount;
 use crate::destinations::queue::encoder::{EncodeSettings, QueueBatch, QueueEncoder};
 use crate::destinations::queue::loader::QueueLoader;
 use crate::destinations::queue::sqs::{SqsSettings, check_queue_name};
@@ -28,6 +29,8 @@ pub enum QueueBroker {
     },
     /// Amazon SQS: credentials, region and endpoint.
     AmazonSqs(SqsSettings),
+    /// A storage account's queue service (its `Debug` hides the key).
+    AzureQueueStorage { account: Arc<AzureAccount> },
 }
 
 impl std::fmt::Debug for QueueBroker {
@@ -49,6 +52,10 @@ impl std::fmt::Debug for QueueBroker {
                 .field("stream", stream)
                 .finish(),
             QueueBroker::AmazonSqs(settings) => settings.fmt(f),
+            QueueBroker::AzureQueueStorage { account } => f
+                .debug_struct("AzureQueueStorage")
+                .field("account", account)
+                .finish(),
         }
     }
 }
@@ -60,6 +67,7 @@ impl QueueBroker {
             QueueBroker::RabbitMq { .. } => "RabbitMq",
             QueueBroker::Nats { .. } => "Nats",
             QueueBroker::AmazonSqs(_) => "AmazonSqs",
+            QueueBroker::AzureQueueStorage { .. } => "AzureQueueStorage",
         }
     }
 
@@ -73,6 +81,7 @@ impl QueueBroker {
                 .collect::<Vec<_>>()
                 .join(","),
             QueueBroker::AmazonSqs(settings) => settings.address(),
+            QueueBroker::AzureQueueStorage { account } => account.queue_endpoint.clone(),
         }
     }
 }
@@ -125,7 +134,7 @@ pub(crate) fn check_connection_string(queue: &QueueConnectionString) -> Result<(
     broker_of(queue).map(drop)
 }
 
-fn broker_of(queue: &QueueConnectionString) -> Result<QueueBroker, String> {
+pub(crate) fn broker_of(queue: &QueueConnectionString) -> Result<QueueBroker, String> {
     match &queue.broker_type {
         QueueBrokerType::RabbitMq => {
             let uri = queue
@@ -188,9 +197,7 @@ fn broker_of(queue: &QueueConnectionString) -> Result<QueueBroker, String> {
             })
         }
         QueueBrokerType::Kafka => Err("the Kafka broker is not supported yet".to_owned()),
-        QueueBrokerType::AzureQueueStorage => {
-            Err("the AzureQueueStorage broker is not supported yet".to_owned())
-        }
+        QueueBrokerType::AzureQueueStorage => azure_broker(queue),
         QueueBrokerType::AmazonSqs => {
             SqsSettings::from_connection_string(queue.amazon_sqs.as_ref())
                 .map(QueueBroker::AmazonSqs)
@@ -234,6 +241,69 @@ pub(crate) fn restore_secret(
     }
 }
 
+/// Azure Queue Storage: the connection string form only.
+fn azure_broker(queue: &QueueConnectionString) -> Result<QueueBroker, String> {
+    let Some(azure) = &queue.azure_queue_storage else {
+        return Err("`AzureQueueStorageConnectionSettings` must be given".to_owned());
+    };
+    if let Some(name) = azure.other.keys().next() {
+        return Err(format!(
+            "unknown setting `AzureQueueStorageConnectionSettings.{name}`; expected ConnectionString, EntraId or Passwordless"
+        ));
+    }
+    let n_given = [
+        azure.connection_string.is_some(),
+        azure.entra_id.is_some(),
+        azure.passwordless.is_some(),
+    ]
+    .into_iter()
+    .filter(|it| *it)
+    .count();
+    if n_given > 1 {
+        return Err("`AzureQueueStorageConnectionSettings` takes exactly one of ConnectionString, EntraId and Passwordless".to_owned());
+    }
+    for (given, name) in [
+        (azure.entra_id.is_some(), "EntraId"),
+        (azure.passwordless.is_some(), "Passwordless"),
+    ] {
+        if given {
+            return Err(format!(
+                "`AzureQueueStorageConnectionSettings.{name}` is not supported: Corvid connects to Azure Queue Storage with a `ConnectionString` (AccountName and AccountKey) only"
+            ));
+        }
+    }
+    let Some(connection_string) = &azure.connection_string else {
+        return Err(
+            "`AzureQueueStorageConnectionSettings.ConnectionString` must be given".to_owned(),
+        );
+    };
+    let account = AzureAccount::parse(connection_string).map_err(|reason| {
+        format!("`AzureQueueStorageConnectionSettings.ConnectionString`: {reason}")
+    })?;
+    Ok(QueueBroker::AzureQueueStorage {
+        account: Arc::new(account),
+    })
+}
+
+/// The Azure queue a `loadTo` target names: RavenDB lowercases it; then it must be 3–63
+/// lowercase letters, digits and single hyphens, starting and ending with a letter or digit.
+pub(crate) fn azure_queue_name(target: &str) -> Result<String, String> {
+    let name = target.to_lowercase();
+    let valid = (3..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|it| it.is_ascii_lowercase() || it.is_ascii_digit() || it == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if !valid {
+        return Err(format!(
+            "`{target}` is not a valid Azure queue name: 3 to 63 letters, digits and single hyphens, starting and ending with a letter or digit (names are lowercased)"
+        ));
+    }
+    Ok(name)
+}
+
 /// A JetStream stream name: no whitespace, `.`, `*`, `>`, `/`, `\`.
 pub(crate) fn valid_stream_name(name: &str) -> bool {
     !name.is_empty()
@@ -270,6 +340,12 @@ impl QueueDestination {
         }
         let sqs = matches!(broker, QueueBroker::AmazonSqs(_));
         let mut queues = config.queues.clone().unwrap_or_default();
+        if let QueueBroker::AzureQueueStorage { .. } = broker {
+            for it in &mut queues {
+                it.name = azure_queue_name(&it.name)
+                    .map_err(|reason| invalid(format!("`Queues`: {reason}")))?;
+            }
+        }
         for (idx, it) in queues.iter().enumerate() {
             if it.name.trim().is_empty() {
                 return Err(invalid(
@@ -336,6 +412,14 @@ impl QueueDestination {
                 })?;
             }
         }
+        if let QueueBroker::AzureQueueStorage { .. } = self.broker {
+            for target in &analysis.load_targets {
+                azure_queue_name(target).map_err(|reason| ConfigError::InvalidQueueEtl {
+                    task: transform.name.clone(),
+                    reason: format!("loadTo: {reason}"),
+                })?;
+            }
+        }
         Ok(())
     }
 
@@ -364,6 +448,7 @@ impl QueueDestination {
             rabbit_mq: matches!(self.broker, QueueBroker::RabbitMq { .. }),
             broker_type: self.broker.type_name(),
             lowercase_queue_names: matches!(self.broker, QueueBroker::AmazonSqs(_)),
+            azure: matches!(self.broker, QueueBroker::AzureQueueStorage { .. }),
             source: source.to_owned(),
             queues: self.queues.clone(),
         }
@@ -448,6 +533,24 @@ mod tests {
             "http://a:8080/Shop/orders"
         );
         assert_eq!(event_source(None, "Shop", "orders"), "/Shop/orders");
+    }
+
+    #[test]
+    fn azure_queue_names_are_lowercased_and_checked() {
+        assert_eq!(azure_queue_name("Orders").unwrap(), "orders");
+        assert_eq!(azure_queue_name("eu-orders-2").unwrap(), "eu-orders-2");
+        for bad in [
+            "",
+            "ab",
+            "a_b",
+            "-ab",
+            "ab-",
+            "a--b",
+            "ordérs",
+            &"a".repeat(64),
+        ] {
+            assert!(azure_queue_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use corvid_store::{HILO_COLLECTION, TombstoneKind};
 
 use crate::config::EtlQueue;
 use crate::destination::{BatchEncoder, Encoded, EncodedBatch, ItemSource};
+use crate::destinations::queue::config::azure_queue_name;
 use crate::destinations::queue::message::{
     QueueMessage, delete_event, parse_load_arguments, put_event,
 };
@@ -25,6 +26,8 @@ pub(crate) struct EncodeSettings {
     pub broker_type: &'static str,
     /// SQS queue names are lower-cased (as RavenDB does); `queues` already are.
     pub lowercase_queue_names: bool,
+    /// Azure Queue Storage: targets are lowercased, and must be valid queue names.
+    pub azure: bool,
     /// The default CloudEvents `source`.
     pub source: String,
     pub queues: Vec<EtlQueue>,
@@ -133,17 +136,21 @@ pub(crate) fn transform_queue_item(
                 let arguments =
                     parse_load_arguments(load.extra_arguments.as_deref(), settings.rabbit_mq)
                         .map_err(failure)?;
-                if !settings.rabbit_mq && load.target.is_empty() {
+                let queue = if settings.azure {
+                    // A computed name is checked here; the script's literal ones when saved.
+                    azure_queue_name(&load.target)
+                        .map_err(|reason| failure(format!("loadTo: {reason}")))?
+                } else if settings.lowercase_queue_names {
+                    load.target.to_lowercase()
+                } else {
+                    load.target
+                };
+                if !settings.rabbit_mq && queue.is_empty() {
                     return Err(failure(format!(
                         "loadTo: {} needs a queue (or subject) to publish to",
                         settings.broker_type
                     )));
                 }
-                let target = if settings.lowercase_queue_names {
-                    load.target.to_lowercase()
-                } else {
-                    load.target
-                };
                 let event = put_event(
                     &doc.id,
                     &doc.change_vector,
@@ -156,12 +163,12 @@ pub(crate) fn transform_queue_item(
                     format!("{}/{load_idx}", event.id)
                 };
                 let delete_processed = settings
-                    .queue(&target)
+                    .queue(&queue)
                     .is_some_and(|it| it.delete_processed_documents);
                 produced.push(QueueMessage {
                     document_id: doc.id.clone(),
                     change_vector: doc.change_vector.clone(),
-                    queue: target,
+                    queue,
                     routing_key: arguments.routing_key,
                     event,
                     body: load.json,
@@ -191,7 +198,7 @@ pub(crate) fn transform_queue_item(
                 // as well as to the queues that ask for deletes.
                 Some(true) => {
                     for target in transform.analysis.load_targets.iter() {
-                        let target = if settings.lowercase_queue_names {
+                        let target = if settings.lowercase_queue_names || settings.azure {
                             target.to_lowercase()
                         } else {
                             target.clone()

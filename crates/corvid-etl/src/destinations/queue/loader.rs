@@ -1,6 +1,6 @@
 //! Queue ETL's loader: publishes a batch and answers only once the broker acknowledged
 //! every message (RabbitMQ publisher confirms, JetStream PubAcks, SQS's answer to
-//! `SendMessageBatch`); a message the broker
+//! `SendMessageBatch`, Azure's 201 per message); a message the broker
 //! refuses on its own is left out with its document id. Then the source documents of queues
 //! with `DeleteProcessedDocuments` are deleted, each only if it did not change since it was
 //! read (the store's expected change vector).
@@ -12,6 +12,7 @@ use corvid_store::{Database, WriteError, WriteOp};
 use crate::destination::{
     BadItemSearch, Delivered, Delivery, LoadError, Loader, SkippedItem, Targets,
 };
+use crate::destinations::queue::azure::AzurePublisher;
 use crate::destinations::queue::config::{QueueBroker, QueueDestination};
 use crate::destinations::queue::encoder::QueueBatch;
 use crate::destinations::queue::message::QueueMessage;
@@ -21,6 +22,14 @@ use crate::destinations::queue::sqs::SqsPublisher;
 
 /// A broker connection, kept between batches.
 pub(crate) enum Publisher {
+    /// A broker that takes or refuses a part of a batch as a whole: a message it refuses on
+    /// its own is searched for.
+    Parts(Box<PartPublisher>),
+    /// Azure Queue Storage: each message is its own request, and the refused ones are named.
+    AzureQueueStorage(AzurePublisher),
+}
+
+pub(crate) enum PartPublisher {
     RabbitMq(RabbitMqPublisher),
     Nats(NatsPublisher),
     AmazonSqs(SqsPublisher),
@@ -34,27 +43,34 @@ impl Publisher {
     ) -> Result<Publisher, LoadError> {
         let declare = !destination.skip_automatic_queue_declaration;
         Ok(match &destination.broker {
-            QueueBroker::RabbitMq { uri } => {
-                Publisher::RabbitMq(RabbitMqPublisher::new(uri.clone(), declare))
+            QueueBroker::RabbitMq { uri } => Publisher::Parts(Box::new(PartPublisher::RabbitMq(
+                RabbitMqPublisher::new(uri.clone(), declare),
+            ))),
+            QueueBroker::Nats { servers, stream } => Publisher::Parts(Box::new(
+                PartPublisher::Nats(NatsPublisher::new(servers.clone(), stream.clone(), declare)),
+            )),
+            QueueBroker::AzureQueueStorage { account } => {
+                Publisher::AzureQueueStorage(AzurePublisher::new(account.clone(), declare))
             }
-            QueueBroker::Nats { servers, stream } => {
-                Publisher::Nats(NatsPublisher::new(servers.clone(), stream.clone(), declare))
+            QueueBroker::AmazonSqs(settings) => {
+                Publisher::Parts(Box::new(PartPublisher::AmazonSqs(SqsPublisher::new(
+                    settings.clone(),
+                    declare,
+                    sqs_emulator_url,
+                )?)))
             }
-            QueueBroker::AmazonSqs(settings) => Publisher::AmazonSqs(SqsPublisher::new(
-                settings.clone(),
-                declare,
-                sqs_emulator_url,
-            )?),
         })
     }
+}
 
+impl PartPublisher {
     /// Publishes `messages` and waits for the broker's acknowledgement of each. A
     /// [`LoadError::BadItem`] names the message by its position in `messages`.
-    pub async fn publish(&mut self, messages: &[QueueMessage]) -> Result<(), LoadError> {
+    async fn publish(&mut self, messages: &[QueueMessage]) -> Result<(), LoadError> {
         match self {
-            Publisher::RabbitMq(it) => it.publish(messages).await,
-            Publisher::Nats(it) => it.publish(messages).await,
-            Publisher::AmazonSqs(it) => it.publish(messages).await,
+            PartPublisher::RabbitMq(it) => it.publish(messages).await,
+            PartPublisher::Nats(it) => it.publish(messages).await,
+            PartPublisher::AmazonSqs(it) => it.publish(messages).await,
         }
     }
 }
@@ -105,11 +121,25 @@ impl Loader for QueueLoader {
 }
 
 /// Publishes every message; a message the broker refuses on its own is found (named by
-/// its position, or by halving) and left out.
+/// its position, or by halving) and left out. Azure sends each message on its own and names
+/// those it refused, so nothing is sent twice to find them.
 pub(crate) async fn publish_leaving_out_refused(
     publisher: &mut Publisher,
     messages: &[QueueMessage],
 ) -> Result<Vec<SkippedItem>, LoadError> {
+    let publisher = match publisher {
+        Publisher::AzureQueueStorage(azure) => {
+            let refused = azure.publish(messages).await?;
+            return Ok(refused
+                .into_iter()
+                .map(|(idx, message)| SkippedItem {
+                    document_id: messages[idx].document_id.clone(),
+                    message,
+                })
+                .collect());
+        }
+        Publisher::Parts(it) => it,
+    };
     let mut search = BadItemSearch::new(messages.len());
     while let Some(range) = search.next() {
         let start = range.start;

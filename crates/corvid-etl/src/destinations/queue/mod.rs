@@ -1,8 +1,9 @@
 //! Queue ETL: publishes documents as CloudEvents to a message broker (spec §4.2): RabbitMQ
 //! (`rabbitmq.rs`, publisher confirms), NATS JetStream (`nats.rs`, Corvid's addition,
-//! de-duplicated by message id) and Amazon SQS (`sqs.rs`, structured-mode CloudEvents by
-//! `SendMessageBatch`, signed by `sigv4.rs`; FIFO queues de-duplicated by event id). Kafka
-//! and Azure Queue Storage are refused when a task is saved ("not supported yet").
+//! de-duplicated by message id), Amazon SQS (`sqs.rs`, structured-mode CloudEvents by
+//! `SendMessageBatch`, signed by `sigv4.rs`; FIFO queues de-duplicated by event id) and Azure
+//! Queue Storage (`azure.rs`, structured CloudEvents over the REST API, Shared Key signed by
+//! `azure_account.rs`). Kafka is refused when a task is saved ("not supported yet").
 //!
 //! The encoder (`encoder.rs`) turns each `loadTo<Queue>(obj, attributes)` call into a
 //! [`QueueMessage`] (`message.rs`): the object's JSON as the body and the CloudEvents
@@ -13,6 +14,8 @@
 //! documents of queues with `DeleteProcessedDocuments` that did not change since they were
 //! read.
 
+mod azure;
+pub mod azure_account;
 pub(crate) mod config;
 pub(crate) mod encoder;
 pub(crate) mod loader;
@@ -22,6 +25,7 @@ mod rabbitmq;
 mod sigv4;
 pub(crate) mod sqs;
 
+pub use azure_account::AzureAccount;
 pub(crate) use config::restore_secret;
 pub use config::{QueueBroker, QueueDestination, redact_uri_password};
 pub use message::{CloudEvent, QueueMessage};

@@ -7,7 +7,7 @@ import { h, field } from '../ui.js';
 export const BROKERS = [
   { type: 'RabbitMq', label: 'RabbitMQ', route: 'databases/tasks/editRabbitMqEtlTask', supported: true },
   { type: 'Kafka', label: 'Kafka', route: 'databases/tasks/editKafkaEtlTask' },
-  { type: 'AzureQueueStorage', label: 'Azure Queue Storage', route: 'databases/tasks/editAzureQueueStorageEtlTask' },
+  { type: 'AzureQueueStorage', label: 'Azure Queue Storage', route: 'databases/tasks/editAzureQueueStorageEtlTask', supported: true },
   { type: 'AmazonSqs', label: 'Amazon SQS', route: 'databases/tasks/editAmazonSqsEtlTask', supported: true },
   { type: 'Nats', label: 'NATS JetStream', route: 'databases/tasks/editNatsEtlTask', supported: true },
 ];
