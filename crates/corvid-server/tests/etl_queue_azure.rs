@@ -25,7 +25,9 @@ use corvid_etl::destinations::queue::AzureAccount;
 use corvid_etl::destinations::queue::azure_account::{RequestToSign, http_date};
 use serde_json::{Value, json};
 
-use common::live::{Server, database, etl_options, eventually, send, start, start_with_options};
+use common::live::{
+    Server, database, etl_options, eventually, eventually_within, send, start, start_with_options,
+};
 
 const AZURITE_ADDR: &str = "127.0.0.1:10001";
 /// The emulator's well-known development account key.
@@ -229,7 +231,7 @@ impl Azurite {
     /// Waits until `queue` gave `n` messages in all, and returns them.
     async fn receive(&self, queue: &str, n: usize) -> Vec<Value> {
         let mut received = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while received.len() < n && Instant::now() < deadline {
             received.extend(self.take(queue).await);
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -512,7 +514,9 @@ async fn azure_unreachable_keeps_progress_then_everything_arrives() {
             .await
             .unwrap();
     }
-    eventually("the task to report Reconnect", || async {
+    // Generous limits: a cold azurite start and the retry back-off on a loaded machine.
+    let limit = Duration::from_secs(60);
+    eventually_within("the task to report Reconnect", limit, || async {
         task_info(&server, task_id).await["LoadErrorClass"] == "Reconnect"
     })
     .await;
@@ -526,7 +530,7 @@ async fn azure_unreachable_keeps_progress_then_everything_arrives() {
         .collect();
     totals.sort_unstable();
     assert_eq!(totals, vec![1, 2, 3]);
-    eventually("the progress to move", || async {
+    eventually_within("the progress to move", limit, || async {
         statistics(&server).await["LastProcessedEtag"]
             .as_u64()
             .unwrap_or(0)
