@@ -13,7 +13,7 @@ use crate::config::{
 use crate::destination::{Destination, LoadError};
 use crate::destinations::queue::encoder::{EncodeSettings, QueueBatch, QueueEncoder};
 use crate::destinations::queue::loader::QueueLoader;
-use crate::destinations::queue::sqs::{SqsSettings, check_queue_name};
+use crate::destinations::queue::sqs_settings::{SqsSettings, check_queue_name};
 use crate::validate::{ConfigError, ValidatedTransform};
 
 /// The broker a Queue ETL task publishes to. `Debug` hides passwords.

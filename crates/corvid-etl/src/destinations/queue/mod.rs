@@ -1,8 +1,9 @@
 //! Queue ETL: publishes documents as CloudEvents to a message broker (spec §4.2): RabbitMQ
 //! (`rabbitmq.rs`, publisher confirms), NATS JetStream (`nats.rs`, Corvid's addition,
 //! de-duplicated by message id) and Amazon SQS (`sqs.rs`, structured-mode CloudEvents by
-//! `SendMessageBatch`, signed by `sigv4.rs`; FIFO queues de-duplicated by event id). Kafka
-//! and Azure Queue Storage are refused when a task is saved ("not supported yet").
+//! `SendMessageBatch`, signed by `sigv4.rs`, settings checked by `sqs_settings.rs`; FIFO
+//! queues de-duplicated by event id). Kafka and Azure Queue Storage are refused when a task
+//! is saved ("not supported yet").
 //!
 //! The encoder (`encoder.rs`) turns each `loadTo<Queue>(obj, attributes)` call into a
 //! [`QueueMessage`] (`message.rs`): the object's JSON as the body and the CloudEvents
@@ -21,8 +22,9 @@ mod nats;
 mod rabbitmq;
 mod sigv4;
 pub(crate) mod sqs;
+mod sqs_settings;
 
 pub(crate) use config::restore_secret;
 pub use config::{QueueBroker, QueueDestination, redact_uri_password};
 pub use message::{CloudEvent, QueueMessage};
-pub use sqs::{SqsEndpoint, SqsSettings};
+pub use sqs_settings::{SqsEndpoint, SqsSettings};
