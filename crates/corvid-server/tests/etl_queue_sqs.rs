@@ -677,6 +677,19 @@ async fn sqs_connection_strings_are_checked_when_saved_and_the_secret_never_show
         body.to_string().contains("is not an SQS queue name"),
         "{body}"
     );
+    // Queue names are lower-cased: `Orders` and `orders` are one queue.
+    let (status, body) = send(
+        "PUT",
+        &format!("{}/databases/src/admin/etl", server.url),
+        Some(task(
+            "loadToOrders(this);",
+            json!([{"Name": "Orders"}, {"Name": "orders"}]),
+            false,
+        )),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("more than once"), "{body}");
     // The secret is shown as `*****`; sent back so, the stored one is kept.
     let strings_url = format!("{}/databases/src/admin/connection-strings", server.url);
     let (_, strings) = send("GET", &strings_url, None).await;

@@ -270,6 +270,13 @@ impl QueueDestination {
         }
         let sqs = matches!(broker, QueueBroker::AmazonSqs(_));
         let mut queues = config.queues.clone().unwrap_or_default();
+        if sqs {
+            // SQS queue names are lower-cased, as RavenDB does (the encoder does the same),
+            // so `Orders` and `orders` are one queue.
+            for it in &mut queues {
+                it.name = it.name.to_lowercase();
+            }
+        }
         for (idx, it) in queues.iter().enumerate() {
             if it.name.trim().is_empty() {
                 return Err(invalid(
@@ -285,12 +292,6 @@ impl QueueDestination {
                     "queue `{}` is listed more than once in `Queues`",
                     it.name
                 )));
-            }
-        }
-        if sqs {
-            // SQS queue names are lower-cased, as RavenDB does (the encoder does the same).
-            for it in &mut queues {
-                it.name = it.name.to_lowercase();
             }
         }
         Ok(QueueDestination {
