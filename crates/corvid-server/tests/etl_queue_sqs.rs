@@ -763,3 +763,42 @@ async fn sqs_use_emulator_sends_to_the_servers_emulator_url() {
     drop(server);
     sqs.clean_up().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_many_documents_go_in_batches_within_the_entry_and_size_limits() {
+    let Some(mut sqs) = Sqs::connect("sqs_batches").await else {
+        return;
+    };
+    let small = sqs.queue_name("small", false);
+    let large = sqs.queue_name("large", false);
+    // At most 1 KiB per message and per batch: about three of these messages per batch.
+    let (status, answer) = sqs
+        .call(
+            "CreateQueue",
+            json!({"QueueName": small, "Attributes": {"MaximumMessageSize": "1024"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (server, src) = source().await;
+    put_connection_string(&server, sqs_connection(MOTO_URL, "s3cret")).await;
+    for idx in 1..=25 {
+        src.put(&format!("orders/{idx}"), &order(idx), None)
+            .await
+            .unwrap();
+    }
+    let script = format!(
+        "loadTo('{small}', {{Total: this.Total, Note: 'n'.repeat(150)}});\nloadTo('{large}', {{Total: this.Total}});"
+    );
+    put_task(&server, task(&script, json!([]), false)).await;
+    for queue in [&small, &large] {
+        let received = sqs.receive(queue, 25).await;
+        let mut totals: Vec<u64> = received
+            .iter()
+            .map(|it| it.event["data"]["Total"].as_u64().unwrap())
+            .collect();
+        totals.sort_unstable();
+        assert_eq!(totals, (1..=25).collect::<Vec<u64>>(), "{queue}");
+    }
+    drop(server);
+    sqs.clean_up().await;
+}

@@ -193,7 +193,17 @@ impl SqsPublisher {
                 &json!({"QueueUrl": queue.url, "Entries": entries_json}),
             )
             .await
-            .map_err(|error| classify_call("SendMessageBatch", &error))?;
+            .map_err(|error| match &error {
+                // The endpoint takes less per batch than the queue says per message: a
+                // refusal naming no message, so the part is split in halves and sent again.
+                CallError::Service { code, message, .. } if code == "BatchRequestTooLong" => {
+                    LoadError::BadItem {
+                        document_id: None,
+                        message: format!("SQS SendMessageBatch: {code}: {message}"),
+                    }
+                }
+                _ => classify_call("SendMessageBatch", &error),
+            })?;
         let failed = answer
             .get("Failed")
             .and_then(Value::as_array)
