@@ -677,6 +677,19 @@ async fn sqs_connection_strings_are_checked_when_saved_and_the_secret_never_show
         body.to_string().contains("is not an SQS queue name"),
         "{body}"
     );
+    // Queue names are lower-cased: `Orders` and `orders` are one queue.
+    let (status, body) = send(
+        "PUT",
+        &format!("{}/databases/src/admin/etl", server.url),
+        Some(task(
+            "loadToOrders(this);",
+            json!([{"Name": "Orders"}, {"Name": "orders"}]),
+            false,
+        )),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("more than once"), "{body}");
     // The secret is shown as `*****`; sent back so, the stored one is kept.
     let strings_url = format!("{}/databases/src/admin/connection-strings", server.url);
     let (_, strings) = send("GET", &strings_url, None).await;
@@ -747,6 +760,45 @@ async fn sqs_use_emulator_sends_to_the_servers_emulator_url() {
     put_task(&server, task(&script, json!([]), false)).await;
     let received = sqs.receive(&queue, 1).await;
     assert_eq!(received[0].event["data"], json!({"Total": 10}));
+    drop(server);
+    sqs.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_many_documents_go_in_batches_within_the_entry_and_size_limits() {
+    let Some(mut sqs) = Sqs::connect("sqs_batches").await else {
+        return;
+    };
+    let small = sqs.queue_name("small", false);
+    let large = sqs.queue_name("large", false);
+    // At most 1 KiB per message and per batch: about three of these messages per batch.
+    let (status, answer) = sqs
+        .call(
+            "CreateQueue",
+            json!({"QueueName": small, "Attributes": {"MaximumMessageSize": "1024"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (server, src) = source().await;
+    put_connection_string(&server, sqs_connection(MOTO_URL, "s3cret")).await;
+    for idx in 1..=25 {
+        src.put(&format!("orders/{idx}"), &order(idx), None)
+            .await
+            .unwrap();
+    }
+    let script = format!(
+        "loadTo('{small}', {{Total: this.Total, Note: 'n'.repeat(150)}});\nloadTo('{large}', {{Total: this.Total}});"
+    );
+    put_task(&server, task(&script, json!([]), false)).await;
+    for queue in [&small, &large] {
+        let received = sqs.receive(queue, 25).await;
+        let mut totals: Vec<u64> = received
+            .iter()
+            .map(|it| it.event["data"]["Total"].as_u64().unwrap())
+            .collect();
+        totals.sort_unstable();
+        assert_eq!(totals, (1..=25).collect::<Vec<u64>>(), "{queue}");
+    }
     drop(server);
     sqs.clean_up().await;
 }

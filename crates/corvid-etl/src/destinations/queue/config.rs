@@ -14,7 +14,7 @@ use crate::destination::{Destination, LoadError};
 use crate::destinations::queue::azure_account::AzureAccount;
 use crate::destinations::queue::encoder::{EncodeSettings, QueueBatch, QueueEncoder};
 use crate::destinations::queue::loader::QueueLoader;
-use crate::destinations::queue::sqs::{SqsSettings, check_queue_name};
+use crate::destinations::queue::sqs_settings::{SqsSettings, check_queue_name};
 use crate::validate::{ConfigError, ValidatedTransform};
 
 /// The broker a Queue ETL task publishes to. `Debug` hides passwords.
@@ -346,6 +346,13 @@ impl QueueDestination {
                     .map_err(|reason| invalid(format!("`Queues`: {reason}")))?;
             }
         }
+        if sqs {
+            // SQS queue names are lower-cased, as RavenDB does (the encoder does the same),
+            // so `Orders` and `orders` are one queue.
+            for it in &mut queues {
+                it.name = it.name.to_lowercase();
+            }
+        }
         for (idx, it) in queues.iter().enumerate() {
             if it.name.trim().is_empty() {
                 return Err(invalid(
@@ -361,12 +368,6 @@ impl QueueDestination {
                     "queue `{}` is listed more than once in `Queues`",
                     it.name
                 )));
-            }
-        }
-        if sqs {
-            // SQS queue names are lower-cased, as RavenDB does (the encoder does the same).
-            for it in &mut queues {
-                it.name = it.name.to_lowercase();
             }
         }
         Ok(QueueDestination {

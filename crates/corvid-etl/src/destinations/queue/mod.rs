@@ -1,9 +1,10 @@
 //! Queue ETL: publishes documents as CloudEvents to a message broker (spec §4.2): RabbitMQ
 //! (`rabbitmq.rs`, publisher confirms), NATS JetStream (`nats.rs`, Corvid's addition,
 //! de-duplicated by message id), Amazon SQS (`sqs.rs`, structured-mode CloudEvents by
-//! `SendMessageBatch`, signed by `sigv4.rs`; FIFO queues de-duplicated by event id) and Azure
-//! Queue Storage (`azure.rs`, structured CloudEvents over the REST API, Shared Key signed by
-//! `azure_account.rs`). Kafka is refused when a task is saved ("not supported yet").
+//! `SendMessageBatch`, signed by `sigv4.rs`, settings checked by `sqs_settings.rs`; FIFO
+//! queues de-duplicated by event id) and Azure Queue Storage (`azure.rs`, structured
+//! CloudEvents over the REST API, Shared Key signed by `azure_account.rs`). Kafka is refused
+//! when a task is saved ("not supported yet").
 //!
 //! The encoder (`encoder.rs`) turns each `loadTo<Queue>(obj, attributes)` call into a
 //! [`QueueMessage`] (`message.rs`): the object's JSON as the body and the CloudEvents
@@ -24,9 +25,10 @@ mod nats;
 mod rabbitmq;
 mod sigv4;
 pub(crate) mod sqs;
+mod sqs_settings;
 
 pub use azure_account::AzureAccount;
 pub(crate) use config::restore_secret;
 pub use config::{QueueBroker, QueueDestination, redact_uri_password};
 pub use message::{CloudEvent, QueueMessage};
-pub use sqs::{SqsEndpoint, SqsSettings};
+pub use sqs_settings::{SqsEndpoint, SqsSettings};
