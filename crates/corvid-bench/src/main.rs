@@ -12,8 +12,8 @@
 //! `corvid-bench etl` measures Raven ETL between two spawned `corvid serve`s; `corvid-bench
 //! sql-etl --engine postgres|mariadb` measures SQL ETL into the machine's PostgreSQL or
 //! MariaDB against the engine's bulk path and RavenDB's row-by-row algorithm (see
-//! [`sql_etl`]). `corvid-bench queue --broker rabbitmq|nats` measures Queue ETL against the
-//! broker's raw publish rate (see [`queue`]).
+//! [`sql_etl`]). `corvid-bench queue --broker rabbitmq|nats|sqs|azure` measures Queue ETL
+//! against the broker's raw publish rate (see [`queue`]).
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -56,7 +56,7 @@ enum Bench {
     /// The script runtime alone: microseconds per document for the scripts of `etl` and
     /// `sql-etl`.
     Script(script::ScriptArgs),
-    /// Queue ETL to RabbitMQ or NATS JetStream: ratio to the broker's raw publish rate, and
+    /// Queue ETL to RabbitMQ, NATS JetStream, Amazon SQS or Azure Queue Storage: ratio to the broker's raw publish rate, and
     /// update-to-consumer latency.
     Queue(queue::QueueArgs),
     /// A collection query with a `where` over many documents: first run and median.

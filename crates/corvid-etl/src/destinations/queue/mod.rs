@@ -23,7 +23,7 @@ pub(crate) mod loader;
 pub mod message;
 mod nats;
 mod rabbitmq;
-mod sigv4;
+pub mod sigv4;
 pub(crate) mod sqs;
 mod sqs_settings;
 

@@ -2,7 +2,7 @@
 //! body, signed over `content-type`, `host`, `x-amz-date` and `x-amz-target`, with HMAC-SHA256
 //! and SHA-256 from ring (already the workspace's crypto provider), so no AWS SDK is needed.
 //! The secret key itself never leaves the process: only a signature derived from it for one
-//! day, region and service.
+//! day, region and service. Public for `corvid-bench queue --broker sqs`'s raw producer.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,7 +10,7 @@ use ring::{digest, hmac};
 
 /// The headers a request carries, signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SignedHeaders {
+pub struct SignedHeaders {
     /// `YYYYMMDD'T'HHMMSS'Z'`.
     pub amz_date: String,
     pub authorization: String,
@@ -18,7 +18,7 @@ pub(crate) struct SignedHeaders {
 
 /// What identifies the signer.
 #[derive(Clone, Copy)]
-pub(crate) struct Credentials<'a> {
+pub struct Credentials<'a> {
     pub access_key: &'a str,
     pub secret_key: &'a str,
     pub region: &'a str,
@@ -26,7 +26,7 @@ pub(crate) struct Credentials<'a> {
 }
 
 /// Signs a `POST` to `path` of `host` (as the `Host` header says it) with `body`, at `now`.
-pub(crate) fn sign_post(
+pub fn sign_post(
     credentials: Credentials<'_>,
     host: &str,
     path: &str,

@@ -1,28 +1,33 @@
-//! `corvid-bench queue --broker rabbitmq|nats`: Queue ETL end to end against the machine's
-//! broker, and the broker's raw publish rate in the same run as the baseline.
+//! `corvid-bench queue --broker rabbitmq|nats|sqs|azure`: Queue ETL end to end against the
+//! machine's broker, and the broker's raw publish rate in the same run as the baseline.
 //!
 //! Each round, into a queue (RabbitMQ: a fanout exchange and its queue; NATS: a subject and
-//! its stream) of its own:
+//! its stream; SQS, Azure: a queue) of its own:
 //! - **raw**: a Rust producer publishes the messages the ETL would send (same body, same
-//!   CloudEvents headers) with the ETL's batching — batches of 8,192 (the ETL's
-//!   `max_batch_items`), RabbitMQ on one confirm-mode channel per batch, NATS with
-//!   `Nats-Msg-Id` and at most 4,096 PubAcks pending — until a consumer counted every one;
+//!   CloudEvents attributes: headers for RabbitMQ and NATS, the structured JSON for SQS and
+//!   Azure) with the ETL's batching — batches of 8,192 (the ETL's `max_batch_items`),
+//!   RabbitMQ on one confirm-mode channel per batch, NATS with `Nats-Msg-Id` and at most
+//!   4,096 PubAcks pending (`stream.rs`), SQS by `SendMessageBatch` of 10 one after the
+//!   other, Azure one `POST` per message, 32 at once (`http.rs`) — until a consumer counted
+//!   every one;
 //! - **etl**: `corvid serve` holds the documents (written before, not timed); a Queue ETL
 //!   task is created and the clock runs until the consumer counted every message.
 //!
 //! The ratio is ETL docs/s ÷ raw messages/s, the median over `--rounds`. Then the latency:
-//! one document updated at a time, timed until the consumer sees its message.
+//! one document updated at a time, timed until the consumer sees its message. SQS's and
+//! Azure's consumer polls the queue's message count: every 200 ms while timing throughput
+//! (on moto a poll costs about as much as a `SendMessageBatch`; polling more often slows
+//! the publisher it times), every 5 ms for the latency.
 
+mod http;
+mod stream;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use async_nats::jetstream;
-use futures_util::StreamExt as _;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::{AMQPValue, FieldTable, LongString};
 use tokio::sync::watch;
 
 use crate::{
@@ -32,13 +37,22 @@ use crate::{
 
 /// The ETL's batch size (`EtlOptions::max_batch_items`), used by the raw producer too.
 const BATCH: usize = 8192;
-/// The ETL's cap on PubAcks pending at once (NATS).
-const MAX_ACKS_IN_FLIGHT: usize = 4096;
+/// The HTTP brokers' count is polled this often while throughput is timed (ms)...
+const SLOW_POLL_MS: u64 = 200;
+/// ...and this often for the latency.
+const FAST_POLL_MS: u64 = 5;
+/// The credentials and region the bench gives SQS (an emulator takes any).
+const SQS_KEY: &str = "test";
+const SQS_REGION: &str = "us-east-1";
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerKind {
     Rabbitmq,
     Nats,
+    /// Amazon SQS (moto, by default).
+    Sqs,
+    /// Azure Queue Storage (azurite, by default).
+    Azure,
 }
 
 #[derive(clap::Args, Debug)]
@@ -46,9 +60,12 @@ pub struct QueueArgs {
     /// The broker to publish to.
     #[arg(long, value_enum)]
     broker: BrokerKind,
-    /// Number of source documents (and messages).
-    #[arg(long, default_value_t = 100_000)]
-    docs: usize,
+    /// Number of source documents (and messages); default 100,000, and fewer for the
+    /// emulators (Python, Node) that would take many minutes for 100,000: 1,000 for SQS
+    /// (moto slows down as a queue fills: ~300 messages/s at first, under 20/s past a few
+    /// thousand), 20,000 for Azure (azurite takes ~2,000/s).
+    #[arg(long)]
+    docs: Option<usize>,
     /// Rounds of (raw publish, then ETL), each into a queue of its own; the ratio reported is
     /// the median of the rounds' ratios.
     #[arg(long, default_value_t = 3)]
@@ -62,6 +79,12 @@ pub struct QueueArgs {
     /// NATS server URL.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
+    /// SQS endpoint (`ServiceUrl`; credentials `test`/`test`, region us-east-1).
+    #[arg(long, default_value = "http://127.0.0.1:4566")]
+    sqs_url: String,
+    /// Azure storage connection string.
+    #[arg(long, default_value = "UseDevelopmentStorage=true")]
+    azure_connection_string: String,
     /// The `corvid` binary to start (default: next to this executable).
     #[arg(long)]
     corvid_bin: Option<std::path::PathBuf>,
@@ -96,17 +119,38 @@ fn attributes(idx: usize) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Document `idx`'s message in structured mode (SQS, Azure): the attributes, then
+/// `datacontenttype` and `data`, as `QueueMessage::structured_json` writes them.
+fn structured_json(idx: usize) -> String {
+    let mut event = serde_json::Map::new();
+    for (attribute, value) in attributes(idx) {
+        event.insert(attribute.to_owned(), serde_json::Value::String(value));
+    }
+    let mut res = serde_json::Value::Object(event).to_string();
+    res.pop();
+    res.push_str(",\"datacontenttype\":\"application/json\",\"data\":");
+    res.push_str(&String::from_utf8_lossy(&body(idx)));
+    res.push('}');
+    res
+}
+
 /// A connection to the broker; a queue is a RabbitMQ fanout exchange with its queue of the
 /// same name, or a NATS subject with its stream of the same name.
 enum Broker {
     RabbitMq(lapin::Connection),
     Nats(jetstream::Context),
+    /// A queue is an SQS standard queue of the same name.
+    Sqs(http::Sqs),
+    /// A queue is an Azure storage queue of the same name.
+    Azure(http::Azure),
 }
 
 /// Counts what arrives in one queue.
 struct Counter {
     count: watch::Receiver<usize>,
     task: tokio::task::JoinHandle<()>,
+    /// How often an HTTP broker's count is polled, in ms.
+    poll_ms: Arc<AtomicU64>,
 }
 
 impl Drop for Counter {
@@ -116,6 +160,11 @@ impl Drop for Counter {
 }
 
 impl Counter {
+    /// Polls (an HTTP broker's count) every `ms` from now on.
+    fn poll_every(&self, ms: u64) {
+        self.poll_ms.store(ms, Ordering::Relaxed);
+    }
+
     fn now(&self) -> usize {
         *self.count.borrow()
     }
@@ -150,168 +199,61 @@ impl Broker {
                     .await
                     .with_context(|| format!("NATS at {}", args.nats_url))?,
             )),
+            BrokerKind::Sqs => {
+                Broker::Sqs(http::Sqs::new(&args.sqs_url, SQS_KEY, SQS_KEY, SQS_REGION)?)
+            }
+            BrokerKind::Azure => Broker::Azure(http::Azure::new(&args.azure_connection_string)?),
         })
     }
 
-    /// Declares queue `name` as the ETL would and starts counting what arrives in it.
+    /// Declares queue `name` as the ETL would and starts counting what arrives in it (the
+    /// HTTP brokers: polling the queue's count every `SLOW_POLL_MS` until told otherwise).
     async fn queue(&self, name: &str) -> anyhow::Result<Counter> {
         let (sender, count) = watch::channel(0usize);
+        let poll_ms = Arc::new(AtomicU64::new(SLOW_POLL_MS));
         let task = match self {
             Broker::RabbitMq(connection) => {
-                let channel = connection.create_channel().await?;
-                let durable = QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                };
-                channel
-                    .exchange_declare(
-                        name.into(),
-                        lapin::ExchangeKind::Fanout,
-                        ExchangeDeclareOptions {
-                            durable: true,
-                            ..Default::default()
-                        },
-                        FieldTable::default(),
-                    )
-                    .await?;
-                channel
-                    .queue_declare(name.into(), durable, FieldTable::default())
-                    .await?;
-                channel
-                    .queue_bind(
-                        name.into(),
-                        name.into(),
-                        "".into(),
-                        QueueBindOptions::default(),
-                        FieldTable::default(),
-                    )
-                    .await?;
-                let mut consumer = channel
-                    .basic_consume(
-                        name.into(),
-                        "".into(),
-                        BasicConsumeOptions {
-                            no_ack: true,
-                            ..Default::default()
-                        },
-                        FieldTable::default(),
-                    )
-                    .await?;
-                tokio::spawn(async move {
-                    while let Some(Ok(_)) = consumer.next().await {
-                        sender.send_modify(|it| *it += 1);
-                    }
-                })
+                stream::rabbitmq_queue(connection, name, sender).await?
             }
-            Broker::Nats(context) => {
-                let stream = context
-                    .get_or_create_stream(jetstream::stream::Config {
-                        name: name.to_owned(),
-                        subjects: vec![name.to_owned()],
-                        ..Default::default()
-                    })
-                    .await?;
-                let consumer = stream
-                    .create_consumer(jetstream::consumer::pull::OrderedConfig::default())
-                    .await?;
-                let mut messages = consumer.messages().await?;
-                tokio::spawn(async move {
-                    while let Some(Ok(_)) = messages.next().await {
-                        sender.send_modify(|it| *it += 1);
-                    }
-                })
-            }
+            Broker::Nats(context) => stream::nats_queue(context, name, sender).await?,
+            Broker::Sqs(sqs) => sqs.queue(name, sender, poll_ms.clone()).await?,
+            Broker::Azure(azure) => azure.queue(name, sender, poll_ms.clone()).await?,
         };
-        Ok(Counter { count, task })
+        Ok(Counter {
+            count,
+            task,
+            poll_ms,
+        })
     }
 
-    /// Publishes the messages of documents `0..n_messages` to `name` as the ETL does, batch
-    /// by batch.
+    /// Publishes the messages of documents `0..n_messages` to `name` as the ETL does.
     async fn publish_raw(&self, name: &str, n_messages: usize) -> anyhow::Result<()> {
-        let indexes: Vec<usize> = (0..n_messages).collect();
-        for batch in indexes.chunks(BATCH) {
-            match self {
-                Broker::RabbitMq(connection) => {
-                    let channel = connection.create_channel().await?;
-                    channel
-                        .confirm_select(ConfirmSelectOptions::default())
-                        .await?;
-                    let mut confirms = Vec::with_capacity(batch.len());
-                    for idx in batch {
-                        let mut headers = FieldTable::default();
-                        for (attribute, value) in attributes(*idx) {
-                            headers.insert(
-                                format!("cloudEvents:{attribute}").into(),
-                                AMQPValue::LongString(LongString::from(value.into_bytes())),
-                            );
-                        }
-                        let properties = lapin::BasicProperties::default()
-                            .with_headers(headers)
-                            .with_delivery_mode(2)
-                            .with_content_type("application/json".into());
-                        let confirm = channel
-                            .basic_publish(
-                                name.into(),
-                                "".into(),
-                                BasicPublishOptions {
-                                    mandatory: true,
-                                    ..Default::default()
-                                },
-                                &body(*idx),
-                                properties,
-                            )
-                            .await?;
-                        confirms.push(confirm);
-                    }
-                    for confirm in confirms {
-                        if !confirm.await?.is_ack() {
-                            bail!("RabbitMQ did not take a message");
-                        }
-                    }
-                    let _ = channel.close(200, "bench: published".into()).await;
-                }
-                Broker::Nats(context) => {
-                    let mut acks = std::collections::VecDeque::new();
-                    for idx in batch {
-                        if acks.len() >= MAX_ACKS_IN_FLIGHT
-                            && let Some(ack) = acks.pop_front()
-                        {
-                            ack.await?;
-                        }
-                        let mut headers = async_nats::HeaderMap::new();
-                        let attributes = attributes(*idx);
-                        for (attribute, value) in &attributes {
-                            headers.insert(format!("ce-{attribute}").as_str(), value.as_str());
-                        }
-                        headers.insert("Content-Type", "application/json");
-                        let publish = jetstream::message::PublishMessage::build()
-                            .headers(headers)
-                            .message_id(attributes[1].1.as_str())
-                            .payload(body(*idx).into());
-                        acks.push_back(context.send_publish(name.to_owned(), publish).await?);
-                    }
-                    for ack in acks {
-                        ack.await?;
-                    }
-                }
+        match self {
+            Broker::RabbitMq(connection) => {
+                stream::rabbitmq_publish(connection, name, n_messages).await
+            }
+            Broker::Nats(context) => stream::nats_publish(context, name, n_messages).await,
+            // On a runtime worker, as the ETL's publisher is (the bench's own future runs on
+            // the thread that blocks on it, woken from the workers for every answer).
+            Broker::Sqs(sqs) => {
+                let (sqs, name) = (sqs.clone(), name.to_owned());
+                tokio::spawn(async move { sqs.publish(&name, n_messages).await }).await?
+            }
+            Broker::Azure(azure) => {
+                let (azure, name) = (azure.clone(), name.to_owned());
+                tokio::spawn(async move { azure.publish(&name, n_messages).await }).await?
             }
         }
-        Ok(())
     }
 
     async fn delete_queue(&self, name: &str) {
         match self {
-            Broker::RabbitMq(connection) => {
-                if let Ok(channel) = connection.create_channel().await {
-                    let _ = channel.queue_delete(name.into(), Default::default()).await;
-                    let _ = channel
-                        .exchange_delete(name.into(), Default::default())
-                        .await;
-                }
-            }
+            Broker::RabbitMq(connection) => stream::rabbitmq_delete(connection, name).await,
             Broker::Nats(context) => {
                 let _ = context.delete_stream(name).await;
             }
+            Broker::Sqs(sqs) => sqs.delete(name).await,
+            Broker::Azure(azure) => azure.delete(name).await,
         }
     }
 }
@@ -322,7 +264,12 @@ pub async fn queue(args: QueueArgs) -> anyhow::Result<()> {
     let source = spawn_corvid_with(args.corvid_bin.clone(), &args.server_args)?;
     let http = corvid_client::http_client_builder().build()?;
     let options = corvid_client::ClientOptions::default();
-    let (bodies, avg_doc_bytes) = batches(args.docs, 1000)?;
+    let n_docs = args.docs.unwrap_or(match args.broker {
+        BrokerKind::Rabbitmq | BrokerKind::Nats => 100_000,
+        BrokerKind::Sqs => 1_000,
+        BrokerKind::Azure => 20_000,
+    });
+    let (bodies, avg_doc_bytes) = batches(n_docs, 1000)?;
     let (broker_name, broker_type, connection) = match args.broker {
         BrokerKind::Rabbitmq => (
             format!("RabbitMQ at {}", args.rabbitmq_uri),
@@ -336,26 +283,55 @@ pub async fn queue(args: QueueArgs) -> anyhow::Result<()> {
             serde_json::json!({"Type": "Queue", "Name": "broker", "BrokerType": "Nats",
                                "NatsConnectionSettings": {"Servers": [args.nats_url]}}),
         ),
+        BrokerKind::Sqs => (
+            format!("Amazon SQS at {}", args.sqs_url),
+            "AmazonSqs",
+            serde_json::json!({"Type": "Queue", "Name": "broker", "BrokerType": "AmazonSqs",
+                "AmazonSqsConnectionSettings": {
+                    "Basic": {"AccessKey": SQS_KEY, "SecretKey": SQS_KEY, "RegionName": SQS_REGION},
+                    "ServiceUrl": args.sqs_url}}),
+        ),
+        BrokerKind::Azure => (
+            format!(
+                "Azure Queue Storage at {}",
+                match &broker {
+                    Broker::Azure(azure) => azure.endpoint(),
+                    _ => "?",
+                }
+            ),
+            "AzureQueueStorage",
+            serde_json::json!({"Type": "Queue", "Name": "broker", "BrokerType": "AzureQueueStorage",
+                "AzureQueueStorageConnectionSettings": {"ConnectionString": args.azure_connection_string}}),
+        ),
+    };
+    let message_bytes = match args.broker {
+        BrokerKind::Rabbitmq | BrokerKind::Nats => body(n_docs / 2).len(),
+        BrokerKind::Sqs => structured_json(n_docs / 2).len(),
+        BrokerKind::Azure => structured_json(n_docs / 2).len().div_ceil(3) * 4,
     };
     println!(
-        "queue: {broker_name}; {} source docs of ~{avg_doc_bytes} bytes in Users, script {:?}, messages of ~{} bytes",
-        args.docs,
+        "queue: {broker_name}; {} source docs of ~{avg_doc_bytes} bytes in Users, script {:?}, messages of ~{message_bytes} bytes",
+        n_docs,
         script("<queue>"),
-        body(args.docs / 2).len()
     );
-    let prefix = format!("corvid_bench_{}", std::process::id());
+    // Azure's queue names are lower-case letters, digits and `-`.
+    let prefix = match args.broker {
+        BrokerKind::Rabbitmq | BrokerKind::Nats => format!("corvid_bench_{}", std::process::id()),
+        BrokerKind::Sqs | BrokerKind::Azure => format!("corvid-bench-{}", std::process::id()),
+    };
+    let separator = if prefix.contains('_') { "_" } else { "-" };
     let mut ratios = Vec::new();
     let mut last: Option<(String, Counter)> = None;
     for round in 1..=args.rounds.max(1) {
         // Raw: the same messages, the same batching, from this process.
-        let raw_queue = format!("{prefix}_raw{round}");
+        let raw_queue = format!("{prefix}{separator}raw{round}");
         let mut raw_counter = broker.queue(&raw_queue).await?;
         let load = sql_etl::load_average();
         let busy_at_start = busy_cpu_seconds();
         let started = Instant::now();
-        broker.publish_raw(&raw_queue, args.docs).await?;
+        broker.publish_raw(&raw_queue, n_docs).await?;
         raw_counter
-            .wait_for(args.docs, Duration::from_secs(600))
+            .wait_for(n_docs, Duration::from_secs(600))
             .await?;
         let raw_seconds = started.elapsed().as_secs_f64();
         let raw_busy = busy_since(busy_at_start);
@@ -373,7 +349,7 @@ pub async fn queue(args: QueueArgs) -> anyhow::Result<()> {
             &connection,
         )
         .await?;
-        let etl_queue = format!("{prefix}_etl{round}");
+        let etl_queue = format!("{prefix}{separator}etl{round}");
         let mut etl_counter = broker.queue(&etl_queue).await?;
         let busy_at_start = busy_cpu_seconds();
         let started = Instant::now();
@@ -387,12 +363,12 @@ pub async fn queue(args: QueueArgs) -> anyhow::Result<()> {
         )
         .await?;
         etl_counter
-            .wait_for(args.docs, Duration::from_secs(600))
+            .wait_for(n_docs, Duration::from_secs(600))
             .await?;
         let etl_seconds = started.elapsed().as_secs_f64();
         let etl_busy = busy_since(busy_at_start);
-        let raw_rate = args.docs as f64 / raw_seconds;
-        let etl_rate = args.docs as f64 / etl_seconds;
+        let raw_rate = n_docs as f64 / raw_seconds;
+        let etl_rate = n_docs as f64 / etl_seconds;
         let ratio = etl_rate / raw_rate;
         ratios.push(ratio);
         // The consumer may count the last message a moment before the batch is recorded.
@@ -427,7 +403,7 @@ pub async fn queue(args: QueueArgs) -> anyhow::Result<()> {
             let _ = corvid_client::delete_database(&source.url, &previous, &options).await;
             let previous_round = round - 1;
             broker
-                .delete_queue(&format!("{prefix}_etl{previous_round}"))
+                .delete_queue(&format!("{prefix}{separator}etl{previous_round}"))
                 .await;
         }
     }
@@ -444,10 +420,11 @@ pub async fn queue(args: QueueArgs) -> anyhow::Result<()> {
 
     // Latency: one update at a time, each awaited at the consumer.
     let (db, mut counter) = last.context("no round ran")?;
+    counter.poll_every(FAST_POLL_MS);
     let client = corvid_client::Client::new(std::slice::from_ref(&source.url), &db, options)?;
     let mut latencies = Vec::with_capacity(args.latency_updates);
     for update in 0..args.latency_updates {
-        let idx = (update * 7919) % args.docs;
+        let idx = (update * 7919) % n_docs;
         let mut doc = document(idx);
         doc["Age"] = serde_json::json!(1000 + update);
         let expected = counter.now() + 1;
@@ -462,7 +439,7 @@ pub async fn queue(args: QueueArgs) -> anyhow::Result<()> {
     }
     drop(counter);
     broker
-        .delete_queue(&format!("{prefix}_etl{}", args.rounds.max(1)))
+        .delete_queue(&format!("{prefix}{separator}etl{}", args.rounds.max(1)))
         .await;
     if latencies.is_empty() {
         return Ok(());
