@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use common::live::{
     Server, database, etl_options, eventually, reset_etl, send, start, start_with_options,
 };
+use common::queue::{change_vector, order, put_connection_string, put_task, statistics, task_info};
 
 const RABBITMQ_ADDR: &str = "127.0.0.1:5672";
 const RABBITMQ_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -40,15 +41,6 @@ async fn source() -> (Server, Client) {
     (server, src)
 }
 
-async fn put_connection_string(server: &Server, connection: Value) -> (u16, Value) {
-    send(
-        "PUT",
-        &format!("{}/databases/src/admin/connection-strings", server.url),
-        Some(connection),
-    )
-    .await
-}
-
 fn rabbit_connection(uri: &str) -> Value {
     json!({"Type": "Queue", "Name": "broker", "BrokerType": "RabbitMq",
            "RabbitMqConnectionSettings": {"ConnectionString": uri}})
@@ -65,50 +57,6 @@ fn task(broker: &str, script: &str, queues: Value) -> Value {
         "BrokerType": broker, "Queues": queues,
         "Transforms": [{"Name": "script1", "Collections": ["Orders"], "Script": script}],
     })
-}
-
-async fn put_task(server: &Server, config: Value) -> (u16, Value) {
-    send(
-        "PUT",
-        &format!("{}/databases/src/admin/etl", server.url),
-        Some(config),
-    )
-    .await
-}
-
-fn order(total: u64) -> Value {
-    json!({"Total": total, "@metadata": {"@collection": "Orders"}})
-}
-
-async fn statistics(server: &Server) -> Value {
-    let (_, body) = send(
-        "GET",
-        &format!("{}/databases/src/etl/stats", server.url),
-        None,
-    )
-    .await;
-    body["Results"][0]["Stats"][0]["Statistics"].clone()
-}
-
-async fn task_info(server: &Server, task_id: u64) -> Value {
-    let (_, task) = send(
-        "GET",
-        &format!(
-            "{}/databases/src/task?key={task_id}&type=QueueEtl",
-            server.url
-        ),
-        None,
-    )
-    .await;
-    task
-}
-
-async fn change_vector(src: &Client, id: &str) -> String {
-    let doc = src.get(id).await.unwrap().unwrap();
-    doc["@metadata"]["@change-vector"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// A message as a test reads it: its CloudEvents headers (prefix removed) and body.

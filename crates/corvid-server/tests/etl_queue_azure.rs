@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use common::live::{
     Server, database, etl_options, eventually, eventually_within, send, start, start_with_options,
 };
+use common::queue::{change_vector, order, put_connection_string, put_task, statistics, task_info};
 
 const AZURITE_ADDR: &str = "127.0.0.1:10001";
 /// The emulator's well-known development account key.
@@ -65,59 +66,6 @@ async fn source() -> (Server, Client) {
     .await;
     let src = database(&server, "src").await;
     (server, src)
-}
-
-async fn put_connection_string(server: &Server, connection: Value) -> (u16, Value) {
-    send(
-        "PUT",
-        &format!("{}/databases/src/admin/connection-strings", server.url),
-        Some(connection),
-    )
-    .await
-}
-
-async fn put_task(server: &Server, config: Value) -> (u16, Value) {
-    send(
-        "PUT",
-        &format!("{}/databases/src/admin/etl", server.url),
-        Some(config),
-    )
-    .await
-}
-
-fn order(total: u64) -> Value {
-    json!({"Total": total, "@metadata": {"@collection": "Orders"}})
-}
-
-async fn statistics(server: &Server) -> Value {
-    let (_, body) = send(
-        "GET",
-        &format!("{}/databases/src/etl/stats", server.url),
-        None,
-    )
-    .await;
-    body["Results"][0]["Stats"][0]["Statistics"].clone()
-}
-
-async fn task_info(server: &Server, task_id: u64) -> Value {
-    let (_, task) = send(
-        "GET",
-        &format!(
-            "{}/databases/src/task?key={task_id}&type=QueueEtl",
-            server.url
-        ),
-        None,
-    )
-    .await;
-    task
-}
-
-async fn change_vector(src: &Client, id: &str) -> String {
-    let doc = src.get(id).await.unwrap().unwrap();
-    doc["@metadata"]["@change-vector"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// A queue name no other test run uses (Azure's rules: lowercase, digits, single hyphens).

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use broker_proxy::{BrokerProxy, Protocol};
 use common::live::{Server, database, eventually, eventually_within, send, start};
+use common::queue::{order, task_info};
 
 const RABBITMQ_ADDR: &str = "127.0.0.1:5672";
 const RABBITMQ_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -245,10 +246,6 @@ fn load_script(queue: &str) -> String {
     format!("loadTo('{queue}', {{Id: id(this), Total: this.Total}});")
 }
 
-fn order(total: u64) -> Value {
-    json!({"Total": total, "@metadata": {"@collection": "Orders"}})
-}
-
 async fn last_processed_etag(server: &Server) -> u64 {
     let (_, body) = send(
         "GET",
@@ -259,19 +256,6 @@ async fn last_processed_etag(server: &Server) -> u64 {
     body["Results"][0]["Stats"][0]["Statistics"]["LastProcessedEtag"]
         .as_u64()
         .unwrap_or(0)
-}
-
-async fn task_info(server: &Server, task_id: u64) -> Value {
-    let (_, task) = send(
-        "GET",
-        &format!(
-            "{}/databases/src/task?key={task_id}&type=QueueEtl",
-            server.url
-        ),
-        None,
-    )
-    .await;
-    task
 }
 
 /// Waits until the task reports a load error of `class`, and returns its message.

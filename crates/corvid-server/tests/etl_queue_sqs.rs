@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use common::live::{
     Server, database, etl_options, eventually, reset_etl, send, start, start_with_options,
 };
+use common::queue::{change_vector, order, put_connection_string, statistics, task_info};
 
 const MOTO_ADDR: &str = "127.0.0.1:4566";
 const MOTO_URL: &str = "http://127.0.0.1:4566";
@@ -45,15 +46,6 @@ fn sqs_connection(service_url: &str, secret_key: &str) -> Value {
                "Passwordless": false, "UseEmulator": false, "ServiceUrl": service_url}})
 }
 
-async fn put_connection_string(server: &Server, connection: Value) -> (u16, Value) {
-    send(
-        "PUT",
-        &format!("{}/databases/src/admin/connection-strings", server.url),
-        Some(connection),
-    )
-    .await
-}
-
 fn task(script: &str, queues: Value, skip_declaration: bool) -> Value {
     json!({
         "EtlType": "Queue", "Name": "orders-out", "ConnectionStringName": "broker",
@@ -73,41 +65,6 @@ async fn put_task(server: &Server, config: Value) -> u64 {
     .await;
     assert_eq!(status, 200, "{reply}");
     reply["TaskId"].as_u64().unwrap()
-}
-
-fn order(total: u64) -> Value {
-    json!({"Total": total, "@metadata": {"@collection": "Orders"}})
-}
-
-async fn statistics(server: &Server) -> Value {
-    let (_, body) = send(
-        "GET",
-        &format!("{}/databases/src/etl/stats", server.url),
-        None,
-    )
-    .await;
-    body["Results"][0]["Stats"][0]["Statistics"].clone()
-}
-
-async fn task_info(server: &Server, task_id: u64) -> Value {
-    let (_, task) = send(
-        "GET",
-        &format!(
-            "{}/databases/src/task?key={task_id}&type=QueueEtl",
-            server.url
-        ),
-        None,
-    )
-    .await;
-    task
-}
-
-async fn change_vector(src: &Client, id: &str) -> String {
-    let doc = src.get(id).await.unwrap().unwrap();
-    doc["@metadata"]["@change-vector"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// A message as received: its body parsed (a structured CloudEvent) and its system

@@ -6,6 +6,7 @@
 
 pub mod conformance;
 pub mod live;
+pub mod queue;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
