@@ -289,11 +289,37 @@ impl QueueConnectionString {
     }
 
     /// What to store when this replaces `stored` (same name): secrets sent back as `*****`
-    /// (as `GET` showed them) are the stored ones, for the same account (Azure) or the same
-    /// access key, region and endpoint (SQS) only.
+    /// (as `GET` showed them) are the stored ones, for the same account (Azure), the same
+    /// access key, region and endpoint (SQS), or the same URI but for the password (RabbitMQ,
+    /// NATS) only.
     pub fn restore_secrets(&mut self, stored: &QueueConnectionString) -> Result<(), String> {
         use crate::destinations::queue::azure_account::restore_account_key;
+        use crate::destinations::queue::config::restore_uri_password;
         crate::destinations::queue::restore_secret(self, stored)?;
+        let stored_uris: Vec<&str> = stored
+            .rabbit_mq
+            .iter()
+            .map(|it| it.connection_string.as_str())
+            .chain(
+                stored
+                    .nats
+                    .iter()
+                    .flat_map(|it| it.servers.iter().map(String::as_str)),
+            )
+            .collect();
+        if let Some(rabbit_mq) = &mut self.rabbit_mq {
+            rabbit_mq.connection_string = restore_uri_password(
+                &rabbit_mq.connection_string,
+                &stored_uris,
+                "RabbitMqConnectionSettings.ConnectionString",
+            )?;
+        }
+        if let Some(nats) = &mut self.nats {
+            for server in &mut nats.servers {
+                *server =
+                    restore_uri_password(server, &stored_uris, "NatsConnectionSettings.Servers")?;
+            }
+        }
         if let (Some(azure), Some(stored_azure)) =
             (&mut self.azure_queue_storage, &stored.azure_queue_storage)
             && let (Some(new), Some(old)) =

@@ -511,6 +511,18 @@ async fn queue_tasks_are_validated_when_saved() {
     let task = &tasks["OngoingTasksList"][0];
     assert_eq!(task["TaskType"], "QueueEtl", "{tasks:#}");
     assert_eq!(task["BrokerType"], "RabbitMq", "{tasks:#}");
+    // Saved back as GET showed it, the password is the stored one; pointed elsewhere, it must
+    // be typed again.
+    let (status, body) =
+        put_connection_string(&server, rabbit_connection("amqp://guest:*****@h:5672/")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        put_connection_string(&server, rabbit_connection("amqp://guest:*****@other:5672/")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("type the password again"),
+        "{body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

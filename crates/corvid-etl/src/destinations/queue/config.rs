@@ -94,6 +94,28 @@ pub struct QueueDestination {
     pub skip_automatic_queue_declaration: bool,
 }
 
+/// A URI sent back with its password as `*****` (as `GET` showed it) gets the stored
+/// password again, but only when everything else is a stored URI's: a password is never sent
+/// to another user, host or virtual host than the one it was given for.
+pub(crate) fn restore_uri_password(
+    new: &str,
+    stored: &[&str],
+    field: &str,
+) -> Result<String, String> {
+    if !new.contains(":*****@") {
+        return Ok(new.to_owned());
+    }
+    stored
+        .iter()
+        .find(|it| redact_uri_password(it) == new)
+        .map(|it| (*it).to_owned())
+        .ok_or_else(|| {
+            format!(
+                "`{field}` has the password `*****`: type the password again (the stored one is kept only for the same user, host and virtual host)"
+            )
+        })
+}
+
 /// Replaces the password of `scheme://user:password@host…` by `*****`.
 pub fn redact_uri_password(uri: &str) -> String {
     let Some((user_info, rest)) = split_user_info(uri) else {
@@ -500,6 +522,23 @@ impl Destination for QueueProcess {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_uri_password_sent_back_hidden_is_restored_only_for_the_same_place() {
+        let stored = ["amqp://etl:s3cret@rabbit:5672/%2f"];
+        let field = "RabbitMqConnectionSettings.ConnectionString";
+        assert_eq!(
+            restore_uri_password("amqp://etl:*****@rabbit:5672/%2f", &stored, field).unwrap(),
+            "amqp://etl:s3cret@rabbit:5672/%2f"
+        );
+        assert_eq!(
+            restore_uri_password("amqp://etl:new@rabbit:5672/%2f", &stored, field).unwrap(),
+            "amqp://etl:new@rabbit:5672/%2f"
+        );
+        let moved = restore_uri_password("amqp://etl:*****@elsewhere:5672/%2f", &stored, field);
+        assert!(moved.unwrap_err().contains("type the password again"));
+        assert!(restore_uri_password("amqp://etl:*****@rabbit:5672/%2f", &[], field).is_err());
+    }
+
     use super::*;
 
     #[test]
