@@ -59,5 +59,5 @@ pub use record::{
 pub use snapshot::{CollectionStats, DocumentIter, Snapshot, TombstoneIter};
 pub use storage::{MAX_DATABASE_NAME, Storage, StorageOptions, validate_database_name};
 pub use system::SystemStore;
-pub use time::Timestamp;
+pub use time::{Timestamp, UtcTime};
 pub use write::{PutDocument, WriteOp, WriteResult};

@@ -16,6 +16,30 @@ impl Timestamp {
         Timestamp(ticks)
     }
 
+    /// The whole seconds of `time` (the Unix epoch for a time before it).
+    pub fn from_system_time(time: SystemTime) -> Timestamp {
+        let secs = time.duration_since(UNIX_EPOCH).map_or(0, |it| it.as_secs());
+        Timestamp(secs as i64 * 10_000_000)
+    }
+
+    /// Its UTC calendar date and time of day, to the second.
+    pub fn utc(self) -> UtcTime {
+        let secs = self.0.div_euclid(10_000_000);
+        let days = secs.div_euclid(86_400);
+        let sec_of_day = secs.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        UtcTime {
+            year,
+            month,
+            day,
+            hour: (sec_of_day / 3600) as u32,
+            minute: (sec_of_day / 60 % 60) as u32,
+            second: (sec_of_day % 60) as u32,
+            // 1970-01-01 was a Thursday.
+            weekday: ((days + 3).rem_euclid(7)) as u32,
+        }
+    }
+
     /// Formats as ISO 8601 with seven fractional digits and a `Z`.
     pub fn to_iso(self) -> String {
         let ticks_per_sec = 10_000_000i64;
@@ -69,6 +93,21 @@ impl Timestamp {
     }
 }
 
+/// A UTC calendar date and time of day (what HTTP and AWS dates are made of).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    pub year: i64,
+    /// 1 to 12.
+    pub month: u32,
+    /// 1 to 31.
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    /// 0 is Monday, 6 Sunday.
+    pub weekday: u32,
+}
+
 // Howard Hinnant's civil-from-days algorithm (proleptic Gregorian calendar).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -104,6 +143,19 @@ mod tests {
         assert_eq!(ts.to_iso(), "2026-11-23T19:05:50.2788050Z");
         let leap = Timestamp::parse_iso("2024-02-29T23:59:59.1Z").unwrap();
         assert_eq!(leap.to_iso(), "2024-02-29T23:59:59.1000000Z");
+    }
+
+    #[test]
+    fn utc_parts_have_the_weekday() {
+        let at =
+            Timestamp::from_system_time(UNIX_EPOCH + std::time::Duration::from_secs(1_764_958_962));
+        let utc = at.utc();
+        assert_eq!((utc.year, utc.month, utc.day), (2025, 12, 5));
+        assert_eq!(
+            (utc.hour, utc.minute, utc.second, utc.weekday),
+            (18, 22, 42, 4)
+        );
+        assert_eq!(Timestamp(0).utc().weekday, 3, "1970-01-01 was a Thursday");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use futures_util::StreamExt as _;
 use crate::destination::LoadError;
 use crate::destinations::queue::azure_account::{AzureAccount, RequestToSign, http_date};
 use crate::destinations::queue::message::QueueMessage;
+use crate::destinations::queue::xml_element;
 
 /// The largest message Azure takes: 64 KiB of `MessageText` (the base64 text).
 pub const MAX_MESSAGE_TEXT_BYTES: usize = 64 * 1024;
@@ -321,13 +322,6 @@ async fn refusal(response: reqwest::Response) -> Refusal {
         code,
         message,
     }
-}
-
-/// The text of the first `<name>…</name>` of an XML error body.
-fn xml_element(body: &str, name: &str) -> Option<String> {
-    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
-    let end = start + body[start..].find(&format!("</{name}>"))?;
-    Some(body[start..end].trim().to_owned())
 }
 
 /// What a refusal is about: a message too large is the message's; authentication,

@@ -12,7 +12,7 @@ use crate::config::{
 };
 use crate::destination::{Destination, LoadError};
 use crate::destinations::queue::azure_account::AzureAccount;
-use crate::destinations::queue::encoder::{EncodeSettings, QueueBatch, QueueEncoder};
+use crate::destinations::queue::encoder::{EncodeSettings, QueueBatch, QueueEncoder, QueueNaming};
 use crate::destinations::queue::loader::QueueLoader;
 use crate::destinations::queue::sqs_settings::{SqsSettings, check_queue_name};
 use crate::validate::{ConfigError, ValidatedTransform};
@@ -68,6 +68,15 @@ impl QueueBroker {
             QueueBroker::Nats { .. } => "Nats",
             QueueBroker::AmazonSqs(_) => "AmazonSqs",
             QueueBroker::AzureQueueStorage { .. } => "AzureQueueStorage",
+        }
+    }
+
+    /// How a `loadTo` target names one of its queues.
+    pub(crate) fn naming(&self) -> QueueNaming {
+        match self {
+            QueueBroker::RabbitMq { .. } | QueueBroker::Nats { .. } => QueueNaming::AsWritten,
+            QueueBroker::AmazonSqs(_) => QueueNaming::Lowercased,
+            QueueBroker::AzureQueueStorage { .. } => QueueNaming::Azure,
         }
     }
 
@@ -362,18 +371,13 @@ impl QueueDestination {
         }
         let sqs = matches!(broker, QueueBroker::AmazonSqs(_));
         let mut queues = config.queues.clone().unwrap_or_default();
-        if let QueueBroker::AzureQueueStorage { .. } = broker {
-            for it in &mut queues {
-                it.name = azure_queue_name(&it.name)
-                    .map_err(|reason| invalid(format!("`Queues`: {reason}")))?;
-            }
-        }
-        if sqs {
-            // SQS queue names are lower-cased, as RavenDB does (the encoder does the same),
-            // so `Orders` and `orders` are one queue.
-            for it in &mut queues {
-                it.name = it.name.to_lowercase();
-            }
+        // Named as the encoder names its targets (SQS and Azure lower-case them, as RavenDB
+        // does), so `Orders` and `orders` are one queue.
+        let naming = broker.naming();
+        for it in &mut queues {
+            it.name = naming
+                .queue_name(&it.name)
+                .map_err(|reason| invalid(format!("`Queues`: {reason}")))?;
         }
         for (idx, it) in queues.iter().enumerate() {
             if it.name.trim().is_empty() {
@@ -470,8 +474,7 @@ impl QueueDestination {
         EncodeSettings {
             rabbit_mq: matches!(self.broker, QueueBroker::RabbitMq { .. }),
             broker_type: self.broker.type_name(),
-            lowercase_queue_names: matches!(self.broker, QueueBroker::AmazonSqs(_)),
-            azure: matches!(self.broker, QueueBroker::AzureQueueStorage { .. }),
+            naming: self.broker.naming(),
             source: source.to_owned(),
             queues: self.queues.clone(),
         }

@@ -24,13 +24,32 @@ pub(crate) struct EncodeSettings {
     pub rabbit_mq: bool,
     /// The broker's type name, for messages.
     pub broker_type: &'static str,
-    /// SQS queue names are lower-cased (as RavenDB does); `queues` already are.
-    pub lowercase_queue_names: bool,
-    /// Azure Queue Storage: targets are lowercased, and must be valid queue names.
-    pub azure: bool,
+    /// How a `loadTo` target becomes the broker's queue name (`queues` already are).
+    pub naming: QueueNaming,
     /// The default CloudEvents `source`.
     pub source: String,
     pub queues: Vec<EtlQueue>,
+}
+
+/// How a `loadTo` target names the broker's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueNaming {
+    /// RabbitMQ exchanges and NATS subjects: as written.
+    AsWritten,
+    /// SQS: lower-cased, as RavenDB does.
+    Lowercased,
+    /// Azure Queue Storage: lower-cased, as RavenDB does, and then a valid queue name.
+    Azure,
+}
+
+impl QueueNaming {
+    pub(crate) fn queue_name(self, target: &str) -> Result<String, String> {
+        match self {
+            QueueNaming::AsWritten => Ok(target.to_owned()),
+            QueueNaming::Lowercased => Ok(target.to_lowercase()),
+            QueueNaming::Azure => azure_queue_name(target),
+        }
+    }
 }
 
 impl EncodeSettings {
@@ -136,15 +155,11 @@ pub(crate) fn transform_queue_item(
                 let arguments =
                     parse_load_arguments(load.extra_arguments.as_deref(), settings.rabbit_mq)
                         .map_err(failure)?;
-                let queue = if settings.azure {
-                    // A computed name is checked here; the script's literal ones when saved.
-                    azure_queue_name(&load.target)
-                        .map_err(|reason| failure(format!("loadTo: {reason}")))?
-                } else if settings.lowercase_queue_names {
-                    load.target.to_lowercase()
-                } else {
-                    load.target
-                };
+                // A computed name is checked here; the script's literal ones when saved.
+                let queue = settings
+                    .naming
+                    .queue_name(&load.target)
+                    .map_err(|reason| failure(format!("loadTo: {reason}")))?;
                 if !settings.rabbit_mq && queue.is_empty() {
                     return Err(failure(format!(
                         "loadTo: {} needs a queue (or subject) to publish to",
@@ -197,13 +212,12 @@ pub(crate) fn transform_queue_item(
                 // script loads documents (named ones: the default exchange needs a routing key),
                 // as well as to the queues that ask for deletes.
                 Some(true) => {
+                    // Literal targets were checked when the task was saved.
                     for target in transform.analysis.load_targets.iter() {
-                        let target = if settings.lowercase_queue_names || settings.azure {
-                            target.to_lowercase()
-                        } else {
-                            target.clone()
-                        };
-                        if !target.is_empty() && !targets.contains(&target) {
+                        if let Ok(target) = settings.naming.queue_name(target)
+                            && !target.is_empty()
+                            && !targets.contains(&target)
+                        {
                             targets.push(target);
                         }
                     }

@@ -32,3 +32,11 @@ pub(crate) use config::restore_secret;
 pub use config::{QueueBroker, QueueDestination, redact_uri_password};
 pub use message::{CloudEvent, QueueMessage};
 pub use sqs_settings::{SqsEndpoint, SqsSettings};
+
+/// The text of the first `<name>…</name>` of an XML answer (the error bodies of the brokers
+/// spoken to over HTTP: SQS's query protocol, Azure).
+pub(crate) fn xml_element(body: &str, name: &str) -> Option<String> {
+    let start = body.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + body[start..].find(&format!("</{name}>"))?;
+    Some(body[start..end].trim().to_owned())
+}

@@ -4,8 +4,9 @@
 //! The secret key itself never leaves the process: only a signature derived from it for one
 //! day, region and service. Public for `corvid-bench queue --broker sqs`'s raw producer.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
+use corvid_store::Timestamp;
 use ring::{digest, hmac};
 
 /// The headers a request carries, signed.
@@ -91,38 +92,16 @@ fn hex(bytes: &[u8]) -> String {
 
 /// `now` in UTC as `YYYYMMDD'T'HHMMSS'Z'`.
 fn amz_date(now: SystemTime) -> String {
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .map(|it| it.as_secs())
-        .unwrap_or_default();
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let in_day = secs % 86_400;
+    let utc = Timestamp::from_system_time(now).utc();
     format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        in_day / 3600,
-        in_day % 3600 / 60,
-        in_day % 60
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second
     )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
 

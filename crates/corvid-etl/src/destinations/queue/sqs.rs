@@ -28,6 +28,7 @@ use crate::destinations::queue::sigv4::{self, Credentials};
 use crate::destinations::queue::sqs_settings::{
     SqsEndpoint, SqsSettings, aws_endpoint, parse_endpoint,
 };
+use crate::destinations::queue::xml_element;
 
 /// What SQS took at most per message before 2025 (256 KiB), and what a queue that does not
 /// say is taken to hold.
@@ -373,13 +374,6 @@ fn service_error(status: u16, query_error: Option<&str>, answer: &Value, text: &
         code,
         message,
     }
-}
-
-/// The text of the first `<name>` element of an XML answer.
-fn xml_element(text: &str, name: &str) -> Option<String> {
-    let start = text.find(&format!("<{name}>"))? + name.len() + 2;
-    let end = start + text[start..].find('<')?;
-    Some(text[start..end].to_owned())
 }
 
 fn queue_url(answer: &Value) -> Result<String, LoadError> {
