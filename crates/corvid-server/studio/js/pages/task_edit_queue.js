@@ -42,6 +42,7 @@ export function connectionLabel(connection) {
   const where = connection.RabbitMqConnectionSettings?.ConnectionString
     || connection.KafkaConnectionSettings?.BootstrapServers
     || (connection.NatsConnectionSettings?.Servers || []).join(', ')
+    || connection.AmazonSqsConnectionSettings?.ServiceUrl
     || connection.AmazonSqsConnectionSettings?.Basic?.RegionName
     || (connection.AzureQueueStorageConnectionSettings ? 'Azure Storage' : '');
   return `${connection.Name} (${where || connection.BrokerType})`;
