@@ -18,7 +18,7 @@ use oxc_ast_visit::{Visit, walk};
 use oxc_parser::{ParseOptions, Parser};
 use oxc_span::{GetSpan, SourceType, Span};
 
-use crate::direct::{self, DirectScript};
+use crate::direct::{self, DirectScript, LoadForm};
 use crate::engine::check_syntax;
 use crate::error::ScriptError;
 use crate::projection::{Projection, document_projection};
@@ -61,7 +61,9 @@ pub struct ScriptAnalysis {
 ///   [`MAX_SCRIPT_BYTES`], or nests too deeply to compile within a 1 MiB stack.
 /// - [`ScriptError::Engine`] when the parser cannot run (no thread for it, for example).
 pub fn analyze(source: &str) -> Result<ScriptAnalysis, ScriptError> {
-    parse_script(source).map(|parsed_script| parsed_script.analysis)
+    // What the analysis finds does not depend on the ETL type; only the direct interpreter's
+    // compilation does, and it is not part of the analysis.
+    parse_script(source, LoadForm::Etl).map(|parsed_script| parsed_script.analysis)
 }
 
 /// The analysis plus what the runtime needs to compile the script.
@@ -123,7 +125,7 @@ impl<'a> Visit<'a> for NestingDepth {
 /// Scripts larger than this are refused: parsing needs stack in proportion to nesting depth.
 pub const MAX_SCRIPT_BYTES: usize = 1024 * 1024;
 
-pub(crate) fn parse_script(source: &str) -> Result<ParsedScript, ScriptError> {
+pub(crate) fn parse_script(source: &str, load_form: LoadForm) -> Result<ParsedScript, ScriptError> {
     if source.len() > MAX_SCRIPT_BYTES {
         return Err(ScriptError::Invalid {
             message: format!(
@@ -140,7 +142,7 @@ pub(crate) fn parse_script(source: &str) -> Result<ParsedScript, ScriptError> {
         let parser_thread = std::thread::Builder::new()
             .name("corvid-script-parse".to_owned())
             .stack_size(parser_stack_bytes(source))
-            .spawn_scoped(scope, || parse_on_this_thread(source))
+            .spawn_scoped(scope, || parse_on_this_thread(source, load_form))
             .map_err(|error| ScriptError::Engine {
                 message: format!("failed to start the script parser thread: {error}"),
             })?;
@@ -168,7 +170,7 @@ fn parser_stack_bytes(source: &str) -> usize {
     BASE_BYTES + per_byte
 }
 
-fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
+fn parse_on_this_thread(source: &str, load_form: LoadForm) -> Result<ParsedScript, ScriptError> {
     // QuickJS first: it refuses nesting deeper than its stack limit instead of overflowing, so
     // the nesting oxc sees below is bounded too. It also catches early errors (redeclarations,
     // for example) that oxc leaves to semantic analysis.
@@ -272,7 +274,7 @@ fn parse_on_this_thread(source: &str) -> Result<ParsedScript, ScriptError> {
             end: span.end as usize,
         });
     }
-    let direct = direct::compile(&program, &collector.load_to_functions);
+    let direct = direct::compile(&program, &collector.load_to_functions, load_form);
     Ok(ParsedScript {
         analysis,
         declarations,
@@ -504,6 +506,12 @@ const KNOWN_GLOBALS: &[&str] = &[
     "decodeURI",
     "escape",
     "unescape",
+    // OLAP ETL's, defined only for OLAP scripts (`ScriptOptions::olap`): elsewhere they throw a
+    // ReferenceError instead of reading as null, so that an OLAP script given to another ETL
+    // type fails at once rather than loading `undefined`.
+    "partitionBy",
+    "noPartition",
+    "$customPartitionValue",
 ];
 
 /// The names a script declares anywhere: variables, functions, parameters, classes, catch
@@ -664,7 +672,7 @@ mod tests {
     #[test]
     fn directives_and_top_level_functions_are_recorded_with_their_byte_ranges() {
         let source = "'use strict';\nvar a = 1;\nfunction helper() { return 2; }\nloadToX({});";
-        let parsed_script = parse_script(source).unwrap();
+        let parsed_script = parse_script(source, LoadForm::Etl).unwrap();
         let ranges: Vec<&str> = parsed_script
             .declarations
             .iter()
@@ -675,7 +683,7 @@ mod tests {
 
     #[test]
     fn load_to_references_that_are_not_calls_still_get_a_global() {
-        let parsed_script = parse_script("var f = loadToUsers; f({});").unwrap();
+        let parsed_script = parse_script("var f = loadToUsers; f({});", LoadForm::Etl).unwrap();
         assert_eq!(parsed_script.load_to_functions, ["loadToUsers"]);
         assert!(parsed_script.analysis.load_targets.is_empty());
     }
@@ -703,7 +711,7 @@ mod tests {
             ("var g = this.A ? 'x' : `${'y'}loadTo`; loadToX({});", true),
             ("loadToX({s: 'Load to X'});", false),
         ] {
-            let parsed_script = parse_script(script).unwrap();
+            let parsed_script = parse_script(script, LoadForm::Etl).unwrap();
             assert_eq!(parsed_script.load_results_used, used, "{script}");
         }
     }

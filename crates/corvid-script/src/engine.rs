@@ -15,7 +15,7 @@ use rquickjs::{Array, Context, Ctx, Exception, Function, Object, Persistent, Run
 use crate::document::{AttachmentMeta, DocumentInput};
 use crate::error::ScriptError;
 use crate::host_scope;
-use crate::options::ScriptOptions;
+use crate::options::{OlapScriptOptions, ScriptOptions};
 use crate::output::{AddedAttachment, LoadedObject, LoadedValue, TransformOutput};
 use crate::projection::{Projection, project_object};
 use crate::source_map::{
@@ -129,7 +129,10 @@ impl Engine {
 
         // With values loaded, undefined members become null on the Rust side; no copy in JS.
         let undefined_as_null = options.undefined_as_null && !options.load_as_values;
-        let compiled = context.with(|ctx| compile(&ctx, plan, &state, undefined_as_null));
+        let compiled = context.with(|ctx| {
+            let olap = options.olap.as_ref().filter(|_| !plan.patch_mode);
+            compile(&ctx, plan, &state, undefined_as_null, olap)
+        });
         let (body, exported_functions) = match compiled {
             Ok(it) => it,
             Err(failure) => return Err(compile_error(failure, options)),
@@ -385,6 +388,7 @@ fn compile<'js>(
     plan: &ScriptPlan,
     state: &Rc<RefCell<CallState>>,
     undefined_as_null: bool,
+    olap: Option<&OlapScriptOptions>,
 ) -> Result<Compiled, CallFailure> {
     let fail = |error| classify(ctx, &plan.source, error);
     let native = native_functions(ctx, state).map_err(fail)?;
@@ -397,6 +401,8 @@ fn compile<'js>(
             undefined_as_null,
             !plan.load_results_used,
             plan.patch_mode,
+            olap.is_some(),
+            olap.and_then(|it| it.custom_partition_value.clone()),
         ))
         .map_err(fail)?;
     for name in &plan.load_to_functions {

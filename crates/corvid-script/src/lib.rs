@@ -57,6 +57,25 @@
 //! - `varchar(value, size = 50)` and `nvarchar(value, size = 50)`: `{Type: 'AnsiString' |
 //!   'String', Value, Size}` for SQL ETL (spec §3.3).
 //!
+//! # OLAP ETL
+//!
+//! With [`ScriptOptions::olap`] set, `loadTo<Name>(key, obj)` and `loadTo('Name', key, obj)`
+//! take a partition key before the object, and the globals below are defined (in every other
+//! ETL type they do not exist, and using them throws a `ReferenceError`):
+//! - `noPartition()`: the table's root folder.
+//! - `partitionBy(value)`: one partition named `_partition`.
+//! - `partitionBy(['year', y], ['month', m], …)`: nested partitions `year=…/month=…`.
+//! - `$customPartitionValue`: [`OlapScriptOptions::custom_partition_value`], read-only; `null`
+//!   when the task has none.
+//!
+//! A partition's value becomes text: a string as it is, a finite number or a boolean as
+//! `String(value)` writes it, a `Date` as its UTC `yyyy-MM-dd-HH-mm` (RavenDB's partition
+//! format). Anything else (`null`, `undefined`, `NaN`, an object, an array, an invalid date)
+//! and a name that is not a non-empty string throw a `TypeError` naming the partition. A key
+//! that `partitionBy` or `noPartition` did not make (a string, an object shaped like a key) and
+//! arguments after the object throw a `TypeError` too. The key, normalized, is the load's
+//! [`LoadedObject::extra_arguments`]: `[[["year","2024"],["month","3"]]]`.
+//!
 //! # Patch scripts
 //!
 //! [`ScriptRuntime::new_patch`] compiles a RavenDB patch script; [`ScriptRuntime::patch`] runs
@@ -128,6 +147,6 @@ mod source_map;
 pub use analysis::{MAX_NESTING_DEPTH, MAX_SCRIPT_BYTES, ScriptAnalysis, analyze};
 pub use document::{AttachmentMeta, DocumentInput, NoDocuments, ScriptHost};
 pub use error::{ScriptError, TransformError};
-pub use options::ScriptOptions;
+pub use options::{OlapScriptOptions, ScriptOptions};
 pub use output::{AddedAttachment, LoadedObject, LoadedValue, PatchOutput, TransformOutput};
 pub use runtime::ScriptRuntime;

@@ -28,6 +28,21 @@ pub struct ScriptOptions {
     /// Rust instead of QuickJS, with the same output; a document the interpreter cannot run
     /// exactly still goes to QuickJS. Default true; false is for comparing the two.
     pub direct_interpreter: bool,
+    /// Run the script as an OLAP ETL transformation: `loadTo<Name>(key, obj)` and
+    /// `loadTo('Name', key, obj)` take a partition key before the object, made by the globals
+    /// `partitionBy(…)` and `noPartition()`, and `$customPartitionValue` is defined (see the
+    /// crate documentation, *OLAP ETL*). `None` (the default) for every other ETL type, whose
+    /// scripts see none of these.
+    pub olap: Option<OlapScriptOptions>,
+}
+
+/// What an OLAP ETL script gets besides the partition functions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OlapScriptOptions {
+    /// The task's `CustomPartitionValue` setting, which the script reads as the read-only
+    /// global `$customPartitionValue`; `None` (the default) when the task has none, and the
+    /// global is then `null`.
+    pub custom_partition_value: Option<String>,
 }
 
 impl Default for ScriptOptions {
@@ -39,6 +54,7 @@ impl Default for ScriptOptions {
             undefined_as_null: true,
             load_as_values: false,
             direct_interpreter: true,
+            olap: None,
         }
     }
 }

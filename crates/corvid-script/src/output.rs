@@ -38,6 +38,10 @@ pub struct LoadedObject {
     pub attachments: Vec<AddedAttachment>,
     /// The arguments the script passed after the object (Queue ETL's routing key and
     /// CloudEvents attributes), as a JSON array; `None` when there were none.
+    /// In OLAP ETL ([`ScriptOptions::olap`](crate::ScriptOptions::olap)) always the one-element
+    /// array `[key]` of the partition key the script passed before the object, normalized:
+    /// `[["name","value"],…]` with every name and value a string, outermost partition first
+    /// (`[[]]` for `noPartition()`, `[[["_partition","v"]]]` for `partitionBy(v)`).
     pub extra_arguments: Option<String>,
 }
 

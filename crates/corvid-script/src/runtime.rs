@@ -1,7 +1,7 @@
 //! The public script runtime: compile once, transform document after document.
 
 use crate::analysis::{GENERIC_DELETE_BEHAVIOR, ScriptAnalysis, parse_script};
-use crate::direct::{DirectRunner, Outcome};
+use crate::direct::{DirectRunner, LoadForm, Outcome};
 use crate::document::{DocumentInput, ScriptHost};
 use crate::engine::{CallFailure, Engine, FunctionArgs, ScriptPlan};
 use crate::error::{ScriptError, TransformError};
@@ -66,7 +66,11 @@ impl ScriptRuntime {
         options: ScriptOptions,
         patch_mode: bool,
     ) -> Result<ScriptRuntime, ScriptError> {
-        let mut parsed_script = parse_script(source)?;
+        let load_form = match options.olap {
+            Some(_) if !patch_mode => LoadForm::Olap,
+            _ => LoadForm::Etl,
+        };
+        let mut parsed_script = parse_script(source, load_form)?;
         let analysis = parsed_script.analysis.clone();
         // RavenDB's null propagation: member access on null or undefined yields nothing
         // instead of throwing. Compiled as optional chaining; positions still map to what the
@@ -79,7 +83,7 @@ impl ScriptRuntime {
                 .map(|(offset, text)| (*offset, text.as_ref()))
                 .collect();
             let rewritten = ScriptSource::with_insertions(source, &insertions);
-            if let Ok(reparsed) = parse_script(&rewritten.compiled) {
+            if let Ok(reparsed) = parse_script(&rewritten.compiled, load_form) {
                 parsed_script = reparsed;
                 script_source = rewritten;
             }
@@ -102,13 +106,7 @@ impl ScriptRuntime {
             .take()
             .filter(|_| options.direct_interpreter && !analysis.is_empty && !patch_mode)
             .map(|script| {
-                DirectRunner::new(
-                    script,
-                    parsed_script.document_projection.clone(),
-                    options.load_as_values,
-                    options.undefined_as_null,
-                    options.memory_limit_bytes,
-                )
+                DirectRunner::new(script, parsed_script.document_projection.clone(), &options)
             });
         let plan = if patch_mode {
             // A patch writes the whole document back: nothing may be projected away.

@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{TestHost, input};
-use corvid_script::{ScriptOptions, ScriptRuntime, TransformError};
+use corvid_script::{OlapScriptOptions, ScriptOptions, ScriptRuntime, TransformError};
 
 const DOCUMENTS: [&str; 8] = [
     common::USER,
@@ -83,6 +83,62 @@ fn option_sets() -> [ScriptOptions; 3] {
     [raven, sql, undefined_dropped]
 }
 
+/// OLAP ETL scripts within the interpreter's subset.
+const OLAP_DIRECT_SCRIPTS: &[&str] = &[
+    // The shape of the OLAP benchmark's script.
+    "loadToOrders(partitionBy(['year', this.Age], ['month', this.First]), { Company: this.Last, Total: this.Age, OrderedAt: this.ShipTo });",
+    "loadToPeople(noPartition(), {Name: this.First + ' ' + this.Last});",
+    "loadToPeople(partitionBy(this.First), {Age: this.Age}); loadToPeople(partitionBy(this.Age), {}); loadToB(partitionBy(this.Age > 40), {});",
+    "loadTo(this.Age > 40 ? 'Old' : 'Young', partitionBy(['city', this.ShipTo?.City ?? 'none'], ['n', this.Lines?.length]), {who: this.First});",
+    "loadToX(partitionBy(['location', $customPartitionValue], ['age', this.Age]), {c: $customPartitionValue, u: this.Missing});",
+    "for (const line of this.Lines) loadToLines(partitionBy(['p', line.P], ['q', line.Q * 2]), {Price: line.Price});",
+    "if (this.First) loadTo('Named', noPartition(), {f: this.First}); else return;",
+    "var n = 0; loadToX(partitionBy(['a', n++], ['b', n++]), {n: n});",
+];
+
+/// OLAP ETL scripts outside the subset (or keys the interpreter leaves to QuickJS).
+const OLAP_QUICKJS_SCRIPTS: &[&str] = &[
+    "var key = partitionBy(['year', this.Age]); loadToX(key, {});",
+    "loadToX(partitionBy(['at', new Date(Date.UTC(2024, 1, 2, 3, 4))]), {});",
+    "var name = 'year'; loadToX(partitionBy([name, this.Age]), {});",
+    "loadToX(partitionBy(...[['a', 1]]), {});",
+    "loadToX(partitionBy(['', 1]), {});",
+    "loadToX(partitionBy(), {});",
+    "loadToX({A: this.First});",
+    "loadToX(noPartition(), {A: 1}, 'rk');",
+    "loadToX(noPartition(1), {});",
+    "loadToX({}, {});",
+];
+
+fn olap_option_sets() -> [ScriptOptions; 4] {
+    let olap = |custom_partition_value: Option<&str>| {
+        Some(OlapScriptOptions {
+            custom_partition_value: custom_partition_value.map(str::to_owned),
+        })
+    };
+    [
+        ScriptOptions {
+            olap: olap(None),
+            ..ScriptOptions::default()
+        },
+        ScriptOptions {
+            olap: olap(Some("eu-west")),
+            load_as_values: true,
+            ..ScriptOptions::default()
+        },
+        ScriptOptions {
+            olap: olap(Some("a \"quoted\" value")),
+            ..ScriptOptions::default()
+        },
+        ScriptOptions {
+            olap: olap(None),
+            load_as_values: true,
+            undefined_as_null: false,
+            ..ScriptOptions::default()
+        },
+    ]
+}
+
 fn run_all(script: &str, docs: &[&str], options: &ScriptOptions) -> (Vec<String>, Option<u64>) {
     let mut runtime = ScriptRuntime::new(script, options.clone()).unwrap();
     let results = docs
@@ -98,15 +154,19 @@ fn run_all(script: &str, docs: &[&str], options: &ScriptOptions) -> (Vec<String>
 }
 
 fn compare(script: &str, docs: &[&str]) -> u64 {
+    compare_with(script, docs, &option_sets())
+}
+
+fn compare_with(script: &str, docs: &[&str], option_sets: &[ScriptOptions]) -> u64 {
     let mut n_direct = 0;
-    for options in option_sets() {
+    for options in option_sets {
         let quickjs = ScriptOptions {
             direct_interpreter: false,
             ..options.clone()
         };
         let (expected, none) = run_all(script, docs, &quickjs);
         assert_eq!(none, None);
-        let (actual, direct) = run_all(script, docs, &options);
+        let (actual, direct) = run_all(script, docs, options);
         for ((expected, actual), doc) in expected.iter().zip(&actual).zip(docs) {
             assert_eq!(
                 actual, expected,
@@ -134,6 +194,33 @@ fn scripts_outside_the_subset_run_in_quickjs() {
         let runtime = ScriptRuntime::new(script, ScriptOptions::default()).unwrap();
         assert_eq!(runtime.direct_documents(), None, "{script}");
         compare(script, &DOCUMENTS);
+    }
+}
+
+#[test]
+fn olap_scripts_in_the_subset_run_directly_with_quickjs_output() {
+    for script in OLAP_DIRECT_SCRIPTS {
+        let n_direct = compare_with(script, &DOCUMENTS, &olap_option_sets());
+        assert!(n_direct > 0, "never ran directly: {script}");
+    }
+}
+
+#[test]
+fn olap_scripts_outside_the_subset_run_in_quickjs() {
+    for script in OLAP_QUICKJS_SCRIPTS {
+        let runtime = ScriptRuntime::new(script, olap_option_sets()[0].clone()).unwrap();
+        assert_eq!(runtime.direct_documents(), None, "{script}");
+        compare_with(script, &DOCUMENTS, &olap_option_sets());
+    }
+}
+
+#[test]
+fn olap_scripts_in_other_etl_types_run_in_quickjs() {
+    // No partitionBy there: QuickJS throws a ReferenceError.
+    for script in OLAP_DIRECT_SCRIPTS {
+        let runtime = ScriptRuntime::new(script, ScriptOptions::default()).unwrap();
+        assert_eq!(runtime.direct_documents(), None, "{script}");
+        assert_eq!(compare(script, &DOCUMENTS), 0, "{script}");
     }
 }
 
@@ -264,6 +351,38 @@ fn random_documents_give_quickjs_output() {
     let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
     for script in SCRIPTS {
         let n_direct = compare(script, &docs);
+        assert!(
+            n_direct > 100,
+            "{n_direct} documents ran directly: {script}"
+        );
+    }
+}
+
+#[test]
+fn random_partition_values_give_quickjs_output() {
+    const SCRIPTS: &[&str] = &[
+        "loadToX(partitionBy(['a', this.A], ['b', this.B]), {c: this.C});",
+        "loadToX(partitionBy(this.Name), {a: this.A});",
+        "loadTo('Y', partitionBy(['s', this.A + ' ' + this.B], ['n', this.A * this.C]), {});",
+    ];
+    // Mostly primitives (null, booleans, numbers, strings), sometimes arrays and objects.
+    let mut random = Random(0x01a9_5eed_f00d_cafe);
+    let docs: Vec<String> = (0..300)
+        .map(|doc_idx| {
+            let depth = if doc_idx % 4 == 0 { 0 } else { 2 };
+            let mut value = || random_value(&mut random, depth);
+            format!(
+                r#"{{"A":{},"B":{},"C":{},"Name":{}}}"#,
+                value(),
+                value(),
+                value(),
+                value()
+            )
+        })
+        .collect();
+    let docs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    for script in SCRIPTS {
+        let n_direct = compare_with(script, &docs, &olap_option_sets());
         assert!(
             n_direct > 100,
             "{n_direct} documents ran directly: {script}"

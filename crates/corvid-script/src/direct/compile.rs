@@ -12,9 +12,22 @@ use oxc_ast::ast::{
 
 use super::value::is_index_like;
 
+/// How `loadTo…` calls take their arguments, which depends on the ETL type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoadForm {
+    /// `loadTo<Name>(obj)`, `loadTo('Name', obj)` (arguments after the object are left to
+    /// QuickJS).
+    Etl,
+    /// OLAP ETL: `loadTo<Name>(key, obj)`, `loadTo('Name', key, obj)`, the key made by
+    /// `partitionBy(…)` or `noPartition()` in the call itself; `$customPartitionValue` exists.
+    Olap,
+}
+
 /// The interpreter's form of a script body.
 #[derive(Debug, Clone)]
 pub(crate) struct Compiled {
+    /// The form the script's `loadTo…` calls were compiled in.
+    pub load_form: LoadForm,
     pub body: Vec<Stmt>,
     /// Number of variable slots; `var` slots start `undefined`, the others uninitialised.
     pub slots: usize,
@@ -27,9 +40,14 @@ pub(crate) struct Compiled {
 #[derive(Debug, Clone)]
 pub(crate) enum Stmt {
     Expr(Expr),
-    /// `loadTo<Name>(obj)` or `loadTo(target, obj)` as a statement of its own.
+    /// `loadTo<Name>(obj)` or `loadTo(target, obj)` as a statement of its own, or their OLAP
+    /// forms with a partition key before the object.
     Load {
         target: LoadTarget,
+        /// The partition key of an OLAP load (`None` for other ETL types): the partitions'
+        /// names and values, in order; empty for `noPartition()`, one named `_partition` for
+        /// `partitionBy(value)`.
+        partition: Option<Vec<(Arc<str>, Expr)>>,
         object: Expr,
         /// `object` is an object literal with distinct keys.
         literal: bool,
@@ -128,6 +146,8 @@ pub(crate) enum Expr {
     Id(Box<Expr>),
     /// `getMetadata(doc)`.
     GetMetadata(Box<Expr>),
+    /// OLAP ETL's `$customPartitionValue`.
+    CustomPartitionValue,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +167,9 @@ pub(crate) enum MathFunction {
     Max,
 }
 
+/// The name of the one partition `partitionBy(value)` makes (RavenDB's).
+pub(crate) const DEFAULT_PARTITION_NAME: &str = "_partition";
+
 /// Scripts nesting deeper than this run in QuickJS: the interpreter recurses on the native
 /// stack, QuickJS has its own limit.
 const MAX_DEPTH: usize = 128;
@@ -165,18 +188,24 @@ struct Compiler<'l> {
     /// Names of the top-level functions: a reference to one is outside the subset.
     functions: Vec<String>,
     load_to_functions: &'l [String],
+    load_form: LoadForm,
     depth: usize,
     names: Vec<Arc<str>>,
 }
 
 /// Compiles `program`, or `None` when it is outside the subset.
-pub(crate) fn compile(program: &Program<'_>, load_to_functions: &[String]) -> Option<Compiled> {
+pub(crate) fn compile(
+    program: &Program<'_>,
+    load_to_functions: &[String],
+    load_form: LoadForm,
+) -> Option<Compiled> {
     let mut compiler = Compiler {
         scopes: vec![Vec::new()],
         slots: 0,
         var_slots: Vec::new(),
         functions: Vec::new(),
         load_to_functions,
+        load_form,
         depth: 0,
         names: Vec::new(),
     };
@@ -206,6 +235,7 @@ pub(crate) fn compile(program: &Program<'_>, load_to_functions: &[String]) -> Op
     let (lexical, body) = compiler.block_body(&program.body, true)?;
     let body = vec![Stmt::Block { lexical, body }];
     Some(Compiled {
+        load_form,
         body,
         slots: compiler.slots,
         var_slots: compiler.var_slots,
@@ -504,7 +534,8 @@ impl Compiler<'_> {
         })
     }
 
-    /// `loadTo<Name>(obj)` or `loadTo(target, obj)`, or `None` when `call` is not a load.
+    /// `loadTo<Name>(obj)` or `loadTo(target, obj)` (OLAP: `loadTo<Name>(key, obj)` or
+    /// `loadTo(target, key, obj)`), or `None` when `call` is not a load.
     fn load(&mut self, call: &CallExpression<'_>) -> Option<Option<Stmt>> {
         let Expression::Identifier(callee) = &call.callee else {
             return None;
@@ -514,22 +545,30 @@ impl Compiler<'_> {
             return None;
         }
         Some((|| {
+            let n_target = usize::from(name == "loadTo");
+            let n_key = usize::from(self.load_form == LoadForm::Olap);
             // Arguments after the object (Queue ETL's routing key and attributes) are left to
-            // QuickJS, which hands them to the destination.
-            let n_before_object = usize::from(name == "loadTo");
-            if call.arguments.len() > n_before_object + 1 {
+            // QuickJS, which hands them to the destination; in OLAP ETL they are an error.
+            if call.arguments.len() > n_target + n_key + 1 {
                 return None;
             }
-            let arguments = self.arguments(&call.arguments)?;
-            let mut arguments = arguments.into_iter();
             let target = if name == "loadTo" {
-                LoadTarget::Computed(Box::new(arguments.next()?))
+                LoadTarget::Computed(Box::new(
+                    self.expression(call.arguments.first()?.as_expression()?)?,
+                ))
             } else if self.load_to_functions.iter().any(|it| it == name) {
                 LoadTarget::Named(Arc::from(&name["loadTo".len()..]))
             } else {
                 return None;
             };
-            let object = arguments.next().unwrap_or(Expr::Undefined);
+            let partition = match self.load_form {
+                LoadForm::Etl => None,
+                LoadForm::Olap => Some(self.partition_key(call.arguments.get(n_target)?)?),
+            };
+            let object = match call.arguments.get(n_target + n_key) {
+                Some(argument) => self.expression(argument.as_expression()?)?,
+                None => Expr::Undefined,
+            };
             let literal = match &object {
                 Expr::Object(properties) => properties
                     .iter()
@@ -539,10 +578,60 @@ impl Compiler<'_> {
             };
             Some(Stmt::Load {
                 target,
+                partition,
                 object,
                 literal,
             })
         })())
+    }
+
+    /// An OLAP load's key, when it is written in the call: `noPartition()`, `partitionBy(value)`
+    /// or `partitionBy(['name', value], …)` with literal names. Anything else (a key made
+    /// elsewhere, a computed name, an error QuickJS reports) is outside the subset.
+    fn partition_key(&mut self, argument: &Argument<'_>) -> Option<Vec<(Arc<str>, Expr)>> {
+        let Expression::CallExpression(call) = argument.as_expression()? else {
+            return None;
+        };
+        let Expression::Identifier(callee) = &call.callee else {
+            return None;
+        };
+        if call.optional || !self.is_global(callee.name.as_str()) {
+            return None;
+        }
+        match callee.name.as_str() {
+            "noPartition" if call.arguments.is_empty() => Some(Vec::new()),
+            "partitionBy" => match call.arguments.as_slice() {
+                [] => None,
+                [argument] if !matches!(argument, Argument::ArrayExpression(_)) => Some(vec![(
+                    Arc::from(DEFAULT_PARTITION_NAME),
+                    self.expression(argument.as_expression()?)?,
+                )]),
+                arguments => arguments
+                    .iter()
+                    .map(|argument| {
+                        let Argument::ArrayExpression(pair) = argument else {
+                            return None;
+                        };
+                        let [name, value] = pair.elements.as_slice() else {
+                            return None;
+                        };
+                        let ArrayExpressionElement::StringLiteral(name) = name else {
+                            return None;
+                        };
+                        if name.lone_surrogates || name.value.is_empty() {
+                            return None;
+                        }
+                        let value = match value {
+                            ArrayExpressionElement::SpreadElement(_)
+                            | ArrayExpressionElement::Elision(_) => return None,
+                            value => self.expression(value.as_expression()?)?,
+                        };
+                        Some((Arc::from(name.value.as_str()), value))
+                    })
+                    .collect(),
+            },
+            _ => None,
+        }
     }
 
     fn arguments(&mut self, arguments: &[Argument<'_>]) -> Option<Vec<Expr>> {
@@ -593,6 +682,9 @@ impl Compiler<'_> {
                     Some(binding) => Expr::Local(binding.slot),
                     None if !self.is_global(name) => return None,
                     None => match name {
+                        "$customPartitionValue" if self.load_form == LoadForm::Olap => {
+                            Expr::CustomPartitionValue
+                        }
                         "undefined" => Expr::Undefined,
                         "NaN" => Expr::Num(f64::NAN),
                         "Infinity" => Expr::Num(f64::INFINITY),

@@ -25,14 +25,17 @@ use std::time::Instant;
 use oxc_ast::ast::{BinaryOperator, LogicalOperator, Program, UnaryOperator};
 
 use crate::engine::loaded_number;
+use crate::options::ScriptOptions;
 use crate::output::{LoadedObject, LoadedValue, TransformOutput};
 use crate::projection::Projection;
 
 use compile::{Compiled, Expr, LoadTarget, MathFunction, Stmt, Target};
 use value::{
     Arr, Key, MAX_HEIGHT, Obj, Val, Wanted, is_index_like, is_inherited_name, push_json,
-    push_json_object,
+    push_json_object, push_json_string, push_number,
 };
+
+pub(crate) use compile::LoadForm;
 
 /// A script compiled for the direct interpreter. `Send`, unlike the runner.
 #[derive(Debug, Clone)]
@@ -40,9 +43,15 @@ pub(crate) struct DirectScript {
     compiled: Compiled,
 }
 
-/// Compiles `program` when every statement of it is in the subset.
-pub(crate) fn compile(program: &Program<'_>, load_to_functions: &[String]) -> Option<DirectScript> {
-    compile::compile(program, load_to_functions).map(|compiled| DirectScript { compiled })
+/// Compiles `program` when every statement of it is in the subset, with `loadTo…` calls
+/// taking their arguments as `load_form` says.
+pub(crate) fn compile(
+    program: &Program<'_>,
+    load_to_functions: &[String],
+    load_form: LoadForm,
+) -> Option<DirectScript> {
+    compile::compile(program, load_to_functions, load_form)
+        .map(|compiled| DirectScript { compiled })
 }
 
 /// Why a direct run produced no output.
@@ -89,6 +98,8 @@ pub(crate) struct DirectRunner {
     load_as_values: bool,
     undefined_as_null: bool,
     memory_limit_bytes: usize,
+    /// `$customPartitionValue` of an OLAP script: the setting, or `null`.
+    custom_partition_value: Val,
     /// Documents run to the end here, for tests and statistics.
     pub completed: u64,
 }
@@ -106,21 +117,39 @@ struct Run<'r> {
 }
 
 impl DirectRunner {
+    /// A runner for `script` under `options`, which must be the options whose ETL type the
+    /// script was compiled for ([`LoadForm::Olap`] exactly when `options.olap` is set).
+    ///
+    /// # Panics
+    ///
+    /// In debug builds, when the script was compiled for another ETL type.
     pub(crate) fn new(
         script: DirectScript,
         projection: Projection,
-        load_as_values: bool,
-        undefined_as_null: bool,
-        memory_limit_bytes: usize,
+        options: &ScriptOptions,
     ) -> DirectRunner {
+        debug_assert_eq!(
+            script.compiled.load_form == LoadForm::Olap,
+            options.olap.is_some(),
+            "the script was compiled for another ETL type"
+        );
+        let custom_partition_value = match options
+            .olap
+            .as_ref()
+            .and_then(|it| it.custom_partition_value.as_deref())
+        {
+            Some(value) => Val::Str(Arc::from(value)),
+            None => Val::Null,
+        };
         let mut names = script.compiled.names.clone();
         DirectRunner {
             script,
             wanted: Wanted::new(&projection, &mut names),
             names,
-            load_as_values,
-            undefined_as_null,
-            memory_limit_bytes,
+            load_as_values: options.load_as_values,
+            undefined_as_null: options.undefined_as_null,
+            memory_limit_bytes: options.memory_limit_bytes,
+            custom_partition_value,
             completed: 0,
         }
     }
@@ -212,9 +241,10 @@ impl Run<'_> {
             }
             Stmt::Load {
                 target,
+                partition,
                 object,
                 literal,
-            } => self.load(target, object, *literal)?,
+            } => self.load(target, partition.as_deref(), object, *literal)?,
             Stmt::Init { slot, value } => {
                 let value = self.expression(value)?;
                 self.slots[*slot] = value;
@@ -311,14 +341,25 @@ impl Run<'_> {
         Ok(Flow::Normal)
     }
 
-    /// `loadTo…(obj)`: records the object as the engine would (see `engine::native_load_to`).
-    fn load(&mut self, target: &LoadTarget, object: &Expr, literal: bool) -> Eval<()> {
+    /// `loadTo…(obj)`, or OLAP's `loadTo…(key, obj)`: records the object as the engine would
+    /// (see `engine::native_load_to` and `prelude.js`).
+    fn load(
+        &mut self,
+        target: &LoadTarget,
+        partition: Option<&[(Arc<str>, Expr)]>,
+        object: &Expr,
+        literal: bool,
+    ) -> Eval<()> {
         let target = match target {
             LoadTarget::Named(name) => name.to_string(),
             LoadTarget::Computed(expr) => match self.expression(expr)? {
                 Val::Str(name) => name.to_string(),
                 _ => return unsupported(),
             },
+        };
+        let extra_arguments = match partition {
+            Some(partition) => Some(self.partition_argument(partition)?),
+            None => None,
         };
         let (json, values) = match object {
             // An object literal with distinct keys, made only to be loaded: its members are
@@ -343,9 +384,40 @@ impl Run<'_> {
             json,
             values,
             attachments: Vec::new(),
-            extra_arguments: None,
+            extra_arguments,
         });
         Ok(())
+    }
+
+    /// An OLAP load's extra arguments: `[key]`, the key being `[["name","value"],…]`, with
+    /// the values' text as the prelude's `partitionText` makes it. A value that is an error
+    /// there (null, NaN, an object) is left to QuickJS, which reports it.
+    fn partition_argument(&mut self, partition: &[(Arc<str>, Expr)]) -> Eval<String> {
+        let mut json = String::with_capacity(8 + 24 * partition.len());
+        json.push_str("[[");
+        for (pair_idx, (name, value)) in partition.iter().enumerate() {
+            let value = self.expression(value)?;
+            if pair_idx > 0 {
+                json.push(',');
+            }
+            json.push('[');
+            push_json_string(name, &mut json);
+            json.push(',');
+            match value {
+                Val::Str(text) => push_json_string(&text, &mut json),
+                Val::Num(number) if number.is_finite() => {
+                    json.push('"');
+                    push_number(number, &mut json);
+                    json.push('"');
+                }
+                Val::Bool(it) => json.push_str(if it { "\"true\"" } else { "\"false\"" }),
+                _ => return unsupported(),
+            }
+            json.push(']');
+        }
+        json.push_str("]]");
+        self.allocate(json.len())?;
+        Ok(json)
     }
 
     /// The JSON text or the values of a loaded object with these members.
@@ -530,6 +602,7 @@ impl Run<'_> {
                 let doc = self.expression(doc)?;
                 metadata(&doc)?
             }
+            Expr::CustomPartitionValue => self.runner.custom_partition_value.clone(),
         })
     }
 
