@@ -19,6 +19,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bulk_insert_protocol;
+mod olap;
 mod query;
 mod queue;
 mod rss;
@@ -61,6 +62,9 @@ enum Bench {
     Queue(queue::QueueArgs),
     /// A collection query with a `where` over many documents: first run and median.
     Query(query::QueryArgs),
+    /// OLAP ETL to a local folder: one run's rows per second against DuckDB writing the same
+    /// rows to Parquet, memory, and file sizes.
+    Olap(olap::OlapArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -132,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Script(args) => script::script(args),
         Bench::Query(args) => runtime.block_on(query::query(args)),
         Bench::Queue(args) => runtime.block_on(queue::queue(args)),
+        Bench::Olap(args) => runtime.block_on(olap::olap(args)),
     }
 }
 

@@ -15,6 +15,8 @@
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::future::Future;
 use std::ops::Range;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use corvid_script::{ScriptOptions, ScriptRuntime};
 use corvid_store::Snapshot;
@@ -53,6 +55,23 @@ pub(crate) trait Destination: Send + Sync + 'static {
     fn loads_in_flight(&self, _options: &EtlOptions) -> usize {
         1
     }
+
+    /// When the process runs: on every change (the default), or in runs on a schedule.
+    fn schedule(&self) -> Schedule {
+        Schedule::Continuous
+    }
+}
+
+/// When a destination's process sends changes.
+#[derive(Clone)]
+pub(crate) enum Schedule {
+    /// As soon as they are committed; each load is delivered (or not) on its own.
+    Continuous,
+    /// In runs: one when the process starts, then at each time `next_after` gives. A run
+    /// covers every change up to the last etag when it started; its loads are buffered
+    /// ([`Delivered::buffered`]) and published together at its end
+    /// ([`Loader::seal_run`], [`Loader::publish_run`]); progress moves only then.
+    Runs(Arc<dyn Fn(SystemTime) -> Option<SystemTime> + Send + Sync>),
 }
 
 /// Turns transformed items into one destination batch.
@@ -121,6 +140,31 @@ pub(crate) trait Loader: Send + 'static {
         batch: &'a mut Self::Batch,
         targets: Targets<'a>,
     ) -> impl Future<Output = (Delivery, usize)> + Send + 'a;
+
+    /// A run's end ([`Schedule::Runs`]): finishes what the run's loads buffered and returns
+    /// the names of what publishing it will write. The engine stores them with the progress
+    /// before [`Loader::publish_run`], so that a publish cut short is undone
+    /// ([`Loader::undo_publish`]) and never leaves a partial run behind.
+    fn seal_run(&mut self) -> impl Future<Output = Result<Vec<String>, LoadError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+
+    /// Publishes the sealed run; progress moves past the run once this returns `Ok`.
+    fn publish_run(&mut self) -> impl Future<Output = Result<(), LoadError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Removes what a publish cut short (a failure, or a crash: `names` then come from the
+    /// stored progress) may have written; what was not written is no error.
+    fn undo_publish<'a>(
+        &'a mut self,
+        _names: &'a [String],
+    ) -> impl Future<Output = Result<(), LoadError>> + Send + 'a {
+        async { Ok(()) }
+    }
+
+    /// Forgets what the current run buffered: the run is done again from its start.
+    fn discard_run(&mut self) {}
 }
 
 /// The destination targets (tables, collection id prefixes) a process owns or saw holding
@@ -158,6 +202,9 @@ pub(crate) struct Delivered {
     pub newly_owned: Vec<String>,
     /// Items the destination refused; everything else was delivered.
     pub skipped: Vec<SkippedItem>,
+    /// The destination holds the batch until its run is published ([`Schedule::Runs`]):
+    /// progress does not move yet.
+    pub buffered: bool,
 }
 
 /// An item the destination refused, left out of a delivered batch.

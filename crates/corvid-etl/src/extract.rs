@@ -43,7 +43,8 @@ pub struct Extracted {
     pub last_etag: Etag,
 }
 
-/// Reads up to `max_items` changes (and about `max_bytes`) after `after`, in etag order.
+/// Reads up to `max_items` changes (and about `max_bytes`) after `after` and up to `until`,
+/// in etag order.
 ///
 /// Each source (documents or tombstones of one collection) is read up to the limit; when a
 /// source had more, the batch stops at that source's last etag, so no change below the batch's
@@ -52,6 +53,7 @@ pub fn extract(
     snapshot: &Snapshot,
     collections: Option<&[String]>,
     after: Etag,
+    until: Etag,
     max_items: usize,
     max_bytes: usize,
 ) -> Result<Extracted, ReadError> {
@@ -64,19 +66,27 @@ pub fn extract(
     for source in sources {
         let start = items.len();
         for (taken, doc) in snapshot.documents_after(source, after)?.enumerate() {
+            let doc = doc?;
+            if doc.etag > until {
+                break;
+            }
             if taken == max_items {
                 cutoff = cutoff.min(items[start..].last().map_or(after, Item::etag));
                 break;
             }
-            items.push(Item::Document(doc?));
+            items.push(Item::Document(doc));
         }
         let start = items.len();
         for (taken, tombstone) in snapshot.tombstones_after(source, after)?.enumerate() {
+            let tombstone = tombstone?;
+            if tombstone.etag > until {
+                break;
+            }
             if taken == max_items {
                 cutoff = cutoff.min(items[start..].last().map_or(after, Item::etag));
                 break;
             }
-            items.push(Item::Tombstone(tombstone?));
+            items.push(Item::Tombstone(tombstone));
         }
     }
     items.sort_by_key(Item::etag);
@@ -143,8 +153,15 @@ mod tests {
             let mut seen = Vec::new();
             let mut after = 0;
             loop {
-                let batch =
-                    extract(&snapshot, Some(&collections), after, max_items, usize::MAX).unwrap();
+                let batch = extract(
+                    &snapshot,
+                    Some(&collections),
+                    after,
+                    Etag::MAX,
+                    max_items,
+                    usize::MAX,
+                )
+                .unwrap();
                 if batch.items.is_empty() {
                     break;
                 }
@@ -155,7 +172,14 @@ mod tests {
             }
             assert_eq!(seen, expected, "max_items {max_items}");
         }
-        let all = extract(&snapshot, None, 0, 1000, usize::MAX).unwrap();
+        let all = extract(&snapshot, None, 0, Etag::MAX, 1000, usize::MAX).unwrap();
         assert_eq!(all.items.len(), expected.len() + 1, "every collection");
+        // A run's bound: nothing after `until`, and everything up to it.
+        let until = expected[expected.len() / 2];
+        let bounded = extract(&snapshot, Some(&collections), 0, until, 1000, usize::MAX).unwrap();
+        let etags: Vec<Etag> = bounded.items.iter().map(Item::etag).collect();
+        let wanted: Vec<Etag> = expected.iter().copied().filter(|it| *it <= until).collect();
+        assert_eq!(etags, wanted);
+        assert_eq!(bounded.last_etag, until);
     }
 }

@@ -40,7 +40,8 @@ mod worker;
 pub use config::{
     AmazonSqsBasic, AmazonSqsConnectionSettings, AzureQueueStorageConnectionSettings,
     ConnectionString, EtlConfiguration, EtlDestinationConfig, EtlQueue, EtlType,
-    NatsConnectionSettings, QueueBrokerType, QueueConnectionString, QueueEtlConfig,
+    NatsConnectionSettings, OlapConnectionString, OlapEtlConfig, OlapEtlTable, OlapLocalSettings,
+    OlapS3Settings, QueueBrokerType, QueueConnectionString, QueueEtlConfig,
     RabbitMqConnectionSettings, RavenConnectionString, RavenEtlConfig, SqlConnectionString,
     SqlEtlConfig, SqlEtlTable, Transformation,
 };
@@ -48,13 +49,14 @@ pub use corvid_script::ScriptOptions;
 pub use destination::{LoadError, LoadErrorClass, SkippedItem};
 pub use histogram::Histogram;
 pub use manager::{EtlError, EtlManager, ProcessInfo, TaskInfo};
-pub use options::{EtlOptions, SqlitePaths};
+pub use options::{EtlOptions, OlapPaths, SqlitePaths};
 pub use process::{BatchPerformance, ProcessStats, ProcessStatus, progress_key};
 pub use script_budget::{MIN_GRANT_BYTES, ScriptMemoryBudget, ScriptMemoryGrant};
 pub use secrets::SecretsKey;
 pub use test_script::{
-    QueueTestResult, ScriptTestResult, SqlTestRequest, SqlTestResult, test_queue_script,
-    test_raven_connection, test_raven_script, test_sql_connection, test_sql_script,
+    OlapTestPartition, OlapTestResult, QueueTestResult, ScriptTestResult, SqlTestRequest,
+    SqlTestResult, test_olap_script, test_queue_script, test_raven_connection, test_raven_script,
+    test_sql_connection, test_sql_script,
 };
 pub use validate::ConfigError;
 pub use worker::TransformFailure;

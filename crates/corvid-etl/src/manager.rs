@@ -239,7 +239,31 @@ impl EtlManager {
                 }
             })?;
         }
+        if let ConnectionString::Olap(olap) = &mut connection
+            && let Some(ConnectionString::Olap(stored)) = self
+                .connection_strings(database)?
+                .into_iter()
+                .find(|it| it.kind() == EtlType::Olap && it.name().eq_ignore_ascii_case(&olap.name))
+        {
+            olap.restore_secrets(&stored).map_err(|reason| {
+                ConfigError::InvalidConnectionString {
+                    name: olap.name.clone(),
+                    reason,
+                }
+            })?;
+        }
         validate_connection_string(&connection)?;
+        if let ConnectionString::Olap(olap) = &connection
+            && let Some(local) = &olap.local_settings
+        {
+            self.options
+                .olap
+                .resolve(&local.folder_path)
+                .map_err(|reason| ConfigError::InvalidConnectionString {
+                    name: olap.name.clone(),
+                    reason,
+                })?;
+        }
         if let ConnectionString::Sql(sql) = &connection
             && let Ok(target) = connection::parse(&sql.factory_name, &sql.connection_string)
             && target.provider == SqlProvider::Sqlite

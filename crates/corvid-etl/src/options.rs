@@ -36,6 +36,8 @@ pub struct EtlOptions {
     pub tombstone_cleanup_interval: Duration,
     /// Where SQL ETL's SQLite files may be.
     pub sqlite: SqlitePaths,
+    /// Where OLAP ETL's local folders may be, and where it stages files for S3.
+    pub olap: OlapPaths,
     /// The key file connection strings are encrypted with at rest (created 0600 on first
     /// use); `None`: stored in clear (the library's default; `corvid serve` uses
     /// `<data-dir>/secrets.key`, or `--secrets-key-file`).
@@ -71,40 +73,107 @@ impl SqlitePaths {
     /// The check is lexical: a path with `..` is refused, symbolic links inside the directory
     /// are the operator's.
     pub fn resolve(&self, data_source: &str) -> Result<PathBuf, String> {
-        let path = Path::new(data_source);
-        let Some(dir) = &self.dir else {
-            return Ok(path.to_path_buf());
-        };
-        if path.is_absolute() && self.allow_any_path {
-            return Ok(path.to_path_buf());
-        }
-        let outside = || {
+        resolve_inside(self.dir.as_deref(), self.allow_any_path, data_source).map_err(|dir| {
             format!(
                 "the SQLite file `{data_source}` is outside the SQLite directory `{}`; use a path relative to it (or start the server with --sqlite-allow-any-path)",
                 dir.display()
             )
+        })
+    }
+}
+
+/// Where OLAP ETL's files may go: a `LocalSettings.FolderPath` resolves as a SQLite file
+/// does (relative in `dir`, absolute only inside it unless allowed), so that a connection
+/// string cannot make the server write anywhere it may.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OlapPaths {
+    /// `None`: folders are used as written (the library's default; `corvid serve` sets
+    /// `<data-dir>/olap`, or `--olap-dir`).
+    pub dir: Option<PathBuf>,
+    /// Absolute folders outside `dir` are allowed (`--olap-allow-any-path`).
+    pub allow_any_path: bool,
+    /// Where files bound for S3 are written before they are uploaded (`None`: the system's
+    /// temporary directory; `corvid serve` sets `<data-dir>/olap-staging`).
+    pub staging_dir: Option<PathBuf>,
+}
+
+impl OlapPaths {
+    /// The folder a `FolderPath` names; `Err` (for the user) when it is outside the directory.
+    pub fn resolve(&self, folder_path: &str) -> Result<PathBuf, String> {
+        resolve_inside(self.dir.as_deref(), self.allow_any_path, folder_path).map_err(|dir| {
+            format!(
+                "the OLAP folder `{folder_path}` is outside the OLAP directory `{}`; use a path relative to it (or start the server with --olap-allow-any-path)",
+                dir.display()
+            )
+        })
+    }
+
+    /// The staging folder of one process's uploads.
+    pub fn staging_for(&self, database: &str, task: &str, transform: &str) -> PathBuf {
+        let root = self
+            .staging_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("corvid-olap-staging"));
+        let name = |it: &str| {
+            it.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>()
         };
-        if path
-            .components()
-            .any(|it| matches!(it, Component::ParentDir | Component::Prefix(_)))
-        {
+        // Names are made safe for a path; the hash keeps two names that differ only in the
+        // characters replaced apart.
+        let digest = crate::destinations::queue::sigv4::sha256_hex(
+            &format!("{database}\n{task}\n{transform}"),
+            12,
+        );
+        root.join(format!(
+            "{}_{}_{}_{digest}",
+            name(database),
+            name(task),
+            name(transform)
+        ))
+    }
+}
+
+/// `path` resolved in `dir` (see [`SqlitePaths::resolve`]); `Err(dir)` when it is outside.
+fn resolve_inside(
+    dir: Option<&Path>,
+    allow_any_path: bool,
+    text: &str,
+) -> Result<PathBuf, PathBuf> {
+    let path = Path::new(text);
+    let Some(dir) = dir else {
+        return Ok(path.to_path_buf());
+    };
+    if path.is_absolute() && allow_any_path {
+        return Ok(path.to_path_buf());
+    }
+    let outside = || dir.to_path_buf();
+    if path
+        .components()
+        .any(|it| matches!(it, Component::ParentDir | Component::Prefix(_)))
+    {
+        return Err(outside());
+    }
+    let candidate = if path.is_absolute() {
+        if !path.starts_with(dir) {
             return Err(outside());
         }
-        let candidate = if path.is_absolute() {
-            if !path.starts_with(dir) {
-                return Err(outside());
-            }
-            path.to_path_buf()
-        } else {
-            dir.join(path)
-        };
-        // The check above reads the text; a symbolic link inside the directory could still
-        // lead out of it.
-        if really_inside(dir, &candidate) {
-            Ok(candidate)
-        } else {
-            Err(outside())
-        }
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    };
+    // The check above reads the text; a symbolic link inside the directory could still
+    // lead out of it.
+    if really_inside(dir, &candidate) {
+        Ok(candidate)
+    } else {
+        Err(outside())
     }
 }
 
@@ -141,6 +210,7 @@ impl Default for EtlOptions {
             script_budget: ScriptMemoryBudget::new(256 * 1024 * 1024),
             tombstone_cleanup_interval: Duration::from_secs(300),
             sqlite: SqlitePaths::default(),
+            olap: OlapPaths::default(),
             secrets_key_file: None,
             raven_tls: None,
             public_server_url: None,

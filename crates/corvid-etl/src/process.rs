@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use crate::destination::{
-    Delivered, Delivery, Destination, EncodedBatch, LoadError, LoadErrorClass, Loader, SkippedItem,
-    Targets,
+    Delivered, Delivery, Destination, EncodedBatch, LoadError, LoadErrorClass, Loader, Schedule,
+    SkippedItem, Targets,
 };
 use crate::histogram::Histogram;
 use crate::options::EtlOptions;
@@ -96,6 +96,15 @@ pub struct StoredProgress {
     pub sent_up_to_etag: Etag,
     #[serde(rename = "Owned", default, skip_serializing_if = "Option::is_none")]
     pub owned: Option<Ownership>,
+    /// A run being published ([`Schedule::Runs`]): what publishing it writes, stored before
+    /// it starts and cleared with the progress that moves past the run. Found at start-up,
+    /// it is undone before the run is done again.
+    #[serde(
+        rename = "Publishing",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub publishing: Option<Vec<String>>,
 }
 
 fn is_zero(etag: &Etag) -> bool {
@@ -214,6 +223,17 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
         }
     };
     let mut fallback = ctx.options.initial_fallback;
+    let schedule = destination.schedule();
+    // Outside runs every change is sent; a run sends the changes up to its start.
+    let mut run_until = Etag::MAX;
+    if let Schedule::Runs(_) = &schedule {
+        if let Some(names) = &stored.publishing
+            && !undo_publish(&mut ctx, &key, &mut loader, names, last, &mut fallback).await
+        {
+            return;
+        }
+        run_until = ctx.database.last_etag();
+    }
     // Where the destination allows it, loads overlap: the next batch is sent while the
     // destination still applies the previous one. Batches that share a document never
     // overlap, so the destination cannot apply an older version last.
@@ -223,7 +243,7 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
     let mut next_after = last;
     // Batch N+1 is extracted and transformed on the worker while batch N loads; progress
     // still moves in order, and only after a load succeeded.
-    let mut pending = worker.start_batch(next_after, sent_up_to);
+    let mut pending = worker.start_batch(next_after, sent_up_to, run_until);
     loop {
         if *ctx.stop.borrow() {
             return;
@@ -239,7 +259,8 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
         };
         record_transform(&ctx.stats, &batch);
         let caught_up = batch.last_etag <= next_after;
-        let following = (!caught_up).then(|| worker.start_batch(batch.last_etag, sent_up_to));
+        let following =
+            (!caught_up).then(|| worker.start_batch(batch.last_etag, sent_up_to, run_until));
         // Make room: deliver the oldest loads first while the window is full, when this batch
         // or one in flight deletes anything or they write a document in common, and when
         // there is nothing new to send.
@@ -266,14 +287,43 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
                 }
             }
         }
+        // The end of a run: publish what its loads buffered, then move the progress past it.
+        if failed.is_none()
+            && following.is_none()
+            && let Schedule::Runs(next_run) = &schedule
+        {
+            match finish_run(&ctx, &key, &mut loader, next_after).await {
+                Ok(()) => {
+                    last = next_after;
+                    {
+                        let mut stats = lock(&ctx.stats);
+                        stats.last_processed_etag = last;
+                        stats.status = ProcessStatus::Active;
+                    }
+                    fallback = ctx.options.initial_fallback;
+                    let next = next_run(std::time::SystemTime::now());
+                    wait_for_run(&mut ctx, next).await;
+                    run_until = ctx.database.last_etag();
+                    next_after = last;
+                    pending = worker.start_batch(next_after, sent_up_to, run_until);
+                    continue;
+                }
+                Err(error) => {
+                    record_run_failure(&ctx.stats, error.clone());
+                    failed = Some(error);
+                }
+            }
+        }
         if let Some(error) = failed {
             // Everything sent after the failed batch is awaited and forgotten: progress stays
             // where it was, and the retry sends those batches again (loads are idempotent,
-            // and the documents in them are no longer taken for new).
+            // and the documents in them are no longer taken for new). A run is done again
+            // from its start.
             drop(following);
             for rest in in_flight.drain(..) {
                 let _ = rest.delivery.finish().await;
             }
+            loader.discard_run();
             tracing::warn!(task = %ctx.task_name, transform = %ctx.transform.name, %error, wait_ms = fallback.as_millis() as u64, "etl load failed; retrying the same batch after a pause");
             tokio::select! {
                 _ = tokio::time::sleep(fallback) => {}
@@ -281,7 +331,10 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
             }
             fallback = (fallback * 2).min(ctx.options.max_fallback);
             next_after = last;
-            pending = worker.start_batch(next_after, sent_up_to);
+            if let Schedule::Runs(_) = &schedule {
+                run_until = ctx.database.last_etag();
+            }
+            pending = worker.start_batch(next_after, sent_up_to, run_until);
             continue;
         }
         let Some(following) = following else {
@@ -292,7 +345,7 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
                 _ = ctx.stop.changed() => {}
             }
             next_after = last;
-            pending = worker.start_batch(next_after, sent_up_to);
+            pending = worker.start_batch(next_after, sent_up_to, run_until);
             continue;
         };
         let started = Instant::now();
@@ -311,6 +364,7 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
                     last_processed_etag: last,
                     sent_up_to_etag: sending_up_to,
                     owned: Some(owned.clone()),
+                    publishing: None,
                 },
             )
             .await;
@@ -400,16 +454,27 @@ async fn deliver<B: EncodedBatch>(
         delivery,
         ..
     } = delivered;
+    let mut buffered = false;
     let loaded = match delivery.finish().await {
+        Ok(Delivered {
+            skipped,
+            buffered: true,
+            ..
+        }) => {
+            buffered = true;
+            Ok(skipped)
+        }
         Ok(Delivered {
             newly_owned,
             skipped,
+            ..
         }) => {
             owned.targets.extend(newly_owned);
             let progress = StoredProgress {
                 last_processed_etag: batch.last_etag,
                 sent_up_to_etag: stored_sent_up_to,
                 owned: (!owned.targets.is_empty()).then(|| owned.clone()),
+                publishing: None,
             };
             persist(&ctx.database, key, progress)
                 .await
@@ -423,7 +488,10 @@ async fn deliver<B: EncodedBatch>(
     let load_time = started.elapsed();
     let res = match loaded {
         Ok(skipped) => {
-            *last = batch.last_etag;
+            // A buffered batch moves the progress at its run's end.
+            if !buffered {
+                *last = batch.last_etag;
+            }
             record_skipped(&ctx.stats, skipped);
             record_load(&ctx.stats, &batch, n_commands, load_time, None, *last);
             Ok(())
@@ -444,6 +512,115 @@ async fn deliver<B: EncodedBatch>(
     // held up the next load by about 10 ms per batch.
     tokio::task::spawn_blocking(move || drop(batch));
     res
+}
+
+/// Publishes a finished run: what it will write is stored with the progress first, so that a
+/// publish cut short is undone at the next start; then the progress moves to `run_end` and
+/// the record of the publish is cleared, in one write.
+async fn finish_run<L: Loader>(
+    ctx: &ProcessContext,
+    key: &str,
+    loader: &mut L,
+    run_end: Etag,
+) -> Result<(), LoadError> {
+    let storage_error = |error: String| LoadError::Reconnect {
+        message: format!("failed to save progress: {error}"),
+    };
+    let names = loader.seal_run().await?;
+    let stored = read_stored_progress(&ctx.database, key);
+    if names.is_empty() && run_end <= stored.last_processed_etag {
+        return Ok(());
+    }
+    if !names.is_empty() {
+        let publishing = StoredProgress {
+            publishing: Some(names.clone()),
+            ..stored.clone()
+        };
+        persist(&ctx.database, key, publishing)
+            .await
+            .map_err(storage_error)?;
+    }
+    if let Err(error) = loader.publish_run().await {
+        // What was published is taken back now; if that fails too, at the next start.
+        if loader.undo_publish(&names).await.is_ok() {
+            let _ = persist(&ctx.database, key, stored).await;
+        }
+        return Err(error);
+    }
+    let published = StoredProgress {
+        last_processed_etag: run_end.max(stored.last_processed_etag),
+        publishing: None,
+        ..stored
+    };
+    persist(&ctx.database, key, published)
+        .await
+        .map_err(storage_error)
+}
+
+/// Undoes a publish a crash cut short (its names stored with the progress), retrying after a
+/// pause while the destination fails; returns false when the process is stopped meanwhile.
+async fn undo_publish<L: Loader>(
+    ctx: &mut ProcessContext,
+    key: &str,
+    loader: &mut L,
+    names: &[String],
+    last: Etag,
+    fallback: &mut Duration,
+) -> bool {
+    loop {
+        let undone = match loader.undo_publish(names).await {
+            Ok(()) => {
+                let progress = StoredProgress {
+                    publishing: None,
+                    ..read_stored_progress(&ctx.database, key)
+                };
+                persist(&ctx.database, key, progress)
+                    .await
+                    .map_err(|error| LoadError::Reconnect {
+                        message: format!("failed to save progress: {error}"),
+                    })
+            }
+            Err(error) => Err(error),
+        };
+        let Err(error) = undone else {
+            return true;
+        };
+        tracing::warn!(task = %ctx.task_name, transform = %ctx.transform.name, %error, "cannot undo an interrupted publish; retrying after a pause");
+        record_run_failure(&ctx.stats, error);
+        lock(&ctx.stats).last_processed_etag = last;
+        tokio::select! {
+            _ = tokio::time::sleep(*fallback) => {}
+            _ = ctx.stop.changed() => {}
+        }
+        if *ctx.stop.borrow() {
+            return false;
+        }
+        *fallback = (*fallback * 2).min(ctx.options.max_fallback);
+    }
+}
+
+/// Waits until the next run is due (`None`: never again) or the process stops.
+async fn wait_for_run(ctx: &mut ProcessContext, next: Option<std::time::SystemTime>) {
+    let Some(next) = next else {
+        let _ = ctx.stop.changed().await;
+        return;
+    };
+    let wait = next
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = ctx.stop.changed() => {}
+    }
+}
+
+/// A run that could not be published: counted as a failed load.
+fn record_run_failure(stats: &Mutex<ProcessStats>, error: LoadError) {
+    let mut stats = lock(stats);
+    stats.n_load_errors += 1;
+    stats.n_load_errors_by_class[error.class().index()] += 1;
+    stats.last_load_error = Some((Timestamp::now(), error));
+    stats.status = ProcessStatus::Reconnect;
 }
 
 async fn persist(

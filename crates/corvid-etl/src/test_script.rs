@@ -329,3 +329,150 @@ fn not_exactly_one_transformation() -> EtlError {
     }
     .into()
 }
+
+/// What OLAP ETL would write for one document: per (table, partition), the file the rows go
+/// to (its run part shown as `{run}`), the columns with their Parquet types, and the values.
+#[derive(Debug, Clone, Default)]
+pub struct OlapTestResult {
+    pub partitions: Vec<OlapTestPartition>,
+    pub transformation_errors: Vec<TransformFailure>,
+    pub debug_output: Vec<String>,
+}
+
+/// The rows of one table and partition.
+#[derive(Debug, Clone)]
+pub struct OlapTestPartition {
+    pub table: String,
+    /// `year=2024/month=3`, escaped as written; empty for the table's root.
+    pub partition: String,
+    /// The file's name under the folder or bucket.
+    pub file: String,
+    /// (name, Parquet type, one JSON value per row).
+    pub columns: Vec<(String, String, Vec<serde_json::Value>)>,
+}
+
+/// Runs the configuration's only transformation on one document (or on its deletion) and
+/// shows the rows OLAP ETL would write, and where; nothing is written.
+pub fn test_olap_script(
+    database: &Database,
+    stored_connection_strings: &[ConnectionString],
+    mut config: EtlConfiguration,
+    request: (&str, bool),
+    script_options: corvid_script::ScriptOptions,
+) -> Result<OlapTestResult, EtlError> {
+    use crate::destinations::olap::encoder::{Partition, transform_olap_item};
+    use crate::destinations::olap::parquet::describe_columns;
+    let (document_id, is_delete) = request;
+    if config.name.trim().is_empty() {
+        config.name = "test".to_owned();
+    }
+    if config.transforms.len() != 1 {
+        return Err(not_exactly_one_transformation());
+    }
+    let validated = validate_etl(config, stored_connection_strings)?;
+    let (ValidatedDestination::Olap(destination), [transform]) =
+        (&validated.destination, validated.transforms.as_slice())
+    else {
+        return Err(ConfigError::Unsupported {
+            feature: "testing a configuration that is not an OLAP ETL one here",
+        }
+        .into());
+    };
+    let settings = destination.encode_settings(transform);
+    let names = destination.file_names(database.name(), &transform.name);
+    let snapshot = database
+        .snapshot()
+        .map_err(|it| EtlError::Storage(it.to_string()))?;
+    let item = test_item(&snapshot, transform, document_id, is_delete)?;
+    let options = destination.script_options(&script_options);
+    let mut runtime = ScriptRuntime::new(&transform.script, options).map_err(|it| {
+        EtlError::Config(ConfigError::ScriptInvalid {
+            transform: transform.name.clone(),
+            message: it.to_string(),
+        })
+    })?;
+    let mut host = SnapshotHost {
+        snapshot: &snapshot,
+    };
+    let mut result = OlapTestResult::default();
+    let mut rows = Vec::new();
+    if let Err(failure) = transform_olap_item(
+        &settings,
+        &mut runtime,
+        &mut host,
+        &item,
+        &mut rows,
+        &mut result.debug_output,
+    ) {
+        result.transformation_errors.push(failure);
+    }
+    for (table, partition, row) in rows {
+        let partition = match partition {
+            Partition::Path(path) => path,
+            Partition::Deletes => "(each partition name)=__HIVE_DEFAULT_PARTITION__".to_owned(),
+        };
+        let options = crate::destinations::olap::parquet::FileOptions {
+            id_column: settings.id_column(&table).to_owned(),
+            emit_deletes: settings.emit_deletes,
+            max_row_group_rows: 1,
+        };
+        let types = describe_columns(std::slice::from_ref(&row), &options).map_err(|it| {
+            EtlError::Config(ConfigError::ScriptInvalid {
+                transform: transform.name.clone(),
+                message: it.to_string(),
+            })
+        })?;
+        let mut values: Vec<serde_json::Value> = vec![
+            serde_json::Value::String(row.document_id.clone()),
+            serde_json::Value::String(row.last_modified.to_iso()),
+        ];
+        if settings.emit_deletes {
+            values.push(serde_json::Value::Bool(row.deleted));
+        }
+        for (_, value) in &row.values {
+            values.push(loaded_value_json(value));
+        }
+        let columns = types
+            .into_iter()
+            .zip(
+                values
+                    .into_iter()
+                    .chain(std::iter::repeat(serde_json::Value::Null)),
+            )
+            .map(|((name, kind), value)| (name, kind, vec![value]))
+            .collect();
+        let file = names.key_of_run(&table, &partition, "{run}");
+        match result
+            .partitions
+            .iter_mut()
+            .find(|it| it.table == table && it.partition == partition)
+        {
+            Some(existing) => {
+                let columns: Vec<(String, String, Vec<serde_json::Value>)> = columns;
+                for (column, (_, _, added)) in existing.columns.iter_mut().zip(columns) {
+                    column.2.extend(added);
+                }
+            }
+            None => result.partitions.push(OlapTestPartition {
+                table,
+                partition,
+                file,
+                columns,
+            }),
+        }
+    }
+    Ok(result)
+}
+
+fn loaded_value_json(value: &corvid_script::LoadedValue) -> serde_json::Value {
+    use corvid_script::LoadedValue;
+    match value {
+        LoadedValue::Null => serde_json::Value::Null,
+        LoadedValue::Bool(it) => serde_json::Value::Bool(*it),
+        LoadedValue::Int(it) => serde_json::Value::from(*it),
+        LoadedValue::Number(text) | LoadedValue::Json(text) => {
+            serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone()))
+        }
+        LoadedValue::String(it) => serde_json::Value::String(it.clone()),
+    }
+}

@@ -64,6 +64,13 @@ pub enum ConfigError {
         transform: String,
         noun: &'static str,
     },
+    #[error("OLAP ETL task `{task}`: {reason}")]
+    InvalidOlapEtl { task: String, reason: String },
+    #[error("transformation `{transform}`: OLAP ETL does not support {feature}")]
+    NotSupportedByOlap {
+        transform: String,
+        feature: &'static str,
+    },
     #[error("Queue ETL task `{task}`: {reason}")]
     InvalidQueueEtl { task: String, reason: String },
     #[error("transformation `{transform}`: Queue ETL does not support {feature}")]

@@ -67,6 +67,8 @@ pub enum WorkerError {
 struct BatchStart {
     after: Etag,
     never_loaded_after: Etag,
+    /// A run's end: nothing after it is extracted (`Etag::MAX` outside runs).
+    until: Etag,
 }
 
 type BatchReply<B> = tokio::sync::oneshot::Sender<Result<Batch<B>, WorkerError>>;
@@ -109,12 +111,19 @@ impl<B: Send + 'static> ScriptWorker<B> {
     /// Starts extracting and transforming the batch after `after` now, on the worker thread;
     /// the answer is awaited through the returned [`PendingBatch`]. No version of a document
     /// created after `never_loaded_after` (at least `after`) was ever sent to the destination.
-    pub fn start_batch(&self, after: Etag, never_loaded_after: Etag) -> PendingBatch<B> {
+    /// Changes after `until` are left for later.
+    pub fn start_batch(
+        &self,
+        after: Etag,
+        never_loaded_after: Etag,
+        until: Etag,
+    ) -> PendingBatch<B> {
         let (reply, receiver) = tokio::sync::oneshot::channel();
         let job = Job {
             start: BatchStart {
                 after,
                 never_loaded_after: never_loaded_after.max(after),
+                until,
             },
             reply,
         };
@@ -271,6 +280,7 @@ fn build_batch<D: Destination>(
     let BatchStart {
         after,
         never_loaded_after,
+        until,
     } = start;
     let started = Instant::now();
     let read_error = |error: corvid_store::ReadError| WorkerError::Read(error.to_string());
@@ -279,6 +289,7 @@ fn build_batch<D: Destination>(
         &snapshot,
         transform.collections.as_deref(),
         after,
+        until,
         limits.max_items,
         limits.max_bytes,
     )

@@ -202,6 +202,14 @@ struct EtlArgs {
     /// resolve in --sqlite-dir).
     #[arg(long)]
     sqlite_allow_any_path: bool,
+    /// Where OLAP ETL's local folders are: a relative `FolderPath` resolves here and absolute
+    /// ones outside it are refused. Default: `<data-dir>/olap`.
+    #[arg(long)]
+    olap_dir: Option<PathBuf>,
+    /// Allows OLAP `FolderPath`s anywhere the server can write (relative ones still resolve
+    /// in --olap-dir).
+    #[arg(long)]
+    olap_allow_any_path: bool,
     /// The key file connection strings are encrypted with at rest (32 bytes, created with
     /// mode 0600 on first use). Default: `<data-dir>/secrets.key`.
     #[arg(long)]
@@ -268,6 +276,20 @@ impl EtlArgs {
                 corvid_etl::SqlitePaths {
                     dir: Some(dir),
                     allow_any_path: self.sqlite_allow_any_path,
+                }
+            },
+            olap: {
+                let dir = std::path::absolute(
+                    self.olap_dir
+                        .clone()
+                        .unwrap_or_else(|| data_dir.join("olap")),
+                )?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("failed to create {}", dir.display()))?;
+                corvid_etl::OlapPaths {
+                    dir: Some(dir),
+                    allow_any_path: self.olap_allow_any_path,
+                    staging_dir: Some(std::path::absolute(data_dir.join("olap-staging"))?),
                 }
             },
             secrets_key_file: Some(

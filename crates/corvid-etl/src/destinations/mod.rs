@@ -2,6 +2,7 @@
 //! `loader.rs`, plus engine-specific files), and the one list of them: [`ValidatedDestination`].
 //! Adding a destination is a new folder, one variant here, and one section in `docs/etl.md`.
 
+pub mod olap;
 pub mod queue;
 pub mod raven;
 pub mod sql;
@@ -12,6 +13,7 @@ use crate::config::{ConnectionString, EtlConfiguration, EtlDestinationConfig};
 use crate::process::ProcessContext;
 use crate::validate::{ConfigError, ValidatedTransform};
 
+pub use olap::OlapDestination;
 pub use queue::QueueDestination;
 pub use raven::RavenDestination;
 pub use sql::SqlDestination;
@@ -22,6 +24,7 @@ pub enum ValidatedDestination {
     Raven(RavenDestination),
     Sql(SqlDestination),
     Queue(QueueDestination),
+    Olap(OlapDestination),
 }
 
 impl ValidatedDestination {
@@ -40,6 +43,9 @@ impl ValidatedDestination {
             (ConnectionString::Queue(queue), EtlDestinationConfig::Queue(task)) => {
                 ValidatedDestination::Queue(QueueDestination::build(queue, task, &config.name)?)
             }
+            (ConnectionString::Olap(olap), EtlDestinationConfig::Olap(task)) => {
+                ValidatedDestination::Olap(OlapDestination::build(olap, task, &config.name)?)
+            }
             _ => {
                 return Err(ConfigError::UnknownConnectionString {
                     name: connection.name().to_owned(),
@@ -56,6 +62,7 @@ impl ValidatedDestination {
             ValidatedDestination::Raven(_) => "CollectionName",
             ValidatedDestination::Sql(_) => "TableName",
             ValidatedDestination::Queue(_) => "QueueName",
+            ValidatedDestination::Olap(_) => "TableName",
         }
     }
 
@@ -67,6 +74,7 @@ impl ValidatedDestination {
             ValidatedDestination::Raven(_) => Ok(()),
             ValidatedDestination::Sql(sql) => sql.check_transform(transform),
             ValidatedDestination::Queue(queue) => queue.check_transform(transform),
+            ValidatedDestination::Olap(olap) => olap.check_transform(transform),
         }
     }
 
@@ -89,6 +97,10 @@ impl ValidatedDestination {
                 );
                 tokio::spawn(crate::process::run(context, std::sync::Arc::new(process)))
             }
+            ValidatedDestination::Olap(it) => {
+                let process = it.for_process(context.database.name(), &context.transform);
+                tokio::spawn(crate::process::run(context, std::sync::Arc::new(process)))
+            }
         }
     }
 }
@@ -99,5 +111,6 @@ pub(crate) fn check_connection_string(connection: &ConnectionString) -> Result<(
         ConnectionString::Raven(raven) => raven::config::check_connection_string(raven),
         ConnectionString::Sql(sql) => sql::config::check_connection_string(sql),
         ConnectionString::Queue(queue) => queue::config::check_connection_string(queue),
+        ConnectionString::Olap(olap) => olap::config::check_connection_string(olap),
     }
 }

@@ -64,6 +64,7 @@ pub(crate) fn scrape(state: &AppState) -> Result<String, ApiError> {
                         EtlType::Raven => "Raven",
                         EtlType::Sql => "Sql",
                         EtlType::Queue => "Queue",
+                        EtlType::Olap => "Olap",
                     },
                     disabled: process.disabled,
                     lag_items: docs_left + tombstones_left,

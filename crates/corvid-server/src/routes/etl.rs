@@ -48,6 +48,9 @@ fn etl_type(name: Option<&str>) -> Result<Option<EtlType>, ApiError> {
         Some(it) if it.eq_ignore_ascii_case("Queue") || it.eq_ignore_ascii_case("QueueEtl") => {
             Ok(Some(EtlType::Queue))
         }
+        Some(it) if it.eq_ignore_ascii_case("Olap") || it.eq_ignore_ascii_case("OlapEtl") => {
+            Ok(Some(EtlType::Olap))
+        }
         Some(other) => Err(ApiError::bad_request(format!(
             "unknown connection string or task type `{other}`"
         ))),
@@ -62,7 +65,7 @@ pub(crate) async fn put_connection_string(
 ) -> Result<Response, ApiError> {
     let connection: ConnectionString = serde_json::from_slice(&bytes).map_err(|error| {
         ApiError::bad_request(format!(
-            "invalid connection string (expected `Type` Raven, Sql or Queue with its fields): {error}"
+            "invalid connection string (expected `Type` Raven, Sql, Queue or Olap with its fields): {error}"
         ))
     })?;
     state
@@ -86,7 +89,12 @@ pub(crate) async fn get_connection_strings(
         .filter(|it| !it.is_empty())
         .map(str::to_owned);
     let kind = etl_type(params.get("type"))?;
-    let ConnectionStringsByKind { raven, sql, queue } = crate::http::blocking(move || {
+    let ConnectionStringsByKind {
+        raven,
+        sql,
+        queue,
+        olap,
+    } = crate::http::blocking(move || {
         redacted_connection_strings(&state, &database, |connection| {
             name.as_deref()
                 .is_none_or(|it| it.eq_ignore_ascii_case(connection.name()))
@@ -99,7 +107,7 @@ pub(crate) async fn get_connection_strings(
         &json!({
             "RavenConnectionStrings": raven,
             "SqlConnectionStrings": sql,
-            "OlapConnectionStrings": {},
+            "OlapConnectionStrings": olap,
             "ElasticSearchConnectionStrings": {},
             "QueueConnectionStrings": queue,
         }),
@@ -111,6 +119,7 @@ pub(crate) struct ConnectionStringsByKind {
     pub raven: Map<String, Value>,
     pub sql: Map<String, Value>,
     pub queue: Map<String, Value>,
+    pub olap: Map<String, Value>,
 }
 
 /// The database's connection strings that `keep` accepts, passwords redacted: a password
@@ -124,6 +133,7 @@ pub(crate) fn redacted_connection_strings(
         raven: Map::new(),
         sql: Map::new(),
         queue: Map::new(),
+        olap: Map::new(),
     };
     for connection in state.etl().connection_strings(database)? {
         if !keep(&connection) {
@@ -135,6 +145,7 @@ pub(crate) fn redacted_connection_strings(
             EtlType::Raven => &mut by_kind.raven,
             EtlType::Sql => &mut by_kind.sql,
             EtlType::Queue => &mut by_kind.queue,
+            EtlType::Olap => &mut by_kind.olap,
         };
         kind.insert(connection.name().to_owned(), value);
     }
@@ -425,6 +436,15 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
             "Url": queue.address(),
             "ConnectionStringDefined": true,
         }),
+        Some(ConnectionString::Olap(olap)) => json!({
+            // OngoingTaskOlapEtl's: where files go (no credentials).
+            "Destination": olap_destination(olap),
+            "ConnectionStringDefined": true,
+        }),
+        None if config.etl_type() == EtlType::Olap => json!({
+            "Destination": null,
+            "ConnectionStringDefined": false,
+        }),
         None if config.etl_type() == EtlType::Queue => json!({
             "BrokerType": null,
             "Url": null,
@@ -445,6 +465,17 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
         task.extend(fields);
     }
     task
+}
+
+/// Where an OLAP connection string's files go, as the task list shows it.
+fn olap_destination(olap: &corvid_etl::OlapConnectionString) -> String {
+    match (&olap.local_settings, &olap.s3_settings) {
+        (Some(local), _) => format!("Local: {}", local.folder_path),
+        (None, Some(s3)) => format!("S3: {}/{}", s3.bucket_name, s3.remote_folder_name)
+            .trim_end_matches('/')
+            .to_owned(),
+        (None, None) => String::new(),
+    }
 }
 
 /// A task's configuration as RavenDB's ongoing-task answers give it: without `EtlType`, which
@@ -655,7 +686,7 @@ pub(crate) async fn test_queue_etl(
 
 /// A test request's `Connection`: a connection string not saved yet (`Type` defaults to
 /// `default_type`).
-fn inline_connection(
+pub(crate) fn inline_connection(
     request: &Map<String, Value>,
     default_type: &str,
 ) -> Result<Option<ConnectionString>, ApiError> {
@@ -674,7 +705,10 @@ fn inline_connection(
 }
 
 /// The test endpoints' `TransformationErrors`.
-fn transformation_errors_json(errors: &[corvid_etl::TransformFailure], now: &str) -> Vec<Value> {
+pub(crate) fn transformation_errors_json(
+    errors: &[corvid_etl::TransformFailure],
+    now: &str,
+) -> Vec<Value> {
     errors
         .iter()
         .map(|it| json!({"Date": now, "DocumentId": it.document_id, "Error": it.message}))

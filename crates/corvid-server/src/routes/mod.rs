@@ -8,6 +8,7 @@ mod certificates;
 mod changes;
 mod docs;
 pub(crate) mod etl;
+mod etl_olap;
 mod hilo;
 mod monitoring;
 mod multi_get;
@@ -158,6 +159,10 @@ fn routes() -> Router<AppState> {
         .route(
             "/databases/{db}/admin/etl/queue/test",
             post(etl::test_queue_etl),
+        )
+        .route(
+            "/databases/{db}/admin/etl/olap/test",
+            post(etl_olap::test_olap_etl),
         )
         .route(
             "/databases/{db}/admin/etl/sql/test-connection",

@@ -222,6 +222,7 @@ pub(crate) async fn database_record(
     let mut raven_etls = Vec::new();
     let mut sql_etls = Vec::new();
     let mut queue_etls = Vec::new();
+    let mut olap_etls = Vec::new();
     for config in state.etl().configurations(&database)? {
         let etl_type = config.etl_type();
         let value = serde_json::to_value(config).map_err(ApiError::internal)?;
@@ -229,6 +230,7 @@ pub(crate) async fn database_record(
             corvid_etl::EtlType::Raven => raven_etls.push(value),
             corvid_etl::EtlType::Sql => sql_etls.push(value),
             corvid_etl::EtlType::Queue => queue_etls.push(value),
+            corvid_etl::EtlType::Olap => olap_etls.push(value),
         }
     }
     Ok(json_value(
@@ -261,9 +263,11 @@ pub(crate) async fn database_record(
             "RavenConnectionStrings": connections.raven,
             "SqlConnectionStrings": connections.sql,
             "QueueConnectionStrings": connections.queue,
+            "OlapConnectionStrings": connections.olap,
             "RavenEtls": raven_etls,
             "SqlEtls": sql_etls,
             "QueueEtls": queue_etls,
+            "OlapEtls": olap_etls,
             "Client": null,
             "Studio": null,
             "TruncatedClusterTransactionCommandsCount": 0,

@@ -6,6 +6,7 @@
 
 pub mod conformance;
 pub mod live;
+pub mod olap;
 pub mod queue;
 
 use std::fmt::Write as _;

@@ -112,6 +112,7 @@ impl Loader for QueueLoader {
                 Ok(Delivered {
                     newly_owned: Vec::new(),
                     skipped,
+                    buffered: false,
                 })
             }
             Err(error) => Err(error),

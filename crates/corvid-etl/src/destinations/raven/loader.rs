@@ -63,6 +63,7 @@ impl Loader for RavenLoader {
             Ok(Delivered {
                 newly_owned,
                 skipped: search.finish()?,
+                buffered: false,
             })
         });
         (Delivery::Sending(AbortOnDrop(task)), n_commands)

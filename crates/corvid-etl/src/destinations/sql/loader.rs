@@ -55,6 +55,7 @@ impl Loader for SqlLoader {
             .map(|skipped| Delivered {
                 newly_owned: empty,
                 skipped,
+                buffered: false,
             });
         (Delivery::Done(written), batch.n_rows())
     }
