@@ -133,11 +133,11 @@ struct ServeArgs {
 #[derive(clap::Args, Debug, Clone)]
 struct MemoryArgs {
     /// The memory the server should stay within, in MiB: the storage cache of each database
-    /// (a quarter), the query indexes (an eighth), all ETL script runtimes together (a
+    /// (a fifth), the query indexes (an eighth), all ETL script runtimes together (a
     /// quarter) and each ETL batch (a sixteenth) are derived from it unless set on their own.
     #[arg(long, default_value_t = 256)]
     memory_budget_mib: usize,
-    /// The page cache of each database, in MiB. Default: a quarter of the budget.
+    /// The page cache of each database, in MiB. Default: a fifth of the budget.
     #[arg(long)]
     storage_cache_mib: Option<usize>,
     /// The memory all ETL script runtimes may take together, in MiB (each runtime's limit is
@@ -153,7 +153,7 @@ impl MemoryArgs {
 
     fn storage_options(&self) -> corvid_store::StorageOptions {
         corvid_store::StorageOptions {
-            cache_bytes_per_database: self.part(self.storage_cache_mib, 4),
+            cache_bytes_per_database: self.part(self.storage_cache_mib, 5),
         }
     }
 }
