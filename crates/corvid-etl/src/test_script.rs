@@ -415,6 +415,7 @@ pub fn test_olap_script(
             id_column: settings.id_column(&table).to_owned(),
             emit_deletes: settings.emit_deletes,
             max_row_group_rows: 1,
+            max_buffered_bytes: 0,
         };
         let types = describe_columns(std::slice::from_ref(&row), &options).map_err(|it| {
             EtlError::Config(ConfigError::ScriptInvalid {

@@ -17,8 +17,13 @@ use crate::destinations::olap::parquet::{FileOptions, OlapFileError, ParquetFile
 use crate::destinations::olap::path::{NULL_PARTITION, escape_segment, partition_names};
 use crate::destinations::olap::storage::OlapStorage;
 
-/// Rows per row group: bounds the memory a file's writer holds.
+/// Rows per row group at most.
 const MAX_ROW_GROUP_ROWS: usize = 65_536;
+/// Encoded bytes one file keeps in memory before its row group is written out.
+const MAX_BUFFERED_BYTES: usize = 4 * 1024 * 1024;
+/// Encoded bytes all the run's open files keep together: past it, the files holding the most
+/// write their row groups out (so many partitions mean smaller row groups, not more memory).
+const MAX_RUN_BUFFERED_BYTES: usize = 48 * 1024 * 1024;
 
 /// How a process names its files: `{database}_{task}_{transformation}_{first etag}[_{part}]`,
 /// the first etag being the run's lowest, so that runs never share a name.
@@ -207,7 +212,7 @@ impl OlapLoader {
                     Err(error) => return Err(staging_error(error)),
                 }
             }
-            Ok(())
+            bound_buffered(&mut run)
         })
         .await
         .map_err(|error| LoadError::Reconnect {
@@ -235,6 +240,7 @@ fn new_file(
         id_column: settings.id_column(table).to_owned(),
         emit_deletes: settings.emit_deletes,
         max_row_group_rows: MAX_ROW_GROUP_ROWS,
+        max_buffered_bytes: MAX_BUFFERED_BYTES,
     };
     let writer = ParquetFileWriter::create(&staged, options).map_err(staging_error)?;
     Ok(OpenFile {
@@ -242,6 +248,28 @@ fn new_file(
         staged,
         key: names.key(table, partition, first_etag, part),
     })
+}
+
+/// Writes out the row groups of the files holding the most until all of them together keep at
+/// most [`MAX_RUN_BUFFERED_BYTES`].
+fn bound_buffered(run: &mut RunFiles) -> Result<(), LoadError> {
+    let mut sizes: Vec<(usize, (String, String))> = run
+        .open
+        .iter()
+        .map(|(key, (file, _))| (file.writer.buffered_bytes(), key.clone()))
+        .collect();
+    let mut total: usize = sizes.iter().map(|it| it.0).sum();
+    sizes.sort_unstable_by_key(|it| std::cmp::Reverse(it.0));
+    for (size, key) in sizes {
+        if total <= MAX_RUN_BUFFERED_BYTES {
+            break;
+        }
+        if let Some((file, _)) = run.open.get_mut(&key) {
+            file.writer.flush().map_err(staging_error)?;
+        }
+        total -= size;
+    }
+    Ok(())
 }
 
 fn finish(file: OpenFile) -> Result<(PathBuf, String), LoadError> {

@@ -55,6 +55,11 @@ pub(crate) struct FileOptions {
     pub emit_deletes: bool,
     /// Rows per row group at most (a batch larger than this is several row groups).
     pub max_row_group_rows: usize,
+    /// Encoded bytes a row group may hold in memory before a write closes it. Small batches
+    /// of a partition then share a row group (a row group per batch made files about 4×
+    /// larger than DuckDB's: dictionaries and statistics per handful of rows), while what a
+    /// file keeps in memory stays under this.
+    pub max_buffered_bytes: usize,
 }
 
 /// What a finished file holds.
@@ -147,9 +152,30 @@ impl ParquetFileWriter {
             source,
         };
         open.writer.write(&record_batch).map_err(parquet_error)?;
-        // Closes the last row group: what was encoded goes to the file, not kept for later.
-        open.writer.flush().map_err(parquet_error)?;
+        // Past the cap, the row group is closed: what was encoded goes to the file.
+        if open.writer.memory_size() >= self.options.max_buffered_bytes {
+            open.writer.flush().map_err(parquet_error)?;
+        }
         self.n_rows += rows.len() as u64;
+        Ok(())
+    }
+
+    /// The encoded bytes the file keeps in memory (its open row group).
+    pub fn buffered_bytes(&self) -> usize {
+        self.open.as_ref().map_or(0, |it| it.writer.memory_size())
+    }
+
+    /// Closes the open row group: what it holds goes to the file.
+    pub fn flush(&mut self) -> Result<(), OlapFileError> {
+        if let Some(open) = &mut self.open {
+            let path = &self.path;
+            open.writer
+                .flush()
+                .map_err(|source| OlapFileError::Parquet {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
         Ok(())
     }
 
@@ -303,9 +329,14 @@ fn open_writer(
         path: path.to_owned(),
         source,
     })?;
+    // The id and last-modified columns hold a different value on (nearly) every row: a
+    // dictionary of them only costs memory (an interner per open file) and is dropped anyway.
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(options.max_row_group_rows.max(1)))
+        .set_dictionary_page_size_limit(256 * 1024)
+        .set_column_dictionary_enabled(options.id_column.as_str().into(), false)
+        .set_column_dictionary_enabled(LAST_MODIFIED_COLUMN.into(), false)
         .build();
     let writer =
         ArrowWriter::try_new(file_clone, schema.clone(), Some(properties)).map_err(|source| {
@@ -441,6 +472,7 @@ mod tests {
             id_column: "_id".to_owned(),
             emit_deletes: false,
             max_row_group_rows: 1000,
+            max_buffered_bytes: 1024 * 1024,
         }
     }
 
@@ -859,11 +891,18 @@ mod tests {
                 .map(|it| row(&format!("docs/{it}"), it, vec![("N", int(it))]))
                 .collect()
         };
-        write_file(&path, options, &[rows(0, 10), rows(10, 3)]);
+        write_file(&path, options.clone(), &[rows(0, 10), rows(10, 3)]);
 
         let read = read_back(&path);
-        // Each write ends its last row group, so the second batch does not top up the first's.
-        assert_eq!(read.row_group_rows, [4, 4, 2, 3]);
+        // Under the byte cap the second batch tops up the first's last row group.
+        assert_eq!(read.row_group_rows, [4, 4, 4, 1]);
+        // With no room in memory each write ends its last row group.
+        let options = FileOptions {
+            max_buffered_bytes: 0,
+            ..options
+        };
+        write_file(&path, options, &[rows(0, 10), rows(10, 3)]);
+        assert_eq!(read_back(&path).row_group_rows, [4, 4, 2, 3]);
         let expect: Vec<String> = (0..13).map(|it| it.to_string()).collect();
         assert_eq!(read.column("N"), expect);
     }
@@ -922,10 +961,9 @@ mod tests {
                 .collect();
             writer.write(&batch_rows).unwrap();
             written += batch_rows.len() as i64;
-            // Nothing of a batch stays buffered once its write returns.
+            // At most the cap (plus the batch that passed it) stays buffered.
             let open = writer.open.as_ref().unwrap();
-            assert_eq!(open.writer.in_progress_rows(), 0);
-            assert_eq!(open.writer.in_progress_size(), 0);
+            assert!(open.writer.in_progress_size() < 2 * 1024 * 1024);
         }
         let summary = writer.finish().unwrap();
         assert_eq!(summary.n_rows, 100_000);
