@@ -14,7 +14,7 @@ use corvid_etl::{EtlOptions, OlapPaths};
 use serde_json::{Value, json};
 
 use common::live::{Server, database, etl_options, eventually_within, send, start_with_options};
-use common::olap::{DuckDb, olap_task, put};
+use common::olap::{DuckDb, olap_task, put, wait_for_configuration_error};
 
 /// A server whose OLAP directory is a fresh temporary folder, with database `src`.
 async fn source(max_batch_items: usize) -> (Server, corvid_client::Client, tempfile::TempDir) {
@@ -377,31 +377,7 @@ async fn an_unwritable_folder_is_a_configuration_error_and_progress_stays() {
         olap_task(SCRIPT, "0 0 1 1 *", json!([]), false),
     )
     .await;
-    eventually_within("a configuration error", Duration::from_secs(30), || async {
-        let (_, stats) = send(
-            "GET",
-            &format!("{}/databases/src/etl/stats", server.url),
-            None,
-        )
-        .await;
-        let stats = &stats["Results"][0]["Stats"][0]["Statistics"];
-        stats["LastLoadErrorClass"] == "Configuration"
-            && stats["LastLoadError"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("blocked")
-    })
-    .await;
-    let (_, progress) = send(
-        "GET",
-        &format!("{}/databases/src/etl/progress", server.url),
-        None,
-    )
-    .await;
-    assert_eq!(
-        progress["Results"][0]["ProcessesProgress"][0]["Completed"], false,
-        "{progress}"
-    );
+    wait_for_configuration_error(&server, "blocked").await;
     drop(server);
 }
 

@@ -18,7 +18,7 @@ use corvid_etl::EtlOptions;
 use serde_json::{Value, json};
 
 use common::live::{database, etl_options, eventually_within, send, start_with_options};
-use common::olap::{DuckDb, olap_task, put};
+use common::olap::{DuckDb, olap_task, put, wait_for_configuration_error};
 
 const MOTO_ADDR: &str = "127.0.0.1:4566";
 const MOTO_URL: &str = "http://127.0.0.1:4566";
@@ -192,31 +192,7 @@ async fn a_missing_bucket_is_a_configuration_error_and_progress_stays() {
         ),
     )
     .await;
-    eventually_within("a configuration error", Duration::from_secs(30), || async {
-        let (_, stats) = send(
-            "GET",
-            &format!("{}/databases/src/etl/stats", server.url),
-            None,
-        )
-        .await;
-        let stats = &stats["Results"][0]["Stats"][0]["Statistics"];
-        stats["LastLoadErrorClass"] == "Configuration"
-            && stats["LastLoadError"]
-                .as_str()
-                .unwrap_or_default()
-                .contains(&bucket)
-    })
-    .await;
-    let (_, progress) = send(
-        "GET",
-        &format!("{}/databases/src/etl/progress", server.url),
-        None,
-    )
-    .await;
-    assert_eq!(
-        progress["Results"][0]["ProcessesProgress"][0]["Completed"], false,
-        "{progress}"
-    );
+    wait_for_configuration_error(&server, &bucket).await;
     // Once the bucket exists, the next attempt publishes.
     s3("create", &bucket, None);
     eventually_within(

@@ -17,7 +17,7 @@ mod common;
 mod services;
 
 use async_nats::jetstream;
-use common::{options, start};
+use common::{options, send, start};
 use corvid_client::{Client, Command as BatchCommand, create_database};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
@@ -37,21 +37,6 @@ fn parse(payload: &[u8]) -> (String, u64) {
         body["Id"].as_str().unwrap().to_owned(),
         body["Version"].as_u64().unwrap(),
     )
-}
-
-async fn send(method: &str, url: &str, body: Value) -> Value {
-    let response = corvid_client::http_client_builder()
-        .build()
-        .unwrap()
-        .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{url}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 /// Writes `version` of `orders/{idx}` for every idx of `range`; returns once stored.

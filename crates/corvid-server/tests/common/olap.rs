@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use super::live::{Server, send};
+use super::live::{Server, eventually_within, send};
 
 /// `PUT /databases/src/admin/{what}` (`etl` or `connection-strings`), which must succeed.
 pub async fn put(server: &Server, what: &str, body: Value) -> Value {
@@ -30,6 +30,40 @@ pub fn olap_task(script: &str, run_frequency: &str, tables: Value, emit_deletes:
         "EmitDeletes": emit_deletes,
         "Transforms": [{"Name": "Script1", "Collections": ["Orders"], "Script": script}],
     })
+}
+
+/// Waits until database `src`'s ETL reports a `Configuration` load error whose message holds
+/// `part`, then checks that its progress did not move past what was not published.
+pub async fn wait_for_configuration_error(server: &Server, part: &str) {
+    eventually_within(
+        "a configuration error",
+        std::time::Duration::from_secs(30),
+        || async {
+            let (_, stats) = send(
+                "GET",
+                &format!("{}/databases/src/etl/stats", server.url),
+                None,
+            )
+            .await;
+            let stats = &stats["Results"][0]["Stats"][0]["Statistics"];
+            stats["LastLoadErrorClass"] == "Configuration"
+                && stats["LastLoadError"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(part)
+        },
+    )
+    .await;
+    let (_, progress) = send(
+        "GET",
+        &format!("{}/databases/src/etl/progress", server.url),
+        None,
+    )
+    .await;
+    assert_eq!(
+        progress["Results"][0]["ProcessesProgress"][0]["Completed"], false,
+        "{progress}"
+    );
 }
 
 /// DuckDB, through the venv's Python.

@@ -58,3 +58,20 @@ pub fn options() -> ClientOptions {
         tls: None,
     }
 }
+
+/// Sends `body` as JSON to `url`; the answer must be a success. Returns its JSON (null when it
+/// has none).
+pub async fn send(method: &str, url: &str, body: serde_json::Value) -> serde_json::Value {
+    let response = corvid_client::http_client_builder()
+        .build()
+        .unwrap()
+        .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(status.is_success(), "{url}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
