@@ -7,24 +7,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{options, start};
+use common::{options, send, start};
 use corvid_client::{Client, Command as BatchCommand, create_database};
 use serde_json::{Value, json};
-
-async fn send(method: &str, url: &str, body: Value) -> Value {
-    let response = corvid_client::http_client_builder()
-        .build()
-        .unwrap()
-        .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    assert!(status.is_success(), "{url}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
 
 async fn people_count(url: &str) -> u64 {
     let Ok(response) = corvid_client::http_client_builder()
