@@ -228,7 +228,7 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
     let mut run_until = Etag::MAX;
     if let Schedule::Runs(_) = &schedule {
         if let Some(names) = &stored.publishing
-            && !undo_publish(&mut ctx, &key, &mut loader, names, last, &mut fallback).await
+            && !undo_publish(&mut ctx, &key, &mut loader, names, &mut fallback).await
         {
             return;
         }
@@ -564,7 +564,6 @@ async fn undo_publish<L: Loader>(
     key: &str,
     loader: &mut L,
     names: &[String],
-    last: Etag,
     fallback: &mut Duration,
 ) -> bool {
     loop {
@@ -587,7 +586,6 @@ async fn undo_publish<L: Loader>(
         };
         tracing::warn!(task = %ctx.task_name, transform = %ctx.transform.name, %error, "cannot undo an interrupted publish; retrying after a pause");
         record_run_failure(&ctx.stats, error);
-        lock(&ctx.stats).last_processed_etag = last;
         tokio::select! {
             _ = tokio::time::sleep(*fallback) => {}
             _ = ctx.stop.changed() => {}
@@ -616,7 +614,12 @@ async fn wait_for_run(ctx: &mut ProcessContext, next: Option<std::time::SystemTi
 
 /// A run that could not be published: counted as a failed load.
 fn record_run_failure(stats: &Mutex<ProcessStats>, error: LoadError) {
-    let mut stats = lock(stats);
+    record_load_error(&mut lock(stats), error);
+}
+
+/// A failed load (or publish): counted by class, kept as the last error, and the process
+/// waits to reconnect.
+fn record_load_error(stats: &mut ProcessStats, error: LoadError) {
     stats.n_load_errors += 1;
     stats.n_load_errors_by_class[error.class().index()] += 1;
     stats.last_load_error = Some((Timestamp::now(), error));
@@ -708,12 +711,7 @@ fn record_load<B>(
     }
     stats.load_seconds.observe(load_time);
     match error {
-        Some(error) => {
-            stats.n_load_errors += 1;
-            stats.n_load_errors_by_class[error.class().index()] += 1;
-            stats.last_load_error = Some((Timestamp::now(), error));
-            stats.status = ProcessStatus::Reconnect;
-        }
+        Some(error) => record_load_error(&mut stats, error),
         None => {
             stats.status = ProcessStatus::Active;
             stats.n_batches += 1;

@@ -439,5 +439,29 @@ async fn the_test_endpoint_shows_rows_types_and_files() {
             .contains("partitionBy"),
         "{body}"
     );
+    // A member named like a column OLAP ETL writes itself is an error for that document.
+    let (status, body) = send(
+        "POST",
+        &format!("{}/databases/src/admin/etl/olap/test", server.url),
+        Some(json!({
+            "DocumentId": "orders/4",
+            "Configuration": olap_task(
+                "loadToOrders(noPartition(), {_id: 1, Total: this.Total});",
+                "0 0 * * *",
+                json!([]),
+                false,
+            ),
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["TransformationErrors"][0]["Error"]
+            .as_str()
+            .unwrap()
+            .contains("`_id` is a column OLAP ETL writes itself"),
+        "{body}"
+    );
+    assert_eq!(body["ItemsByPartition"], json!([]), "{body}");
     drop(server);
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::null_as_default;
+use super::{REDACTED_SECRET, null_as_default};
 
 /// What an OLAP ETL task adds (RavenDB's `OlapEtlConfiguration`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -131,18 +131,15 @@ pub struct OlapS3Settings {
     pub force_path_style: bool,
 }
 
-/// What `GET` shows instead of a secret.
-pub(crate) const REDACTED: &str = "*****";
-
 impl OlapConnectionString {
     /// Replaces the secret key (and session token) by `*****`.
     pub(crate) fn redact_secrets(&mut self) {
         if let Some(s3) = &mut self.s3_settings {
             if !s3.aws_secret_key.is_empty() {
-                s3.aws_secret_key = REDACTED.to_owned();
+                s3.aws_secret_key = REDACTED_SECRET.to_owned();
             }
             if let Some(token) = &mut s3.aws_session_token {
-                *token = REDACTED.to_owned();
+                *token = REDACTED_SECRET.to_owned();
             }
         }
     }
@@ -153,8 +150,8 @@ impl OlapConnectionString {
         let Some(s3) = &mut self.s3_settings else {
             return Ok(());
         };
-        let secret_redacted = s3.aws_secret_key == REDACTED;
-        let token_redacted = s3.aws_session_token.as_deref() == Some(REDACTED);
+        let secret_redacted = s3.aws_secret_key == REDACTED_SECRET;
+        let token_redacted = s3.aws_session_token.as_deref() == Some(REDACTED_SECRET);
         if !secret_redacted && !token_redacted {
             return Ok(());
         }
@@ -191,7 +188,7 @@ impl std::fmt::Debug for OlapS3Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OlapS3Settings")
             .field("aws_access_key", &self.aws_access_key)
-            .field("aws_secret_key", &REDACTED)
+            .field("aws_secret_key", &REDACTED_SECRET)
             .field("aws_region_name", &self.aws_region_name)
             .field("bucket_name", &self.bucket_name)
             .field("remote_folder_name", &self.remote_folder_name)

@@ -612,17 +612,7 @@ pub(crate) async fn test_queue_etl(
     headers: HeaderMap,
     JsonObject(request): JsonObject,
 ) -> Result<Response, ApiError> {
-    let Some(document_id) = request
-        .get("DocumentId")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return Err(ApiError::bad_request("`DocumentId` is required"));
-    };
-    let is_delete = request
-        .get("IsDelete")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let (document_id, is_delete) = document_under_test(&request)?;
     let mut configuration: EtlConfiguration = match request.get("Configuration") {
         Some(it) => serde_json::from_value(it.clone())
             .map_err(|error| ApiError::bad_request(format!("invalid `Configuration`: {error}")))?,
@@ -636,11 +626,7 @@ pub(crate) async fn test_queue_etl(
     let server_url = node_url(&state, &headers);
     let etl = state.etl().clone();
     let result = crate::http::blocking(move || {
-        let mut stored = etl.connection_strings(&database)?;
-        if let Some(inline) = inline {
-            stored.retain(|it| it.name() != inline.name());
-            stored.push(inline);
-        }
+        let stored = connection_strings_with(&etl, &database, inline)?;
         Ok(corvid_etl::test_queue_script(
             &database,
             &stored,
@@ -682,6 +668,35 @@ pub(crate) async fn test_queue_etl(
             "DebugOutput": result.debug_output,
         }),
     ))
+}
+
+/// A test request's `DocumentId` (required) and `IsDelete`.
+pub(crate) fn document_under_test(
+    request: &Map<String, Value>,
+) -> Result<(String, bool), ApiError> {
+    let Some(document_id) = request.get("DocumentId").and_then(Value::as_str) else {
+        return Err(ApiError::bad_request("`DocumentId` is required"));
+    };
+    let is_delete = request
+        .get("IsDelete")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok((document_id.to_owned(), is_delete))
+}
+
+/// The database's connection strings, with a test request's `inline` one in place of the
+/// stored one of its name.
+pub(crate) fn connection_strings_with(
+    etl: &corvid_etl::EtlManager,
+    database: &Database,
+    inline: Option<ConnectionString>,
+) -> Result<Vec<ConnectionString>, EtlError> {
+    let mut stored = etl.connection_strings(database)?;
+    if let Some(inline) = inline {
+        stored.retain(|it| it.name() != inline.name());
+        stored.push(inline);
+    }
+    Ok(stored)
 }
 
 /// A test request's `Connection`: a connection string not saved yet (`Type` defaults to

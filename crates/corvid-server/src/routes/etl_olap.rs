@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::extract::{Db, JsonObject};
 use crate::http::json_value;
-use crate::routes::etl::{inline_connection, transformation_errors_json};
+use crate::routes::etl::{
+    connection_strings_with, document_under_test, inline_connection, transformation_errors_json,
+};
 use crate::state::AppState;
 
 /// `POST /admin/etl/olap/test` with `{DocumentId, IsDelete, Connection?, Configuration}`:
@@ -21,17 +23,7 @@ pub(crate) async fn test_olap_etl(
     Db(database): Db,
     JsonObject(request): JsonObject,
 ) -> Result<Response, ApiError> {
-    let Some(document_id) = request
-        .get("DocumentId")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return Err(ApiError::bad_request("`DocumentId` is required"));
-    };
-    let is_delete = request
-        .get("IsDelete")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let (document_id, is_delete) = document_under_test(&request)?;
     let configuration: EtlConfiguration = match request.get("Configuration") {
         Some(it) => {
             let mut it = it.clone();
@@ -52,11 +44,7 @@ pub(crate) async fn test_olap_etl(
     let inline = inline_connection(&request, "Olap")?;
     let etl = state.etl().clone();
     let result = crate::http::blocking(move || {
-        let mut stored = etl.connection_strings(&database)?;
-        if let Some(inline) = inline {
-            stored.retain(|it| it.name() != inline.name());
-            stored.push(inline);
-        }
+        let stored = connection_strings_with(&etl, &database, inline)?;
         Ok(corvid_etl::test_olap_script(
             &database,
             &stored,

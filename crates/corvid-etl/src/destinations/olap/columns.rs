@@ -506,22 +506,22 @@ fn scale_i8(scale: u8) -> i8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn int(value: i64) -> LoadedValue {
+    pub(crate) fn int(value: i64) -> LoadedValue {
         LoadedValue::Int(value)
     }
 
-    fn number(text: &str) -> LoadedValue {
+    pub(crate) fn number(text: &str) -> LoadedValue {
         LoadedValue::Number(text.to_owned())
     }
 
-    fn string(text: &str) -> LoadedValue {
+    pub(crate) fn string(text: &str) -> LoadedValue {
         LoadedValue::String(text.to_owned())
     }
 
-    fn json(text: &str) -> LoadedValue {
+    pub(crate) fn json(text: &str) -> LoadedValue {
         LoadedValue::Json(text.to_owned())
     }
 

@@ -19,45 +19,15 @@ use crate::destinations::olap::storage::OlapStorage;
 use crate::options::EtlOptions;
 use crate::validate::{ConfigError, ValidatedTransform};
 
-/// Where an OLAP task's files go. `Debug` hides the secret key.
-#[derive(Clone, PartialEq)]
+/// Where an OLAP task's files go. `Debug` hides the secret key (as `S3Target`'s does).
+#[derive(Debug, Clone, PartialEq)]
 pub enum OlapTarget {
     /// `LocalSettings.FolderPath`, as written (resolved in the server's OLAP directory when
     /// the process starts).
     Local {
         folder_path: String,
     },
-    S3(Box<S3Settings>),
-}
-
-/// A validated `S3Settings`.
-#[derive(Clone, PartialEq)]
-pub struct S3Settings {
-    pub access_key: String,
-    pub secret_key: String,
-    pub session_token: Option<String>,
-    pub region: String,
-    pub bucket: String,
-    pub remote_folder: String,
-    pub custom_server_url: Option<String>,
-    pub force_path_style: bool,
-}
-
-impl std::fmt::Debug for OlapTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OlapTarget::Local { folder_path } => f
-                .debug_struct("Local")
-                .field("folder_path", folder_path)
-                .finish(),
-            OlapTarget::S3(s3) => f
-                .debug_struct("S3")
-                .field("bucket", &s3.bucket)
-                .field("remote_folder", &s3.remote_folder)
-                .field("custom_server_url", &s3.custom_server_url)
-                .finish_non_exhaustive(),
-        }
-    }
+    S3(Box<S3Target>),
 }
 
 impl OlapTarget {
@@ -158,7 +128,7 @@ fn target_of(connection: &OlapConnectionString) -> Result<OlapTarget, String> {
                     Some(url.trim_end_matches('/').to_owned())
                 }
             };
-            Ok(OlapTarget::S3(Box::new(S3Settings {
+            Ok(OlapTarget::S3(Box::new(S3Target {
                 access_key: s3.aws_access_key.trim().to_owned(),
                 secret_key: s3.aws_secret_key.clone(),
                 session_token: s3.aws_session_token.clone().filter(|it| !it.is_empty()),
@@ -341,16 +311,7 @@ impl OlapDestination {
                 Ok(OlapStorage::local(folder))
             }
             OlapTarget::S3(s3) => OlapStorage::s3(
-                S3Target {
-                    access_key: s3.access_key.clone(),
-                    secret_key: s3.secret_key.clone(),
-                    session_token: s3.session_token.clone(),
-                    region: s3.region.clone(),
-                    bucket: s3.bucket.clone(),
-                    remote_folder: s3.remote_folder.clone(),
-                    custom_server_url: s3.custom_server_url.clone(),
-                    force_path_style: s3.force_path_style,
-                },
+                S3Target::clone(s3),
                 options
                     .olap
                     .staging_for(database, &self.task_name, transform),

@@ -16,4 +16,5 @@ pub(crate) mod s3;
 pub(crate) mod schedule;
 pub(crate) mod storage;
 
-pub use config::{OlapDestination, OlapTarget, S3Settings};
+pub use config::{OlapDestination, OlapTarget};
+pub use s3::S3Target;

@@ -466,6 +466,7 @@ mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use super::*;
+    use crate::destinations::olap::columns::tests::{int, json, number, string};
 
     fn options() -> FileOptions {
         FileOptions {
@@ -487,22 +488,6 @@ mod tests {
                 .map(|(name, value)| (Arc::from(name), value))
                 .collect(),
         }
-    }
-
-    fn int(value: i64) -> LoadedValue {
-        LoadedValue::Int(value)
-    }
-
-    fn number(text: &str) -> LoadedValue {
-        LoadedValue::Number(text.to_owned())
-    }
-
-    fn string(text: &str) -> LoadedValue {
-        LoadedValue::String(text.to_owned())
-    }
-
-    fn json(text: &str) -> LoadedValue {
-        LoadedValue::Json(text.to_owned())
     }
 
     /// What a reader gets from a file: each column's name, Arrow type and values as text, and

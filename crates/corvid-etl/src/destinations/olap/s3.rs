@@ -45,8 +45,8 @@ const MIN_UPLOAD_BYTES_PER_SEC: u64 = 256 * 1024;
 const SERVICE: &str = "s3";
 
 /// Where an S3 OLAP task publishes. `Debug` hides the secret key and the session token.
-#[derive(Clone)]
-pub(crate) struct S3Target {
+#[derive(Clone, PartialEq)]
+pub struct S3Target {
     pub access_key: String,
     pub secret_key: String,
     pub session_token: Option<String>,
