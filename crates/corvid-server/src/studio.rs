@@ -55,6 +55,7 @@ const ASSETS: &[Asset] = assets! {
     "js/pages/tasks.js" => JS,
     "js/pages/task_edit.js" => JS,
     "js/pages/task_edit_queue.js" => JS,
+    "js/pages/task_edit_olap.js" => JS,
     "js/pages/task_details.js" => JS,
 };
 

@@ -134,4 +134,4 @@ export const api = {
 };
 
 /** Etl task type names as /task and /admin/tasks want them. */
-export const TASK_TYPES = { Raven: 'RavenEtl', Sql: 'SqlEtl', Queue: 'QueueEtl' };
+export const TASK_TYPES = { Raven: 'RavenEtl', Sql: 'SqlEtl', Queue: 'QueueEtl', Olap: 'OlapEtl' };

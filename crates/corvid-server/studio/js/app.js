@@ -18,6 +18,7 @@ const PAGES = {
   'databases/tasks/editAzureQueueStorageEtlTask': () => import('./pages/task_edit.js'),
   'databases/tasks/editAmazonSqsEtlTask': () => import('./pages/task_edit.js'),
   'databases/tasks/editNatsEtlTask': () => import('./pages/task_edit.js'),
+  'databases/tasks/editOlapEtlTask': () => import('./pages/task_edit.js'),
   'databases/tasks/etlTaskDetails': () => import('./pages/task_details.js'),
   'databases/settings/connectionStrings': () => import('./pages/connections.js'),
 };

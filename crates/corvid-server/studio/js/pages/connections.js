@@ -1,11 +1,15 @@
-// Connection strings: the Raven and SQL ones, add, edit, delete, test; the Queue ones (made in
-// the Queue ETL task editor) listed, without their secrets, and deleted. Passwords never come
-// back from the server (GET shows `Password=*****`); saving the string with `*****` left as
-// it is keeps the stored password, as long as the server stays the same.
+// Connection strings: the Raven and SQL ones, add, edit, delete, test; the OLAP ones (a folder
+// or an S3 bucket), add, edit, delete; the Queue ones (made in the Queue ETL task editor)
+// listed, without their secrets, and deleted. Passwords and secret keys never come back from
+// the server (GET shows `Password=*****`); saving with `*****` left as it is keeps the stored
+// one, as long as the server (or bucket) stays the same.
 
 import { api, dbPath } from '../api.js';
 import { h, mount, field, toast, confirmDialog, errorBox, busy } from '../ui.js';
 import { brokerOfType, connectionLabel } from './task_edit_queue.js';
+import { olapConnectionFields, olapWhere } from './task_edit_olap.js';
+
+const TYPE_LABELS = { Raven: 'Raven', Sql: 'SQL', Olap: 'OLAP', Queue: 'Queue' };
 
 const FACTORIES = [
   ['Npgsql', 'PostgreSQL (Npgsql)'],
@@ -43,6 +47,7 @@ export async function render(ctx) {
     const raven = Object.values(answer?.RavenConnectionStrings || {}).sort(byName);
     const sql = Object.values(answer?.SqlConnectionStrings || {}).sort(byName);
     const queue = Object.values(answer?.QueueConnectionStrings || {}).sort(byName);
+    const olap = Object.values(answer?.OlapConnectionStrings || {}).sort(byName);
     mount(listBox,
       h('h2', {}, 'RavenDB'),
       raven.length ? table('Raven connection strings', ['Name', 'Database', 'Discovery URLs'], raven.map((it) => row(it, 'Raven', [
@@ -54,6 +59,11 @@ export async function render(ctx) {
         h('td', {}, factoryLabel(it.FactoryName)),
         h('td', {}, h('code', { style: 'word-break: break-all' }, it.ConnectionString)),
       ]))) : h('p', { class: 'muted' }, 'No SQL connection strings.'),
+      h('h2', {}, 'OLAP'),
+      olap.length ? table('OLAP connection strings', ['Name', 'Destination', 'Where'], olap.map((it) => row(it, 'Olap', [
+        h('td', {}, it.S3Settings ? 'Amazon S3' : 'Local folder'),
+        h('td', {}, h('code', { style: 'word-break: break-all' }, olapWhere(it).replace(/^(Local|S3): /, ''))),
+      ]))) : h('p', { class: 'muted' }, 'No OLAP connection strings.'),
       h('h2', {}, 'Queue'),
       queue.length ? table('Queue connection strings', ['Name', 'Broker', 'Where'], queue.map((it) => row(it, 'Queue', [
         h('td', {}, brokerOfType(it.BrokerType).label),
@@ -74,7 +84,7 @@ export async function render(ctx) {
     const error = h('div', { class: 'field-error', role: 'alert' });
     remove.addEventListener('click', () => busy(remove, async () => {
       const ok = await confirmDialog(`Delete connection string ${connection.Name}?`,
-        `The ${{ Sql: 'SQL', Queue: 'Queue' }[type] || 'Raven'} connection string ${connection.Name} will be deleted. A connection string an ETL task uses cannot be deleted.`);
+        `The ${TYPE_LABELS[type]} connection string ${connection.Name} will be deleted. A connection string an ETL task uses cannot be deleted.`);
       if (!ok) return;
       try {
         await api.del(dbPath(database, '/admin/connection-strings'), { connectionString: connection.Name, type });
@@ -94,8 +104,9 @@ export async function render(ctx) {
   function openForm(existing) {
     const editing = Boolean(existing);
     const typeSelect = h('select', { name: 'type', 'aria-label': 'Type', disabled: editing },
-      h('option', { value: 'Raven', selected: existing?.Type !== 'Sql' }, 'RavenDB'),
-      h('option', { value: 'Sql', selected: existing?.Type === 'Sql' }, 'SQL'));
+      h('option', { value: 'Raven', selected: existing?.Type === 'Raven' }, 'RavenDB'),
+      h('option', { value: 'Sql', selected: existing?.Type === 'Sql' }, 'SQL'),
+      h('option', { value: 'Olap', selected: existing?.Type === 'Olap' }, 'OLAP'));
     const nameInput = h('input', { name: 'name', autocomplete: 'off', value: existing?.Name || '', readonly: editing ? true : null });
     const databaseInput = h('input', { name: 'database', autocomplete: 'off', value: existing?.Database || '' });
     const urlsInput = h('textarea', { name: 'urls', rows: 3, placeholder: 'http://10.0.0.5:8080' });
@@ -120,6 +131,8 @@ export async function render(ctx) {
     };
     const ravenPart = h('div', {}, h('div', { class: 'row' }, fields.database), fields.urls);
     const sqlPart = h('div', {}, fields.factory, fields.connectionString);
+    const olapFields = olapConnectionFields(existing?.Type === 'Olap' ? existing : null);
+    const olapPart = h('div', {}, olapFields.parts);
     const formError = h('div');
     const testResult = h('span', { role: 'status', 'data-testid': 'test-result' });
     const saveButton = h('button', { type: 'submit' }, 'Save');
@@ -129,9 +142,11 @@ export async function render(ctx) {
     testButton.addEventListener('click', () => busy(testButton, test));
 
     function syncType() {
-      const sql = typeSelect.value === 'Sql';
-      ravenPart.hidden = sql;
-      sqlPart.hidden = !sql;
+      ravenPart.hidden = typeSelect.value !== 'Raven';
+      sqlPart.hidden = typeSelect.value !== 'Sql';
+      olapPart.hidden = typeSelect.value !== 'Olap';
+      // Nothing to test for OLAP without writing: a run reports what fails.
+      testButton.hidden = typeSelect.value === 'Olap';
       stringInput.placeholder = PLACEHOLDERS[factorySelect.value] || '';
     }
     typeSelect.addEventListener('change', syncType);
@@ -141,18 +156,22 @@ export async function render(ctx) {
     const form = h('form', { class: 'panel', 'aria-label': editing ? `Edit connection string ${existing.Name}` : 'New connection string', onsubmit: save },
       h('h2', { style: 'margin-top: 0' }, editing ? `Edit ${existing.Name}` : 'New connection string'),
       h('div', { class: 'row' }, fields.type, fields.name),
-      ravenPart, sqlPart, formError,
+      ravenPart, sqlPart, olapPart, formError,
       h('div', { class: 'toolbar' }, saveButton, testButton, cancelButton, testResult));
     mount(formBox, form);
-    (editing ? (typeSelect.value === 'Sql' ? stringInput : databaseInput) : nameInput).focus();
+    if (!editing) nameInput.focus();
+    else if (typeSelect.value === 'Olap') olapFields.focus();
+    else (typeSelect.value === 'Sql' ? stringInput : databaseInput).focus();
 
     function clearErrors() {
       for (const it of Object.values(fields)) it.setError('');
+      olapFields.clearErrors();
       mount(formError);
     }
 
     function value() {
       const name = nameInput.value.trim();
+      if (typeSelect.value === 'Olap') return { Type: 'Olap', Name: name, ...olapFields.value() };
       if (typeSelect.value === 'Sql') {
         return { Type: 'Sql', Name: name, FactoryName: factorySelect.value, ConnectionString: stringInput.value.trim() };
       }
@@ -165,6 +184,7 @@ export async function render(ctx) {
       const message = error.message || String(error);
       const sql = typeSelect.value === 'Sql';
       let target = null;
+      if (typeSelect.value === 'Olap' && !error.unreachable && !/`Name`/.test(message) && olapFields.placeError(message)) return;
       if (/`Name`/.test(message)) target = fields.name;
       else if (sql && /FactoryName/.test(message)) target = fields.factory;
       else if (sql && /connection string|ConnectionString|password|`[^`]+`/i.test(message)) target = fields.connectionString;
@@ -182,6 +202,11 @@ export async function render(ctx) {
         fields.name.setError('Enter a name.');
         return;
       }
+      const olapProblem = connection.Type === 'Olap' ? olapFields.check() : '';
+      if (olapProblem) {
+        mount(formError, h('div', { class: 'error-box', role: 'alert' }, olapProblem));
+        return;
+      }
       if (connection.Type === 'Sql' && !connection.ConnectionString) {
         fields.connectionString.setError('Enter the connection string.');
         return;
@@ -197,7 +222,7 @@ export async function render(ctx) {
       if (!editing) {
         const clash = await existingNames(connection.Type);
         if (clash.has(connection.Name.toLowerCase())) {
-          fields.name.setError(`A ${connection.Type === 'Sql' ? 'SQL' : 'Raven'} connection string named ${connection.Name} exists already; edit it instead.`);
+          fields.name.setError(`A ${TYPE_LABELS[connection.Type]} connection string named ${connection.Name} exists already; edit it instead.`);
           return;
         }
       }
@@ -270,7 +295,7 @@ export async function render(ctx) {
   async function existingNames(type) {
     try {
       const answer = await api.get(dbPath(database, '/admin/connection-strings'));
-      const kind = type === 'Sql' ? answer?.SqlConnectionStrings : answer?.RavenConnectionStrings;
+      const kind = answer?.[`${type}ConnectionStrings`];
       return new Set(Object.keys(kind || {}).map((it) => it.toLowerCase()));
     } catch {
       return new Set();

@@ -1,11 +1,13 @@
 // One ETL task in detail (`#databases/tasks/etlTaskDetails?database=X&taskId=N&type=RavenEtl`):
-// its state and actions, the errors with the documents that failed and when, the last batches
-// as a timeline (the server's /etl/performance), and processed-per-second over the last minutes.
+// its state and actions, the counts of /etl/stats, the errors with the documents that failed
+// and when, the last batches as a timeline (the server's /etl/performance), and
+// processed-per-second over the last minutes. An OLAP ETL task also shows its run schedule.
 
 import { api, dbPath } from '../api.js';
 import { batchTimeline, rateChart, COLORS } from '../chart.js';
 import { h, mount, toast, errorBox, fmtDate, fmtNumber, fmtMs, link, busy } from '../ui.js';
-import { taskState, destinationOf, editLink, setDisabled, deleteTask, resetTask, typeLabel } from './tasks.js';
+import { taskState, destinationOf, editLink, setDisabled, deleteTask, resetTask, typeLabel, processStatus } from './tasks.js';
+import { nextRunText } from './task_edit_olap.js';
 
 const REFRESH_MS = 1000;
 const HISTORY_MS = 10 * 60 * 1000;
@@ -45,12 +47,13 @@ export async function render(ctx) {
   const type = ctx.params.type || 'RavenEtl';
   const header = h('div', { class: 'toolbar' });
   const summary = h('div', { class: 'panel' });
+  const counts = h('div', { class: 'panel' });
   const errors = h('div', { class: 'panel' });
   const timeline = h('div', { class: 'panel' });
   const rates = h('div', { class: 'panel' });
   const problem = h('div');
   mount(ctx.view, h('p', {}, h('a', { href: link('databases/tasks/ongoingTasks', { database }) }, '← Ongoing Tasks')),
-    header, problem, summary, rates, timeline, errors);
+    header, problem, summary, counts, rates, timeline, errors);
 
   let stopped = false;
   let timer = null;
@@ -132,20 +135,27 @@ export async function render(ctx) {
         h('td', { class: 'num' }, fmtNumber(process.NumberOfDocumentTombstonesToProcess)),
         h('td', { class: 'num' }, rate === null ? '…' : fmtNumber(rate)),
         h('td', { class: 'num' }, fmtNumber(process.TotalNumberOfDocuments)),
-        h('td', {}, process.Disabled ? 'disabled' : (process.Completed ? 'up to date' : 'working')));
+        h('td', {}, processStatus(current, process)));
     });
     const loadProblem = current.LoadError ? `${current.LoadErrorClass ? `${current.LoadErrorClass}: ` : ''}${current.LoadError}` : null;
     mount(summary,
       h('dl', { class: 'meta-list' },
         h('dt', {}, 'Destination'), h('dd', {}, destinationOf(current)),
         h('dt', {}, 'Connection string'), h('dd', {}, current.ConnectionStringName || '–'),
-        h('dt', {}, 'Responsible node'), h('dd', {}, current.ResponsibleNode?.NodeTag || '–')),
+        h('dt', {}, 'Responsible node'), h('dd', {}, current.ResponsibleNode?.NodeTag || '–'),
+        current.TaskType === 'OlapEtl' ? olapSchedule(current.Configuration || {}) : null),
       current.Error ? h('div', { class: 'error-box' }, current.Error) : null,
       loadProblem ? h('div', { class: 'error-box' }, `Loading fails, retrying: ${loadProblem}`) : null,
       h('table', { class: 'grid', style: 'margin-top:10px' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Transformation'), h('th', { class: 'num' }, 'Documents left'),
           h('th', { class: 'num' }, 'Tombstones left'), h('th', { class: 'num' }, 'Processed/s'), h('th', { class: 'num' }, 'Total'), h('th', {}, ''))),
         h('tbody', {}, rows)));
+
+    mount(counts, h('h2', { style: 'margin-top:0' }, 'Statistics'),
+      current.TaskType === 'OlapEtl'
+        ? h('p', { class: 'muted' }, 'Rows count as loaded once their batch is staged; the documents left and the last processed etag move when the run\'s files are published.')
+        : null,
+      statisticsTable(stats));
 
     mount(rates, h('h2', { style: 'margin-top:0' }, 'Processed per second'),
       rateChart(ratesOf(database, current.TaskName)));
@@ -186,4 +196,32 @@ export async function render(ctx) {
   }
 
   await refresh();
+}
+
+/** The run schedule and options of an OLAP ETL task, as `dt`/`dd` pairs. */
+function olapSchedule(config) {
+  const next = nextRunText(config.RunFrequency);
+  return [
+    h('dt', {}, 'Run frequency'),
+    h('dd', {}, h('code', {}, config.RunFrequency || '–'), ' (UTC)', next ? ` · ${next}` : ''),
+    h('dt', {}, 'Custom partition value'), h('dd', {}, config.CustomPartitionValue || '–'),
+    h('dt', {}, 'Format'), h('dd', {}, config.Format || 'Parquet'),
+    h('dt', {}, 'Tables'), h('dd', {}, (config.OlapTables || []).map((it) => `${it.TableName} (id column ${it.DocumentIdColumn || '_id'})`).join(', ') || '–'),
+  ];
+}
+
+/** Per transformation, the counts of /etl/stats. */
+function statisticsTable(stats) {
+  const processes = stats?.Stats || [];
+  if (!processes.length) return h('p', { class: 'muted' }, 'No statistics yet.');
+  const headers = ['Extracted', 'Loaded', 'Filtered', 'Batches', 'Transformation errors', 'Load errors', 'Skipped', 'Last processed etag'];
+  return h('table', { class: 'grid', 'aria-label': 'Statistics' },
+    h('thead', {}, h('tr', {}, h('th', {}, 'Transformation'), headers.map((it) => h('th', { class: 'num' }, it)))),
+    h('tbody', {}, processes.map((process) => {
+      const s = process.Statistics || {};
+      const values = [s.Extracted, s.Transformation?.Successes, s.Filtered, s.Load?.Batches, s.Transformation?.Errors,
+        s.Load?.Errors, s.Load?.SkippedItems, s.LastProcessedEtag];
+      return h('tr', { dataset: { transformation: process.TransformationName } }, h('td', {}, process.TransformationName),
+        values.map((it) => h('td', { class: 'num' }, fmtNumber(it))));
+    })));
 }

@@ -1,7 +1,8 @@
-// Add or edit a RavenDB ETL, SQL ETL or Queue ETL task, in the RavenDB book's flow: name,
-// connection string (picked, or created inline), transformations (collections and a script
-// each), SQL tables or queue options, "Test script" on one document before anything is saved,
-// then Save. Whatever the server refuses is shown next to the field it is about.
+// Add or edit a RavenDB ETL, SQL ETL, Queue ETL or OLAP ETL task, in the RavenDB book's flow:
+// name, connection string (picked, or created inline), transformations (collections and a
+// script each), SQL tables, queue options or OLAP settings, "Test script" on one document
+// before anything is saved, then Save. Whatever the server refuses is shown next to the field
+// it is about.
 
 import { api, dbPath } from '../api.js';
 import { createEditor } from '../editor.js';
@@ -9,6 +10,9 @@ import { h, mount, field, toast, errorBox, link, busy } from '../ui.js';
 import {
   brokerOfPath, connectionLabel, queueConnectionFields, queueExample, queuesEditor, queueTestResult,
 } from './task_edit_queue.js';
+import {
+  DEFAULT_RUN_FREQUENCY, OLAP_EXAMPLE, olapConnectionFields, olapConnectionLabel, olapSettingsEditor, olapTestResult,
+} from './task_edit_olap.js';
 
 const FACTORIES = [
   ['Npgsql', 'PostgreSQL (Npgsql)'],
@@ -31,10 +35,12 @@ loadToCompanies({
 export async function render(ctx) {
   const { database } = ctx;
   const broker = brokerOfPath(ctx.path);
-  const kind = broker ? 'Queue' : (ctx.path.endsWith('editSqlEtlTask') ? 'Sql' : 'Raven');
-  const taskType = { Sql: 'SqlEtl', Raven: 'RavenEtl', Queue: 'QueueEtl' }[kind];
-  const title = broker ? `${broker.label} ETL` : (kind === 'Sql' ? 'SQL ETL' : 'RavenDB ETL');
-  const example = broker ? queueExample(broker) : (kind === 'Sql' ? SQL_EXAMPLE : RAVEN_EXAMPLE);
+  const kind = broker ? 'Queue'
+    : ctx.path.endsWith('editSqlEtlTask') ? 'Sql'
+      : ctx.path.endsWith('editOlapEtlTask') ? 'Olap' : 'Raven';
+  const taskType = { Sql: 'SqlEtl', Raven: 'RavenEtl', Queue: 'QueueEtl', Olap: 'OlapEtl' }[kind];
+  const title = broker ? `${broker.label} ETL` : { Sql: 'SQL ETL', Olap: 'OLAP ETL', Raven: 'RavenDB ETL' }[kind];
+  const example = broker ? queueExample(broker) : { Sql: SQL_EXAMPLE, Olap: OLAP_EXAMPLE, Raven: RAVEN_EXAMPLE }[kind];
   const taskId = ctx.params.taskId ? Number(ctx.params.taskId) : null;
 
   const [connections, collectionStats, existing] = await Promise.all([
@@ -49,11 +55,12 @@ export async function render(ctx) {
     Transforms: [],
     ...(kind === 'Sql' ? { SqlTables: [], QuoteTables: true, ParameterizeDeletes: true } : {}),
     ...(broker ? { BrokerType: broker.type, Queues: [], SkipAutomaticQueueDeclaration: false } : {}),
+    ...(kind === 'Olap' ? { RunFrequency: DEFAULT_RUN_FREQUENCY, OlapTables: [], Format: 'Parquet' } : {}),
   };
   const collections = Object.keys(collectionStats?.Collections || {}).sort();
   const existingConnections = kind === 'Queue'
     ? Object.values(connections?.QueueConnectionStrings || {}).filter((it) => it.BrokerType === broker.type)
-    : Object.values((kind === 'Sql' ? connections?.SqlConnectionStrings : connections?.RavenConnectionStrings) || {});
+    : Object.values(connections?.[`${kind}ConnectionStrings`] || {});
 
   // --- task name
   const nameInput = h('input', { value: config.Name || '', autocomplete: 'off' });
@@ -64,7 +71,8 @@ export async function render(ctx) {
     h('option', { value: '' }, '— choose a connection string —'),
     existingConnections.map((it) => h('option', { value: it.Name, selected: it.Name === config.ConnectionStringName },
       kind === 'Queue' ? connectionLabel(it)
-        : kind === 'Sql' ? `${it.Name} (${it.FactoryName})` : `${it.Name} (${it.Database} at ${(it.TopologyDiscoveryUrls || []).join(', ')})`)),
+        : kind === 'Olap' ? olapConnectionLabel(it)
+          : kind === 'Sql' ? `${it.Name} (${it.FactoryName})` : `${it.Name} (${it.Database} at ${(it.TopologyDiscoveryUrls || []).join(', ')})`)),
     h('option', { value: NEW_CONNECTION, selected: !existingConnections.length && !taskId }, 'Create a new connection string'));
   const connectionField = field('Connection string', connectionSelect);
   const newConnection = newConnectionForm(kind, database, broker);
@@ -98,6 +106,9 @@ export async function render(ctx) {
   const queues = broker ? queuesEditor(config.Queues || []) : null;
   const skipDeclaration = h('input', { type: 'checkbox', checked: Boolean(config.SkipAutomaticQueueDeclaration) });
 
+  // --- OLAP: run frequency, partition value, tables
+  const olap = kind === 'Olap' ? olapSettingsEditor(config) : null;
+
   // --- test script
   const test = testPanel();
 
@@ -117,6 +128,7 @@ export async function render(ctx) {
     queues ? h('div', { class: 'panel' }, h('h2', { style: 'margin-top:0' }, 'Queues'), queues.el,
       field('Skip automatic queue declaration', skipDeclaration,
         { hint: 'On: the queues (exchanges, topics, streams) must exist; a missing one stops the task with a configuration error.' })) : null,
+    olap ? h('div', { class: 'panel' }, h('h2', { style: 'margin-top:0' }, 'Runs and tables'), olap.el) : null,
     test.el,
     formError,
     h('div', { class: 'toolbar' }, saveButton,
@@ -128,12 +140,13 @@ export async function render(ctx) {
       Sql: 'Writes rows to tables of a relational database: one transaction per batch, deletes before inserts.',
       Raven: 'Sends documents to a database on a RavenDB-protocol server (Corvid or RavenDB), reshaped by a script.',
       Queue: `Publishes documents as CloudEvents to ${broker?.label}; progress moves only once the broker acknowledged them.`,
+      Olap: 'Writes Parquet files, partitioned Hive-style, to a folder or an S3 bucket, in runs on a schedule; a run\'s files are published together once it is done.',
     }[kind]),
     form);
 
   for (const transform of config.Transforms || []) addTransform(transform);
   if (!transforms.length) {
-    const preferred = kind === 'Queue' ? 'Orders' : 'Companies';
+    const preferred = kind === 'Queue' || kind === 'Olap' ? 'Orders' : 'Companies';
     addTransform({ Name: 'Script #1', Collections: collections.includes(preferred) ? [preferred] : [], Script: example });
   }
 
@@ -160,6 +173,7 @@ export async function render(ctx) {
       result.Queues = queues.value();
       result.SkipAutomaticQueueDeclaration = skipDeclaration.checked;
     }
+    if (olap) Object.assign(result, olap.value());
     return result;
   }
 
@@ -171,6 +185,7 @@ export async function render(ctx) {
     newConnection.setError('');
     tables?.setError('');
     queues?.setError('');
+    olap?.clearErrors();
     for (const transform of transforms) transform.clearError();
   }
 
@@ -183,6 +198,7 @@ export async function render(ctx) {
       transform.setError(message, error.position);
       return true;
     }
+    if (olap?.placeError(message)) return true;
     if (/connection string/i.test(message)) {
       if (connectionSelect.value === NEW_CONNECTION) newConnection.setError(message);
       else connectionField.setError(message);
@@ -289,7 +305,8 @@ export async function render(ctx) {
           body.Connection.Name = configuration.ConnectionStringName;
         }
         const answer = await api.post(dbPath(database, `/admin/etl/${kind.toLowerCase()}/test`), {}, body);
-        mount(output, kind === 'Queue' ? [...transformationErrors(answer), ...queueTestResult(answer), ...debugOutput(answer)] : testResult(answer, kind));
+        mount(output, kind === 'Queue' ? [...transformationErrors(answer), ...queueTestResult(answer), ...debugOutput(answer)]
+          : kind === 'Olap' ? [...transformationErrors(answer), ...olapTestResult(answer), ...debugOutput(answer)] : testResult(answer, kind));
       } catch (error) {
         if (error.status === 404 || /not found|does not exist/i.test(error.message) && /document/i.test(error.message)) {
           idField.setError(error.message);
@@ -473,11 +490,20 @@ function newConnectionForm(kind, database, broker) {
   const parts = [field('New connection string name', name)];
   let value;
   let check = () => '';
+  let placeError = () => false;
+  let clearFields = () => {};
   if (kind === 'Queue') {
     const fields = queueConnectionFields(broker);
     parts.push(...fields.parts);
     value = () => ({ Type: 'Queue', Name: name.value.trim(), BrokerType: broker.type, ...fields.value() });
     check = fields.check;
+  } else if (kind === 'Olap') {
+    const fields = olapConnectionFields(null);
+    parts.push(...fields.parts);
+    value = () => ({ Type: 'Olap', Name: name.value.trim(), ...fields.value() });
+    check = fields.check;
+    placeError = fields.placeError;
+    clearFields = fields.clearErrors;
   } else if (kind === 'Sql') {
     const factory = h('select', {}, FACTORIES.map(([id, label]) => h('option', { value: id }, label)));
     const text = h('textarea', { rows: 2, placeholder: 'Host=127.0.0.1;Database=test;Username=postgres  —  or  Data Source=reporting.db' });
@@ -500,7 +526,11 @@ function newConnectionForm(kind, database, broker) {
     name: () => name.value.trim(),
     value: () => value(),
     check: () => check(),
-    setError: (message) => { error.textContent = message || ''; },
+    setError(message) {
+      // Next to the field the server named (OLAP's folder, bucket…), else under the panel.
+      clearFields();
+      error.textContent = message && placeError(message) ? '' : (message || '');
+    },
     async save() {
       await api.put(dbPath(database, '/admin/connection-strings'), {}, value());
     },

@@ -1,5 +1,6 @@
-// Manage Ongoing Tasks (`#databases/tasks/ongoingTasks?database=X`): the ETL tasks with their
-// state and, per transformation, what is left and how fast it goes — refreshed every second
+// Manage Ongoing Tasks (`#databases/tasks/ongoingTasks?database=X`): the ETL tasks (RavenDB,
+// SQL, Queue and OLAP ETL) with their state and, per transformation, what is left and how fast
+// it goes (for OLAP ETL, what is left for its next run) — refreshed every second
 // by polling /tasks and /etl/progress. Each task's card is built once and then only its texts
 // change, so a list of 50 tasks costs the page almost nothing per refresh.
 
@@ -7,6 +8,10 @@ import { api, dbPath, TASK_TYPES } from '../api.js';
 import { h, mount, toast, confirmDialog, errorBox, fmtNumber, link, busy } from '../ui.js';
 import { recordRates } from './task_details.js';
 import { BROKERS, brokerOfType } from './task_edit_queue.js';
+import { nextRunText } from './task_edit_olap.js';
+
+/** The task types this page shows (`TaskType` of /tasks). */
+const ETL_TASK_TYPES = ['RavenEtl', 'SqlEtl', 'QueueEtl', 'OlapEtl'];
 
 const REFRESH_MS = 1000;
 
@@ -34,19 +39,35 @@ export function destinationOf(task) {
     if (!task.ConnectionStringDefined) return `connection string ${task.ConnectionStringName} is missing`;
     return `${brokerOfType(task.BrokerType).label} · ${task.Url || '?'}`;
   }
+  if (task.TaskType === 'OlapEtl') {
+    if (!task.ConnectionStringDefined) return `connection string ${task.ConnectionStringName} is missing`;
+    return task.Destination || '?';
+  }
   return '';
 }
 
 export function editLink(database, task) {
   const page = task.TaskType === 'QueueEtl' ? brokerOfType(task.BrokerType).route
-    : task.TaskType === 'SqlEtl' ? 'databases/tasks/editSqlEtlTask' : 'databases/tasks/editRavenEtlTask';
+    : task.TaskType === 'SqlEtl' ? 'databases/tasks/editSqlEtlTask'
+      : task.TaskType === 'OlapEtl' ? 'databases/tasks/editOlapEtlTask' : 'databases/tasks/editRavenEtlTask';
   return link(page, { database, taskId: task.TaskId });
 }
 
-/** The badge of a task's type: RavenDB ETL, SQL ETL, RabbitMQ ETL… */
+/** The badge of a task's type: RavenDB ETL, SQL ETL, OLAP ETL, RabbitMQ ETL… */
 export function typeLabel(task) {
   if (task.TaskType === 'QueueEtl') return `${brokerOfType(task.BrokerType).label} ETL`;
-  return task.TaskType === 'SqlEtl' ? 'SQL ETL' : 'RavenDB ETL';
+  return { SqlEtl: 'SQL ETL', OlapEtl: 'OLAP ETL' }[task.TaskType] || 'RavenDB ETL';
+}
+
+/**
+ * A transformation's status: disabled, up to date, working; for OLAP ETL, whose documents
+ * wait for a run, when the next run is.
+ */
+export function processStatus(task, process) {
+  if (process.Disabled) return 'disabled';
+  if (process.Completed) return 'up to date';
+  if (task.TaskType !== 'OlapEtl') return 'working';
+  return nextRunText(task.Configuration?.RunFrequency) || 'waiting for a run';
 }
 
 /** The "add a task" links, one per kind of ETL (the brokers Corvid publishes to). */
@@ -54,6 +75,7 @@ export function addTaskLinks(database) {
   return [
     h('a', { href: link('databases/tasks/editRavenEtlTask', { database }) }, 'RavenDB ETL'),
     h('a', { href: link('databases/tasks/editSqlEtlTask', { database }) }, 'SQL ETL'),
+    h('a', { href: link('databases/tasks/editOlapEtlTask', { database }) }, 'OLAP ETL'),
     ...BROKERS.filter((it) => it.supported).map((it) => h('a', { href: link(it.route, { database }) }, `${it.label} ETL`)),
   ];
 }
@@ -131,7 +153,7 @@ export async function render(ctx) {
   function update(tasks, progress) {
     const byName = new Map(progress.map((it) => [it.TaskName, it.ProcessesProgress || []]));
     const seen = new Set();
-    const etlTasks = tasks.filter((task) => ['RavenEtl', 'SqlEtl', 'QueueEtl'].includes(task.TaskType));
+    const etlTasks = tasks.filter((task) => ETL_TASK_TYPES.includes(task.TaskType));
     if (!etlTasks.length) {
       cards.clear();
       mount(list, h('div', { class: 'panel' },
@@ -244,7 +266,7 @@ export async function render(ctx) {
         setText(cells.tombstones, fmtNumber(process.NumberOfDocumentTombstonesToProcess));
         setText(cells.rate, before ? fmtNumber(rate) : '…');
         setText(cells.total, fmtNumber(process.TotalNumberOfDocuments));
-        setText(cells.status, process.Disabled ? 'disabled' : (process.Completed ? 'up to date' : 'working'));
+        setText(cells.status, processStatus(task, process));
       }
       recordRates(database, task.TaskName, rates);
     }
