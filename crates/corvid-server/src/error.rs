@@ -130,3 +130,32 @@ impl From<OpenError> for ApiError {
         }
     }
 }
+
+impl From<corvid_cluster::ClusterError> for ApiError {
+    fn from(error: corvid_cluster::ClusterError) -> Self {
+        use corvid_cluster::ClusterError;
+        match error {
+            ClusterError::BadRequest(message) | ClusterError::Unreachable(message) => {
+                ApiError::bad_request(message)
+            }
+            ClusterError::NotFound(message) => {
+                ApiError::not_found("System.InvalidOperationException", message)
+            }
+            ClusterError::NoLeader(message) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Raven.Client.Exceptions.Cluster.NoLeaderException",
+                message,
+            ),
+            ClusterError::Remote { status, message } => ApiError::new(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                if status == 400 {
+                    "Raven.Client.Exceptions.BadRequestException"
+                } else {
+                    "System.InvalidOperationException"
+                },
+                message,
+            ),
+            ClusterError::Internal(message) => ApiError::internal(message),
+        }
+    }
+}

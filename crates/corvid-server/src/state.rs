@@ -1,8 +1,9 @@
 //! The state every handler shares.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use corvid_cluster::Cluster;
 use corvid_etl::EtlManager;
 use corvid_store::{Database, Storage};
 
@@ -66,6 +67,9 @@ struct Inner {
     certificates: CertificateStore,
     /// Serving HTTPS: every request is authorized by its client certificate.
     secured: bool,
+    /// This node's member of the cluster (`corvid serve` always has one; an app built for a
+    /// test without one answers as a single node tagged `A`).
+    cluster: OnceLock<Arc<Cluster>>,
 }
 
 impl AppState {
@@ -98,6 +102,7 @@ impl AppState {
                 shutting_down: AtomicBool::new(false),
                 certificates,
                 secured,
+                cluster: OnceLock::new(),
             }),
         };
         // The server's own certificate is a cluster node (RavenDB trusts it the same way), so
@@ -112,6 +117,26 @@ impl AppState {
             tracing::error!(error = %error.message, "cannot register the server certificate");
         }
         state
+    }
+
+    /// Makes `cluster` this server's member of the cluster; set once, before serving.
+    pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
+        if self.inner.cluster.set(cluster).is_err() {
+            tracing::warn!("the cluster was attached twice; the first one stays");
+        }
+    }
+
+    /// This node's member of the cluster, if one is attached.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.inner.cluster.get()
+    }
+
+    /// This node's tag (`A` without a cluster).
+    pub fn node_tag(&self) -> String {
+        self.cluster().map_or_else(
+            || crate::routes::server::NODE_TAG.to_owned(),
+            |it| it.me().tag,
+        )
     }
 
     /// Whether requests are authorized by client certificate (the server serves HTTPS).

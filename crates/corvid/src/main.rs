@@ -97,6 +97,14 @@ struct ServeArgs {
     /// trusted, besides the system's roots, when Raven ETL verifies an https:// destination.
     #[arg(long)]
     trusted_ca: Vec<PathBuf>,
+    /// This node's tag in its cluster: one to four capital letters. Default: the tag stored in
+    /// the data directory, or `A` for a new one.
+    #[arg(long)]
+    node_tag: Option<String>,
+    /// The URL other nodes of the cluster and clients reach this node at
+    /// (`http://10.0.0.2:8080`). Default: the address it listens on.
+    #[arg(long)]
+    public_url: Option<String>,
     /// The largest request body accepted, in MiB.
     #[arg(long, default_value_t = 256)]
     max_body_mib: usize,
@@ -337,6 +345,8 @@ fn main() -> anyhow::Result<()> {
                 certificate_password: None,
                 admin_certificate: None,
                 trusted_ca: Vec::new(),
+                node_tag: None,
+                public_url: None,
                 max_body_mib: 256,
                 query_index_max_mib: None,
                 memory: args.memory.clone(),
@@ -421,9 +431,13 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         raven_tls,
         ..args.etl.options(&args.memory, &args.data_dir)?
     };
+    if etl_options.public_server_url.is_none() {
+        etl_options.public_server_url = args.public_url.clone();
+    }
     etl_options
         .public_server_url
         .get_or_insert_with(|| format!("{scheme}://{}", args.bind));
+    let cluster_tls = etl_options.raven_tls.clone();
     let etl = corvid_etl::EtlManager::new(etl_options);
     let etl_for_shutdown = etl.clone();
     let state_storage = storage.clone();
@@ -450,6 +464,23 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         };
         let address = listener.local_addr()?;
         tracing::info!(%address, data_dir = %args.data_dir.display(), "corvid is listening");
+        let url = match &args.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("{scheme}://{address}"),
+        };
+        let cluster_client = match &cluster_tls {
+            Some(tls) => tls.http_client_builder(),
+            None => corvid_client::http_client_builder(),
+        }
+        .build()
+        .context("cannot build the cluster's HTTP client")?;
+        let cluster = corvid_cluster::Cluster::start(
+            corvid_cluster::ClusterOptions::new(args.node_tag.clone(), url, &args.data_dir),
+            cluster_client,
+        )
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot start the cluster node: {error}"))?;
+        state.attach_cluster(cluster.clone());
         // Tests and scripts read this line to find the port.
         println!("Corvid listening on {scheme}://{address}");
         let (failed_sender, failed) = tokio::sync::oneshot::channel::<anyhow::Error>();
@@ -476,6 +507,7 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
             }
         };
         corvid_server::serve(listener, state, shutdown).await?;
+        cluster.shutdown().await;
         if let Ok(error) = stop.await {
             return Err(error.context("the demo setup failed"));
         }

@@ -46,6 +46,12 @@ const ROUTES: &[(&[&str], &str, Need)] = &[
     (&["GET"], "/certificates/whoami", Need::ValidUser),
     // Reaches out to any URL, as RavenDB's (Operator there too).
     (&["POST"], "/admin/test-connection", Need::Operator),
+    // Adding and removing nodes, and the nodes' own Raft messages (RavenDB: ClusterNode or
+    // ClusterAdmin certificates).
+    (&[], "/admin/cluster/*", Need::ClusterAdmin),
+    (&[], "/cluster/raft/*", Need::ClusterAdmin),
+    (&["POST"], "/cluster/join", Need::ClusterAdmin),
+    (&["POST"], "/cluster/leave", Need::ClusterAdmin),
     (&[], "/admin/*", Need::Operator),
     (
         &[],

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, Db, JsonObject, Params};
 use crate::http::{QueryParams, json_value};
-use crate::routes::server::{NODE_TAG, node_url};
+use crate::routes::server::node_url;
 use crate::state::AppState;
 
 impl From<EtlError> for ApiError {
@@ -274,7 +274,7 @@ pub(crate) async fn set_task_state(
         .await?;
     Ok(json_value(
         StatusCode::OK,
-        &json!({"TaskId": task_id, "RaftCommandIndex": state.next_command_index(), "ResponsibleNode": NODE_TAG}),
+        &json!({"TaskId": task_id, "RaftCommandIndex": state.next_command_index(), "ResponsibleNode": state.node_tag()}),
     ))
 }
 
@@ -324,7 +324,11 @@ pub(crate) async fn get_task(
     };
     Ok(json_value(
         StatusCode::OK,
-        &task_json(task, &connection_strings, &node_url(&state, &headers)),
+        &task_json(
+            task,
+            &connection_strings,
+            (&state.node_tag(), &node_url(&state, &headers)),
+        ),
     ))
 }
 
@@ -336,9 +340,10 @@ pub(crate) async fn get_tasks(
 ) -> Result<Response, ApiError> {
     let (tasks, connection_strings) = tasks_and_connection_strings(&state, &database).await?;
     let url = node_url(&state, &headers);
+    let tag = state.node_tag();
     let tasks: Vec<Value> = tasks
         .iter()
-        .map(|it| task_json(it, &connection_strings, &url))
+        .map(|it| task_json(it, &connection_strings, (&tag, &url)))
         .collect();
     Ok(json_value(
         StatusCode::OK,
@@ -346,7 +351,11 @@ pub(crate) async fn get_tasks(
     ))
 }
 
-fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str) -> Value {
+fn task_json(
+    task: &TaskInfo,
+    connection_strings: &[ConnectionString],
+    (tag, url): (&str, &str),
+) -> Value {
     let config = &task.config;
     let n_disabled = config.transforms.iter().filter(|it| it.disabled).count();
     let state = if config.disabled || n_disabled == config.transforms.len() {
@@ -393,7 +402,7 @@ fn task_json(task: &TaskInfo, connection_strings: &[ConnectionString], url: &str
         "TaskType": config.etl_type().task_type(),
         "TaskState": state,
         "TaskConnectionStatus": connection_status,
-        "ResponsibleNode": {"NodeTag": NODE_TAG, "NodeUrl": url, "ResponsibleNode": null},
+        "ResponsibleNode": {"NodeTag": tag, "NodeUrl": url, "ResponsibleNode": null},
         "MentorNode": config.mentor_node,
         "PinToMentorNode": config.pin_to_mentor_node,
         "Error": if errors.is_empty() { Value::Null } else { Value::String(errors.join("; ")) },

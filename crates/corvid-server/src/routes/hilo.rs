@@ -8,10 +8,14 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::extract::{Db, Params};
 use crate::http::{json_value, write};
-use crate::routes::server::NODE_TAG;
+use crate::state::AppState;
 
 /// `GET /hilo/next?tag=users&lastBatchSize=&lastRangeAt=&identityPartsSeparator=/&lastMax=`.
-pub(crate) async fn next(Db(database): Db, Params(params): Params) -> Result<Response, ApiError> {
+pub(crate) async fn next(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    Db(database): Db,
+    Params(params): Params,
+) -> Result<Response, ApiError> {
     let tag = params.required("tag")?.to_owned();
     let last_size = params.number::<u64>("lastBatchSize")?.unwrap_or(0);
     let last_range_at = params
@@ -51,7 +55,7 @@ pub(crate) async fn next(Db(database): Db, Params(params): Params) -> Result<Res
             "Low": low,
             "High": high,
             "LastSize": last_size,
-            "ServerTag": NODE_TAG,
+            "ServerTag": state.node_tag(),
             "LastRangeAt": last_range_at.to_iso(),
         }),
     ))

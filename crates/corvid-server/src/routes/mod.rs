@@ -6,6 +6,7 @@ pub(crate) mod bulk_docs;
 mod bulk_insert;
 mod certificates;
 mod changes;
+mod cluster;
 mod docs;
 pub(crate) mod etl;
 mod etl_olap;
@@ -19,7 +20,7 @@ pub(crate) mod server;
 mod stats;
 mod streams;
 mod test_connection;
-mod unsupported;
+pub(crate) mod unsupported;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{Method, StatusCode};
@@ -56,7 +57,15 @@ fn routes() -> Router<AppState> {
             get(crate::studio::asset),
         )
         .route("/topology", get(server::topology))
-        .route("/cluster/topology", get(server::cluster_topology))
+        .route("/cluster/topology", get(cluster::topology))
+        .route("/cluster/node-info", get(cluster::node_info))
+        .route(
+            "/admin/cluster/node",
+            put(cluster::add_node).delete(cluster::remove_node),
+        )
+        .route("/cluster/join", post(cluster::join))
+        .route("/cluster/leave", post(cluster::leave))
+        .route("/cluster/raft/{group}/{kind}", post(cluster::raft_message))
         .route("/build/version", get(server::build_version))
         .route("/metrics", get(monitoring::metrics))
         .route("/setup/alive", get(monitoring::alive))

@@ -9,13 +9,15 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::extract::{Db, Params};
 use crate::http::json_value;
-use crate::routes::server::NODE_TAG;
 use crate::state::AppState;
 
 /// `GET /operations/next-operation-id`: an id for an operation the client starts itself.
 pub(crate) async fn next_operation_id(State(state): State<AppState>, _db: Db) -> Response {
     let id = state.operations().next_id();
-    json_value(StatusCode::OK, &json!({"Id": id, "NodeTag": NODE_TAG}))
+    json_value(
+        StatusCode::OK,
+        &json!({"Id": id, "NodeTag": state.node_tag()}),
+    )
 }
 
 /// `GET /operations/state?id=`: `{Status, Result, Progress}`, or 404 for an unknown id.

@@ -20,7 +20,6 @@ use crate::patch::{
     by_query,
 };
 use crate::routes::queries::QueryRequest;
-use crate::routes::server::NODE_TAG;
 use crate::state::AppState;
 
 /// `PATCH /docs?id=&changeVector=&skipPatchIfChangeVectorMismatch=&test=&debug=` with
@@ -219,7 +218,7 @@ where
     operations.spawn(operation_id, work(operations.clone(), operation_id));
     Ok(json_value(
         StatusCode::OK,
-        &json!({"OperationId": operation_id, "OperationNodeTag": NODE_TAG}),
+        &json!({"OperationId": operation_id, "OperationNodeTag": state.node_tag()}),
     ))
 }
 

@@ -142,6 +142,7 @@ async fn answer(
     let included_paths: Option<Vec<String>> = (!parsed.includes.is_empty())
         .then(|| parsed.includes.iter().map(|it| it.display_name()).collect());
     let indexes = state.query_indexes().clone();
+    let node_tag = state.node_tag();
     let (mut body, outcome) = blocking(move || {
         let snapshot = database.snapshot()?;
         let mut body = String::with_capacity(4096);
@@ -191,7 +192,7 @@ async fn answer(
         "IndexTimestamp": now,
         "LastQueryTime": now,
         "ResultEtag": last_etag,
-        "NodeTag": crate::routes::server::NODE_TAG,
+        "NodeTag": node_tag,
         "DurationInMs": started.elapsed().as_millis() as u64,
         "IncludedPaths": included_paths,
         "CappedMaxResults": null,

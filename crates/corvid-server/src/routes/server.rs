@@ -36,44 +36,17 @@ pub(crate) async fn topology(
             let database = state.database(name)?;
             vec![json!({
                 "Url": url,
-                "ClusterTag": NODE_TAG,
+                "ClusterTag": state.node_tag(),
                 "ServerRole": "Member",
                 "Database": database.name(),
             })]
         }
-        _ => vec![json!({"Url": url, "ClusterTag": NODE_TAG, "ServerRole": "Member"})],
+        _ => vec![json!({"Url": url, "ClusterTag": state.node_tag(), "ServerRole": "Member"})],
     };
     Ok(json_value(
         StatusCode::OK,
         &json!({"Nodes": nodes, "Etag": 1}),
     ))
-}
-
-/// `GET /cluster/topology`: a single-node cluster.
-pub(crate) async fn cluster_topology(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Response {
-    let url = node_url(&state, &headers);
-    json_value(
-        StatusCode::OK,
-        &json!({
-            "Topology": {
-                "TopologyId": "corvid",
-                "AllNodes": {NODE_TAG: url},
-                "Members": {NODE_TAG: url},
-                "Promotables": {},
-                "Watchers": {},
-                "LastNodeId": NODE_TAG,
-                "Etag": 1,
-            },
-            "Etag": 1,
-            "Leader": NODE_TAG,
-            "NodeTag": NODE_TAG,
-            "CurrentState": "Leader",
-            "Status": {},
-        }),
-    )
 }
 
 /// `GET /build/version`.
@@ -110,6 +83,7 @@ pub(crate) async fn create_database(
             ));
         }
     };
+    check_replication_factor(&state, &params)?;
     let storage = state.storage().clone();
     let created = blocking(move || Ok(storage.create_database(&name)?)).await?;
     state.etl().start_database(created.clone())?;
@@ -122,6 +96,37 @@ pub(crate) async fn create_database(
             "NodesAddedTo": [node_url(&state, &headers)],
         }),
     ))
+}
+
+/// RavenDB's `replicationFactor` (the official clients send 1 by default): more than the
+/// cluster's nodes is refused; more than one is refused until databases are replicated
+/// (docs/design/cluster.md §10, step 3).
+fn check_replication_factor(
+    state: &AppState,
+    params: &crate::http::QueryParams,
+) -> Result<(), ApiError> {
+    let Some(text) = params.get("replicationFactor") else {
+        return Ok(());
+    };
+    let factor: u64 = text.parse().ok().filter(|it| *it >= 1).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`replicationFactor` must be a whole number of nodes, at least 1; got `{text}`"
+        ))
+    })?;
+    let nodes = state
+        .cluster()
+        .map_or(1, |it| it.topology().nodes.len().max(1)) as u64;
+    if factor > nodes {
+        return Err(ApiError::bad_request(format!(
+            "replication factor {factor} asks for more nodes than the cluster has ({nodes})"
+        )));
+    }
+    if factor > 1 {
+        return Err(crate::routes::unsupported::not_supported(
+            "databases kept on several nodes yet (replicationFactor above 1)",
+        ));
+    }
+    Ok(())
 }
 
 /// `DELETE /admin/databases`: deletes the databases named in `DatabaseNames` (or `name=`).
@@ -185,6 +190,7 @@ pub(crate) async fn delete_database(
 /// `GET /databases`: the databases of this server.
 pub(crate) async fn list_databases(State(state): State<AppState>) -> Result<Response, ApiError> {
     let storage = state.storage().clone();
+    let node_tag = state.node_tag();
     let databases = blocking(move || {
         let mut found = Vec::new();
         for database in storage.databases() {
@@ -195,7 +201,7 @@ pub(crate) async fn list_databases(State(state): State<AppState>) -> Result<Resp
                 "DatabaseId": database.id(),
                 "CountOfDocuments": snapshot.count_documents(None)?,
                 "LastDocEtag": database.last_etag(),
-                "NodesTopology": {"Members": [{"NodeTag": NODE_TAG}]},
+                "NodesTopology": {"Members": [{"NodeTag": node_tag}]},
             }));
         }
         Ok(found)
@@ -241,7 +247,7 @@ pub(crate) async fn database_record(
             "Encrypted": false,
             "DeletionInProgress": {},
             "Topology": {
-                "Members": [NODE_TAG],
+                "Members": [state.node_tag()],
                 "Promotables": [],
                 "Rehabs": [],
                 "PredefinedMentors": {},

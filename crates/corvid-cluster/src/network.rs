@@ -1,0 +1,217 @@
+//! Raft's messages between nodes: JSON over HTTP,
+//! `POST {url}/cluster/raft/{group}/{append|vote|snapshot}` on the other node's own listener
+//! (the server's routes hand them to [`crate::Cluster`]). `group` names the Raft group (the
+//! cluster's is `cluster`), so one node can hold several groups behind one route.
+//!
+//! A reply is the receiving node's `Result` as JSON, so an error raised there (a stale term, a
+//! node shutting down) comes back as openraft's `RemoteError`; a node that cannot be reached is
+//! `Unreachable`, which openraft backs off from.
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{RaftNetwork, RaftNetworkFactory, RaftTypeConfig};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::types::{NodeId, NodeInfo};
+
+/// The path prefix of the Raft routes.
+pub const RAFT_PATH: &str = "/cluster/raft";
+
+/// What this node last heard from a peer: RavenDB's per-node `Status` in the topology, and
+/// how the leader tells a healthy node (it answered a heartbeat lately) from a lost one.
+#[derive(Debug, Clone, Default)]
+pub struct PeerStatus {
+    /// When the last message was answered (monotonic, and as wall-clock time for display).
+    pub last_reply: Option<(Instant, SystemTime)>,
+    /// When the last message was sent.
+    pub last_sent: Option<SystemTime>,
+    /// Why the last message failed, if it did.
+    pub error: Option<String>,
+}
+
+/// The peers' statuses, by node id.
+pub type PeerStatuses = Arc<Mutex<BTreeMap<NodeId, PeerStatus>>>;
+
+/// Makes a connection per peer of one Raft group; all share one HTTP client (and its
+/// connection pool).
+#[derive(Clone)]
+pub struct HttpNetwork {
+    client: reqwest::Client,
+    statuses: PeerStatuses,
+    group: Arc<str>,
+}
+
+impl HttpNetwork {
+    pub fn new(client: reqwest::Client, group: &str) -> HttpNetwork {
+        HttpNetwork {
+            client,
+            statuses: PeerStatuses::default(),
+            group: group.into(),
+        }
+    }
+
+    /// What this node last heard from each peer it sent messages to.
+    pub fn statuses(&self) -> BTreeMap<NodeId, PeerStatus> {
+        self.statuses
+            .lock()
+            .unwrap_or_else(|it| it.into_inner())
+            .clone()
+    }
+}
+
+impl<C> RaftNetworkFactory<C> for HttpNetwork
+where
+    C: RaftTypeConfig<NodeId = NodeId, Node = NodeInfo>,
+{
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerConnection {
+        PeerConnection {
+            client: self.client.clone(),
+            statuses: self.statuses.clone(),
+            target,
+            base: format!(
+                "{}{RAFT_PATH}/{}",
+                node.url.trim_end_matches('/'),
+                self.group
+            ),
+        }
+    }
+}
+
+/// The messages to one peer.
+pub struct PeerConnection {
+    client: reqwest::Client,
+    statuses: PeerStatuses,
+    target: NodeId,
+    base: String,
+}
+
+/// A reply that was not the peer's answer (an HTTP error status or an unreadable body).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadReply(String);
+
+impl PeerConnection {
+    fn note(&self, outcome: Result<(), String>) {
+        let mut statuses = self.statuses.lock().unwrap_or_else(|it| it.into_inner());
+        let status = statuses.entry(self.target).or_default();
+        status.last_sent = Some(SystemTime::now());
+        match outcome {
+            Ok(()) => {
+                status.last_reply = Some((Instant::now(), SystemTime::now()));
+                status.error = None;
+            }
+            Err(error) => status.error = Some(error),
+        }
+    }
+
+    async fn call<Req, Resp, E>(
+        &self,
+        kind: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: Error + DeserializeOwned,
+    {
+        let outcome = self.send(kind, request, timeout).await;
+        self.note(match &outcome {
+            Ok(_) | Err(RPCError::RemoteError(_)) => Ok(()),
+            Err(error) => Err(error.to_string()),
+        });
+        outcome
+    }
+
+    async fn send<Req, Resp, E>(
+        &self,
+        kind: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: Error + DeserializeOwned,
+    {
+        let url = format!("{}/{kind}", self.base);
+        let reply = self
+            .client
+            .post(&url)
+            .timeout(timeout)
+            .json(request)
+            .send()
+            .await
+            .map_err(|error| {
+                if error.is_connect() || error.is_timeout() {
+                    RPCError::Unreachable(Unreachable::new(&error))
+                } else {
+                    RPCError::Network(NetworkError::new(&error))
+                }
+            })?;
+        let status = reply.status();
+        let body = reply
+            .bytes()
+            .await
+            .map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            return Err(RPCError::Network(NetworkError::new(&BadReply(format!(
+                "{url} answered {status}: {}",
+                text.chars().take(300).collect::<String>()
+            )))));
+        }
+        let answer: Result<Resp, RaftError<NodeId, E>> =
+            serde_json::from_slice(&body).map_err(|error| {
+                RPCError::Network(NetworkError::new(&BadReply(format!(
+                    "{url} answered something that is not a Raft reply: {error}"
+                ))))
+            })?;
+        answer.map_err(|error| RPCError::RemoteError(RemoteError::new(self.target, error)))
+    }
+}
+
+impl<C> RaftNetwork<C> for PeerConnection
+where
+    C: RaftTypeConfig<NodeId = NodeId, Node = NodeInfo>,
+{
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<C>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call("append", &rpc, option.hard_ttl()).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<C>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call("snapshot", &rpc, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call("vote", &rpc, option.hard_ttl()).await
+    }
+}
