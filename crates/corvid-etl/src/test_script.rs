@@ -101,16 +101,16 @@ fn test_item(
         });
     }
     Ok(if is_delete {
-        Item::Tombstone(Tombstone {
+        Item::Tombstone(Box::new(Tombstone {
             etag: document.etag,
             kind: TombstoneKind::Document,
             id: document.id.clone(),
             collection: document.collection.clone(),
             change_vector: document.change_vector.clone(),
             deleted_at: Timestamp::now(),
-        })
+        }))
     } else {
-        Item::Document(document)
+        Item::Document(Box::new(document))
     })
 }
 
