@@ -101,16 +101,16 @@ fn test_item(
         });
     }
     Ok(if is_delete {
-        Item::Tombstone(Tombstone {
+        Item::Tombstone(Box::new(Tombstone {
             etag: document.etag,
             kind: TombstoneKind::Document,
             id: document.id.clone(),
             collection: document.collection.clone(),
             change_vector: document.change_vector.clone(),
             deleted_at: Timestamp::now(),
-        })
+        }))
     } else {
-        Item::Document(document)
+        Item::Document(Box::new(document))
     })
 }
 
@@ -360,7 +360,7 @@ pub fn test_olap_script(
     request: (&str, bool),
     script_options: corvid_script::ScriptOptions,
 ) -> Result<OlapTestResult, EtlError> {
-    use crate::destinations::olap::encoder::{Partition, transform_olap_item};
+    use crate::destinations::olap::encoder::{Partition, PartitionCache, transform_olap_item};
     use crate::destinations::olap::parquet::describe_columns;
     let (document_id, is_delete) = request;
     if config.name.trim().is_empty() {
@@ -398,6 +398,7 @@ pub fn test_olap_script(
     let mut rows = Vec::new();
     if let Err(failure) = transform_olap_item(
         &settings,
+        &mut PartitionCache::default(),
         &mut runtime,
         &mut host,
         &item,

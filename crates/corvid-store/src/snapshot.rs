@@ -65,7 +65,7 @@ impl Snapshot {
             return Ok(None);
         };
         let record = self.record(etag.value())?;
-        Ok(Some(self.to_document(&key, record)?))
+        Ok(Some(self.to_document(record)?))
     }
 
     fn record(&self, etag: Etag) -> Result<DocumentRecord, ReadError> {
@@ -99,7 +99,7 @@ impl Snapshot {
                 break;
             }
             let record = self.record(etag.value())?;
-            found.push(self.to_document(key.value(), record)?);
+            found.push(self.to_document(record)?);
         }
         Ok(found)
     }
@@ -124,7 +124,7 @@ impl Snapshot {
             }
             let (_, value) = entry.map_err(StorageError::from)?;
             let record = DocumentRecord::decode(value.value())?;
-            found.push(self.to_document(&key_of(&record.id), record)?);
+            found.push(self.to_document(record)?);
         }
         Ok(found)
     }
@@ -151,7 +151,7 @@ impl Snapshot {
             let (key, _) = entry.map_err(StorageError::from)?;
             let (_, etag) = key.value();
             let record = self.record(etag)?;
-            found.push(self.to_document(&key_of(&record.id), record)?);
+            found.push(self.to_document(record)?);
         }
         Ok(found)
     }
@@ -186,6 +186,7 @@ impl Snapshot {
         Ok(DocumentIter {
             snapshot: self,
             keys,
+            records: None,
         })
     }
 
@@ -270,13 +271,25 @@ impl Snapshot {
     }
 
     /// Counts what [`Snapshot::documents_after`] would return, walking keys only: nothing
-    /// is read or decoded (progress endpoints ask this of large backlogs).
+    /// is read or decoded (progress endpoints ask this of large backlogs, often and while the
+    /// process works). The shorter side of `after` is walked: the documents up to it are
+    /// counted and taken from the total when `after` is in the first half of the etags, so a
+    /// process that has not moved yet (an OLAP run, until it is published) costs nothing.
     pub fn count_documents_after(
         &self,
         collection: Option<&str>,
         after: Etag,
     ) -> Result<u64, ReadError> {
+        let total = self.count_documents(collection)?;
+        if after == 0 {
+            return Ok(total);
+        }
+        let count_up_to = after <= self.last_etag()? / 2;
         let Some(collection) = collection else {
+            if count_up_to {
+                let range = self.records.range(..=after).map_err(StorageError::from)?;
+                return Ok(total.saturating_sub(range.count() as u64));
+            }
             let range = self
                 .records
                 .range(after.saturating_add(1)..)
@@ -285,10 +298,18 @@ impl Snapshot {
         };
         let table = self.txn.open_table(DOCS_BY_COLLECTION)?;
         let key = key_of(collection);
-        let range = table
-            .range((key.as_str(), after.saturating_add(1))..=(key.as_str(), u64::MAX))
-            .map_err(StorageError::from)?;
-        Ok(range.count() as u64)
+        let range = if count_up_to {
+            table.range((key.as_str(), 0)..=(key.as_str(), after))
+        } else {
+            table.range((key.as_str(), after.saturating_add(1))..=(key.as_str(), u64::MAX))
+        }
+        .map_err(StorageError::from)?;
+        let counted = range.count() as u64;
+        Ok(if count_up_to {
+            total.saturating_sub(counted)
+        } else {
+            counted
+        })
     }
 
     /// Counts what [`Snapshot::tombstones_after`] would return, walking keys only.
@@ -372,12 +393,12 @@ impl Snapshot {
         Ok(found)
     }
 
-    fn to_document(&self, key: &str, record: DocumentRecord) -> Result<Document, ReadError> {
+    fn to_document(&self, record: DocumentRecord) -> Result<Document, ReadError> {
         let attachments = if record
             .flags
             .contains(crate::record::DocumentFlags::HAS_ATTACHMENTS)
         {
-            self.attachments_of(key)?
+            self.attachments_of(&record.id)?
         } else {
             Vec::new()
         };
@@ -397,14 +418,66 @@ impl Snapshot {
 }
 
 enum KeyRange {
+    /// A collection's index; the records are read by [`DocumentIter::records`].
     Collection(redb::Range<'static, (&'static str, u64), ()>),
     All(redb::Range<'static, u64, &'static [u8]>),
 }
+
+/// How far (in etags) the records cursor steps forward before a lookup from the root is
+/// cheaper: a step costs a few comparisons within a leaf, a lookup a page read per level.
+const MAX_CURSOR_STEPS: u64 = 32;
 
 /// Documents in etag order; see [`Snapshot::documents_after`].
 pub struct DocumentIter<'a> {
     snapshot: &'a Snapshot,
     keys: KeyRange,
+    /// With a collection, a cursor over the records that follows its index: the records of
+    /// one collection are usually close together in etag order (often all of the database's),
+    /// so stepping the cursor forward costs far less than a lookup from the root per document.
+    records: Option<redb::Range<'static, u64, &'static [u8]>>,
+}
+
+impl DocumentIter<'_> {
+    /// The record at `etag`, read by the cursor `records` (moved forward, or opened at
+    /// `etag` when it is behind by more than [`MAX_CURSOR_STEPS`] or not open).
+    fn record_at(
+        snapshot: &Snapshot,
+        records: &mut Option<redb::Range<'static, u64, &'static [u8]>>,
+        etag: Etag,
+    ) -> Result<DocumentRecord, ReadError> {
+        let mut steps = 0;
+        loop {
+            let cursor = match records {
+                Some(cursor) if steps < MAX_CURSOR_STEPS => cursor,
+                _ => records.insert(snapshot.records.range(etag..).map_err(StorageError::from)?),
+            };
+            let Some(entry) = cursor.next() else {
+                break;
+            };
+            let (key, value) = entry.map_err(StorageError::from)?;
+            let found = key.value();
+            if found == etag {
+                return Ok(DocumentRecord::decode(value.value())?);
+            }
+            if found > etag {
+                break;
+            }
+            // Only how far the cursor is behind matters here, not how many records it passed:
+            // etags between two of the collection's documents are mostly other documents.
+            steps = if etag - found > MAX_CURSOR_STEPS {
+                MAX_CURSOR_STEPS
+            } else {
+                steps + 1
+            };
+        }
+        // The cursor is past the etag: the index points at a record that is not there.
+        *records = None;
+        Err(StorageError::Corrupted {
+            table: "docs",
+            reason: format!("index points at missing etag {etag}"),
+        }
+        .into())
+    }
 }
 
 impl Iterator for DocumentIter<'_> {
@@ -412,8 +485,8 @@ impl Iterator for DocumentIter<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let record = match &mut self.keys {
-            KeyRange::Collection(range) => match range.next()? {
-                Ok((key, _)) => self.snapshot.record(key.value().1),
+            KeyRange::Collection(keys) => match keys.next()? {
+                Ok((key, _)) => Self::record_at(self.snapshot, &mut self.records, key.value().1),
                 Err(error) => Err(StorageError::from(error).into()),
             },
             KeyRange::All(range) => match range.next()? {
@@ -421,10 +494,7 @@ impl Iterator for DocumentIter<'_> {
                 Err(error) => Err(StorageError::from(error).into()),
             },
         };
-        Some(record.and_then(|record| {
-            let key = key_of(&record.id);
-            self.snapshot.to_document(&key, record)
-        }))
+        Some(record.and_then(|record| self.snapshot.to_document(record)))
     }
 }
 

@@ -351,9 +351,10 @@ impl Run<'_> {
         literal: bool,
     ) -> Eval<()> {
         let target = match target {
-            LoadTarget::Named(name) => name.to_string(),
+            // `String::from`, not `to_string`: an `Arc<str>`'s goes through the formatter.
+            LoadTarget::Named(name) => String::from(&**name),
             LoadTarget::Computed(expr) => match self.expression(expr)? {
-                Val::Str(name) => name.to_string(),
+                Val::Str(name) => String::from(&*name),
                 _ => return unsupported(),
             },
         };
@@ -432,7 +433,7 @@ impl Run<'_> {
                     Val::Undefined | Val::Null | Val::Uninitialized => LoadedValue::Null,
                     Val::Bool(it) => LoadedValue::Bool(*it),
                     Val::Num(it) => loaded_number(*it),
-                    Val::Str(it) => LoadedValue::String(it.to_string()),
+                    Val::Str(it) => LoadedValue::String(String::from(&**it)),
                     Val::Arr(_) | Val::Obj(_) => {
                         let mut json = String::new();
                         push_json(value, 1, &mut json).ok_or(Stop::Unsupported)?;

@@ -268,11 +268,14 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
     // corvid-store's parser does the calendar arithmetic (it reads at most 7 fractional
     // digits, RavenDB's ticks); the shape and ranges were checked above.
     let fraction_ticks = &fraction[..fraction.len().min(7)];
-    let local = if fraction_ticks.is_empty() {
-        Timestamp::parse_iso(&text[..19])?
+    // The text up to the last digit read is what corvid-store parses: `.` and the fraction
+    // follow the seconds, so no copy is needed.
+    let parsed_len = if fraction_ticks.is_empty() {
+        19
     } else {
-        Timestamp::parse_iso(&format!("{}.{fraction_ticks}", &text[..19]))?
+        20 + fraction_ticks.len()
     };
+    let local = Timestamp::parse_iso(&text[..parsed_len])?;
     Some(timestamp_micros(local) - offset_minutes * 60 * 1_000_000)
 }
 

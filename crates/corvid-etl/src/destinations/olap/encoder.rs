@@ -67,10 +67,10 @@ pub(crate) struct OlapBatch {
 }
 
 impl OlapBatch {
-    fn push(&mut self, table: &str, partition: Partition, row: OlapRow, etag: Etag) {
+    fn push(&mut self, table: String, partition: Partition, row: OlapRow, etag: Etag) {
         self.first_etag = Some(self.first_etag.map_or(etag, |it| it.min(etag)));
         self.n_rows += 1;
-        let key = (table.to_owned(), partition);
+        let key = (table, partition);
         match self.index.get(&key) {
             Some(idx) => self.groups[*idx].rows.push(row),
             None => {
@@ -116,6 +116,9 @@ impl EncodedBatch for OlapBatch {
 pub(crate) struct OlapEncoder {
     settings: Arc<EncodeSettings>,
     batch: OlapBatch,
+    partitions: PartitionCache,
+    /// Reused from item to item.
+    rows: Vec<(String, Partition, OlapRow)>,
 }
 
 impl OlapEncoder {
@@ -123,6 +126,8 @@ impl OlapEncoder {
         OlapEncoder {
             settings,
             batch: OlapBatch::default(),
+            partitions: PartitionCache::default(),
+            rows: Vec::new(),
         }
     }
 }
@@ -145,17 +150,17 @@ impl BatchEncoder for OlapEncoder {
         let mut host = SnapshotHost {
             snapshot: source.snapshot,
         };
-        let mut rows = Vec::new();
         let encoded = transform_olap_item(
             &self.settings,
+            &mut self.partitions,
             runtime,
             &mut host,
             item,
-            &mut rows,
+            &mut self.rows,
             &mut Vec::new(),
         )?;
-        for (table, partition, row) in rows {
-            self.batch.push(&table, partition, row, item.etag());
+        for (table, partition, row) in self.rows.drain(..) {
+            self.batch.push(table, partition, row, item.etag());
         }
         Ok(encoded)
     }
@@ -172,6 +177,7 @@ impl BatchEncoder for OlapEncoder {
 /// Runs the script on one item and adds its rows to `rows` (all or none).
 pub(crate) fn transform_olap_item(
     settings: &EncodeSettings,
+    partitions: &mut PartitionCache,
     runtime: &mut ScriptRuntime,
     host: &mut SnapshotHost<'_>,
     item: &Item,
@@ -195,7 +201,7 @@ pub(crate) fn transform_olap_item(
                     return Err(failure("loadTo: the table name is empty".to_owned()));
                 }
                 let key = load.extra_arguments.as_deref().unwrap_or("[]");
-                let partition = partition_of(key).map_err(failure)?;
+                let partition = partitions.partition_of(key).map_err(failure)?;
                 let values = load.values.unwrap_or_default();
                 let id_column = settings.id_column(&load.target);
                 if let Some((name, _)) = values.iter().find(|(name, _)| {
@@ -263,6 +269,31 @@ pub(crate) fn transform_olap_item(
     }
 }
 
+/// The partition folders of the `loadTo` keys seen last: a run's documents name a few
+/// partitions over and over, each as the same key text.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionCache {
+    paths: HashMap<String, String>,
+}
+
+/// Keys a [`PartitionCache`] holds at most: past it, it starts over.
+const MAX_CACHED_PARTITIONS: usize = 4096;
+
+impl PartitionCache {
+    /// [`partition_of`], remembered.
+    pub fn partition_of(&mut self, extra_arguments: &str) -> Result<String, String> {
+        if let Some(path) = self.paths.get(extra_arguments) {
+            return Ok(path.clone());
+        }
+        let path = partition_of(extra_arguments)?;
+        if self.paths.len() == MAX_CACHED_PARTITIONS {
+            self.paths.clear();
+        }
+        self.paths.insert(extra_arguments.to_owned(), path.clone());
+        Ok(path)
+    }
+}
+
 /// The partition folder of a `loadTo` key: the script passes `[[[name, value], …]]` (the
 /// key, normalized by the runtime: names and values already text).
 pub(crate) fn partition_of(extra_arguments: &str) -> Result<String, String> {
@@ -322,5 +353,19 @@ mod tests {
             assert!(partition_of(bad).is_err(), "{bad}");
         }
         assert!(partition_of(r#"[[["","x"]]]"#).is_err());
+    }
+
+    #[test]
+    fn the_partition_cache_answers_as_partition_of() {
+        let mut cache = PartitionCache::default();
+        for key in [
+            r#"[[["year","2024"],["month","3"]]]"#,
+            r#"[[]]"#,
+            r#"[[["year","2024"],["month","3"]]]"#,
+            r#"[[["year"]]]"#,
+            r#"[[["year"]]]"#,
+        ] {
+            assert_eq!(cache.partition_of(key), partition_of(key), "{key}");
+        }
     }
 }

@@ -276,9 +276,16 @@ impl<'a> BatchColumns<'a> {
             .collect();
         let mut values: Vec<Vec<&LoadedValue>> = vec![vec![&NULL; n_rows]; names.len()];
         for (row_idx, row) in rows.iter().enumerate() {
-            for (name, value) in &row.values {
-                let column_idx = match column_idx_by_name.get(name) {
-                    Some(it) => *it,
+            for (value_idx, (name, value)) in row.values.iter().enumerate() {
+                // Rows of one script mostly list the same members in the same order, under
+                // the same shared name: the column at the member's position is checked first.
+                let at_position = names
+                    .get(value_idx)
+                    .filter(|it| Arc::ptr_eq(it, name) || **it == *name)
+                    .map(|_| value_idx);
+                let column_idx = match at_position.or_else(|| column_idx_by_name.get(name).copied())
+                {
+                    Some(it) => it,
                     None => {
                         if is_reserved(name, options) {
                             return Err(OlapFileError::ReservedColumn {
@@ -423,10 +430,9 @@ fn encode_rows(
         .zip(&batch_columns.values)
         .enumerate()
     {
-        let batch_type = ColumnType::infer(values);
         let Some(file_column) = file_columns.get(column_idx) else {
             // A column the file lacks: nothing is lost when the batch has no value in it.
-            match batch_type {
+            match ColumnType::infer(values) {
                 None => continue,
                 Some(batch_type) => {
                     return Err(OlapFileError::SchemaMismatch {
@@ -437,11 +443,13 @@ fn encode_rows(
                 }
             }
         };
+        // The batch's own type is only wanted to say why it does not fit.
         let Some(array) = file_column.column_type.array(values) else {
             return Err(OlapFileError::SchemaMismatch {
                 column: name.to_string(),
                 file_type: file_column.column_type.to_string(),
-                batch_type: batch_type.map_or("Null".to_owned(), |it| it.to_string()),
+                batch_type: ColumnType::infer(values)
+                    .map_or("Null".to_owned(), |it| it.to_string()),
             });
         };
         arrays.push(array);
