@@ -18,6 +18,7 @@ use crate::tables::{
     ATTACHMENTS, BLOB_REFS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG,
     FORMAT_VERSION, IDENTITIES, META, RECORDS, TOMBSTONES, TOMBSTONES_BY_COLLECTION,
 };
+use crate::time::Timestamp;
 use crate::write::{Applier, WriteOp, WriteResult};
 
 /// How many pending requests the writer merges into one transaction at most.
@@ -401,11 +402,13 @@ impl Writer {
 
     /// Commits a group of requests in one transaction. A request that fails on its own content
     /// is answered with its error and the group is applied again without it, so no partial
-    /// request is ever committed.
+    /// request is ever committed. Every timestamp the transaction writes is the one chosen
+    /// here, the same in every attempt.
     fn commit_group(&self, mut group: Vec<WriteRequest>) {
+        let now = Timestamp::now();
         let mut failed: Vec<Option<WriteError>> = group.iter().map(|_| None).collect();
         let outcome = loop {
-            match self.try_commit(&mut group, &failed) {
+            match self.try_commit(&mut group, &failed, now) {
                 Ok(Attempt::Committed(results, notice)) => break Ok((results, notice)),
                 Ok(Attempt::RequestFailed(idx, error)) => failed[idx] = Some(error),
                 Err(error) => break Err(error),
@@ -446,13 +449,14 @@ impl Writer {
         &self,
         group: &mut [WriteRequest],
         failed: &[Option<WriteError>],
+        now: Timestamp,
     ) -> Result<Attempt, StorageError> {
         let mut txn = self.redb.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let last_etag = self.last_etag.load(Ordering::Acquire);
         let mut results = Vec::with_capacity(group.len());
         let (new_last_etag, collections, wrote_records) = {
-            let mut applier = Applier::open(&txn, &self.db_id, last_etag)?;
+            let mut applier = Applier::open(&txn, &self.db_id, last_etag, now)?;
             for (idx, request) in group.iter_mut().enumerate() {
                 if failed[idx].is_some() {
                     results.push(Vec::new());
