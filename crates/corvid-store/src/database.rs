@@ -7,7 +7,6 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use base64::Engine as _;
 use redb::{Durability, ReadableDatabase};
 
 use crate::error::{OpenError, ReadError, StorageError, WriteError};
@@ -102,11 +101,13 @@ pub struct Database {
 }
 
 impl Database {
-    /// Creates a new database file. Fails if the file exists.
+    /// Creates a new database file with the given id (the part of change vectors after the
+    /// etag). Fails if the file exists.
     pub(crate) fn create(
         name: &str,
         path: &Path,
         options: &StorageOptions,
+        db_id: String,
     ) -> Result<Database, OpenError> {
         if path.exists() {
             return Err(OpenError::AlreadyExists {
@@ -117,9 +118,6 @@ impl Database {
             .set_cache_size(options.cache_bytes_per_database)
             .create(path)
             .map_err(StorageError::from)?;
-        let db_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(uuid::Uuid::new_v4().as_bytes())
-            .replace(['-', '_'], "x");
         let txn = redb.begin_write().map_err(StorageError::from)?;
         {
             let mut meta = txn.open_table(META).map_err(StorageError::from)?;

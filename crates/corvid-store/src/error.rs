@@ -40,6 +40,10 @@ pub enum OpenError {
     NotFound { name: String },
     #[error("invalid database name `{name}`: {reason}")]
     InvalidName { name: String, reason: &'static str },
+    /// A database id given by the caller ([`crate::Storage::create_database_with_id`]) is not
+    /// one this store could have generated.
+    #[error("invalid database id {id:?}: {reason}")]
+    InvalidDatabaseId { id: String, reason: &'static str },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -57,7 +57,10 @@ pub use record::{
     AttachmentInfo, Document, DocumentFlags, Etag, Tombstone, TombstoneKind, push_json_string,
 };
 pub use snapshot::{CollectionStats, DocumentIter, Snapshot, TombstoneIter};
-pub use storage::{MAX_DATABASE_NAME, Storage, StorageOptions, validate_database_name};
+pub use storage::{
+    MAX_DATABASE_NAME, Storage, StorageOptions, new_database_id, validate_database_id,
+    validate_database_name,
+};
 pub use system::SystemStore;
 pub use time::{Timestamp, UtcTime};
 pub use write::{PutDocument, WriteOp, WriteResult};
