@@ -48,7 +48,7 @@ mod write;
 pub use database::{
     CommitNotice, Database, PartsCallback, RequestPart, Subscription, WriteCallback,
 };
-pub use error::{OpenError, ReadError, StorageError, WriteError};
+pub use error::{OpenError, ReadError, RequestError, StorageError, WriteError};
 pub use ids::{
     EMPTY_COLLECTION, HILO_COLLECTION, IdRequest, MAX_ID_BYTES, is_invisible_format_char, key_of,
     validate_id,

@@ -31,8 +31,9 @@ const SERVER_METADATA: &[&str] = &[
     "@etag",
 ];
 
-/// A document put, validated and serialized before it reaches the writer.
-#[derive(Debug, Clone)]
+/// A document put, validated and serialized before it reaches the writer. Its serde form is for
+/// handing a validated put on (to a replicated log): deserializing does not validate again.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PutDocument {
     id: IdRequest,
     collection: String,
@@ -137,7 +138,7 @@ impl PutDocument {
 }
 
 /// One operation of a write request. A request applies all of its operations or none.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum WriteOp {
     Put(PutDocument),
     Delete {
@@ -193,7 +194,7 @@ pub enum WriteOp {
 }
 
 /// What one operation did, in the order of the request's operations.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WriteResult {
     Put {
         id: String,
@@ -992,7 +993,7 @@ fn validate_attachment_name(document_id: &str, name: &str) -> Result<(), WriteEr
     Err(WriteError::InvalidAttachmentName {
         id: truncate_for_message(document_id),
         name: truncate_for_message(name),
-        reason,
+        reason: reason.into(),
     })
 }
 
