@@ -46,7 +46,8 @@ mod time;
 mod write;
 
 pub use database::{
-    CommitNotice, Database, PartsCallback, RequestPart, Subscription, WriteCallback,
+    ApplyDurability, CommitNotice, Database, GroupCallback, PartsCallback, RequestPart,
+    Subscription, WriteCallback,
 };
 pub use error::{OpenError, ReadError, RequestError, StorageError, WriteError};
 pub use ids::{
