@@ -275,6 +275,12 @@ impl Database {
         self.last_etag.load(Ordering::Acquire)
     }
 
+    /// The redb file, for tests that compare every table.
+    #[cfg(test)]
+    pub(crate) fn redb(&self) -> &redb::Database {
+        &self.redb
+    }
+
     /// Opens a consistent read-only view.
     pub fn snapshot(&self) -> Result<Snapshot, ReadError> {
         let txn = self.redb.begin_read().map_err(StorageError::from)?;

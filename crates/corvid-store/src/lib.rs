@@ -45,6 +45,9 @@ mod tables;
 mod time;
 mod write;
 
+#[cfg(test)]
+mod apply_tests;
+
 pub use database::{
     ApplyDurability, CommitNotice, Database, GroupCallback, PartsCallback, RequestPart,
     Subscription, WriteCallback,
