@@ -13,7 +13,12 @@
 //! - Writes queued at the same time are merged into one durable transaction; each request is
 //!   answered only after that transaction is on disk, and a request that fails applies none of
 //!   its operations.
-//! - Readers see only committed, durable states.
+//! - Readers see only committed, durable states (unless a caller of
+//!   [`Database::apply_group`] asked for [`ApplyDurability::Deferred`]).
+//! - Applying is deterministic: the writer reads the clock once per transaction, and
+//!   [`Database::apply_group`] takes that time from its caller, so two databases created with the
+//!   same id ([`Storage::create_database_with_id`]) that apply the same groups with the same times
+//!   hold the same contents.
 //! - This crate does no network I/O, runs no scripts and does not depend on tokio.
 //!
 //! ```
