@@ -77,6 +77,7 @@ enum Queued {
     Group(AppliedGroup),
 }
 
+/// A group of requests to apply as one transaction, at a time and durability its caller chose.
 struct AppliedGroup {
     requests: Vec<WriteRequest>,
     now: Timestamp,
@@ -473,7 +474,8 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The writer thread: merges queued requests into one durable transaction.
+/// The writer thread: merges queued requests into one durable transaction, and applies the
+/// groups of [`Database::apply_group_async`] in queue order between them.
 struct Writer {
     redb: Arc<redb::Database>,
     db_id: Arc<str>,
