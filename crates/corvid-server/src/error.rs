@@ -125,7 +125,9 @@ impl From<OpenError> for ApiError {
                 status: StatusCode::NOT_FOUND,
                 ..ApiError::database_missing(name)
             },
-            OpenError::InvalidName { .. } => ApiError::bad_request(error.to_string()),
+            OpenError::InvalidName { .. } | OpenError::InvalidDatabaseId { .. } => {
+                ApiError::bad_request(error.to_string())
+            }
             OpenError::Storage(_) => ApiError::internal(error),
         }
     }

@@ -7,7 +7,6 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use base64::Engine as _;
 use redb::{Durability, ReadableDatabase};
 
 use crate::error::{OpenError, ReadError, StorageError, WriteError};
@@ -18,6 +17,7 @@ use crate::tables::{
     ATTACHMENTS, BLOB_REFS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG,
     FORMAT_VERSION, IDENTITIES, META, RECORDS, TOMBSTONES, TOMBSTONES_BY_COLLECTION,
 };
+use crate::time::Timestamp;
 use crate::write::{Applier, WriteOp, WriteResult};
 
 /// How many pending requests the writer merges into one transaction at most.
@@ -41,6 +41,22 @@ pub type WriteCallback = Box<dyn FnOnce(Result<Vec<WriteResult>, WriteError>) + 
 /// failed). Kept per part so the writer never grows one long list as the parts come in.
 pub type PartsCallback = Box<dyn FnOnce(Result<Vec<Vec<WriteResult>>, WriteError>) + Send>;
 
+/// Called with the outcome of each request of a group applied by [`Database::apply_group_async`],
+/// in the order of the requests, once the group's transaction is committed (or failed).
+pub type GroupCallback = Box<dyn FnOnce(Vec<Result<Vec<WriteResult>, WriteError>>) + Send>;
+
+/// Whether the commit of a group applied by [`Database::apply_group`] waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyDurability {
+    /// The commit is on disk (fsync) before the group is answered, as with [`Database::write`].
+    Durable,
+    /// The commit is not flushed: it becomes durable with the next durable commit of this
+    /// database, and a crash before that loses it. For a caller whose own log is the durable
+    /// copy of what it applies (redb `Durability::None`). redb reuses the pages such commits
+    /// free only after a durable commit, so a long run of them grows the file until one comes.
+    Deferred,
+}
+
 type Subscriber = Arc<dyn Fn(&CommitNotice) + Send + Sync>;
 
 /// One part of a write request handed to the writer in parts ([`Database::write_in_parts_async`]).
@@ -52,15 +68,38 @@ pub enum RequestPart {
     End,
 }
 
+/// What the writer thread receives.
+enum Queued {
+    /// A request of [`Database::write_async`] or [`Database::write_in_parts_async`], merged with
+    /// others queued at the same time.
+    Request(WriteRequest, Reply),
+    /// A group of [`Database::apply_group_async`]: one transaction of its own, never merged.
+    Group(AppliedGroup),
+}
+
+/// A group of requests to apply as one transaction, at a time and durability its caller chose.
+struct AppliedGroup {
+    requests: Vec<WriteRequest>,
+    now: Timestamp,
+    durability: ApplyDurability,
+    reply: GroupCallback,
+}
+
 struct WriteRequest {
     /// The operations received so far, one list per part (a whole request is one part).
     parts: Vec<Vec<WriteOp>>,
     /// Where the rest of a request in parts comes from, until its `End`.
     more: Option<Receiver<RequestPart>>,
-    reply: Reply,
 }
 
 impl WriteRequest {
+    fn whole(ops: Vec<WriteOp>) -> WriteRequest {
+        WriteRequest {
+            parts: vec![ops],
+            more: None,
+        }
+    }
+
     fn n_ops(&self) -> usize {
         self.parts.iter().map(Vec::len).sum()
     }
@@ -96,16 +135,18 @@ pub struct Database {
     last_etag: Arc<AtomicU64>,
     subscribers: Arc<Mutex<Vec<(u64, Subscriber)>>>,
     next_subscriber: AtomicU64,
-    sender: Mutex<Option<Sender<WriteRequest>>>,
+    sender: Mutex<Option<Sender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Database {
-    /// Creates a new database file. Fails if the file exists.
+    /// Creates a new database file with the given id (the part of change vectors after the
+    /// etag). Fails if the file exists.
     pub(crate) fn create(
         name: &str,
         path: &Path,
         options: &StorageOptions,
+        db_id: String,
     ) -> Result<Database, OpenError> {
         if path.exists() {
             return Err(OpenError::AlreadyExists {
@@ -116,9 +157,6 @@ impl Database {
             .set_cache_size(options.cache_bytes_per_database)
             .create(path)
             .map_err(StorageError::from)?;
-        let db_id = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(uuid::Uuid::new_v4().as_bytes())
-            .replace(['-', '_'], "x");
         let txn = redb.begin_write().map_err(StorageError::from)?;
         {
             let mut meta = txn.open_table(META).map_err(StorageError::from)?;
@@ -238,6 +276,12 @@ impl Database {
         self.last_etag.load(Ordering::Acquire)
     }
 
+    /// The redb file, for tests that compare every table.
+    #[cfg(test)]
+    pub(crate) fn redb(&self) -> &redb::Database {
+        &self.redb
+    }
+
     /// Opens a consistent read-only view.
     pub fn snapshot(&self) -> Result<Snapshot, ReadError> {
         let txn = self.redb.begin_read().map_err(StorageError::from)?;
@@ -249,11 +293,10 @@ impl Database {
     /// are merged into one transaction; a request that fails applies none of its operations and
     /// does not affect the others.
     pub fn write_async(&self, ops: Vec<WriteOp>, reply: WriteCallback) {
-        self.queue(WriteRequest {
-            parts: vec![ops],
-            more: None,
-            reply: Reply::Whole(reply),
-        });
+        self.queue(Queued::Request(
+            WriteRequest::whole(ops),
+            Reply::Whole(reply),
+        ));
     }
 
     /// Queues a write request whose operations arrive in parts from `parts`, so the writer
@@ -267,22 +310,80 @@ impl Database {
     /// sender must produce them promptly from data it already has (never from a network peer)
     /// and must never wait for a write to this database.
     pub fn write_in_parts_async(&self, parts: Receiver<RequestPart>, reply: PartsCallback) {
-        self.queue(WriteRequest {
+        let request = WriteRequest {
             parts: Vec::new(),
             more: Some(parts),
-            reply: Reply::InParts(reply),
-        });
+        };
+        self.queue(Queued::Request(request, Reply::InParts(reply)));
     }
 
-    fn queue(&self, request: WriteRequest) {
+    /// Queues a group of requests (a replicated log's entry) to be applied in one transaction of
+    /// its own, in order with the other writes, with `now` as the time of every timestamp it
+    /// writes. The group is applied exactly as the writer applies requests merged from its
+    /// queue: a request that fails on its own content gets its error and the group is applied
+    /// again without it, so no request is applied in part. Applying the same groups with the
+    /// same times to databases created with the same id gives the same results and contents.
+    ///
+    /// `reply` gets one outcome per request, in order, after subscribers were notified. With
+    /// [`ApplyDurability::Deferred`] the commit is visible to readers (and subscribers) before
+    /// it is durable.
+    pub fn apply_group_async(
+        &self,
+        requests: Vec<Vec<WriteOp>>,
+        now: Timestamp,
+        durability: ApplyDurability,
+        reply: GroupCallback,
+    ) {
+        self.queue(Queued::Group(AppliedGroup {
+            requests: requests.into_iter().map(WriteRequest::whole).collect(),
+            now,
+            durability,
+            reply,
+        }));
+    }
+
+    /// Applies a group of requests like [`Database::apply_group_async`] and waits for it.
+    pub fn apply_group(
+        &self,
+        requests: Vec<Vec<WriteOp>>,
+        now: Timestamp,
+        durability: ApplyDurability,
+    ) -> Vec<Result<Vec<WriteResult>, WriteError>> {
+        let n_requests = requests.len();
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        self.apply_group_async(
+            requests,
+            now,
+            durability,
+            Box::new(move |outcomes| {
+                let _ = sender.send(outcomes);
+            }),
+        );
+        match receiver.recv() {
+            Ok(it) => it,
+            Err(_) => (0..n_requests).map(|_| Err(self.closed())).collect(),
+        }
+    }
+
+    fn queue(&self, queued: Queued) {
         let sent = match &*lock(&self.sender) {
-            Some(sender) => sender.send(request).map_err(|it| it.0),
-            None => Err(request),
+            Some(sender) => sender.send(queued).map_err(|it| it.0),
+            None => Err(queued),
         };
-        if let Err(request) = sent {
-            request.reply.send(Err(WriteError::Closed {
-                name: self.name.clone(),
-            }));
+        let Err(queued) = sent else {
+            return;
+        };
+        match queued {
+            Queued::Request(_, reply) => reply.send(Err(self.closed())),
+            Queued::Group(group) => {
+                (group.reply)(group.requests.iter().map(|_| Err(self.closed())).collect());
+            }
+        }
+    }
+
+    fn closed(&self) -> WriteError {
+        WriteError::Closed {
+            name: self.name.clone(),
         }
     }
 
@@ -297,9 +398,7 @@ impl Database {
         );
         match receiver.recv() {
             Ok(it) => it,
-            Err(_) => Err(WriteError::Closed {
-                name: self.name.clone(),
-            }),
+            Err(_) => Err(self.closed()),
         }
     }
 
@@ -375,7 +474,8 @@ fn create_tables(txn: &redb::WriteTransaction) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The writer thread: merges queued requests into one durable transaction.
+/// The writer thread: merges queued requests into one durable transaction, and applies the
+/// groups of [`Database::apply_group_async`] in queue order between them.
 struct Writer {
     redb: Arc<redb::Database>,
     db_id: Arc<str>,
@@ -384,60 +484,110 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(self, receiver: Receiver<WriteRequest>) {
-        while let Ok(first) = receiver.recv() {
+    fn run(self, receiver: Receiver<Queued>) {
+        // A group met while merging requests, applied after them.
+        let mut held: Option<Queued> = None;
+        loop {
+            let queued = match held.take() {
+                Some(it) => it,
+                None => match receiver.recv() {
+                    Ok(it) => it,
+                    Err(_) => break,
+                },
+            };
+            let (first, first_reply) = match queued {
+                Queued::Request(request, reply) => (request, reply),
+                Queued::Group(group) => {
+                    self.apply_group(group);
+                    continue;
+                }
+            };
             let mut n_ops = first.n_ops();
-            let mut group = vec![first];
-            while group.len() < MAX_MERGED_REQUESTS && n_ops < MAX_MERGED_OPS {
-                let Ok(next) = receiver.try_recv() else {
-                    break;
-                };
-                n_ops += next.n_ops();
-                group.push(next);
+            let mut requests = vec![first];
+            let mut replies = vec![first_reply];
+            while requests.len() < MAX_MERGED_REQUESTS && n_ops < MAX_MERGED_OPS {
+                match receiver.try_recv() {
+                    Ok(Queued::Request(request, reply)) => {
+                        n_ops += request.n_ops();
+                        requests.push(request);
+                        replies.push(reply);
+                    }
+                    Ok(group) => {
+                        held = Some(group);
+                        break;
+                    }
+                    Err(_) => break,
+                }
             }
-            self.commit_group(group);
+            let outcomes =
+                self.commit_group(&mut requests, Timestamp::now(), Durability::Immediate);
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                reply.send(outcome);
+            }
         }
     }
 
-    /// Commits a group of requests in one transaction. A request that fails on its own content
-    /// is answered with its error and the group is applied again without it, so no partial
-    /// request is ever committed.
-    fn commit_group(&self, mut group: Vec<WriteRequest>) {
+    fn apply_group(&self, mut group: AppliedGroup) {
+        let durability = match group.durability {
+            ApplyDurability::Durable => Durability::Immediate,
+            ApplyDurability::Deferred => Durability::None,
+        };
+        let outcomes = self.commit_group(&mut group.requests, group.now, durability);
+        // Each request of a group is one part.
+        let outcomes = outcomes
+            .into_iter()
+            .map(|outcome| outcome.map(|parts| parts.into_iter().flatten().collect()))
+            .collect();
+        (group.reply)(outcomes);
+    }
+
+    /// Commits a group of requests in one transaction, with `now` as the time of everything it
+    /// writes, and returns each request's outcome (its results per part). A request that fails
+    /// on its own content gets its error and the group is applied again without it, so no
+    /// partial request is ever committed. Subscribers are notified before this returns.
+    fn commit_group(
+        &self,
+        group: &mut [WriteRequest],
+        now: Timestamp,
+        durability: Durability,
+    ) -> Vec<Result<Vec<Vec<WriteResult>>, WriteError>> {
         let mut failed: Vec<Option<WriteError>> = group.iter().map(|_| None).collect();
         let outcome = loop {
-            match self.try_commit(&mut group, &failed) {
+            match self.try_commit(group, &failed, now, durability) {
                 Ok(Attempt::Committed(results, notice)) => break Ok((results, notice)),
                 Ok(Attempt::RequestFailed(idx, error)) => failed[idx] = Some(error),
                 Err(error) => break Err(error),
             }
         };
         match outcome {
-            Ok((mut results, notice)) => {
+            Ok((results, notice)) => {
                 // Subscribers hear of a commit before its writers are answered, so a writer that
                 // got its answer knows every subscriber was woken.
                 if let Some(notice) = notice {
                     self.notify(&notice);
                 }
-                for ((request, error), result) in
-                    group.into_iter().zip(failed).zip(results.iter_mut())
-                {
-                    match error {
-                        Some(error) => request.reply.send(Err(error)),
-                        None => request.reply.send(Ok(std::mem::take(result))),
-                    }
-                }
+                failed
+                    .into_iter()
+                    .zip(results)
+                    .map(|(error, result)| match error {
+                        Some(error) => Err(error),
+                        None => Ok(result),
+                    })
+                    .collect()
             }
             Err(error) => {
                 tracing::error!(%error, "write transaction failed");
                 let message = error.to_string();
-                for (request, failure) in group.into_iter().zip(failed) {
-                    let error = failure.unwrap_or_else(|| {
-                        WriteError::Storage(StorageError::Io(std::io::Error::other(
-                            message.clone(),
-                        )))
-                    });
-                    request.reply.send(Err(error));
-                }
+                failed
+                    .into_iter()
+                    .map(|failure| {
+                        Err(failure.unwrap_or_else(|| {
+                            WriteError::Storage(StorageError::Io(std::io::Error::other(
+                                message.clone(),
+                            )))
+                        }))
+                    })
+                    .collect()
             }
         }
     }
@@ -446,13 +596,15 @@ impl Writer {
         &self,
         group: &mut [WriteRequest],
         failed: &[Option<WriteError>],
+        now: Timestamp,
+        durability: Durability,
     ) -> Result<Attempt, StorageError> {
         let mut txn = self.redb.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
+        txn.set_durability(durability)?;
         let last_etag = self.last_etag.load(Ordering::Acquire);
         let mut results = Vec::with_capacity(group.len());
         let (new_last_etag, collections, wrote_records) = {
-            let mut applier = Applier::open(&txn, &self.db_id, last_etag)?;
+            let mut applier = Applier::open(&txn, &self.db_id, last_etag, now)?;
             for (idx, request) in group.iter_mut().enumerate() {
                 if failed[idx].is_some() {
                     results.push(Vec::new());

@@ -1,5 +1,7 @@
 //! Errors, split by operation so callers match only what their operation can produce.
 
+use std::borrow::Cow;
+
 /// A failure of the storage engine underneath: I/O, corruption, or a broken invariant of the
 /// file. Always loud; never "repaired" silently.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,10 @@ pub enum OpenError {
     NotFound { name: String },
     #[error("invalid database name `{name}`: {reason}")]
     InvalidName { name: String, reason: &'static str },
+    /// A database id given by the caller ([`crate::Storage::create_database_with_id`]) is not
+    /// one this store could have generated.
+    #[error("invalid database id {id:?}: {reason}")]
+    InvalidDatabaseId { id: String, reason: &'static str },
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -68,7 +74,10 @@ pub enum WriteError {
     DocumentMissing { id: String },
     /// The document id is not acceptable.
     #[error("invalid document id {id:?}: {reason}")]
-    InvalidId { id: String, reason: &'static str },
+    InvalidId {
+        id: String,
+        reason: Cow<'static, str>,
+    },
     /// The document body is not acceptable (e.g. `@metadata` of the wrong type).
     #[error("invalid document `{id}`: {reason}")]
     InvalidDocument { id: String, reason: String },
@@ -77,7 +86,7 @@ pub enum WriteError {
     InvalidAttachmentName {
         id: String,
         name: String,
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// A request sent in parts ended without its `End`: its sender gave up (e.g. a later part
     /// was malformed), so none of it is written.
@@ -93,8 +102,104 @@ pub enum WriteError {
 impl WriteError {
     /// Returns true when the error is about this request's content rather than the storage,
     /// so the other requests merged into the same transaction can still commit.
-    pub(crate) fn is_request_error(&self) -> bool {
+    pub fn is_request_error(&self) -> bool {
         !matches!(self, WriteError::Storage(_) | WriteError::Closed { .. })
+    }
+
+    /// Returns the serializable form of an error of a request's own content, or `None` for an
+    /// error of the storage or of the database's state.
+    pub fn to_request_error(&self) -> Option<RequestError> {
+        let error = match self {
+            WriteError::Concurrency {
+                id,
+                expected,
+                actual,
+            } => RequestError::Concurrency {
+                id: id.clone(),
+                expected: expected.clone(),
+                actual: actual.clone(),
+            },
+            WriteError::DocumentMissing { id } => RequestError::DocumentMissing { id: id.clone() },
+            WriteError::InvalidId { id, reason } => RequestError::InvalidId {
+                id: id.clone(),
+                reason: reason.to_string(),
+            },
+            WriteError::InvalidDocument { id, reason } => RequestError::InvalidDocument {
+                id: id.clone(),
+                reason: reason.clone(),
+            },
+            WriteError::InvalidAttachmentName { id, name, reason } => {
+                RequestError::InvalidAttachmentName {
+                    id: id.clone(),
+                    name: name.clone(),
+                    reason: reason.to_string(),
+                }
+            }
+            WriteError::Abandoned | WriteError::Closed { .. } | WriteError::Storage(_) => {
+                return None;
+            }
+        };
+        Some(error)
+    }
+}
+
+/// The serializable form of the [`WriteError`]s a request gets for its own content: every
+/// member applying the same requests answers them with the same `RequestError`s, so one can be
+/// sent to another node and turned back into the `WriteError` it was. Errors of the storage or
+/// of the database's state (`Storage`, `Closed`, `Abandoned`) stay local and have no such form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RequestError {
+    Concurrency {
+        id: String,
+        expected: String,
+        actual: Option<String>,
+    },
+    DocumentMissing {
+        id: String,
+    },
+    InvalidId {
+        id: String,
+        reason: String,
+    },
+    InvalidDocument {
+        id: String,
+        reason: String,
+    },
+    InvalidAttachmentName {
+        id: String,
+        name: String,
+        reason: String,
+    },
+}
+
+impl From<RequestError> for WriteError {
+    fn from(error: RequestError) -> WriteError {
+        match error {
+            RequestError::Concurrency {
+                id,
+                expected,
+                actual,
+            } => WriteError::Concurrency {
+                id,
+                expected,
+                actual,
+            },
+            RequestError::DocumentMissing { id } => WriteError::DocumentMissing { id },
+            RequestError::InvalidId { id, reason } => WriteError::InvalidId {
+                id,
+                reason: reason.into(),
+            },
+            RequestError::InvalidDocument { id, reason } => {
+                WriteError::InvalidDocument { id, reason }
+            }
+            RequestError::InvalidAttachmentName { id, name, reason } => {
+                WriteError::InvalidAttachmentName {
+                    id,
+                    name,
+                    reason: reason.into(),
+                }
+            }
+        }
     }
 }
 

@@ -33,7 +33,7 @@ pub fn validate_id(id: &str) -> Result<(), WriteError> {
     };
     Err(WriteError::InvalidId {
         id: truncate_for_message(id),
-        reason,
+        reason: reason.into(),
     })
 }
 
@@ -58,7 +58,7 @@ pub fn key_of(name: &str) -> String {
 }
 
 /// What kind of id a client asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IdRequest {
     /// Use this id as is.
     Exact(String),

@@ -13,7 +13,12 @@
 //! - Writes queued at the same time are merged into one durable transaction; each request is
 //!   answered only after that transaction is on disk, and a request that fails applies none of
 //!   its operations.
-//! - Readers see only committed, durable states.
+//! - Readers see only committed, durable states (unless a caller of
+//!   [`Database::apply_group`] asked for [`ApplyDurability::Deferred`]).
+//! - Applying is deterministic: the writer reads the clock once per transaction, and
+//!   [`Database::apply_group`] takes that time from its caller, so two databases created with the
+//!   same id ([`Storage::create_database_with_id`]) that apply the same groups with the same times
+//!   hold the same contents.
 //! - This crate does no network I/O, runs no scripts and does not depend on tokio.
 //!
 //! ```
@@ -45,10 +50,14 @@ mod tables;
 mod time;
 mod write;
 
+#[cfg(test)]
+mod apply_tests;
+
 pub use database::{
-    CommitNotice, Database, PartsCallback, RequestPart, Subscription, WriteCallback,
+    ApplyDurability, CommitNotice, Database, GroupCallback, PartsCallback, RequestPart,
+    Subscription, WriteCallback,
 };
-pub use error::{OpenError, ReadError, StorageError, WriteError};
+pub use error::{OpenError, ReadError, RequestError, StorageError, WriteError};
 pub use ids::{
     EMPTY_COLLECTION, HILO_COLLECTION, IdRequest, MAX_ID_BYTES, is_invisible_format_char, key_of,
     validate_id,
@@ -57,7 +66,10 @@ pub use record::{
     AttachmentInfo, Document, DocumentFlags, Etag, Tombstone, TombstoneKind, push_json_string,
 };
 pub use snapshot::{CollectionStats, DocumentIter, Snapshot, TombstoneIter};
-pub use storage::{MAX_DATABASE_NAME, Storage, StorageOptions, validate_database_name};
+pub use storage::{
+    MAX_DATABASE_NAME, Storage, StorageOptions, new_database_id, validate_database_id,
+    validate_database_name,
+};
 pub use system::SystemStore;
 pub use time::{Timestamp, UtcTime};
 pub use write::{PutDocument, WriteOp, WriteResult};

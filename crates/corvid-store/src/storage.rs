@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use base64::Engine as _;
+
 use crate::database::Database;
 use crate::error::{OpenError, StorageError};
 use crate::ids::key_of;
@@ -11,6 +13,9 @@ use crate::system::SystemStore;
 
 /// The longest accepted database name.
 pub const MAX_DATABASE_NAME: usize = 128;
+
+/// The length of a database id: 16 random bytes in base64 without padding.
+const DATABASE_ID_LEN: usize = 22;
 
 /// How the databases of a data directory are opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,9 +80,21 @@ impl Storage {
         &self.system
     }
 
-    /// Creates a database.
+    /// Creates a database with a new random id ([`new_database_id`]).
     pub fn create_database(&self, name: &str) -> Result<Arc<Database>, OpenError> {
+        self.create_database_with_id(name, &new_database_id())
+    }
+
+    /// Creates a database whose change vectors carry `id`, which must look like one
+    /// [`new_database_id`] returns ([`validate_database_id`]). The members of a database group
+    /// share their id, so that the same writes give the same change vectors on each of them.
+    pub fn create_database_with_id(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<Arc<Database>, OpenError> {
         validate_database_name(name)?;
+        validate_database_id(id)?;
         let key = key_of(name);
         let mut databases = self
             .databases
@@ -89,7 +106,7 @@ impl Storage {
             });
         }
         let path = self.root.join("databases").join(format!("{key}.redb"));
-        let database = Arc::new(Database::create(name, &path, &self.options)?);
+        let database = Arc::new(Database::create(name, &path, &self.options, id.to_owned())?);
         databases.insert(key, database.clone());
         Ok(database)
     }
@@ -146,6 +163,29 @@ fn is_reserved_device_name(name: &str) -> bool {
         || ((stem.starts_with("com") || stem.starts_with("lpt"))
             && stem.len() == 4
             && matches!(stem.as_bytes()[3], b'1'..=b'9'))
+}
+
+/// Returns a new random database id: 22 ASCII letters and digits (16 random bytes in URL-safe
+/// base64, `-` and `_` replaced by `x` so that the id reads as one word in a change vector).
+pub fn new_database_id() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(uuid::Uuid::new_v4().as_bytes())
+        .replace(['-', '_'], "x")
+}
+
+/// Checks a database id given by a caller: the length and alphabet of [`new_database_id`]'s.
+pub fn validate_database_id(id: &str) -> Result<(), OpenError> {
+    let reason = if id.len() != DATABASE_ID_LEN {
+        "id must be 22 characters long"
+    } else if !id.bytes().all(|it| it.is_ascii_alphanumeric()) {
+        "id may contain only ASCII letters and digits"
+    } else {
+        return Ok(());
+    };
+    Err(OpenError::InvalidDatabaseId {
+        id: crate::ids::truncate_for_message(id),
+        reason,
+    })
 }
 
 /// Checks a database name: RavenDB allows letters, digits, `_`, `-` and `.`.

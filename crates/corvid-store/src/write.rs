@@ -31,8 +31,9 @@ const SERVER_METADATA: &[&str] = &[
     "@etag",
 ];
 
-/// A document put, validated and serialized before it reaches the writer.
-#[derive(Debug, Clone)]
+/// A document put, validated and serialized before it reaches the writer. Its serde form is for
+/// handing a validated put on (to a replicated log): deserializing does not validate again.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PutDocument {
     id: IdRequest,
     collection: String,
@@ -137,7 +138,7 @@ impl PutDocument {
 }
 
 /// One operation of a write request. A request applies all of its operations or none.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum WriteOp {
     Put(PutDocument),
     Delete {
@@ -193,7 +194,7 @@ pub enum WriteOp {
 }
 
 /// What one operation did, in the order of the request's operations.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WriteResult {
     Put {
         id: String,
@@ -245,6 +246,10 @@ pub enum WriteResult {
 /// The open tables of one write transaction, and the etag counter of the transaction.
 pub(crate) struct Applier<'txn> {
     db_id: &'txn str,
+    /// The time of the transaction: every timestamp it writes (`@last-modified`, deletions,
+    /// HiLo ranges) is this one, chosen by the writer, so applying is a function of the state
+    /// and the requests.
+    now: Timestamp,
     pub next_etag: Etag,
     pub touched_collections: BTreeSet<String>,
     pending_counts: std::collections::HashMap<String, (String, i64)>,
@@ -273,9 +278,11 @@ impl<'txn> Applier<'txn> {
         txn: &'txn WriteTransaction,
         db_id: &'txn str,
         last_etag: Etag,
+        now: Timestamp,
     ) -> Result<Applier<'txn>, StorageError> {
         Ok(Applier {
             db_id,
+            now,
             next_etag: last_etag,
             touched_collections: BTreeSet::new(),
             pending_counts: std::collections::HashMap::new(),
@@ -570,7 +577,7 @@ impl<'txn> Applier<'txn> {
         let record = DocumentRecord {
             etag,
             created_etag: existing.as_ref().map_or(etag, |it| it.created_etag),
-            last_modified: Timestamp::now(),
+            last_modified: self.now,
             flags,
             id: stored_id,
             collection: existing
@@ -677,7 +684,7 @@ impl<'txn> Applier<'txn> {
             id: record.id,
             change_vector: self.change_vector(etag),
             collection: record.collection,
-            deleted_at: Timestamp::now(),
+            deleted_at: self.now,
         })?;
         Ok(etag)
     }
@@ -774,7 +781,7 @@ impl<'txn> Applier<'txn> {
     ) -> Result<String, StorageError> {
         self.unindex_document(&record)?;
         record.etag = self.take_etag();
-        record.last_modified = Timestamp::now();
+        record.last_modified = self.now;
         record.flags = if self.attachments_of(key)?.is_empty() {
             DocumentFlags(record.flags.0 & !DocumentFlags::HAS_ATTACHMENTS.0)
         } else {
@@ -889,7 +896,7 @@ impl<'txn> Applier<'txn> {
             id: record.id.clone(),
             collection: record.collection.clone(),
             change_vector: self.change_vector(etag),
-            deleted_at: Timestamp::now(),
+            deleted_at: self.now,
         })?;
         let document_id = record.id.clone();
         let document_change_vector = self.touch_document(&doc_key, record)?;
@@ -928,7 +935,7 @@ impl<'txn> Applier<'txn> {
     ) -> Result<WriteResult, WriteError> {
         let id = hilo_document_id(tag);
         let max = self.hilo_max(&key_of(&id))?;
-        let now = Timestamp::now();
+        let now = self.now;
         let capacity = hilo_capacity(last_size, last_range_at, now);
         self.write_hilo_max(&id, max + capacity)?;
         Ok(WriteResult::HiloNext {
@@ -986,7 +993,7 @@ fn validate_attachment_name(document_id: &str, name: &str) -> Result<(), WriteEr
     Err(WriteError::InvalidAttachmentName {
         id: truncate_for_message(document_id),
         name: truncate_for_message(name),
-        reason,
+        reason: reason.into(),
     })
 }
 
