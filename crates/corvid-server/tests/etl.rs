@@ -318,12 +318,14 @@ async fn progress_survives_a_restart_and_reset_sends_everything_again() {
     let storage = Arc::new(Storage::open(dir.path()).unwrap());
     let server = start_on(0, storage.clone(), None).await;
     let src = people_from_users(&server, &server.url, 20).await;
-    let (_, progress) = send(
-        "GET",
-        &format!("{}/databases/src/etl/progress", server.url),
-        None,
-    )
+    // The destination holds every document a moment before the process stores its progress.
+    let progress_url = format!("{}/databases/src/etl/progress", server.url);
+    eventually("the progress stored", || async {
+        let (_, progress) = send("GET", &progress_url, None).await;
+        progress["Results"][0]["ProcessesProgress"][0]["Completed"] == true
+    })
     .await;
+    let (_, progress) = send("GET", &progress_url, None).await;
     let process = &progress["Results"][0]["ProcessesProgress"][0];
     assert_eq!(process["Completed"], true, "{progress}");
     assert_eq!(process["NumberOfDocumentsToProcess"], 0);
