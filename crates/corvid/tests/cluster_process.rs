@@ -6,9 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Server;
@@ -43,29 +42,21 @@ impl Node {
     }
 
     fn start(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corvid"))
-            .args(["serve", "--bind", &format!("127.0.0.1:{}", self.port)])
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--node-tag", self.tag, "--public-url", &self.url()])
-            .env("RUST_LOG", "warn,openraft=error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(
-            line.starts_with("Corvid listening on"),
-            "node {}: {line:?}",
-            self.tag
-        );
-        self.server = Some(Server {
-            child,
-            url: self.url(),
-        });
+        let args: Vec<std::ffi::OsString> = [
+            "serve".into(),
+            "--bind".into(),
+            format!("127.0.0.1:{}", self.port).into(),
+            "--data-dir".into(),
+            self.data_dir.clone().into(),
+            "--node-tag".into(),
+            self.tag.into(),
+            "--public-url".into(),
+            self.url().into(),
+        ]
+        .to_vec();
+        let server = common::spawn(&args, "warn,openraft=error");
+        assert_eq!(server.url, self.url(), "node {}", self.tag);
+        self.server = Some(server);
     }
 
     /// kill -9.

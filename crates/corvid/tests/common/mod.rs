@@ -28,11 +28,20 @@ pub fn start(data_dir: &Path) -> Server {
 
 /// [`start`] with more command-line options.
 pub fn start_with(data_dir: &Path, extra_args: &[&str]) -> Server {
+    let mut args: Vec<std::ffi::OsString> = ["serve", "--bind", "127.0.0.1:0", "--data-dir"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    args.push(data_dir.into());
+    args.extend(extra_args.iter().map(Into::into));
+    spawn(&args, "warn")
+}
+
+/// Runs `corvid` with `args` and waits until it listens; `RUST_LOG` is `log`.
+pub fn spawn(args: &[std::ffi::OsString], log: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_corvid"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(extra_args)
-        .env("RUST_LOG", "warn")
+        .args(args)
+        .env("RUST_LOG", log)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
