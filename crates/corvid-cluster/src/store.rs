@@ -22,7 +22,6 @@ use openraft::{
 use redb::{Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
-use tokio::sync::watch;
 
 use crate::types::{Applied, Command, NodeId, NodeInfo, TypeConfig};
 
@@ -72,6 +71,13 @@ fn meta_put(
     let bytes = serde_json::to_vec(value).map_err(write_error)?;
     table.insert(key, bytes.as_slice()).map_err(write_error)?;
     Ok(())
+}
+
+/// Writes one meta value in a transaction of its own (durable).
+fn meta_write(db: &redb::Database, key: &str, value: &impl Serialize) -> StorageResult<()> {
+    let txn = db.begin_write().map_err(write_error)?;
+    meta_put(&mut txn.open_table(META).map_err(write_error)?, key, value)?;
+    txn.commit().map_err(write_error)
 }
 
 /// Opens (creating if needed) the cluster file of a data directory.
@@ -172,16 +178,7 @@ where
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
         let db = self.db.clone();
         let vote = *vote;
-        blocking(move || {
-            let txn = db.begin_write().map_err(write_error)?;
-            meta_put(
-                &mut txn.open_table(META).map_err(write_error)?,
-                "vote",
-                &vote,
-            )?;
-            txn.commit().map_err(write_error)
-        })
-        .await
+        blocking(move || meta_write(&db, "vote", &vote)).await
     }
 
     async fn read_vote(&mut self) -> StorageResult<Option<Vote<NodeId>>> {
@@ -260,12 +257,8 @@ where
     }
 }
 
-/// What the state machine holds, shared with readers: the records and the last applied index.
-#[derive(Debug, Default)]
-pub struct Records {
-    pub values: BTreeMap<String, Value>,
-    pub applied_index: u64,
-}
+/// What the state machine holds, shared with readers: record key → JSON value.
+pub type Records = BTreeMap<String, Value>;
 
 /// A snapshot as stored and sent: its metadata and the records.
 #[derive(Serialize, serde::Deserialize)]
@@ -280,17 +273,16 @@ pub struct StateMachine {
     records: Arc<RwLock<Records>>,
     applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, NodeInfo>,
-    applied_tx: watch::Sender<u64>,
     /// Makes snapshot ids unique when two are built at the same applied index.
     snapshot_count: u64,
 }
 
 impl StateMachine {
-    /// Loads the state machine from the file; `records` is filled with what was applied.
+    /// Loads the state machine from the file; `records` is filled with what was applied and
+    /// kept up to date as entries are applied.
     pub fn load(
         db: Arc<redb::Database>,
         records: Arc<RwLock<Records>>,
-        applied_tx: watch::Sender<u64>,
     ) -> Result<StateMachine, StorageError<NodeId>> {
         let applied: Option<LogId<NodeId>> = meta_get(&db, "applied")?;
         let membership = meta_get(&db, "membership")?.unwrap_or_default();
@@ -306,64 +298,42 @@ impl StateMachine {
                 );
             }
         }
-        let applied_index = applied.map_or(0, |it| it.index);
-        *records.write().unwrap_or_else(|it| it.into_inner()) = Records {
-            values,
-            applied_index,
-        };
-        applied_tx.send_replace(applied_index);
+        *records.write().unwrap_or_else(|it| it.into_inner()) = values;
         Ok(StateMachine {
             db,
             records,
             applied,
             membership,
-            applied_tx,
             snapshot_count: 0,
         })
     }
 
-    fn publish(&self) {
-        let index = self.applied.map_or(0, |it| it.index);
-        self.records
-            .write()
-            .unwrap_or_else(|it| it.into_inner())
-            .applied_index = index;
-        self.applied_tx.send_replace(index);
-    }
-
     fn encode_records(&self) -> StorageResult<Vec<u8>> {
         let records = self.records.read().unwrap_or_else(|it| it.into_inner());
-        serde_json::to_vec(&records.values).map_err(read_error)
+        serde_json::to_vec(&*records).map_err(read_error)
     }
 }
 
 /// A snapshot builder needs its own handle; building reads the shared records.
 pub struct SnapshotBuilder {
     db: Arc<redb::Database>,
-    data: Vec<u8>,
+    /// The records as JSON, or why they could not be encoded (reported by `build_snapshot`).
+    data: StorageResult<Vec<u8>>,
     meta: SnapshotMeta<NodeId, NodeInfo>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let data = std::mem::replace(&mut self.data, Ok(Vec::new()))?;
         let stored = StoredSnapshot {
             meta: self.meta.clone(),
-            data: self.data.clone(),
+            data: data.clone(),
         };
         let db = self.db.clone();
-        blocking(move || {
-            let txn = db.begin_write().map_err(write_error)?;
-            meta_put(
-                &mut txn.open_table(META).map_err(write_error)?,
-                "snapshot",
-                &stored,
-            )?;
-            txn.commit().map_err(write_error)
-        })
-        .await?;
+        blocking(move || meta_write(&db, "snapshot", &stored)).await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
-            snapshot: Box::new(Cursor::new(std::mem::take(&mut self.data))),
+            snapshot: Box::new(Cursor::new(data)),
         })
     }
 }
@@ -403,12 +373,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let db = self.db.clone();
         let applied = self.applied;
         let membership = self.membership.clone();
-        let persisted = changes.clone();
-        blocking(move || {
+        let changes = blocking(move || {
             let txn = db.begin_write().map_err(write_error)?;
             {
                 let mut records = txn.open_table(RECORDS).map_err(write_error)?;
-                for (key, value) in &persisted {
+                for (key, value) in &changes {
                     match value {
                         Some(value) => {
                             let bytes = serde_json::to_vec(value).map_err(write_error)?;
@@ -425,19 +394,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 meta_put(&mut meta, "applied", &applied)?;
                 meta_put(&mut meta, "membership", &membership)?;
             }
-            txn.commit().map_err(write_error)
+            txn.commit().map_err(write_error)?;
+            Ok(changes)
         })
         .await?;
-        {
-            let mut records = self.records.write().unwrap_or_else(|it| it.into_inner());
-            for (key, value) in changes {
-                match value {
-                    Some(value) => records.values.insert(key, value),
-                    None => records.values.remove(&key),
-                };
-            }
+        let mut records = self.records.write().unwrap_or_else(|it| it.into_inner());
+        for (key, value) in changes {
+            match value {
+                Some(value) => records.insert(key, value),
+                None => records.remove(&key),
+            };
         }
-        self.publish();
         Ok(outcomes)
     }
 
@@ -454,7 +421,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         SnapshotBuilder {
             db: self.db.clone(),
-            data: self.encode_records().unwrap_or_default(),
+            data: self.encode_records(),
             meta,
         }
     }
@@ -501,11 +468,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await?;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.records
-            .write()
-            .unwrap_or_else(|it| it.into_inner())
-            .values = values;
-        self.publish();
+        *self.records.write().unwrap_or_else(|it| it.into_inner()) = values;
         Ok(())
     }
 
@@ -526,13 +489,7 @@ pub fn stored_node(db: &redb::Database) -> StorageResult<Option<NodeInfo>> {
 
 /// Records this node's tag and URL.
 pub fn save_node(db: &redb::Database, node: &NodeInfo) -> StorageResult<()> {
-    let txn = db.begin_write().map_err(write_error)?;
-    meta_put(
-        &mut txn.open_table(META).map_err(write_error)?,
-        "node",
-        node,
-    )?;
-    txn.commit().map_err(write_error)
+    meta_write(db, "node", node)
 }
 
 /// Empties the file (log, vote, records, snapshot) and records the node as `node`: a node

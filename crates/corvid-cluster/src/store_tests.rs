@@ -8,7 +8,6 @@ use openraft::storage::RaftStateMachine as _;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{Entry, EntryPayload, LogId, StorageError};
 use serde_json::json;
-use tokio::sync::watch;
 
 use crate::store::{self, LogStore, Records, StateMachine};
 use crate::types::{Command, NodeId, NodeInfo, TypeConfig};
@@ -21,8 +20,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().unwrap();
         let db = store::open_file(&dir.path().join("cluster.redb")).unwrap();
-        let (applied, _) = watch::channel(0);
-        let machine = StateMachine::load(db.clone(), Arc::default(), applied)?;
+        let machine = StateMachine::load(db.clone(), Arc::default())?;
         Ok((dir, LogStore::new(db), machine))
     }
 }
@@ -46,8 +44,7 @@ async fn applied_records_survive_reopening_and_a_reset_clears_them() {
     let records = Arc::new(RwLock::new(Records::default()));
     {
         let db = store::open_file(&path).unwrap();
-        let (applied, _) = watch::channel(0);
-        let mut machine = StateMachine::load(db, records.clone(), applied).unwrap();
+        let mut machine = StateMachine::load(db, records.clone()).unwrap();
         let outcomes = machine
             .apply([
                 entry(
@@ -75,14 +72,11 @@ async fn applied_records_survive_reopening_and_a_reset_clears_them() {
     }
     let db = store::open_file(&path).unwrap();
     let reopened = Arc::new(RwLock::new(Records::default()));
-    let (applied, seen) = watch::channel(0);
-    let mut machine = StateMachine::load(db.clone(), reopened.clone(), applied).unwrap();
-    assert_eq!(*seen.borrow(), 3);
+    let mut machine = StateMachine::load(db.clone(), reopened.clone()).unwrap();
     {
         let records = reopened.read().unwrap();
-        assert_eq!(records.applied_index, 3);
-        assert_eq!(records.values.get("b"), Some(&json!("two")));
-        assert!(!records.values.contains_key("a"));
+        assert_eq!(records.get("b"), Some(&json!("two")));
+        assert!(!records.contains_key("a"));
     }
     let (last, _) = machine.applied_state().await.unwrap();
     assert_eq!(last.map(|it| it.index), Some(3));
@@ -93,9 +87,8 @@ async fn applied_records_survive_reopening_and_a_reset_clears_them() {
     };
     store::reset(&db, &node).unwrap();
     assert_eq!(store::stored_node(&db).unwrap(), Some(node));
-    let (applied, _) = watch::channel(0);
     let cleared = Arc::new(RwLock::new(Records::default()));
-    let mut machine = StateMachine::load(db, cleared.clone(), applied).unwrap();
-    assert!(cleared.read().unwrap().values.is_empty());
+    let mut machine = StateMachine::load(db, cleared.clone()).unwrap();
+    assert!(cleared.read().unwrap().is_empty());
     assert_eq!(machine.applied_state().await.unwrap().0, None);
 }

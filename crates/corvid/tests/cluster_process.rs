@@ -66,14 +66,20 @@ impl Node {
 }
 
 async fn call(method: &str, url: &str) -> (u16, Value) {
-    let response = corvid_client::http_client_builder()
+    call_json(method, url, None).await
+}
+
+/// Sends a request (with a JSON body if given); the status and the JSON answer (null if none).
+async fn call_json(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut request = corvid_client::http_client_builder()
         .build()
         .unwrap()
         .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
-        .timeout(Duration::from_secs(60))
-        .send()
-        .await
-        .unwrap();
+        .timeout(Duration::from_secs(60));
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -318,6 +324,59 @@ async fn bad_cluster_requests_are_refused_and_change_nothing() {
     assert_eq!(status, 400, "{body}");
     assert!(
         body["Message"].as_str().unwrap().contains("already"),
+        "{body}"
+    );
+
+    // The nodes' own routes refuse what is not theirs: a leave naming another cluster, a join
+    // that is not one.
+    let (status, body) = call_json(
+        "POST",
+        &format!("{}/cluster/leave", a.url()),
+        Some(&serde_json::json!({"topology_id": "not-this-cluster"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("not to not-this-cluster"),
+        "{body}"
+    );
+    let (status, body) = call_json(
+        "POST",
+        &format!("{}/cluster/join", a.url()),
+        Some(&serde_json::json!([])),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("not a join request"),
+        "{body}"
+    );
+    assert_eq!(members(&topology(&a).await), ["A", "C"]);
+
+    // A node whose URL others cannot reach does not add nodes.
+    let lone = Node::new(root.path(), "L");
+    let unreachable_url = format!("http://0.0.0.0:{}", lone.port);
+    let args: Vec<std::ffi::OsString> = [
+        "serve".into(),
+        "--bind".into(),
+        format!("127.0.0.1:{}", lone.port).into(),
+        "--data-dir".into(),
+        lone.data_dir.clone().into(),
+        "--public-url".into(),
+        unreachable_url.clone().into(),
+    ]
+    .to_vec();
+    let _lone = common::spawn(&args, "warn,openraft=error");
+    let (status, body) = add(&lone, &b.url(), None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["Message"].as_str().unwrap().contains("--public-url"),
         "{body}"
     );
 

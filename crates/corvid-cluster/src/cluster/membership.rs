@@ -347,15 +347,7 @@ impl Cluster {
             url: self.options.url.clone(),
         };
         store::reset(&self.db, &me)?;
-        let raft = new_raft(
-            &self.options,
-            id,
-            &self.db,
-            &self.records,
-            &self.applied_tx,
-            &self.network,
-        )
-        .await?;
+        let raft = new_raft(&self.options, id, &self.db, &self.records, &self.network).await?;
         if form {
             let mut members = BTreeMap::new();
             members.insert(id, me.clone());

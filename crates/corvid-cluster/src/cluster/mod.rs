@@ -16,7 +16,6 @@ use std::time::Duration;
 use openraft::{ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::watch;
 
 use crate::error::ClusterError;
 use crate::network::{HttpNetwork, PeerStatus};
@@ -114,7 +113,6 @@ pub struct Cluster {
     current: RwLock<Current>,
     db: Arc<redb::Database>,
     records: Arc<RwLock<Records>>,
-    applied_tx: watch::Sender<u64>,
     network: HttpNetwork,
     client: reqwest::Client,
     options: ClusterOptions,
@@ -167,9 +165,8 @@ impl Cluster {
         };
         store::save_node(&db, &me)?;
         let records = Arc::new(RwLock::new(Records::default()));
-        let (applied_tx, _) = watch::channel(0);
         let network = HttpNetwork::new(client.clone(), CLUSTER_GROUP);
-        let raft = new_raft(&options, id, &db, &records, &applied_tx, &network).await?;
+        let raft = new_raft(&options, id, &db, &records, &network).await?;
         let cluster = Arc::new(Cluster {
             current: RwLock::new(Current {
                 raft: raft.clone(),
@@ -178,7 +175,6 @@ impl Cluster {
             }),
             db,
             records,
-            applied_tx,
             network,
             client,
             options,
@@ -229,12 +225,7 @@ impl Cluster {
     /// A record of the cluster state, as applied on this node.
     pub fn record(&self, key: &str) -> Option<Value> {
         let records = self.records.read().unwrap_or_else(|it| it.into_inner());
-        records.values.get(key).cloned()
-    }
-
-    /// The last log index applied on this node.
-    pub fn applied_index(&self) -> u64 {
-        *self.applied_tx.borrow()
+        records.get(key).cloned()
     }
 
     /// The cluster's id, once the leader has written it.
@@ -433,13 +424,11 @@ async fn new_raft(
     id: NodeId,
     db: &Arc<redb::Database>,
     records: &Arc<RwLock<Records>>,
-    applied_tx: &watch::Sender<u64>,
     network: &HttpNetwork,
 ) -> Result<Raft<TypeConfig>, ClusterError> {
-    let state_machine = StateMachine::load(db.clone(), records.clone(), applied_tx.clone())
-        .map_err(|error| {
-            ClusterError::Internal(format!("cannot load the cluster state: {error}"))
-        })?;
+    let state_machine = StateMachine::load(db.clone(), records.clone()).map_err(|error| {
+        ClusterError::Internal(format!("cannot load the cluster state: {error}"))
+    })?;
     Raft::new(
         id,
         config(options)?,
