@@ -107,6 +107,11 @@ impl From<WriteError> for ApiError {
             | WriteError::Abandoned => ApiError::bad_request(error.to_string()),
             WriteError::Closed { name } => ApiError::database_missing(name),
             WriteError::Storage(_) => ApiError::internal(error),
+            WriteError::Unavailable(message) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Raven.Client.Exceptions.Cluster.NoLeaderException",
+                message.clone(),
+            ),
         }
     }
 }

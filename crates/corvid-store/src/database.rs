@@ -15,7 +15,7 @@ use crate::snapshot::{Snapshot, decode_u64};
 use crate::storage::StorageOptions;
 use crate::tables::{
     ATTACHMENTS, BLOB_REFS, BLOBS, COLLECTIONS, DOCS, DOCS_BY_COLLECTION, DOCS_BY_ETAG,
-    FORMAT_VERSION, IDENTITIES, META, RECORDS, TOMBSTONES, TOMBSTONES_BY_COLLECTION,
+    FORMAT_VERSION, IDENTITIES, META, RECORDS, REPLICATION, TOMBSTONES, TOMBSTONES_BY_COLLECTION,
 };
 use crate::time::Timestamp;
 use crate::write::{Applier, WriteOp, WriteResult};
@@ -44,6 +44,15 @@ pub type PartsCallback = Box<dyn FnOnce(Result<Vec<Vec<WriteResult>>, WriteError
 /// Called with the outcome of each request of a group applied by [`Database::apply_group_async`],
 /// in the order of the requests, once the group's transaction is committed (or failed).
 pub type GroupCallback = Box<dyn FnOnce(Vec<Result<Vec<WriteResult>, WriteError>>) + Send>;
+
+/// Where a replicated database sends its writes instead of its own writer: its database
+/// group's log (corvid-cluster, docs/design/cluster.md §3). The group commits a request on a
+/// majority of its members, each member applies it through [`Database::apply_marked_async`],
+/// and `reply` gets the outcome once it is applied on this member.
+pub trait Replicator: Send + Sync {
+    /// Takes one request (its operations in order).
+    fn replicate(&self, ops: Vec<WriteOp>, reply: WriteCallback);
+}
 
 /// Whether the commit of a group applied by [`Database::apply_group`] waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +91,9 @@ struct AppliedGroup {
     requests: Vec<WriteRequest>,
     now: Timestamp,
     durability: ApplyDurability,
+    /// Values written to the replication table in the same transaction (a replicated log's
+    /// applied position); with any, the transaction commits even if the requests wrote nothing.
+    marks: Vec<(String, Vec<u8>)>,
     reply: GroupCallback,
 }
 
@@ -137,6 +149,10 @@ pub struct Database {
     next_subscriber: AtomicU64,
     sender: Mutex<Option<Sender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// A member of a database group: its writes go through [`Replicator`], never straight to
+    /// the writer (stored in the file, so it holds from the moment the file is opened).
+    replicated: bool,
+    replicator: std::sync::RwLock<Option<Arc<dyn Replicator>>>,
 }
 
 impl Database {
@@ -147,6 +163,7 @@ impl Database {
         path: &Path,
         options: &StorageOptions,
         db_id: String,
+        replicated: bool,
     ) -> Result<Database, OpenError> {
         if path.exists() {
             return Err(OpenError::AlreadyExists {
@@ -168,10 +185,14 @@ impl Database {
                 .map_err(StorageError::from)?;
             meta.insert("format_version", FORMAT_VERSION.to_le_bytes().as_slice())
                 .map_err(StorageError::from)?;
+            if replicated {
+                meta.insert("replicated", [1u8].as_slice())
+                    .map_err(StorageError::from)?;
+            }
             create_tables(&txn)?;
         }
         txn.commit().map_err(StorageError::from)?;
-        Database::start(name.to_owned(), path, redb, db_id, 0)
+        Database::start(name.to_owned(), path, redb, db_id, 0, replicated)
     }
 
     /// Opens an existing database file and returns it with the name stored in it.
@@ -212,13 +233,17 @@ impl Database {
             Some(it) => decode_u64(it.value())?,
             None => 0,
         };
+        let replicated = meta
+            .get("replicated")
+            .map_err(StorageError::from)?
+            .is_some();
         drop(meta);
         drop(txn);
         // Tables added since the file was created are created empty.
         let txn = redb.begin_write().map_err(StorageError::from)?;
         create_tables(&txn)?;
         txn.commit().map_err(StorageError::from)?;
-        Database::start(name, path, redb, db_id, last_etag)
+        Database::start(name, path, redb, db_id, last_etag, replicated)
     }
 
     fn start(
@@ -227,6 +252,7 @@ impl Database {
         redb: redb::Database,
         db_id: String,
         last_etag: Etag,
+        replicated: bool,
     ) -> Result<Database, OpenError> {
         let redb = Arc::new(redb);
         let db_id: Arc<str> = db_id.into();
@@ -253,7 +279,56 @@ impl Database {
             next_subscriber: AtomicU64::new(1),
             sender: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(handle)),
+            replicated,
+            replicator: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Whether this database is a member of a replicated database group: its writes go
+    /// through the group's [`Replicator`], and fail with [`WriteError::Unavailable`] until one
+    /// is attached.
+    pub fn is_replicated(&self) -> bool {
+        self.replicated
+    }
+
+    /// Attaches the group's replicator (or detaches it, with `None`); writes go through it from
+    /// now on. Only for a replicated database.
+    pub fn set_replicator(&self, replicator: Option<Arc<dyn Replicator>>) {
+        *self
+            .replicator
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = replicator;
+    }
+
+    /// Where this database's writes go: `None` for the writer, `Some` for a replicator (an
+    /// `Err` when the database is replicated but no replicator is attached).
+    fn route(&self) -> Result<Option<Arc<dyn Replicator>>, WriteError> {
+        if !self.replicated {
+            return Ok(None);
+        }
+        match &*self
+            .replicator
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some(it) => Ok(Some(it.clone())),
+            None => Err(WriteError::Unavailable(format!(
+                "database `{}` is not connected to its database group on this node (starting, or no longer a member)",
+                self.name
+            ))),
+        }
+    }
+
+    /// A value the replication table holds (written by [`Database::apply_marked_async`]).
+    pub fn replication_mark(&self, key: &str) -> Result<Option<Vec<u8>>, ReadError> {
+        let txn = self.redb.begin_read().map_err(StorageError::from)?;
+        let table = match txn.open_table(REPLICATION) {
+            Ok(it) => it,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(error) => return Err(StorageError::from(error).into()),
+        };
+        let value = table.get(key).map_err(StorageError::from)?;
+        Ok(value.map(|it| it.value().to_vec()))
     }
 
     /// Returns the database name as created.
@@ -293,6 +368,11 @@ impl Database {
     /// are merged into one transaction; a request that fails applies none of its operations and
     /// does not affect the others.
     pub fn write_async(&self, ops: Vec<WriteOp>, reply: WriteCallback) {
+        match self.route() {
+            Ok(None) => {}
+            Ok(Some(replicator)) => return replicator.replicate(ops, reply),
+            Err(error) => return reply(Err(error)),
+        }
         self.queue(Queued::Request(
             WriteRequest::whole(ops),
             Reply::Whole(reply),
@@ -310,6 +390,11 @@ impl Database {
     /// sender must produce them promptly from data it already has (never from a network peer)
     /// and must never wait for a write to this database.
     pub fn write_in_parts_async(&self, parts: Receiver<RequestPart>, reply: PartsCallback) {
+        match self.route() {
+            Ok(None) => {}
+            Ok(Some(replicator)) => return replicate_in_parts(replicator, parts, reply),
+            Err(error) => return reply(Err(error)),
+        }
         let request = WriteRequest {
             parts: Vec::new(),
             more: Some(parts),
@@ -334,10 +419,28 @@ impl Database {
         durability: ApplyDurability,
         reply: GroupCallback,
     ) {
+        self.apply_marked_async(requests, now, durability, Vec::new(), reply);
+    }
+
+    /// Applies a group like [`Database::apply_group_async`] and writes `marks` (key → value)
+    /// into the replication table in the same transaction, which commits even if the requests
+    /// wrote nothing: a replicated log's member records the entry it applied with what the
+    /// entry did, so after a crash it resumes exactly after the last entry it kept
+    /// ([`Database::replication_mark`]). Used by the database group, never through a
+    /// [`Replicator`].
+    pub fn apply_marked_async(
+        &self,
+        requests: Vec<Vec<WriteOp>>,
+        now: Timestamp,
+        durability: ApplyDurability,
+        marks: Vec<(String, Vec<u8>)>,
+        reply: GroupCallback,
+    ) {
         self.queue(Queued::Group(AppliedGroup {
             requests: requests.into_iter().map(WriteRequest::whole).collect(),
             now,
             durability,
+            marks,
             reply,
         }));
     }
@@ -520,7 +623,7 @@ impl Writer {
                 }
             }
             let outcomes =
-                self.commit_group(&mut requests, Timestamp::now(), Durability::Immediate);
+                self.commit_group(&mut requests, Timestamp::now(), Durability::Immediate, &[]);
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 reply.send(outcome);
             }
@@ -532,7 +635,7 @@ impl Writer {
             ApplyDurability::Durable => Durability::Immediate,
             ApplyDurability::Deferred => Durability::None,
         };
-        let outcomes = self.commit_group(&mut group.requests, group.now, durability);
+        let outcomes = self.commit_group(&mut group.requests, group.now, durability, &group.marks);
         // Each request of a group is one part.
         let outcomes = outcomes
             .into_iter()
@@ -550,10 +653,11 @@ impl Writer {
         group: &mut [WriteRequest],
         now: Timestamp,
         durability: Durability,
+        marks: &[(String, Vec<u8>)],
     ) -> Vec<Result<Vec<Vec<WriteResult>>, WriteError>> {
         let mut failed: Vec<Option<WriteError>> = group.iter().map(|_| None).collect();
         let outcome = loop {
-            match self.try_commit(group, &failed, now, durability) {
+            match self.try_commit(group, &failed, now, durability, marks) {
                 Ok(Attempt::Committed(results, notice)) => break Ok((results, notice)),
                 Ok(Attempt::RequestFailed(idx, error)) => failed[idx] = Some(error),
                 Err(error) => break Err(error),
@@ -598,6 +702,7 @@ impl Writer {
         failed: &[Option<WriteError>],
         now: Timestamp,
         durability: Durability,
+        marks: &[(String, Vec<u8>)],
     ) -> Result<Attempt, StorageError> {
         let mut txn = self.redb.begin_write()?;
         txn.set_durability(durability)?;
@@ -633,10 +738,16 @@ impl Writer {
             }
         };
         let wrote_documents = new_last_etag != last_etag;
-        if !wrote_documents && !wrote_records {
+        if !wrote_documents && !wrote_records && marks.is_empty() {
             // Nothing was written (only failed requests or no-op deletes): skip the fsync.
             txn.abort()?;
             return Ok(Attempt::Committed(results, None));
+        }
+        if !marks.is_empty() {
+            let mut table = txn.open_table(REPLICATION)?;
+            for (key, value) in marks {
+                table.insert(key.as_str(), value.as_slice())?;
+            }
         }
         if wrote_documents {
             let mut meta = txn.open_table(META)?;
@@ -706,4 +817,46 @@ enum Attempt {
     /// Per request, its results per part.
     Committed(Vec<Vec<Vec<WriteResult>>>, Option<CommitNotice>),
     RequestFailed(usize, WriteError),
+}
+
+/// Hands a request that arrives in parts to a replicator: the parts are collected on a thread
+/// of their own (their sender produces them from data it holds), the whole request replicated
+/// as one, and its results split back into one list per part.
+fn replicate_in_parts(
+    replicator: Arc<dyn Replicator>,
+    parts: Receiver<RequestPart>,
+    reply: PartsCallback,
+) {
+    let collect = move || {
+        let mut ops = Vec::new();
+        let mut lengths = Vec::new();
+        loop {
+            match parts.recv() {
+                Ok(RequestPart::Ops(part)) => {
+                    lengths.push(part.len());
+                    ops.extend(part);
+                }
+                Ok(RequestPart::End) => break,
+                Err(_) => return reply(Err(WriteError::Abandoned)),
+            }
+        }
+        replicator.replicate(
+            ops,
+            Box::new(move |outcome| {
+                reply(outcome.map(|results| {
+                    let mut results = results.into_iter();
+                    lengths
+                        .iter()
+                        .map(|n| results.by_ref().take(*n).collect())
+                        .collect()
+                }))
+            }),
+        );
+    };
+    if let Err(error) = std::thread::Builder::new()
+        .name("corvid-replicate-parts".to_owned())
+        .spawn(collect)
+    {
+        tracing::error!(%error, "cannot start a thread to collect a request in parts");
+    }
 }

@@ -95,6 +95,11 @@ pub enum WriteError {
     /// The database was deleted or closed while the request waited.
     #[error("database `{name}` is closed")]
     Closed { name: String },
+    /// A replicated database could not commit the write on a majority of its group (no
+    /// leader, a majority unreachable, or not connected to its group yet). The write may
+    /// still be applied if its entry was proposed.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -103,7 +108,10 @@ impl WriteError {
     /// Returns true when the error is about this request's content rather than the storage,
     /// so the other requests merged into the same transaction can still commit.
     pub fn is_request_error(&self) -> bool {
-        !matches!(self, WriteError::Storage(_) | WriteError::Closed { .. })
+        !matches!(
+            self,
+            WriteError::Storage(_) | WriteError::Closed { .. } | WriteError::Unavailable(_)
+        )
     }
 
     /// Returns the serializable form of an error of a request's own content, or `None` for an
@@ -135,7 +143,10 @@ impl WriteError {
                     reason: reason.to_string(),
                 }
             }
-            WriteError::Abandoned | WriteError::Closed { .. } | WriteError::Storage(_) => {
+            WriteError::Abandoned
+            | WriteError::Closed { .. }
+            | WriteError::Storage(_)
+            | WriteError::Unavailable(_) => {
                 return None;
             }
         };

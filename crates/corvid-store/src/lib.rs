@@ -52,9 +52,11 @@ mod write;
 
 #[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod replicated_tests;
 
 pub use database::{
-    ApplyDurability, CommitNotice, Database, GroupCallback, PartsCallback, RequestPart,
+    ApplyDurability, CommitNotice, Database, GroupCallback, PartsCallback, Replicator, RequestPart,
     Subscription, WriteCallback,
 };
 pub use error::{OpenError, ReadError, RequestError, StorageError, WriteError};

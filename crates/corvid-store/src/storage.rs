@@ -93,6 +93,22 @@ impl Storage {
         name: &str,
         id: &str,
     ) -> Result<Arc<Database>, OpenError> {
+        self.create(name, id, false)
+    }
+
+    /// Creates this node's copy of a replicated database (a member of its database group,
+    /// docs/design/cluster.md §3): like [`Storage::create_database_with_id`], but the file
+    /// remembers it is replicated, so its writes go only through the group's
+    /// [`crate::Replicator`] ([`Database::is_replicated`]).
+    pub fn create_replicated_database(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<Arc<Database>, OpenError> {
+        self.create(name, id, true)
+    }
+
+    fn create(&self, name: &str, id: &str, replicated: bool) -> Result<Arc<Database>, OpenError> {
         validate_database_name(name)?;
         validate_database_id(id)?;
         let key = key_of(name);
@@ -106,7 +122,13 @@ impl Storage {
             });
         }
         let path = self.root.join("databases").join(format!("{key}.redb"));
-        let database = Arc::new(Database::create(name, &path, &self.options, id.to_owned())?);
+        let database = Arc::new(Database::create(
+            name,
+            &path,
+            &self.options,
+            id.to_owned(),
+            replicated,
+        )?);
         databases.insert(key, database.clone());
         Ok(database)
     }

@@ -33,5 +33,9 @@ pub(crate) const IDENTITIES: TableDefinition<&str, u64> = TableDefinition::new("
 /// strings, ETL progress). Keys are namespaced by their owner (`etl/…`).
 pub(crate) const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 
+/// A replicated database's log position and membership, written with each entry applied
+/// (`Database::apply_marked_async`); absent from databases that are not replicated.
+pub(crate) const REPLICATION: TableDefinition<&str, &[u8]> = TableDefinition::new("replication");
+
 /// The on-disk format this code writes and reads.
 pub(crate) const FORMAT_VERSION: u64 = 1;
