@@ -11,16 +11,18 @@
 
 mod cluster;
 mod error;
+pub mod group;
 pub mod network;
 pub use network::PeerStatus;
 pub mod store;
 mod types;
 
 pub use cluster::{
-    Cluster, ClusterOptions, JoinRequest, LeaveRequest, NodeReport, TOPOLOGY_ID_KEY, Topology,
-    TopologyNode,
+    Cluster, ClusterOptions, JoinRequest, LeaveRequest, NodeReport, RelayedAnswer, RelayedRequest,
+    TOPOLOGY_ID_KEY, Topology, TopologyNode,
 };
 pub use error::ClusterError;
+pub use group::{DatabaseGroup, ForwardedAnswer, ForwardedWrite, log_path};
 pub use openraft::ServerState;
 pub use types::{Applied, Command, InvalidTag, NodeId, NodeInfo, TypeConfig, node_id};
 

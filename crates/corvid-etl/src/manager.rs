@@ -92,8 +92,9 @@ struct DatabaseEtl {
 /// Runs the ETL of every database of a server.
 pub struct EtlManager {
     options: EtlOptions,
-    /// Loaded (or created) on first use from `options.secrets_key_file`.
-    secrets: std::sync::OnceLock<Result<Option<Arc<SecretsKey>>, String>>,
+    /// Loaded (or created) on first use from `options.secrets_key_file`; loaded again after
+    /// [`EtlManager::reload_secrets_key`].
+    secrets: Mutex<Option<Result<Option<Arc<SecretsKey>>, String>>>,
     databases: Mutex<HashMap<String, DatabaseEtl>>,
 }
 
@@ -106,13 +107,30 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl EtlManager {
     /// The key connection strings are sealed with, if the server has one.
     fn secrets(&self) -> Result<Option<Arc<SecretsKey>>, EtlError> {
-        self.secrets
-            .get_or_init(|| match &self.options.secrets_key_file {
+        lock(&self.secrets)
+            .get_or_insert_with(|| match &self.options.secrets_key_file {
                 None => Ok(None),
                 Some(path) => SecretsKey::load_or_create(path).map(|it| Some(Arc::new(it))),
             })
             .clone()
             .map_err(EtlError::Storage)
+    }
+
+    /// The file connection strings' secrets key is kept in, if any. The nodes of a cluster
+    /// share one key (a node that joins gets the leader's), since the connection strings of a
+    /// replicated database are sealed on one node and read on the others.
+    pub fn secrets_key_file(&self) -> Option<&std::path::Path> {
+        self.options.secrets_key_file.as_deref()
+    }
+
+    /// Makes sure the secrets key exists (creating its file if needed), so it can be shared.
+    pub fn ensure_secrets_key(&self) -> Result<(), EtlError> {
+        self.secrets().map(|_| ())
+    }
+
+    /// Forgets the loaded key: the file was replaced (a node joining a cluster takes its key).
+    pub fn reload_secrets_key(&self) {
+        lock(&self.secrets).take();
     }
 
     /// Where SQL ETL's SQLite files may be (for the test endpoints).
@@ -123,7 +141,7 @@ impl EtlManager {
     pub fn new(options: EtlOptions) -> Arc<EtlManager> {
         Arc::new(EtlManager {
             options,
-            secrets: std::sync::OnceLock::new(),
+            secrets: Mutex::new(None),
             databases: Mutex::new(HashMap::new()),
         })
     }
@@ -169,6 +187,11 @@ impl EtlManager {
             }
         }
         Ok(())
+    }
+
+    /// Whether the processes of a database are started here ([`EtlManager::start_database`]).
+    pub fn has_database(&self, name: &str) -> bool {
+        lock(&self.databases).contains_key(&key_of(name))
     }
 
     /// Stops every process of a database (deleted or closing).

@@ -20,6 +20,7 @@ mod metrics;
 mod operations;
 mod patch;
 mod query;
+mod replication;
 mod routes;
 mod state;
 pub mod studio;

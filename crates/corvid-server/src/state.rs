@@ -77,6 +77,10 @@ impl AppState {
     /// tokio runtime.
     pub fn new(storage: Arc<Storage>, etl: Arc<EtlManager>, options: ServerOptions) -> AppState {
         for database in storage.databases() {
+            // A replicated database's tasks run where its group is led (`replication`).
+            if database.is_replicated() {
+                continue;
+            }
             if let Err(error) = etl.start_database(database.clone()) {
                 tracing::error!(database = database.name(), %error, "failed to start etl");
             }
@@ -123,7 +127,9 @@ impl AppState {
     pub fn attach_cluster(&self, cluster: Arc<Cluster>) {
         if self.inner.cluster.set(cluster).is_err() {
             tracing::warn!("the cluster was attached twice; the first one stays");
+            return;
         }
+        crate::replication::spawn(self.clone());
     }
 
     /// This node's member of the cluster, if one is attached.
@@ -221,6 +227,11 @@ impl AppState {
 
     /// Whether a load balancer may send requests here: not shutting down, the data directory
     /// reachable and every database's writer running.
+    /// Whether the server is stopping.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
     pub fn is_ready(&self) -> bool {
         !self.inner.shutting_down.load(Ordering::Acquire)
             && self.inner.storage.root().is_dir()

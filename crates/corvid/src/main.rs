@@ -474,12 +474,17 @@ fn serve(args: ServeArgs, demo: Option<(PathBuf, demo::SampleSize)>) -> anyhow::
         }
         .build()
         .context("cannot build the cluster's HTTP client")?;
-        let cluster = corvid_cluster::Cluster::start(
-            corvid_cluster::ClusterOptions::new(args.node_tag.clone(), url, &args.data_dir),
-            cluster_client,
-        )
-        .await
-        .map_err(|error| anyhow::anyhow!("cannot start the cluster node: {error}"))?;
+        let mut cluster_options =
+            corvid_cluster::ClusterOptions::new(args.node_tag.clone(), url, &args.data_dir);
+        // Connection strings are sealed with it on one node and read on the others.
+        state
+            .etl()
+            .ensure_secrets_key()
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        cluster_options.secrets_key_file = state.etl().secrets_key_file().map(Into::into);
+        let cluster = corvid_cluster::Cluster::start(cluster_options, cluster_client)
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot start the cluster node: {error}"))?;
         state.attach_cluster(cluster.clone());
         // Tests and scripts read this line to find the port.
         println!("Corvid listening on {scheme}://{address}");

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use base64::Engine as _;
 use openraft::ChangeMembers;
 use serde_json::Value;
 
@@ -258,10 +259,20 @@ impl Cluster {
     }
 
     async fn send_join(&self, node: &NodeInfo) -> Result<(), ClusterError> {
+        let secrets_key = match &self.options.secrets_key_file {
+            Some(path) => Some(std::fs::read(path).map_err(|error| {
+                ClusterError::Internal(format!(
+                    "cannot read the secrets key {} to share it: {error}",
+                    path.display()
+                ))
+            })?),
+            None => None,
+        };
         let body = JoinRequest {
             tag: node.tag.clone(),
             url: node.url.clone(),
             topology_id: self.topology_id(),
+            secrets_key: secrets_key.map(|it| base64::engine::general_purpose::STANDARD.encode(it)),
         };
         let reply = self
             .client
@@ -306,6 +317,17 @@ impl Cluster {
                 "this node was started with --node-tag {given}; it cannot join as `{}`",
                 request.tag
             )));
+        }
+        if let (Some(key), Some(path)) = (&request.secrets_key, &self.options.secrets_key_file) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .map_err(|error| ClusterError::BadRequest(format!("secrets key: {error}")))?;
+            replace_file(path, &bytes).map_err(|error| {
+                ClusterError::Internal(format!(
+                    "cannot keep the cluster's secrets key in {}: {error}",
+                    path.display()
+                ))
+            })?;
         }
         self.restart_empty(&request.tag, false).await?;
         tracing::info!(tag = %request.tag, "joining a cluster: waiting for the leader's log");
@@ -365,6 +387,20 @@ impl Cluster {
         *self.current.write().unwrap_or_else(|it| it.into_inner()) = Current { raft, me, id };
         Ok(())
     }
+}
+
+/// Writes a file whole (owner-only), through a temporary file renamed over it.
+fn replace_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let temporary = path.with_extension("joining");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
 }
 
 fn normalize_url(url: &str) -> Result<String, ClusterError> {

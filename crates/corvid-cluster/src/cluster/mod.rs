@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::ClusterError;
+use crate::group::{DatabaseGroup, Groups};
 use crate::network::{HttpNetwork, PeerStatus};
 use crate::store::{self, LogStore, Records, StateMachine};
 use crate::types::{Command, NodeId, NodeInfo, TypeConfig, node_id};
@@ -55,6 +56,9 @@ pub struct ClusterOptions {
     pub url: String,
     /// The data directory (`cluster.redb` lives there).
     pub data_dir: PathBuf,
+    /// The file of the key connection strings are sealed with: shared by every node of a
+    /// cluster, so a node that joins is sent the leader's.
+    pub secrets_key_file: Option<PathBuf>,
     /// Raft timing: heartbeat interval, and the election timeout's range (milliseconds).
     pub heartbeat_ms: u64,
     pub election_timeout_ms: (u64, u64),
@@ -66,6 +70,7 @@ impl ClusterOptions {
             tag,
             url,
             data_dir: data_dir.to_owned(),
+            secrets_key_file: None,
             heartbeat_ms: 300,
             election_timeout_ms: (1500, 3000),
         }
@@ -93,6 +98,9 @@ pub struct JoinRequest {
     pub tag: String,
     pub url: String,
     pub topology_id: Option<String>,
+    /// The cluster's secrets key (base64), which the joining node keeps from then on.
+    #[serde(default)]
+    pub secrets_key: Option<String>,
 }
 
 /// The body of the request a leader sends a node it removed.
@@ -118,6 +126,8 @@ pub struct Cluster {
     options: ClusterOptions,
     /// Serializes joins, additions and removals on this node.
     changes: tokio::sync::Mutex<()>,
+    /// The database groups this node is a member of.
+    groups: Groups,
 }
 
 fn config(options: &ClusterOptions) -> Result<Arc<Config>, ClusterError> {
@@ -179,6 +189,7 @@ impl Cluster {
             client,
             options,
             changes: tokio::sync::Mutex::new(()),
+            groups: Groups::default(),
         });
         let initialized = raft
             .is_initialized()
@@ -226,6 +237,171 @@ impl Cluster {
     pub fn record(&self, key: &str) -> Option<Value> {
         let records = self.records.read().unwrap_or_else(|it| it.into_inner());
         records.get(key).cloned()
+    }
+
+    /// The records whose keys start with `prefix`, as applied on this node.
+    pub fn records(&self, prefix: &str) -> Vec<(String, Value)> {
+        let records = self.records.read().unwrap_or_else(|it| it.into_inner());
+        records
+            .range(prefix.to_owned()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    /// A node of the cluster by tag.
+    pub fn node(&self, tag: &str) -> Option<NodeInfo> {
+        let id = node_id(tag).ok()?;
+        let metrics = self.raft().metrics().borrow().clone();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned()
+    }
+
+    /// Sends a client's request on to another node (`path` with its query) as `me`, and
+    /// returns that node's answer as it is: status, content type and body. The request carries
+    /// `marker` as a header, so the node it reaches handles it itself.
+    pub async fn relay(
+        &self,
+        to: &NodeInfo,
+        marker: (&str, &str),
+        request: RelayedRequest,
+    ) -> Result<RelayedAnswer, ClusterError> {
+        let url = format!("{}{}", to.url.trim_end_matches('/'), request.path);
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|error| ClusterError::BadRequest(error.to_string()))?;
+        let mut outgoing = self
+            .client
+            .request(method, &url)
+            .header(marker.0, marker.1)
+            .timeout(Duration::from_secs(120))
+            .body(request.body);
+        if let Some(kind) = request.content_type {
+            outgoing = outgoing.header(reqwest::header::CONTENT_TYPE, kind);
+        }
+        let unreachable = |error: reqwest::Error| {
+            ClusterError::NoLeader(format!(
+                "cannot reach node `{}` ({}): {error}",
+                to.tag, to.url
+            ))
+        };
+        let reply = outgoing.send().await.map_err(unreachable)?;
+        let status = reply.status().as_u16();
+        let content_type = reply
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|it| it.to_str().ok())
+            .map(str::to_owned);
+        let body = reply.bytes().await.map_err(unreachable)?.to_vec();
+        Ok(RelayedAnswer {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    /// The database groups this node is a member of.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// Starts this node's member of a replicated database's group; `members` are the tags of
+    /// the group's nodes, in the order of the database's record (the first creates the group).
+    pub async fn start_group(
+        &self,
+        database: Arc<corvid_store::Database>,
+        members: &[String],
+    ) -> Result<Arc<DatabaseGroup>, ClusterError> {
+        if let Some(group) = self.groups.get(database.name()) {
+            return Ok(group);
+        }
+        let mut nodes = Vec::new();
+        for tag in members {
+            nodes.push(self.node(tag).ok_or_else(|| {
+                ClusterError::NotFound(format!("the cluster has no node tagged `{tag}`"))
+            })?);
+        }
+        let group = DatabaseGroup::start(
+            database,
+            &self.me(),
+            &nodes,
+            &self.options.data_dir,
+            self.client.clone(),
+            self.options.heartbeat_ms,
+            self.options.election_timeout_ms,
+        )
+        .await?;
+        self.groups.insert(group.clone());
+        Ok(group)
+    }
+
+    /// Stops this node's member of a database's group; with `remove`, deletes its log too (the
+    /// database left this node).
+    pub async fn stop_group(&self, name: &str, remove: bool) {
+        if let Some(group) = self.groups.take(name) {
+            if remove {
+                group.remove().await;
+            } else {
+                group.shutdown().await;
+            }
+        }
+    }
+
+    /// Proposes a command to the cluster from any node (forwarded to the leader) and waits
+    /// until it is applied on this node; returns its log index.
+    pub async fn propose(&self, command: Command) -> Result<u64, ClusterError> {
+        let leader = self.wait_for_leader(Duration::from_secs(5)).await?;
+        let index = if leader.tag == self.me().tag {
+            self.write(command).await?
+        } else {
+            let url = format!("{}/cluster/command", leader.url.trim_end_matches('/'));
+            let reply = self
+                .client
+                .post(&url)
+                .timeout(WRITE_TIMEOUT + Duration::from_secs(5))
+                .json(&command)
+                .send()
+                .await
+                .map_err(|error| {
+                    ClusterError::NoLeader(format!(
+                        "cannot reach the cluster's leader `{}` at {}: {error}",
+                        leader.tag, leader.url
+                    ))
+                })?;
+            let answer = ClusterError::from_reply(reply).await?;
+            answer
+                .get("RaftCommandIndex")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| {
+                    ClusterError::Internal(format!(
+                        "the leader answered a command without its index: {answer}"
+                    ))
+                })?
+        };
+        let waited = self
+            .raft()
+            .wait(Some(WRITE_TIMEOUT))
+            .applied_index_at_least(Some(index), "a proposed command")
+            .await;
+        if waited.is_err() {
+            return Err(ClusterError::NoLeader(format!(
+                "the change was committed (index {index}) but this node has not applied it within {} s",
+                WRITE_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(index)
+    }
+
+    /// Applies a command another node proposed (`POST /cluster/command`), on the leader.
+    pub async fn command_from_peer(&self, command: Command) -> Result<u64, ClusterError> {
+        if !self.is_leader() {
+            return Err(ClusterError::NoLeader(
+                "this node is not the cluster's leader (any more)".to_owned(),
+            ));
+        }
+        self.write(command).await
     }
 
     /// The cluster's id, once the leader has written it.
@@ -363,9 +539,12 @@ impl Cluster {
         body: &[u8],
     ) -> Result<Vec<u8>, ClusterError> {
         if group != CLUSTER_GROUP {
-            return Err(ClusterError::NotFound(format!(
-                "this node holds no Raft group `{group}`"
-            )));
+            return match self.groups.by_group_name(group) {
+                Some(group) => group.handle_rpc(kind, body).await,
+                None => Err(ClusterError::NotFound(format!(
+                    "this node holds no Raft group `{group}`"
+                ))),
+            };
         }
         fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ClusterError> {
             serde_json::from_slice(body)
@@ -388,10 +567,31 @@ impl Cluster {
 
     /// Stops the Raft instance (on server shutdown).
     pub async fn shutdown(&self) {
+        for group in self.groups.all() {
+            group.shutdown().await;
+        }
         if let Err(error) = self.raft().shutdown().await {
             tracing::warn!(%error, "Raft did not shut down cleanly");
         }
     }
+}
+
+/// A client's request sent on to another node ([`Cluster::relay`]).
+#[derive(Debug)]
+pub struct RelayedRequest {
+    pub method: String,
+    /// The path and query.
+    pub path: String,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// The other node's answer to a relayed request.
+#[derive(Debug)]
+pub struct RelayedAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
 }
 
 /// One node as `GET /cluster/topology` shows it.

@@ -52,6 +52,8 @@ const ROUTES: &[(&[&str], &str, Need)] = &[
     (&[], "/cluster/raft/*", Need::ClusterAdmin),
     (&["POST"], "/cluster/join", Need::ClusterAdmin),
     (&["POST"], "/cluster/leave", Need::ClusterAdmin),
+    (&["POST"], "/cluster/command", Need::ClusterAdmin),
+    (&["POST"], "/cluster/databases/*", Need::ClusterAdmin),
     (&[], "/admin/*", Need::Operator),
     (
         &[],

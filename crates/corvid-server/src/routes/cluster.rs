@@ -182,6 +182,8 @@ pub(crate) async fn join(
     cluster
         .join(request, state.storage().databases().len())
         .await?;
+    // The key file may have been replaced by the cluster's.
+    state.etl().reload_secrets_key();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -206,4 +208,41 @@ pub(crate) async fn raft_message(
 ) -> Result<Response, ApiError> {
     let answer = cluster(&state)?.handle_rpc(&group, &kind, &body).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
+}
+
+/// `POST /cluster/command`: a cluster command another node proposes, applied on the leader.
+pub(crate) async fn command(
+    State(state): State<AppState>,
+    BodyBytes(body): BodyBytes,
+) -> Result<Response, ApiError> {
+    let cluster = cluster(&state)?;
+    let command: corvid_cluster::Command = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request(format!("not a cluster command: {error}")))?;
+    let index = cluster.command_from_peer(command).await?;
+    Ok(json_value(
+        StatusCode::OK,
+        &json!({"RaftCommandIndex": index}),
+    ))
+}
+
+/// `POST /cluster/databases/{name}/write`: a write another member of the database's group
+/// forwarded to this node, its leader.
+pub(crate) async fn forwarded_write(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    BodyBytes(body): BodyBytes,
+) -> Result<Response, ApiError> {
+    let cluster = cluster(&state)?;
+    let group = cluster.groups().get(&name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Raven.Client.Exceptions.Cluster.NoLeaderException",
+            format!("this node does not lead database `{name}`'s group: it is no member"),
+        )
+    })?;
+    let write: corvid_cluster::ForwardedWrite = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request(format!("not a forwarded write: {error}")))?;
+    let answer = group.forwarded(write).await?;
+    let bytes = serde_json::to_vec(&answer).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }

@@ -66,6 +66,11 @@ fn routes() -> Router<AppState> {
         .route("/cluster/join", post(cluster::join))
         .route("/cluster/leave", post(cluster::leave))
         .route("/cluster/raft/{group}/{kind}", post(cluster::raft_message))
+        .route("/cluster/command", post(cluster::command))
+        .route(
+            "/cluster/databases/{name}/write",
+            post(cluster::forwarded_write),
+        )
         .route("/build/version", get(server::build_version))
         .route("/metrics", get(monitoring::metrics))
         .route("/setup/alive", get(monitoring::alive))
@@ -199,6 +204,12 @@ fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
+        // After authorization: a replicated database's task requests go to the node that
+        // runs its tasks.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::replication::to_leader,
+        ))
         // Inside render_errors: a refusal is an ApiError like any other.
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::extract::{BodyBytes, Params};
 use crate::http::{blocking, json_kind, json_value, parse_json};
+use crate::replication::{self, DatabaseRecord};
 use crate::state::AppState;
 
 /// The cluster tag of this (single) node.
@@ -31,6 +32,12 @@ pub(crate) async fn topology(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let url = node_url(&state, &headers);
+    if let Some(name) = params.get("name")
+        && let Some(cluster) = state.cluster()
+        && let Some(record) = replication::record(cluster, name)
+    {
+        return Ok(replicated_topology(cluster, &record));
+    }
     let nodes = match params.get("name") {
         Some(name) if !name.is_empty() => {
             let database = state.database(name)?;
@@ -47,6 +54,39 @@ pub(crate) async fn topology(
         StatusCode::OK,
         &json!({"Nodes": nodes, "Etag": 1}),
     ))
+}
+
+/// The topology of a replicated database: its members, the group's leader first (the node
+/// the official clients send writes to first), the others in the record's order.
+fn replicated_topology(cluster: &corvid_cluster::Cluster, record: &DatabaseRecord) -> Response {
+    let leader = cluster
+        .groups()
+        .get(&record.name)
+        .and_then(|it| it.leader())
+        .map(|it| it.tag);
+    let mut members = record.members.clone();
+    if let Some(leader) = &leader
+        && let Some(at) = members.iter().position(|it| it == leader)
+    {
+        let tag = members.remove(at);
+        members.insert(0, tag);
+    }
+    let nodes: Vec<Value> = members
+        .iter()
+        .filter_map(|tag| cluster.node(tag))
+        .map(|node| {
+            json!({
+                "Url": node.url,
+                "ClusterTag": node.tag,
+                "ServerRole": "Member",
+                "Database": record.name,
+            })
+        })
+        .collect();
+    json_value(
+        StatusCode::OK,
+        &json!({"Nodes": nodes, "Etag": cluster.topology().applied_index}),
+    )
 }
 
 /// `GET /build/version`.
@@ -83,7 +123,10 @@ pub(crate) async fn create_database(
             ));
         }
     };
-    check_replication_factor(&state, &params)?;
+    let factor = check_replication_factor(&state, &params)?;
+    if factor > 1 {
+        return create_replicated(&state, &name, factor).await;
+    }
     let storage = state.storage().clone();
     let created = blocking(move || Ok(storage.create_database(&name)?)).await?;
     state.etl().start_database(created.clone())?;
@@ -98,15 +141,87 @@ pub(crate) async fn create_database(
     ))
 }
 
+/// Creates a database kept on `factor` nodes: this one and the first other members of the
+/// cluster by tag. The record goes through the cluster; each member then creates its copy
+/// and joins the database's group (`replication`). Answers once this node's copy is ready.
+async fn create_replicated(
+    state: &AppState,
+    name: &str,
+    factor: usize,
+) -> Result<Response, ApiError> {
+    corvid_store::validate_database_name(name)?;
+    let cluster = state
+        .cluster()
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("this server runs without a cluster"))?;
+    if state.storage().database(name).is_some() || replication::record(&cluster, name).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Raven.Client.Exceptions.ConcurrencyException",
+            format!("database `{name}` already exists"),
+        ));
+    }
+    let me = cluster.me();
+    let mut members = vec![me.tag.clone()];
+    let topology = cluster.topology();
+    let mut others: Vec<_> = topology
+        .nodes
+        .iter()
+        .filter(|it| it.voter && it.node.tag != me.tag)
+        .map(|it| it.node.tag.clone())
+        .collect();
+    others.sort();
+    members.extend(others.into_iter().take(factor - 1));
+    if members.len() < factor {
+        return Err(ApiError::bad_request(format!(
+            "replication factor {factor} asks for more nodes than the cluster has as members ({})",
+            members.len()
+        )));
+    }
+    let record = DatabaseRecord {
+        name: name.to_owned(),
+        id: corvid_store::new_database_id(),
+        members: members.clone(),
+    };
+    let index = replication::put_record(&cluster, &record).await?;
+    // This node is a member: wait until its copy is created and in its group.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state.storage().database(name).is_none() || cluster.groups().get(name).is_none() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Raven.Client.Exceptions.Cluster.NoLeaderException",
+                format!(
+                    "database `{name}` was recorded in the cluster but this node has not created its copy within 10 s"
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tracing::info!(database = %name, ?members, "created replicated database");
+    let urls: Vec<String> = members
+        .iter()
+        .filter_map(|tag| cluster.node(tag))
+        .map(|it| it.url)
+        .collect();
+    Ok(json_value(
+        StatusCode::CREATED,
+        &json!({
+            "RaftCommandIndex": index,
+            "Name": name,
+            "NodesAddedTo": urls,
+        }),
+    ))
+}
+
 /// RavenDB's `replicationFactor` (the official clients send 1 by default): more than the
-/// cluster's nodes is refused; more than one is refused until databases are replicated
-/// (docs/design/cluster.md §10, step 3).
+/// cluster's nodes is refused. Returns the factor (1 when not given).
 fn check_replication_factor(
     state: &AppState,
     params: &crate::http::QueryParams,
-) -> Result<(), ApiError> {
+) -> Result<usize, ApiError> {
     let Some(text) = params.get("replicationFactor") else {
-        return Ok(());
+        return Ok(1);
     };
     let factor: u64 = text.parse().ok().filter(|it| *it >= 1).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -121,12 +236,7 @@ fn check_replication_factor(
             "replication factor {factor} asks for more nodes than the cluster has ({nodes})"
         )));
     }
-    if factor > 1 {
-        return Err(crate::routes::unsupported::not_supported(
-            "databases kept on several nodes yet (replicationFactor above 1)",
-        ));
-    }
-    Ok(())
+    Ok(factor as usize)
 }
 
 /// `DELETE /admin/databases`: deletes the databases named in `DatabaseNames` (or `name=`).
@@ -169,6 +279,25 @@ pub(crate) async fn delete_database(
     for name in &names {
         state.database(name)?;
     }
+    // Replicated databases are deleted through the cluster: every member deletes its copy.
+    let mut index = None;
+    if let Some(cluster) = state.cluster().cloned() {
+        let mut local = Vec::new();
+        for name in names {
+            if replication::record(&cluster, &name).is_some() {
+                index = Some(replication::delete_record(&cluster, &name).await?);
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+                while state.storage().database(&name).is_some()
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            } else {
+                local.push(name);
+            }
+        }
+        names = local;
+    }
     for name in &names {
         state.etl().stop_database(name);
     }
@@ -183,7 +312,7 @@ pub(crate) async fn delete_database(
     .await?;
     Ok(json_value(
         StatusCode::OK,
-        &json!({"RaftCommandIndex": state.next_command_index(), "PendingDeletes": []}),
+        &json!({"RaftCommandIndex": index.unwrap_or_else(|| state.next_command_index()), "PendingDeletes": []}),
     ))
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use corvid_client::ClientOptions;
 
+pub mod cluster;
+
 /// A `corvid serve` child process; killed (SIGKILL) when dropped.
 pub struct Server {
     pub child: Child,
