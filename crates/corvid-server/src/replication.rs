@@ -185,6 +185,9 @@ async fn reconcile(state: &AppState, cluster: &Arc<Cluster>) {
     }
 }
 
+/// How long a task request waits for the database's group to have a leader (an election).
+const LEADER_WAIT: Duration = Duration::from_secs(5);
+
 /// The header a proxied request carries, so the node it reaches handles it itself.
 const FORWARDED_HEADER: &str = "corvid-forwarded-by";
 
@@ -220,7 +223,7 @@ pub(crate) async fn to_leader(
     let Some((cluster, group, me)) = leader else {
         return next.run(request).await;
     };
-    match group.leader() {
+    match group.wait_for_leader(LEADER_WAIT).await {
         Some(leader) if leader.tag == me.tag => next.run(request).await,
         Some(leader) => match proxy(&cluster, &leader, &me.tag, request).await {
             Ok(response) => response,

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "../../corvid-etl/tests/common/mod.rs"]
+mod services;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -301,72 +303,111 @@ async fn people_count(destination: &str) -> u64 {
     body["Collections"]["People"].as_u64().unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_raven_etl_task_moves_with_the_group_leader_and_loses_nothing() {
-    let root = tempfile::tempdir().unwrap();
-    let destination_dir = tempfile::tempdir().unwrap();
-    let destination = start(destination_dir.path());
-    create_database(&destination.url, "dst", &options())
-        .await
-        .unwrap();
-    let mut nodes = form_three(root.path()).await;
+/// How many source documents the ETL tasks run over.
+const TOTAL: usize = 20_000;
+
+/// Three kill points between 1,000 and 17,000 delivered items, drawn from the clock (printed,
+/// so a failing run can be told apart).
+fn kill_points() -> Vec<u64> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut state = seed | 1;
+    let mut points: Vec<u64> = (0..3)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            1_000 + state % 16_000
+        })
+        .collect();
+    points.sort_unstable();
+    eprintln!("kill points (seed {seed}): {points:?}");
+    points
+}
+
+/// Starts a cluster of three with the empty replicated database `src`; returns the nodes and
+/// a client with every node's URL.
+async fn cluster_with_source(root: &std::path::Path) -> (Vec<Node>, Client) {
+    let nodes = form_three(root).await;
     create_replicated(&nodes[0], "src").await;
     let client = Client::new(&urls(&nodes), "src", options()).unwrap();
-    const TOTAL: usize = 6_000;
-    let ids: Vec<String> = (0..TOTAL).map(|it| format!("users/{it}")).collect();
-    put_all(&client, &ids, 1).await;
-    // Defined through a node that may not lead the group: sent on to the one that does.
-    let definer = &nodes[2];
-    send(
-        "PUT",
-        &format!("{}/databases/src/admin/connection-strings", definer.url()),
-        json!({"Type": "Raven", "Name": "dst", "Database": "dst", "TopologyDiscoveryUrls": [destination.url]}),
-    )
-    .await;
-    send(
-        "PUT",
-        &format!("{}/databases/src/admin/etl", definer.url()),
-        json!({"EtlType": "Raven", "Name": "people", "ConnectionStringName": "dst", "Transforms": [
-            {"Name": "s", "Collections": ["Users"], "Script": "loadToPeople({Name: this.Name, Version: this.Version});"}]}),
-    )
-    .await;
+    (nodes, client)
+}
 
-    // Kill the node running the task (the group's leader) at two points of the run; between
-    // kills, update and delete documents so stale or lost versions would show.
-    let mut deleted = Vec::new();
-    for (round, threshold) in [1_000u64, 3_500].into_iter().enumerate() {
+/// Writes `TOTAL` users (version 1, in id order) while the task runs, and kills the node
+/// running the task (the group's leader) at each of `points` items delivered (`delivered`
+/// counts them), restarting it after; between kills, updates 300 users and deletes one that
+/// exist already, so stale or lost versions would show. Waits until the task has caught up
+/// (every live user delivered and progress complete). Returns each live id's final version.
+async fn kill_the_running_node(
+    nodes: &mut [Node],
+    client: &Client,
+    points: &[u64],
+    mut delivered: impl AsyncFnMut() -> u64,
+) -> BTreeMap<String, u64> {
+    let writer = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let ids: Vec<String> = (0..TOTAL).map(|it| format!("users/{it}")).collect();
+            put_all(&client, &ids, 1).await
+        })
+    };
+    let mut expected: BTreeMap<String, u64> =
+        (0..TOTAL).map(|it| (format!("users/{it}"), 1)).collect();
+    for (round, threshold) in points.iter().enumerate() {
         wait_for(
             "progress before the kill",
-            Duration::from_secs(120),
-            async || people_count(&destination.url).await >= threshold,
+            Duration::from_secs(180),
+            async || delivered().await >= *threshold,
         )
         .await;
-        let running = running_node(&nodes).await;
-        let victim = index_of(&nodes, &running);
+        let running = running_node(nodes).await;
+        let victim = index_of(nodes, &running);
+        let before = delivered().await;
+        let killed_at = Instant::now();
         nodes[victim].kill();
-        let updated: Vec<String> = (round * 1_000..round * 1_000 + 300)
+        // Users below 1,000 were written before any kill point.
+        let version = 2 + round as u64;
+        let updated: Vec<String> = (round * 300..round * 300 + 300)
             .map(|it| format!("users/{it}"))
             .collect();
-        put_all(&client, &updated, 2 + round as u64).await;
-        let victim_id = format!("users/{}", TOTAL - 1 - round);
+        put_all(client, &updated, version).await;
+        for id in updated {
+            expected.insert(id, version);
+        }
+        let deleted = format!("users/{}", 950 + round);
         let mut attempts = 0;
-        while let Err(error) = client.delete(&victim_id, None).await {
+        while let Err(error) = client.delete(&deleted, None).await {
             attempts += 1;
             assert!(attempts < 50, "delete failed: {error}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        deleted.push(victim_id);
+        expected.remove(&deleted);
+        wait_for(
+            "the successor's first batch",
+            Duration::from_secs(30),
+            async || delivered().await != before,
+        )
+        .await;
+        eprintln!(
+            "kill {round}: node {running} killed at {before} delivered; the successor delivered within {:?}",
+            killed_at.elapsed()
+        );
         nodes[victim].start();
     }
-    let expected = TOTAL - deleted.len();
+    assert_eq!(writer.await.unwrap().len(), TOTAL);
+    let survivor = nodes[0].url();
+    let count = expected.len() as u64;
     wait_for(
         "the task to catch up",
-        Duration::from_secs(180),
+        Duration::from_secs(240),
         async || {
-            people_count(&destination.url).await == expected as u64 && {
+            delivered().await == count && {
                 let body = send(
                     "GET",
-                    &format!("{}/databases/src/etl/progress", nodes[0].url()),
+                    &format!("{survivor}/databases/src/etl/progress"),
                     Value::Null,
                 )
                 .await;
@@ -375,17 +416,121 @@ async fn a_raven_etl_task_moves_with_the_group_leader_and_loses_nothing() {
         },
     )
     .await;
+    expected
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raven_etl_task_moves_with_the_group_leader_and_loses_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let destination_dir = tempfile::tempdir().unwrap();
+    let destination = start(destination_dir.path());
+    create_database(&destination.url, "dst", &options())
+        .await
+        .unwrap();
+    let (mut nodes, client) = cluster_with_source(root.path()).await;
+    // Defined through a node that may not lead the group: sent on to the one that does.
+    let definer = nodes[2].url();
+    send(
+        "PUT",
+        &format!("{definer}/databases/src/admin/connection-strings"),
+        json!({"Type": "Raven", "Name": "dst", "Database": "dst", "TopologyDiscoveryUrls": [destination.url]}),
+    )
+    .await;
+    send(
+        "PUT",
+        &format!("{definer}/databases/src/admin/etl"),
+        json!({"EtlType": "Raven", "Name": "people", "ConnectionStringName": "dst", "Transforms": [
+            {"Name": "s", "Collections": ["Users"], "Script": "loadToPeople({Name: this.Name, Version: this.Version});"}]}),
+    )
+    .await;
+    let expected = kill_the_running_node(&mut nodes, &client, &kill_points(), async || {
+        people_count(&destination.url).await
+    })
+    .await;
     let people = people(&destination.url).await;
-    assert_eq!(people.len(), expected, "one entry per live source document");
-    let source = contents(&nodes[0], "src").await;
-    for (id, (_, doc)) in &source {
+    assert_eq!(
+        people.len(),
+        expected.len(),
+        "one entry per live source document"
+    );
+    for (id, version) in &expected {
         let copies = people
             .get(id)
             .unwrap_or_else(|| panic!("{id} is missing at the destination"));
         assert_eq!(copies.len(), 1, "{id} has {} copies", copies.len());
-        assert_eq!(copies[0]["Version"], doc["Version"], "{id} is stale");
+        assert_eq!(copies[0]["Version"], *version, "{id} is stale");
     }
-    for id in &deleted {
-        assert!(!people.contains_key(id), "{id} was deleted at the source");
+}
+
+async fn postgres() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_etl_task_moves_with_the_group_leader_and_loses_no_row() {
+    let test = "a_sql_etl_task_moves_with_the_group_leader_and_loses_no_row";
+    if !services::service_available("PostgreSQL", services::POSTGRES_ADDR, test) {
+        return;
     }
+    let pg = postgres().await;
+    let schema = services::unique_name("cluster");
+    let table = format!("{schema}.\"Users\"");
+    pg.batch_execute(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {table} (\"DocId\" varchar(50) NOT NULL, \"Name\" text, \"Version\" bigint);
+         CREATE INDEX ON {table} (\"DocId\");"
+    ))
+    .await
+    .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (mut nodes, client) = cluster_with_source(root.path()).await;
+    let definer = nodes[1].url();
+    send(
+        "PUT",
+        &format!("{definer}/databases/src/admin/connection-strings"),
+        json!({"Type": "Sql", "Name": "pg", "FactoryName": "Npgsql",
+               "ConnectionString": services::POSTGRES_CS}),
+    )
+    .await;
+    send(
+        "PUT",
+        &format!("{definer}/databases/src/admin/etl"),
+        json!({"EtlType": "Sql", "Name": "users", "ConnectionStringName": "pg",
+               "SqlTables": [{"TableName": format!("{schema}.Users"), "DocumentIdColumn": "DocId"}],
+               "Transforms": [{"Name": "s", "Collections": ["Users"], "Script":
+                   format!("loadTo('{schema}.Users', {{Name: this.Name, Version: this.Version}});")}]}),
+    )
+    .await;
+    let count = format!("SELECT COUNT(*) FROM {table}");
+    let expected = kill_the_running_node(&mut nodes, &client, &kill_points(), async || {
+        pg.query_one(&count, &[])
+            .await
+            .map(|row| row.get::<_, i64>(0) as u64)
+            .unwrap_or(0)
+    })
+    .await;
+    let rows = pg
+        .query(&format!("SELECT \"DocId\", \"Version\" FROM {table}"), &[])
+        .await
+        .unwrap();
+    let mut found: BTreeMap<String, u64> = BTreeMap::new();
+    for row in rows {
+        let id: String = row.get(0);
+        let version: i64 = row.get(1);
+        assert!(
+            found.insert(id.clone(), version as u64).is_none(),
+            "{id} has more than one row"
+        );
+    }
+    assert_eq!(found, expected, "one current row per live document");
+    pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
 }

@@ -214,6 +214,20 @@ impl DatabaseGroup {
             .cloned()
     }
 
+    /// Waits up to `timeout` for the group to have a leader this member knows.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<NodeInfo> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader() {
+                return Some(leader);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// The last log index applied on this member.
     pub fn applied_index(&self) -> u64 {
         self.raft

@@ -198,6 +198,11 @@ async fn create_replicated(
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    wait_for_members(&cluster, name, &members, deadline).await;
+    if let Some(group) = cluster.groups().get(name) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        group.wait_for_leader(left).await;
+    }
     tracing::info!(database = %name, ?members, "created replicated database");
     let urls: Vec<String> = members
         .iter()
@@ -212,6 +217,42 @@ async fn create_replicated(
             "NodesAddedTo": urls,
         }),
     ))
+}
+
+/// Waits (until `deadline`) until every other member has its copy, so a client that goes on
+/// with any node of the answer finds the database there; a member that is down gets it when
+/// it returns, and does not hold the answer back past the deadline.
+async fn wait_for_members(
+    cluster: &corvid_cluster::Cluster,
+    name: &str,
+    members: &[String],
+    deadline: tokio::time::Instant,
+) {
+    let me = cluster.me().tag;
+    for tag in members.iter().filter(|it| **it != me) {
+        let Some(node) = cluster.node(tag) else {
+            continue;
+        };
+        loop {
+            let request = corvid_cluster::RelayedRequest {
+                method: "GET".to_owned(),
+                path: format!("/databases/{name}/stats"),
+                content_type: None,
+                body: Vec::new(),
+            };
+            let answer = cluster
+                .relay(&node, ("corvid-forwarded-by", &me), request)
+                .await;
+            if answer.is_ok_and(|it| it.status == 200) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(database = %name, node = %tag, "a member has not created its copy yet; it will when it can");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// RavenDB's `replicationFactor` (the official clients send 1 by default): more than the
