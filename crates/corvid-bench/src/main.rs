@@ -13,12 +13,14 @@
 //! sql-etl --engine postgres|mariadb` measures SQL ETL into the machine's PostgreSQL or
 //! MariaDB against the engine's bulk path and RavenDB's row-by-row algorithm (see
 //! [`sql_etl`]). `corvid-bench queue --broker rabbitmq|nats|sqs|azure` measures Queue ETL
-//! against the broker's raw publish rate (see [`queue`]).
+//! against the broker's raw publish rate (see [`queue`]). `corvid-bench cluster-insert` and
+//! `etl-failover` measure a cluster of three (see [`cluster`]).
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bulk_insert_protocol;
+mod cluster;
 mod olap;
 mod query;
 mod queue;
@@ -65,6 +67,12 @@ enum Bench {
     /// OLAP ETL to a local folder: one run's rows per second against DuckDB writing the same
     /// rows to Parquet, memory, and file sizes.
     Olap(olap::OlapArgs),
+    /// Inserts into a database with replication factor 3 on three nodes against a single
+    /// node in the same run: docs/s, the ratio, write latency p50/p99.
+    ClusterInsert(cluster::ClusterInsertArgs),
+    /// Raven ETL from a replicated database: the node running the task killed N times; the
+    /// time until its successor delivers.
+    EtlFailover(cluster::EtlFailoverArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -137,6 +145,8 @@ fn main() -> anyhow::Result<()> {
         Bench::Query(args) => runtime.block_on(query::query(args)),
         Bench::Queue(args) => runtime.block_on(queue::queue(args)),
         Bench::Olap(args) => runtime.block_on(olap::olap(args)),
+        Bench::ClusterInsert(args) => runtime.block_on(cluster::cluster_insert(args)),
+        Bench::EtlFailover(args) => runtime.block_on(cluster::etl_failover(args)),
     }
 }
 
