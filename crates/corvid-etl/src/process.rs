@@ -379,6 +379,14 @@ pub(crate) async fn run<D: Destination>(mut ctx: ProcessContext, destination: Ar
         let mut batch = batch;
         let (delivery, n_commands) = match recorded {
             Ok(()) if batch.load.is_empty() => (Delivery::Done(Ok(Delivered::default())), 0),
+            // A replicated database's member sends only while its group confirms it leads:
+            // a deposed or cut-off leader must not send a batch from its stale copy.
+            Ok(()) if !confirmed(&ctx.database).await => (
+                Delivery::Done(Err(LoadError::Reconnect {
+                    message: "this node no longer leads the database's group; its tasks run on the node that does".to_owned(),
+                })),
+                0,
+            ),
             Ok(()) => {
                 let targets = Targets {
                     owned: &owned.targets,
@@ -624,6 +632,15 @@ fn record_load_error(stats: &mut ProcessStats, error: LoadError) {
     stats.n_load_errors_by_class[error.class().index()] += 1;
     stats.last_load_error = Some((Timestamp::now(), error));
     stats.status = ProcessStatus::Reconnect;
+}
+
+/// Whether this node may act for the database now (`Database::confirm_async`).
+async fn confirmed(database: &Database) -> bool {
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    database.confirm_async(Box::new(move |it| {
+        let _ = sender.send(it);
+    }));
+    receiver.await.unwrap_or(false)
 }
 
 async fn persist(

@@ -52,6 +52,12 @@ pub type GroupCallback = Box<dyn FnOnce(Vec<Result<Vec<WriteResult>, WriteError>
 pub trait Replicator: Send + Sync {
     /// Takes one request (its operations in order).
     fn replicate(&self, ops: Vec<WriteOp>, reply: WriteCallback);
+
+    /// Answers whether this member may act for the database now — it leads the group, a
+    /// majority confirms it, and it has applied everything committed before — so that work done
+    /// outside the database (an ETL batch sent to a destination) is never done by a member
+    /// that was deposed or cut off.
+    fn confirm(&self, reply: Box<dyn FnOnce(bool) + Send>);
 }
 
 /// Whether the commit of a group applied by [`Database::apply_group`] waits for the disk.
@@ -316,6 +322,17 @@ impl Database {
                 "database `{}` is not connected to its database group on this node (starting, or no longer a member)",
                 self.name
             ))),
+        }
+    }
+
+    /// Calls `reply` with whether this node may act for the database now: always for a
+    /// database that is not replicated; for a replicated one, what its [`Replicator`] confirms
+    /// (never while none is attached).
+    pub fn confirm_async(&self, reply: Box<dyn FnOnce(bool) + Send>) {
+        match self.route() {
+            Ok(None) => reply(true),
+            Ok(Some(replicator)) => replicator.confirm(reply),
+            Err(_) => reply(false),
         }
     }
 

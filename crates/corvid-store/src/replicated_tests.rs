@@ -39,6 +39,16 @@ impl Replicator for Applying {
             Box::new(move |mut outcomes| reply(outcomes.pop().unwrap())),
         );
     }
+
+    fn confirm(&self, reply: Box<dyn FnOnce(bool) + Send>) {
+        reply(self.database.lock().unwrap().is_some());
+    }
+}
+
+fn confirmed(database: &crate::Database) -> bool {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    database.confirm_async(Box::new(move |it| sender.send(it).unwrap()));
+    receiver.recv().unwrap()
 }
 
 #[test]
@@ -50,6 +60,8 @@ fn writes_of_a_replicated_database_go_only_through_its_replicator() {
     assert!(database.is_replicated());
     assert!(!storage.create_database("plain").unwrap().is_replicated());
 
+    assert!(!confirmed(&database), "no replicator: not confirmed");
+    assert!(confirmed(&storage.database("plain").unwrap()));
     let refused = database.write(vec![put("items/1")]).unwrap_err();
     assert!(matches!(refused, WriteError::Unavailable(_)), "{refused}");
     assert!(!refused.is_request_error());
@@ -60,6 +72,7 @@ fn writes_of_a_replicated_database_go_only_through_its_replicator() {
         seen: Mutex::new(Vec::new()),
     });
     database.set_replicator(Some(replicator.clone()));
+    assert!(confirmed(&database));
     let results = database
         .write(vec![put("items/1"), put("items/2")])
         .unwrap();

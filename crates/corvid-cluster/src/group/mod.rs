@@ -39,6 +39,9 @@ pub const GROUP_PREFIX: &str = "db-";
 const MAX_ENTRY_REQUESTS: usize = 512;
 const MAX_ENTRY_OPS: usize = 64 * 1024;
 
+/// How long confirming this member's leadership (a heartbeat round to a majority) may take.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a write waits for a leader, and for its entry to be committed.
 const LEADER_WAIT: Duration = Duration::from_secs(5);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,6 +82,8 @@ pub struct DatabaseGroup {
 struct GroupReplicator {
     queue: tokio::sync::mpsc::UnboundedSender<Pending>,
     name: String,
+    group: std::sync::Weak<DatabaseGroup>,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Replicator for GroupReplicator {
@@ -89,6 +94,15 @@ impl Replicator for GroupReplicator {
                 self.name
             ))));
         }
+    }
+
+    fn confirm(&self, reply: Box<dyn FnOnce(bool) + Send>) {
+        let Some(group) = self.group.upgrade() else {
+            return reply(false);
+        };
+        self.runtime.spawn(async move {
+            reply(group.is_leader() && group.confirm_leadership(CONFIRM_TIMEOUT).await);
+        });
     }
 }
 
@@ -175,7 +189,12 @@ impl DatabaseGroup {
         });
         let (queue, receiver) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(batch(Arc::downgrade(&group), receiver));
-        database.set_replicator(Some(Arc::new(GroupReplicator { queue, name })));
+        database.set_replicator(Some(Arc::new(GroupReplicator {
+            queue,
+            name,
+            group: Arc::downgrade(&group),
+            runtime: tokio::runtime::Handle::current(),
+        })));
         Ok(group)
     }
 
