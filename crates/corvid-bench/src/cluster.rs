@@ -207,7 +207,10 @@ async fn post_batches(
             let status = response.status();
             let answer = response.bytes().await?;
             if !status.is_success() {
-                bail!("bulk_docs answered {status}: {}", String::from_utf8_lossy(&answer));
+                bail!(
+                    "bulk_docs answered {status}: {}",
+                    String::from_utf8_lossy(&answer)
+                );
             }
             anyhow::Ok(sent.elapsed().as_secs_f64() * 1000.0)
         });
@@ -408,8 +411,10 @@ pub(crate) async fn etl_failover(args: EtlFailoverArgs) -> anyhow::Result<()> {
         let mut next = 0usize;
         loop {
             let commands: Vec<Value> = (next..next + 50)
-                .map(|idx| json!({"Id": format!("users/{idx}"), "ChangeVector": null, "Type": "PUT",
-                    "Document": {"Name": idx, "@metadata": {"@collection": "Users"}}}))
+                .map(|idx| {
+                    json!({"Id": format!("users/{idx}"), "ChangeVector": null, "Type": "PUT",
+                    "Document": {"Name": idx, "@metadata": {"@collection": "Users"}}})
+                })
                 .collect();
             let body = json!({"Commands": commands});
             for url in &urls {
