@@ -186,7 +186,7 @@ async fn reconcile(state: &AppState, cluster: &Arc<Cluster>) {
 }
 
 /// How long a task request waits for the database's group to have a leader (an election).
-const LEADER_WAIT: Duration = Duration::from_secs(5);
+const LEADER_WAIT: Duration = Duration::from_secs(8);
 
 /// The header a proxied request carries, so the node it reaches handles it itself.
 const FORWARDED_HEADER: &str = "corvid-forwarded-by";
@@ -233,7 +233,7 @@ pub(crate) async fn to_leader(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "Raven.Client.Exceptions.Cluster.NoLeaderException",
             format!(
-                "database `{}`'s group has no leader: a majority of its members cannot be reached",
+                "database `{}`'s group has no leader: it is electing one, or a majority of its members cannot be reached",
                 group.name()
             ),
         )),

@@ -43,7 +43,10 @@ const MAX_ENTRY_OPS: usize = 64 * 1024;
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a write waits for a leader, and for its entry to be committed.
-const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// An election takes about 5 s after a leader dies (openraft's followers keep the old
+/// leader's lease for the longest election timeout, 3 s, before they vote), so a write waits
+/// longer than that.
+const LEADER_WAIT: Duration = Duration::from_secs(8);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The body of a write forwarded to the group's leader.
@@ -247,6 +250,11 @@ impl DatabaseGroup {
         }
     }
 
+    /// The group's current term (changes with every election).
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
     /// The last log index applied on this member.
     pub fn applied_index(&self) -> u64 {
         self.raft
@@ -345,7 +353,7 @@ impl DatabaseGroup {
                 None if tokio::time::Instant::now() < deadline => {}
                 None => {
                     return Err(WriteError::Unavailable(format!(
-                        "database `{}`'s group has no leader: a majority of its members cannot be reached",
+                        "database `{}`'s group has no leader: it is electing one, or a majority of its members cannot be reached",
                         self.name
                     )));
                 }

@@ -59,11 +59,9 @@ pub(crate) async fn topology(
 /// The topology of a replicated database: its members, the group's leader first (the node
 /// the official clients send writes to first), the others in the record's order.
 fn replicated_topology(cluster: &corvid_cluster::Cluster, record: &DatabaseRecord) -> Response {
-    let leader = cluster
-        .groups()
-        .get(&record.name)
-        .and_then(|it| it.leader())
-        .map(|it| it.tag);
+    let group = cluster.groups().get(&record.name);
+    let leader = group.as_ref().and_then(|it| it.leader()).map(|it| it.tag);
+    let term = group.as_ref().map_or(0, |it| it.term() % 1_000_000);
     let mut members = record.members.clone();
     if let Some(leader) = &leader
         && let Some(at) = members.iter().position(|it| it == leader)
@@ -85,7 +83,9 @@ fn replicated_topology(cluster: &corvid_cluster::Cluster, record: &DatabaseRecor
         .collect();
     json_value(
         StatusCode::OK,
-        &json!({"Nodes": nodes, "Etag": cluster.topology().applied_index}),
+        // Changes with the record and with each election of the group, so a client that
+        // compares it sees the new leader first.
+        &json!({"Nodes": nodes, "Etag": cluster.topology().applied_index * 1_000_000 + term}),
     )
 }
 
