@@ -436,23 +436,37 @@ pub(crate) async fn etl_failover(args: EtlFailoverArgs) -> anyhow::Result<()> {
     let mut times = Vec::new();
     for kill in 1..=args.kills {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        // The node running the task: the group's leader, as every live node lists it.
+        // The node running the task: the group's leader as every live node lists it, and the
+        // node `/tasks` names responsible.
         let mut running = None;
         for _ in 0..100 {
             let mut firsts = Vec::new();
             for node in nodes.iter().filter(|it| it.child.is_some()) {
                 firsts.push(leader_url(&http, &node.url(), "src").await?);
             }
-            if firsts.iter().all(|it| *it == firsts[0]) {
+            let tasks = call(
+                &http,
+                reqwest::Method::GET,
+                &format!("{}/databases/src/tasks", firsts[0]),
+                None,
+            )
+            .await?;
+            let responsible = tasks["OngoingTasksList"][0]["ResponsibleNode"]["NodeUrl"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if firsts.iter().all(|it| *it == firsts[0]) && responsible == firsts[0] {
                 running = nodes.iter().position(|it| it.url() == firsts[0]);
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let victim = running.context("the nodes do not agree on the group's leader")?;
-        let before = delivered(&http, &destination.url).await;
+        let victim = running.context("the nodes do not agree on the node running the task")?;
         let killed = Instant::now();
         nodes[victim].kill();
+        // A batch the killed node had sent may still land: counted from half a second on.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = delivered(&http, &destination.url).await;
         loop {
             if delivered(&http, &destination.url).await > before {
                 break;
