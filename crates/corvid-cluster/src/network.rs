@@ -215,3 +215,32 @@ where
         self.call("vote", &rpc, option.hard_ttl()).await
     }
 }
+
+/// Answers a Raft message of `kind` (`append`, `vote`, `snapshot`) for `raft`: the body is the
+/// request as JSON, the answer this node's `Result` as JSON (the other side of
+/// [`PeerConnection`]).
+pub(crate) async fn answer<C>(
+    raft: &openraft::Raft<C>,
+    kind: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, crate::error::ClusterError>
+where
+    C: RaftTypeConfig<NodeId = NodeId, Node = NodeInfo>,
+{
+    use crate::error::ClusterError;
+    fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClusterError> {
+        serde_json::from_slice(body)
+            .map_err(|error| ClusterError::BadRequest(format!("not a Raft message: {error}")))
+    }
+    let answer = match kind {
+        "append" => serde_json::to_vec(&raft.append_entries(parse(body)?).await),
+        "vote" => serde_json::to_vec(&raft.vote(parse(body)?).await),
+        "snapshot" => serde_json::to_vec(&raft.install_snapshot(parse(body)?).await),
+        other => {
+            return Err(ClusterError::NotFound(format!(
+                "no Raft message is called `{other}`"
+            )));
+        }
+    };
+    answer.map_err(|error| ClusterError::Internal(format!("cannot encode a Raft reply: {error}")))
+}

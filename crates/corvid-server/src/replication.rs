@@ -52,6 +52,15 @@ fn records(cluster: &Cluster) -> Vec<DatabaseRecord> {
         .collect()
 }
 
+/// The replicated databases `tag` is a member of, by name.
+pub(crate) fn databases_on(cluster: &Cluster, tag: &str) -> Vec<String> {
+    records(cluster)
+        .into_iter()
+        .filter(|it| it.members.iter().any(|member| member == tag))
+        .map(|it| it.name)
+        .collect()
+}
+
 /// Proposes a record to the cluster (from any node).
 pub(crate) async fn put_record(
     cluster: &Cluster,
@@ -105,7 +114,9 @@ async fn reconcile(state: &AppState, cluster: &Arc<Cluster>) {
     for record in records.iter().filter(|it| it.members.contains(&me)) {
         let database = match storage.database(&record.name) {
             Some(it) if it.is_replicated() && it.id() == record.id => it,
-            Some(_) => continue, // an older copy, deleted below first
+            // An older copy (deleted below first), or a database of this node alone with the
+            // same name, which creating the replicated one refuses (`create_replicated`).
+            Some(_) => continue,
             None => {
                 let storage = storage.clone();
                 let (name, id) = (record.name.clone(), record.id.clone());
@@ -189,7 +200,7 @@ async fn reconcile(state: &AppState, cluster: &Arc<Cluster>) {
 const LEADER_WAIT: Duration = Duration::from_secs(8);
 
 /// The header a proxied request carries, so the node it reaches handles it itself.
-const FORWARDED_HEADER: &str = "corvid-forwarded-by";
+pub(crate) const FORWARDED_HEADER: &str = "corvid-forwarded-by";
 
 /// Whether a path is about a database's tasks: its ETL settings, tasks and their state, which
 /// the node leading the database's group runs (`/databases/{db}/admin/…`, `/etl/…`,

@@ -19,6 +19,10 @@
 //!   [`Database::apply_group`] takes that time from its caller, so two databases created with the
 //!   same id ([`Storage::create_database_with_id`]) that apply the same groups with the same times
 //!   hold the same contents.
+//! - A replicated database ([`Storage::create_replicated_database`]) is written only through its
+//!   [`Replicator`] (its database group's log, which applies committed entries with
+//!   [`Database::apply_marked_async`]); without one its writes fail with
+//!   [`WriteError::Unavailable`].
 //! - This crate does no network I/O, runs no scripts and does not depend on tokio.
 //!
 //! ```

@@ -18,6 +18,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::{call_json, people};
 use common::{send, spawn};
 use serde_json::{Value, json};
 
@@ -206,25 +207,6 @@ fn start_node(network: &Network, idx: usize, data_dir: &Path) -> Node {
     }
 }
 
-async fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = corvid_client::http_client_builder()
-        .build()
-        .unwrap()
-        .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url)
-        .timeout(Duration::from_secs(60));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    match request.send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-        }
-        Err(error) => (0, Value::String(error.to_string())),
-    }
-}
-
 async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
@@ -247,10 +229,10 @@ async fn put_users(url: &str, range: std::ops::Range<usize>, version: u64) {
     let body = json!({"Commands": commands});
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, answer) = call(
+        let (status, answer) = call_json(
             "POST",
             &format!("{url}/databases/shop/bulk_docs"),
-            Some(body.clone()),
+            Some(&body),
         )
         .await;
         if status == 201 || status == 200 {
@@ -266,31 +248,20 @@ async fn put_users(url: &str, range: std::ops::Range<usize>, version: u64) {
 
 /// The group's leader as `url` lists it (first), by tag.
 async fn leader(url: &str) -> String {
-    let (_, topology) = call("GET", &format!("{url}/topology?name=shop"), None).await;
+    let (_, topology) = call_json("GET", &format!("{url}/topology?name=shop"), None).await;
     topology["Nodes"][0]["ClusterTag"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
 }
 
-/// Destination documents by source id: every copy's version.
-async fn people(destination: &str) -> BTreeMap<String, Vec<Value>> {
-    let body = send(
-        "GET",
-        &format!("{destination}/databases/dst/docs?startsWith=users%2F&pageSize=1000000"),
-        Value::Null,
-    )
-    .await;
-    let mut found: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for doc in body["Results"].as_array().unwrap() {
-        let id = doc["@metadata"]["@id"].as_str().unwrap();
-        let source = id.split("/people/").next().unwrap().to_owned();
-        found
-            .entry(source)
-            .or_default()
-            .push(doc["Version"].clone());
-    }
-    found
+/// The version of every copy the destination holds, by source id.
+async fn versions(destination: &str) -> BTreeMap<String, Vec<Value>> {
+    people(destination)
+        .await
+        .into_iter()
+        .map(|(id, copies)| (id, copies.iter().map(|it| it["Version"].clone()).collect()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,16 +298,16 @@ async fn a_leader_cut_off_acknowledges_nothing_and_sends_no_stale_batch() {
             nodes[0].url,
             network.cluster_ip(idx),
         );
-        let (status, body) = call("PUT", &url, None).await;
+        let (status, body) = call_json("PUT", &url, None).await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, body) = call(
+    let (status, body) = call_json(
         "PUT",
         &format!(
             "{}/admin/databases?name=shop&replicationFactor=3",
             nodes[0].url
         ),
-        Some(json!({})),
+        Some(&json!({})),
     )
     .await;
     assert_eq!(status, 201, "{body}");
@@ -376,10 +347,10 @@ async fn a_leader_cut_off_acknowledges_nothing_and_sends_no_stale_batch() {
         .collect();
 
     // The cut-off node acknowledges no write.
-    let (status, body) = call(
+    let (status, body) = call_json(
         "PUT",
         &format!("{cut_url}/databases/shop/docs?id=minority/1"),
-        Some(json!({"@metadata": {"@collection": "Minority"}})),
+        Some(&json!({"@metadata": {"@collection": "Minority"}})),
     )
     .await;
     assert_eq!(status, 503, "a write to the cut-off node: {body}");
@@ -391,8 +362,9 @@ async fn a_leader_cut_off_acknowledges_nothing_and_sends_no_stale_batch() {
         "the majority's task to deliver",
         Duration::from_secs(60),
         async || {
-            let people = people(&destination.url).await;
-            people.len() == 600 && (0..100).all(|idx| people[&format!("users/{idx}")] == [json!(3)])
+            let versions = versions(&destination.url).await;
+            versions.len() == 600
+                && (0..100).all(|idx| versions[&format!("users/{idx}")] == [json!(3)])
         },
     )
     .await;
@@ -400,7 +372,7 @@ async fn a_leader_cut_off_acknowledges_nothing_and_sends_no_stale_batch() {
     // times out (10 s) and it retries the batch after a pause (5 s); resent from its stale
     // copy, that batch would show now.
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let during = people(&destination.url).await;
+    let during = versions(&destination.url).await;
     for idx in 0..100 {
         assert_eq!(
             during[&format!("users/{idx}")],
@@ -416,13 +388,13 @@ async fn a_leader_cut_off_acknowledges_nothing_and_sends_no_stale_batch() {
         Duration::from_secs(60),
         async || {
             let (status, stats) =
-                call("GET", &format!("{cut_url}/databases/shop/stats"), None).await;
+                call_json("GET", &format!("{cut_url}/databases/shop/stats"), None).await;
             status == 200 && stats["CountOfDocuments"] == 600
         },
     )
     .await;
     for node in &nodes {
-        let (status, body) = call(
+        let (status, body) = call_json(
             "GET",
             &format!("{}/databases/shop/docs?id=minority/1", node.url),
             None,
@@ -431,9 +403,9 @@ async fn a_leader_cut_off_acknowledges_nothing_and_sends_no_stale_batch() {
         assert_eq!(status, 404, "the unacknowledged write exists: {body}");
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let people = people(&destination.url).await;
-    assert_eq!(people.len(), 600);
-    for (id, versions) in &people {
+    let last = versions(&destination.url).await;
+    assert_eq!(last.len(), 600);
+    for (id, versions) in &last {
         let idx: usize = id.trim_start_matches("users/").parse().unwrap();
         let expected = if (100..500).contains(&idx) { 1 } else { 3 };
         assert_eq!(versions, &[json!(expected)], "{id}");

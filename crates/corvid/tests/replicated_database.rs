@@ -12,8 +12,8 @@ mod services;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Node, call, database_nodes, form_three, index_of};
-use common::{options, send, start};
+use common::cluster::{Node, call, database_nodes, form_three, index_of, people};
+use common::{options, postgres, send, start};
 use corvid_client::{Client, Command as BatchCommand, create_database};
 use serde_json::{Value, json};
 
@@ -218,6 +218,22 @@ async fn bad_replicated_database_requests_change_nothing() {
         let message = body["Message"].as_str().unwrap_or_default();
         assert!(message.contains(expected), "{query}: {message:?}");
     }
+    // A database of B alone named `mine`: a replicated `mine` would have no place on B.
+    let (status, body) = call("PUT", &format!("{}/admin/databases?name=mine", nodes[1].url())).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        "PUT",
+        &format!("{}/admin/databases?name=mine&replicationFactor=3", a.url()),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["Message"].as_str().unwrap().contains("node `B` already holds"), "{body}");
+    let (status, body) = call(
+        "DELETE",
+        &format!("{}/admin/databases?name=mine", nodes[1].url()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
     create_replicated(&nodes[2], "once").await;
     for node in &nodes {
         wait_for(
@@ -252,6 +268,15 @@ async fn bad_replicated_database_requests_change_nothing() {
             .collect();
         assert_eq!(names, ["once"], "node {}", node.tag);
     }
+    // A member of a replicated database cannot leave the cluster while it holds it.
+    let (status, body) = call(
+        "DELETE",
+        &format!("{}/admin/cluster/node?nodeTag=C", a.url()),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["Message"].as_str().unwrap().contains("member of replicated database(s) once"), "{body}");
+    assert_eq!(database_nodes(a, "once").await.len(), 3);
 }
 
 /// The node running the task: the one every node lists first for the database (its group's
@@ -275,22 +300,6 @@ async fn running_node(nodes: &[Node]) -> String {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn people(destination: &str) -> BTreeMap<String, Vec<Value>> {
-    let body = send(
-        "GET",
-        &format!("{destination}/databases/dst/docs?startsWith=users%2F&pageSize=1000000"),
-        Value::Null,
-    )
-    .await;
-    let mut found: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for doc in body["Results"].as_array().unwrap() {
-        let id = doc["@metadata"]["@id"].as_str().unwrap();
-        let source = id.split("/people/").next().unwrap().to_owned();
-        found.entry(source).or_default().push(doc.clone());
-    }
-    found
 }
 
 async fn people_count(destination: &str) -> u64 {
@@ -460,17 +469,6 @@ async fn a_raven_etl_task_moves_with_the_group_leader_and_loses_nothing() {
         assert_eq!(copies.len(), 1, "{id} has {} copies", copies.len());
         assert_eq!(copies[0]["Version"], *version, "{id} is stale");
     }
-}
-
-async fn postgres() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=test",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
-    client
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,20 +12,9 @@ mod common;
 #[path = "../../corvid-etl/tests/common/mod.rs"]
 mod services;
 
-use common::{options, send, start};
+use common::{options, postgres, send, start};
 use corvid_client::{Client, Command as BatchCommand, create_database};
 use serde_json::{Value, json};
-
-async fn postgres() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=test",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
-    client
-}
 
 async fn insert_users(client: &Client, range: std::ops::Range<usize>, version: i64) {
     let ids: Vec<usize> = range.collect();

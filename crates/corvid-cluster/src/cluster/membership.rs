@@ -223,12 +223,28 @@ impl Cluster {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Value, ClusterError> {
+        self.forward_json(method, leader, path, query, None).await
+    }
+
+    /// Sends a request on to the leader (with a JSON body if given) and returns its answer.
+    pub(super) async fn forward_json(
+        &self,
+        method: reqwest::Method,
+        leader: &NodeInfo,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ClusterError> {
         let url = format!("{}{path}", leader.url.trim_end_matches('/'));
-        let reply = self
+        let mut request = self
             .client
             .request(method, &url)
             .query(query)
-            .timeout(CATCH_UP_TIMEOUT + Duration::from_secs(10))
+            .timeout(CATCH_UP_TIMEOUT + Duration::from_secs(10));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let reply = request
             .send()
             .await
             .map_err(|error| {

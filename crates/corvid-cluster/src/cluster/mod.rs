@@ -356,21 +356,17 @@ impl Cluster {
         let index = if leader.tag == self.me().tag {
             self.write(command).await?
         } else {
-            let url = format!("{}/cluster/command", leader.url.trim_end_matches('/'));
-            let reply = self
-                .client
-                .post(&url)
-                .timeout(WRITE_TIMEOUT + Duration::from_secs(5))
-                .json(&command)
-                .send()
-                .await
-                .map_err(|error| {
-                    ClusterError::NoLeader(format!(
-                        "cannot reach the cluster's leader `{}` at {}: {error}",
-                        leader.tag, leader.url
-                    ))
-                })?;
-            let answer = ClusterError::from_reply(reply).await?;
+            let body = serde_json::to_value(&command)
+                .map_err(|error| ClusterError::Internal(error.to_string()))?;
+            let answer = self
+                .forward_json(
+                    reqwest::Method::POST,
+                    &leader,
+                    "/cluster/command",
+                    &[],
+                    Some(&body),
+                )
+                .await?;
             answer
                 .get("RaftCommandIndex")
                 .and_then(Value::as_u64)
@@ -546,23 +542,7 @@ impl Cluster {
                 ))),
             };
         }
-        fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ClusterError> {
-            serde_json::from_slice(body)
-                .map_err(|error| ClusterError::BadRequest(format!("not a Raft message: {error}")))
-        }
-        let raft = self.raft();
-        let answer = match kind {
-            "append" => serde_json::to_vec(&raft.append_entries(parse(body)?).await),
-            "vote" => serde_json::to_vec(&raft.vote(parse(body)?).await),
-            "snapshot" => serde_json::to_vec(&raft.install_snapshot(parse(body)?).await),
-            other => {
-                return Err(ClusterError::NotFound(format!(
-                    "no Raft message is called `{other}`"
-                )));
-            }
-        };
-        answer
-            .map_err(|error| ClusterError::Internal(format!("cannot encode a Raft reply: {error}")))
+        crate::network::answer(&self.raft(), kind, body).await
     }
 
     /// Stops the Raft instance (on server shutdown).

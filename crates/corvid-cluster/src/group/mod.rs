@@ -436,27 +436,8 @@ impl DatabaseGroup {
     }
 
     /// Answers a Raft message for this group.
-    pub(crate) async fn handle_rpc(
-        &self,
-        kind: &str,
-        body: &[u8],
-    ) -> Result<Vec<u8>, ClusterError> {
-        fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ClusterError> {
-            serde_json::from_slice(body)
-                .map_err(|error| ClusterError::BadRequest(format!("not a Raft message: {error}")))
-        }
-        let answer = match kind {
-            "append" => serde_json::to_vec(&self.raft.append_entries(parse(body)?).await),
-            "vote" => serde_json::to_vec(&self.raft.vote(parse(body)?).await),
-            "snapshot" => serde_json::to_vec(&self.raft.install_snapshot(parse(body)?).await),
-            other => {
-                return Err(ClusterError::NotFound(format!(
-                    "no Raft message is called `{other}`"
-                )));
-            }
-        };
-        answer
-            .map_err(|error| ClusterError::Internal(format!("cannot encode a Raft reply: {error}")))
+    pub(crate) async fn handle_rpc(&self, kind: &str, body: &[u8]) -> Result<Vec<u8>, ClusterError> {
+        crate::network::answer(&self.raft, kind, body).await
     }
 }
 

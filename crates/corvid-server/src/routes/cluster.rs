@@ -167,6 +167,13 @@ pub(crate) async fn remove_node(
             "the node's tag is required: `DELETE /admin/cluster/node?nodeTag=B`",
         ));
     };
+    let holding = crate::replication::databases_on(cluster, tag);
+    if !holding.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "node `{tag}` is a member of replicated database(s) {}; moving a database's members to other nodes is not supported yet, so delete the database(s) first",
+            holding.join(", ")
+        )));
+    }
     let answer = cluster.remove_node(tag).await?;
     Ok(json_value(StatusCode::OK, &answer))
 }

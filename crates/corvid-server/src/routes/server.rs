@@ -178,6 +178,18 @@ async fn create_replicated(
             members.len()
         )));
     }
+    // A member holding a database of its own under that name could not take its copy.
+    for tag in members.iter().filter(|it| **it != me.tag) {
+        if let Some(node) = cluster.node(tag)
+            && holds_database(&cluster, &node, name).await
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "Raven.Client.Exceptions.ConcurrencyException",
+                format!("node `{tag}` already holds a database named `{name}`"),
+            ));
+        }
+    }
     let record = DatabaseRecord {
         name: name.to_owned(),
         id: corvid_store::new_database_id(),
@@ -219,6 +231,25 @@ async fn create_replicated(
     ))
 }
 
+/// Whether another node answers for a database named `name` (its stats).
+async fn holds_database(
+    cluster: &corvid_cluster::Cluster,
+    node: &corvid_cluster::NodeInfo,
+    name: &str,
+) -> bool {
+    let request = corvid_cluster::RelayedRequest {
+        method: "GET".to_owned(),
+        path: format!("/databases/{name}/stats"),
+        content_type: None,
+        body: Vec::new(),
+    };
+    let me = cluster.me().tag;
+    let answer = cluster
+        .relay(node, (crate::replication::FORWARDED_HEADER, &me), request)
+        .await;
+    answer.is_ok_and(|it| it.status == 200)
+}
+
 /// Waits (until `deadline`) until every other member has its copy, so a client that goes on
 /// with any node of the answer finds the database there; a member that is down gets it when
 /// it returns, and does not hold the answer back past the deadline.
@@ -234,16 +265,7 @@ async fn wait_for_members(
             continue;
         };
         loop {
-            let request = corvid_cluster::RelayedRequest {
-                method: "GET".to_owned(),
-                path: format!("/databases/{name}/stats"),
-                content_type: None,
-                body: Vec::new(),
-            };
-            let answer = cluster
-                .relay(&node, ("corvid-forwarded-by", &me), request)
-                .await;
-            if answer.is_ok_and(|it| it.status == 200) {
+            if holds_database(cluster, &node, name).await {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {

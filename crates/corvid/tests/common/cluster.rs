@@ -65,6 +65,7 @@ pub async fn call(method: &str, url: &str) -> (u16, Value) {
 }
 
 /// Sends a request (with a JSON body if given); the status and the JSON answer (null if none).
+/// A request that gets no answer (the node is down or cut off) is status 0 with the error.
 pub async fn call_json(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
     let mut request = corvid_client::http_client_builder()
         .build()
@@ -74,9 +75,12 @@ pub async fn call_json(method: &str, url: &str, body: Option<&Value>) -> (u16, V
     if let Some(body) = body {
         request = request.json(body);
     }
-    let response = request.send().await.unwrap();
+    let response = match request.send().await {
+        Ok(it) => it,
+        Err(error) => return (0, Value::String(error.to_string())),
+    };
     let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
+    let text = response.text().await.unwrap_or_default();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
@@ -164,4 +168,22 @@ pub async fn database_nodes(node: &Node, database: &str) -> Vec<String> {
         .iter()
         .map(|it| it["ClusterTag"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The documents a Raven ETL task loaded into `dst` at `destination` (`loadToPeople`), by the
+/// source document's id.
+pub async fn people(destination: &str) -> std::collections::BTreeMap<String, Vec<Value>> {
+    let (status, body) = call(
+        "GET",
+        &format!("{destination}/databases/dst/docs?startsWith=users%2F&pageSize=1000000"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut found: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    for doc in body["Results"].as_array().unwrap() {
+        let id = doc["@metadata"]["@id"].as_str().unwrap();
+        let source = id.split("/people/").next().unwrap().to_owned();
+        found.entry(source).or_default().push(doc.clone());
+    }
+    found
 }

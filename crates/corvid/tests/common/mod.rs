@@ -86,3 +86,15 @@ pub async fn send(method: &str, url: &str, body: serde_json::Value) -> serde_jso
     assert!(status.is_success(), "{url}: {status} {text}");
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
+
+/// A client of the machine's PostgreSQL (database `test`).
+pub async fn postgres() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client
+}
