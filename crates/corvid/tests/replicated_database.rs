@@ -219,7 +219,11 @@ async fn bad_replicated_database_requests_change_nothing() {
         assert!(message.contains(expected), "{query}: {message:?}");
     }
     // A database of B alone named `mine`: a replicated `mine` would have no place on B.
-    let (status, body) = call("PUT", &format!("{}/admin/databases?name=mine", nodes[1].url())).await;
+    let (status, body) = call(
+        "PUT",
+        &format!("{}/admin/databases?name=mine", nodes[1].url()),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let (status, body) = call(
         "PUT",
@@ -227,7 +231,13 @@ async fn bad_replicated_database_requests_change_nothing() {
     )
     .await;
     assert_eq!(status, 409, "{body}");
-    assert!(body["Message"].as_str().unwrap().contains("node `B` already holds"), "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("node `B` already holds"),
+        "{body}"
+    );
     let (status, body) = call(
         "DELETE",
         &format!("{}/admin/databases?name=mine", nodes[1].url()),
@@ -275,7 +285,13 @@ async fn bad_replicated_database_requests_change_nothing() {
     )
     .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["Message"].as_str().unwrap().contains("member of replicated database(s) once"), "{body}");
+    assert!(
+        body["Message"]
+            .as_str()
+            .unwrap()
+            .contains("member of replicated database(s) once"),
+        "{body}"
+    );
     assert_eq!(database_nodes(a, "once").await.len(), 3);
 }
 

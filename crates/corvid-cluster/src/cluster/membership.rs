@@ -244,15 +244,12 @@ impl Cluster {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let reply = request
-            .send()
-            .await
-            .map_err(|error| {
-                ClusterError::NoLeader(format!(
-                    "cannot reach the cluster's leader `{}` at {}: {error}",
-                    leader.tag, leader.url
-                ))
-            })?;
+        let reply = request.send().await.map_err(|error| {
+            ClusterError::NoLeader(format!(
+                "cannot reach the cluster's leader `{}` at {}: {error}",
+                leader.tag, leader.url
+            ))
+        })?;
         ClusterError::from_reply(reply).await
     }
 

@@ -436,7 +436,11 @@ impl DatabaseGroup {
     }
 
     /// Answers a Raft message for this group.
-    pub(crate) async fn handle_rpc(&self, kind: &str, body: &[u8]) -> Result<Vec<u8>, ClusterError> {
+    pub(crate) async fn handle_rpc(
+        &self,
+        kind: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, ClusterError> {
         crate::network::answer(&self.raft, kind, body).await
     }
 }
