@@ -1,4 +1,5 @@
-//! Raft's messages between nodes: JSON over HTTP,
+//! Raft's messages between nodes: MessagePack (named fields, so openraft's optional fields
+//! read back; document bodies travel as bytes, not escaped again as JSON would) over HTTP,
 //! `POST {url}/cluster/raft/{group}/{append|vote|snapshot}` on the other node's own listener
 //! (the server's routes hand them to [`crate::Cluster`]). `group` names the Raft group (the
 //! cluster's is `cluster`), so one node can hold several groups behind one route.
@@ -24,6 +25,19 @@ use openraft::{RaftNetwork, RaftNetworkFactory, RaftTypeConfig};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::types::{NodeId, NodeInfo};
+
+/// The content type of Raft messages and of writes forwarded to a database group's leader.
+pub const MESSAGE_TYPE: &str = "application/msgpack";
+
+/// Encodes a message between nodes (MessagePack with field names).
+pub fn encode(value: &impl Serialize) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    rmp_serde::to_vec_named(value)
+}
+
+/// Decodes a message between nodes.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(bytes)
+}
 
 /// The path prefix of the Raft routes.
 pub const RAFT_PATH: &str = "/cluster/raft";
@@ -148,11 +162,17 @@ impl PeerConnection {
         E: Error + DeserializeOwned,
     {
         let url = format!("{}/{kind}", self.base);
+        let body = encode(request).map_err(|error| {
+            RPCError::Network(NetworkError::new(&BadReply(format!(
+                "cannot encode a Raft message: {error}"
+            ))))
+        })?;
         let reply = self
             .client
             .post(&url)
             .timeout(timeout)
-            .json(request)
+            .header(reqwest::header::CONTENT_TYPE, MESSAGE_TYPE)
+            .body(body)
             .send()
             .await
             .map_err(|error| {
@@ -175,7 +195,7 @@ impl PeerConnection {
             )))));
         }
         let answer: Result<Resp, RaftError<NodeId, E>> =
-            serde_json::from_slice(&body).map_err(|error| {
+            rmp_serde::from_slice(&body).map_err(|error| {
                 RPCError::Network(NetworkError::new(&BadReply(format!(
                     "{url} answered something that is not a Raft reply: {error}"
                 ))))
@@ -229,13 +249,13 @@ where
 {
     use crate::error::ClusterError;
     fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClusterError> {
-        serde_json::from_slice(body)
+        rmp_serde::from_slice(body)
             .map_err(|error| ClusterError::BadRequest(format!("not a Raft message: {error}")))
     }
     let answer = match kind {
-        "append" => serde_json::to_vec(&raft.append_entries(parse(body)?).await),
-        "vote" => serde_json::to_vec(&raft.vote(parse(body)?).await),
-        "snapshot" => serde_json::to_vec(&raft.install_snapshot(parse(body)?).await),
+        "append" => encode(&raft.append_entries(parse(body)?).await),
+        "vote" => encode(&raft.vote(parse(body)?).await),
+        "snapshot" => encode(&raft.install_snapshot(parse(body)?).await),
         other => {
             return Err(ClusterError::NotFound(format!(
                 "no Raft message is called `{other}`"

@@ -25,7 +25,8 @@ use serde_json::Value;
 
 use crate::types::{Applied, Command, NodeId, NodeInfo, TypeConfig};
 
-/// Log index → the entry (JSON).
+/// Log index → the entry: MessagePack (written by this version), or JSON (a `{` first: written
+/// by earlier versions, still read).
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
 /// `vote`, `last_purged`, `applied`, `membership`, `snapshot` → JSON.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_meta");
@@ -78,6 +79,13 @@ fn meta_write(db: &redb::Database, key: &str, value: &impl Serialize) -> Storage
     let txn = db.begin_write().map_err(write_error)?;
     meta_put(&mut txn.open_table(META).map_err(write_error)?, key, value)?;
     txn.commit().map_err(write_error)
+}
+
+pub(crate) fn decode_entry<T: DeserializeOwned>(bytes: &[u8]) -> StorageResult<T> {
+    if bytes.first() == Some(&b'{') {
+        return serde_json::from_slice(bytes).map_err(read_error);
+    }
+    crate::network::decode(bytes).map_err(read_error)
 }
 
 /// Opens (creating if needed) the cluster file of a data directory.
@@ -135,7 +143,7 @@ where
             let mut entries = Vec::new();
             for item in table.range::<u64>((start, end)).map_err(read_error)? {
                 let (_, bytes) = item.map_err(read_error)?;
-                entries.push(serde_json::from_slice(bytes.value()).map_err(read_error)?);
+                entries.push(decode_entry(bytes.value())?);
             }
             Ok(entries)
         })
@@ -157,8 +165,7 @@ where
             let table = txn.open_table(LOG).map_err(read_error)?;
             let last = match table.last().map_err(read_error)? {
                 Some((_, bytes)) => {
-                    let entry: Entry<C> =
-                        serde_json::from_slice(bytes.value()).map_err(read_error)?;
+                    let entry: Entry<C> = decode_entry(bytes.value())?;
                     Some(entry.log_id)
                 }
                 None => last_purged,
@@ -195,7 +202,7 @@ where
         for entry in entries {
             encoded.push((
                 entry.log_id.index,
-                serde_json::to_vec(&entry).map_err(write_error)?,
+                crate::network::encode(&entry).map_err(write_error)?,
             ));
         }
         let db = self.db.clone();

@@ -376,11 +376,17 @@ impl DatabaseGroup {
             leader.url.trim_end_matches('/'),
             self.name
         );
+        let body = crate::network::encode(&Body { requests }).map_err(|error| {
+            Forward::NotSent(WriteError::Unavailable(format!(
+                "cannot encode a write for the leader: {error}"
+            )))
+        })?;
         let reply = self
             .client
             .post(&url)
             .timeout(COMMIT_TIMEOUT + Duration::from_secs(5))
-            .json(&Body { requests })
+            .header(reqwest::header::CONTENT_TYPE, crate::network::MESSAGE_TYPE)
+            .body(body)
             .send()
             .await;
         let reply = match reply {
@@ -398,13 +404,24 @@ impl DatabaseGroup {
                 ))));
             }
         };
-        match ClusterError::from_reply(reply).await {
-            Ok(value) => serde_json::from_value(value).map_err(|error| {
+        if reply.status().is_success() {
+            let bytes = reply.bytes().await.map_err(|error| {
+                Forward::Failed(WriteError::Unavailable(format!(
+                    "the answer of the leader `{}` to a forwarded write was cut short (it may be applied): {error}",
+                    leader.tag
+                )))
+            })?;
+            return crate::network::decode(&bytes).map_err(|error| {
                 Forward::Failed(WriteError::Unavailable(format!(
                     "the leader `{}` answered a forwarded write with something else: {error}",
                     leader.tag
                 )))
-            }),
+            });
+        }
+        match ClusterError::from_reply(reply).await {
+            Ok(_) => Err(Forward::Failed(WriteError::Unavailable(
+                "the leader's answer to a forwarded write was not a success".to_owned(),
+            ))),
             // The leader refused before proposing (it no longer leads): safe to send again.
             Err(ClusterError::Remote {
                 status: 503,

@@ -214,7 +214,11 @@ pub(crate) async fn raft_message(
     BodyBytes(body): BodyBytes,
 ) -> Result<Response, ApiError> {
     let answer = cluster(&state)?.handle_rpc(&group, &kind, &body).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, corvid_cluster::network::MESSAGE_TYPE)],
+        answer,
+    )
+        .into_response())
 }
 
 /// `POST /cluster/command`: a cluster command another node proposes, applied on the leader.
@@ -247,9 +251,13 @@ pub(crate) async fn forwarded_write(
             format!("this node does not lead database `{name}`'s group: it is no member"),
         )
     })?;
-    let write: corvid_cluster::ForwardedWrite = serde_json::from_slice(&body)
+    let write: corvid_cluster::ForwardedWrite = corvid_cluster::network::decode(&body)
         .map_err(|error| ApiError::bad_request(format!("not a forwarded write: {error}")))?;
     let answer = group.forwarded(write).await?;
-    let bytes = serde_json::to_vec(&answer).map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+    let bytes = corvid_cluster::network::encode(&answer).map_err(ApiError::internal)?;
+    Ok((
+        [(header::CONTENT_TYPE, corvid_cluster::network::MESSAGE_TYPE)],
+        bytes,
+    )
+        .into_response())
 }
