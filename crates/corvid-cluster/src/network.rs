@@ -264,3 +264,26 @@ where
     };
     answer.map_err(|error| ClusterError::Internal(format!("cannot encode a Raft reply: {error}")))
 }
+
+/// The leader a Raft instance knows of (its tag and URL), if any.
+pub(crate) fn known_leader<C>(raft: &openraft::Raft<C>) -> Option<NodeInfo>
+where
+    C: RaftTypeConfig<NodeId = NodeId, Node = NodeInfo>,
+{
+    let metrics = raft.metrics().borrow().clone();
+    let leader = metrics.current_leader?;
+    metrics
+        .membership_config
+        .membership()
+        .get_node(&leader)
+        .cloned()
+}
+
+/// Whether node `me` leads now, as its Raft instance sees it.
+pub(crate) fn leads<C>(raft: &openraft::Raft<C>, me: NodeId) -> bool
+where
+    C: RaftTypeConfig<NodeId = NodeId, Node = NodeInfo>,
+{
+    let metrics = raft.metrics().borrow().clone();
+    metrics.current_leader == Some(me) && metrics.state == openraft::ServerState::Leader
+}

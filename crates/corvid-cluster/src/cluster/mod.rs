@@ -423,13 +423,7 @@ impl Cluster {
 
     /// The leader's node, if this node knows one.
     pub fn leader(&self) -> Option<NodeInfo> {
-        let metrics = self.raft().metrics().borrow().clone();
-        let leader = metrics.current_leader?;
-        metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .cloned()
+        crate::network::known_leader(&self.raft())
     }
 
     /// Waits up to `timeout` for a leader to be known.
@@ -451,8 +445,7 @@ impl Cluster {
     /// Whether this node is the leader now.
     pub fn is_leader(&self) -> bool {
         let current = self.current();
-        let metrics = current.raft.metrics().borrow().clone();
-        metrics.current_leader == Some(current.id) && metrics.state == ServerState::Leader
+        crate::network::leads(&current.raft, current.id)
     }
 
     /// Proposes a command and waits until it is committed and applied here.

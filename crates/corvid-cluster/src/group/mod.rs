@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use corvid_store::{Database, Replicator, Timestamp, WriteCallback, WriteError, WriteOp, key_of};
 use openraft::error::ClientWriteError;
-use openraft::{Config, Raft, ServerState, SnapshotPolicy};
+use openraft::{Config, Raft, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClusterError;
@@ -211,8 +211,7 @@ impl DatabaseGroup {
 
     /// Whether this member is the group's leader now.
     pub fn is_leader(&self) -> bool {
-        let metrics = self.raft.metrics().borrow().clone();
-        metrics.current_leader == Some(self.me) && metrics.state == ServerState::Leader
+        crate::network::leads(&self.raft, self.me)
     }
 
     /// Whether this member leads the group with a majority behind it and has applied
@@ -227,13 +226,7 @@ impl DatabaseGroup {
 
     /// The group's leader, if this member knows one.
     pub fn leader(&self) -> Option<NodeInfo> {
-        let metrics = self.raft.metrics().borrow().clone();
-        let leader = metrics.current_leader?;
-        metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .cloned()
+        crate::network::known_leader(&self.raft)
     }
 
     /// Waits up to `timeout` for the group to have a leader this member knows.
